@@ -1,0 +1,39 @@
+"""The action protocol.
+
+An action runs inside the decision's write transaction, so the decision, its case, its outbox rows
+and its events commit together or not at all: a process killed mid-scan leaves either everything or
+nothing. Anything slow or remote (webhooks, report submission) only *enqueues* work here, in the
+durable outbox, and a worker does it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from sqlalchemy.orm import Session
+
+from safeguard.config import Settings
+from safeguard.content import Action, Content, Decision
+
+
+@dataclass
+class ActionContext:
+    session: Session
+    settings: Settings
+    content: Content
+    decision: Decision  # as decided; ``case_id`` is filled in after the case action
+    actor: str
+    results: dict[str, Any] = field(default_factory=dict)  # what earlier actions produced, by name
+
+
+class ActionHandler(ABC):
+    name: ClassVar[str]
+    #: "platform": the platform carries it out (the engine records and returns it);
+    #: "engine": the engine does it (here, or by enqueueing work)
+    performed_by: ClassVar[str] = "engine"
+
+    @abstractmethod
+    def run(self, action: Action, ctx: ActionContext) -> dict[str, Any]:
+        """Do (or enqueue) the action; return what it produced, recorded in the action's event."""

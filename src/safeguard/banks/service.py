@@ -1,0 +1,449 @@
+"""Bank operations shared by the API and the CLI.
+
+Every change to entries writes ``entry_changes`` rows (runs of entry ids, or a whole bank) in the same
+transaction, bumps the bank's ``version`` and appends an event; each process's index follows the
+change log (``index/manager.py``). On PostgreSQL the change log is locked for the length of the
+writing transaction so that change ids become visible in order and no follower skips one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from safeguard import events
+from safeguard.banks.sources.base import Row, RowError
+from safeguard.errors import Conflict, InvalidInput, NotFound
+from safeguard.signals import get_signal_type
+from safeguard.store import Database
+from safeguard.store.models import Bank, BankEntry, EntryChange, EntryOpinion, utcnow
+
+BANK_KINDS = ("csam", "ncii", "terror", "other")
+OPINIONS = ("confirmed", "disputed", "none")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+DEFAULT_THRESHOLDS = {"pdq": 31}
+DEFAULT_REVIEW_THRESHOLDS = {"pdq": 40}
+
+
+@dataclass
+class ImportResult:
+    added_or_updated: int = 0
+    deleted: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    rows_read: int = 0
+
+    def to_dict(self, max_errors: int = 100) -> dict[str, Any]:
+        return {
+            "rows_read": self.rows_read,
+            "added_or_updated": self.added_or_updated,
+            "deleted": self.deleted,
+            "rejected": len(self.errors),
+            "errors": [
+                {"line": e.line, "code": e.code, "message": e.message} for e in self.errors[:max_errors]
+            ],
+        }
+
+
+def bank_to_dict(b: Bank, entry_count: int | None = None) -> dict[str, Any]:
+    d = {
+        "id": b.id,
+        "name": b.name,
+        "description": b.description,
+        "kind": b.kind,
+        "default_category": b.default_category,
+        "enabled": b.enabled,
+        "shareable": b.shareable,
+        "dihedral": b.dihedral,
+        "thresholds": b.thresholds,
+        "review_thresholds": b.review_thresholds,
+        "version": b.version,
+        "created_at": b.created_at.isoformat(),
+        "updated_at": b.updated_at.isoformat(),
+    }
+    if entry_count is not None:
+        d["entry_count"] = entry_count
+    return d
+
+
+def entry_to_dict(e: BankEntry, bank_name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "bank_id": e.bank_id,
+        "bank": bank_name,
+        "signal_type": e.signal_type,
+        "value": e.value,
+        "category": e.category,
+        "source": e.source,
+        "provenance": e.provenance,
+        "added_by": e.added_by,
+        "added_at": e.added_at.isoformat(),
+        "enabled": e.enabled,
+        "opinion": e.opinion,
+    }
+
+
+def _runs(ids: Sequence[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for i in sorted(set(ids)):
+        if out and i == out[-1][1] + 1:
+            out[-1] = (out[-1][0], i)
+        else:
+            out.append((i, i))
+    return out
+
+
+class BankService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _lock_changes(self, s: Session) -> None:
+        if not self.db.is_sqlite:
+            s.execute(text("LOCK TABLE entry_changes IN SHARE ROW EXCLUSIVE MODE"))
+
+    def _record_changes(self, s: Session, bank: Bank, ids: Sequence[int]) -> None:
+        for a, b in _runs(ids):
+            s.add(EntryChange(bank_id=bank.id, entry_id=a, last_entry_id=b, op="range"))
+        bank.version += 1
+        bank.updated_at = utcnow()
+
+    @staticmethod
+    def get(s: Session, bank: str | int) -> Bank:
+        if isinstance(bank, int) or (isinstance(bank, str) and bank.isdigit()):
+            row = s.get(Bank, int(bank))
+        else:
+            row = s.execute(select(Bank).where(Bank.name == bank)).scalar_one_or_none()
+        if row is None:
+            raise NotFound(f"bank {bank!r} not found", code="bank_not_found")
+        return row
+
+    # -- banks ---------------------------------------------------------------------------------
+    def create(
+        self,
+        name: str,
+        *,
+        actor: str,
+        kind: str = "csam",
+        description: str = "",
+        default_category: str | None = None,
+        thresholds: dict[str, int] | None = None,
+        review_thresholds: dict[str, int] | None = None,
+        dihedral: bool = False,
+        shareable: bool = False,
+    ) -> dict[str, Any]:
+        if not NAME_RE.match(name):
+            raise InvalidInput(
+                "bank name must be 1-100 letters, digits, '_', '.', '-'", code="invalid_bank_name"
+            )
+        if kind not in BANK_KINDS:
+            raise InvalidInput(f"bank kind must be one of {BANK_KINDS}", code="invalid_bank_kind")
+        th = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+        rth = {**DEFAULT_REVIEW_THRESHOLDS, **(review_thresholds or {})}
+        self._check_thresholds(th, rth)
+        with self.db.write() as s:
+            if s.execute(select(Bank.id).where(Bank.name == name)).first():
+                raise Conflict(f"bank {name!r} already exists", code="bank_exists")
+            b = Bank(
+                name=name,
+                kind=kind,
+                description=description,
+                default_category=default_category,
+                thresholds=th,
+                review_thresholds=rth,
+                dihedral=dihedral,
+                shareable=shareable,
+                enabled=True,
+                version=1,
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+            s.add(b)
+            s.flush()
+            events.append(
+                s, "bank.created", actor=actor, subject=("bank", str(b.id)), payload=bank_to_dict(b)
+            )
+            return bank_to_dict(b, 0)
+
+    @staticmethod
+    def _check_thresholds(th: dict[str, int], rth: dict[str, int]) -> None:
+        for k, v in {**th, **rth}.items():
+            st = get_signal_type(k)
+            if not isinstance(v, int) or v < 0 or (st.metric == "hamming" and v > st.bits):
+                raise InvalidInput(
+                    f"threshold for {k} must be an integer 0..{st.bits}", code="invalid_threshold"
+                )
+        for k, v in th.items():
+            if rth.get(k, v) < v:
+                raise InvalidInput(
+                    f"review threshold for {k} must be >= its match threshold", code="invalid_threshold"
+                )
+
+    def update(self, bank: str | int, *, actor: str, **changes: Any) -> dict[str, Any]:
+        allowed = {
+            "description",
+            "default_category",
+            "enabled",
+            "shareable",
+            "dihedral",
+            "thresholds",
+            "review_thresholds",
+            "kind",
+        }
+        unknown = set(changes) - allowed
+        if unknown:
+            raise InvalidInput(f"cannot change {sorted(unknown)}", code="invalid_field")
+        with self.db.write() as s:
+            self._lock_changes(s)
+            b = self.get(s, bank)
+            if "kind" in changes and changes["kind"] not in BANK_KINDS:
+                raise InvalidInput(f"bank kind must be one of {BANK_KINDS}", code="invalid_bank_kind")
+            th = {**b.thresholds, **(changes.get("thresholds") or {})}
+            rth = {**b.review_thresholds, **(changes.get("review_thresholds") or {})}
+            self._check_thresholds(th, rth)
+            for k, v in changes.items():
+                if v is None:
+                    continue
+                setattr(b, k, {"thresholds": th, "review_thresholds": rth}.get(k, v))
+            b.version += 1
+            b.updated_at = utcnow()
+            s.add(EntryChange(bank_id=b.id, op="bank"))
+            events.append(
+                s, "bank.updated", actor=actor, subject=("bank", str(b.id)), payload={"changes": changes}
+            )
+            return bank_to_dict(b)
+
+    def list(self) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            counts = dict(
+                s.execute(select(BankEntry.bank_id, func.count()).group_by(BankEntry.bank_id)).all()
+            )
+            return [
+                bank_to_dict(b, counts.get(b.id, 0))
+                for b in s.execute(select(Bank).order_by(Bank.id)).scalars()
+            ]
+
+    def describe(self, bank: str | int) -> dict[str, Any]:
+        with self.db.read() as s:
+            b = self.get(s, bank)
+            n = s.execute(
+                select(func.count()).select_from(BankEntry).where(BankEntry.bank_id == b.id)
+            ).scalar_one()
+            return bank_to_dict(b, n)
+
+    # -- entries -------------------------------------------------------------------------------
+    def import_rows(
+        self,
+        bank: str | int,
+        rows: Iterable[Row | RowError],
+        *,
+        actor: str,
+        source: str = "",
+        batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportResult:
+        """Upsert (and delete) rows in batches; rejected rows are collected with their line numbers."""
+        result = ImportResult()
+        with self.db.read() as s:
+            bank_id = self.get(s, bank).id
+        batch: list[Row] = []
+        for r in rows:
+            result.rows_read += 1
+            if isinstance(r, RowError):
+                result.errors.append(r)
+            else:
+                batch.append(r)
+            if len(batch) >= batch_size:
+                self._write_batch(bank_id, batch, actor, source, result)
+                if progress:
+                    progress(len(batch))
+                batch = []
+        if batch:
+            self._write_batch(bank_id, batch, actor, source, result)
+            if progress:
+                progress(len(batch))
+        with self.db.write() as s:
+            events.append(
+                s,
+                "bank.imported",
+                actor=actor,
+                subject=("bank", str(bank_id)),
+                payload={k: v for k, v in result.to_dict(max_errors=20).items()},
+            )
+        return result
+
+    def _insert(self, s: Session) -> Any:
+        return (sqlite.insert if self.db.is_sqlite else postgresql.insert)(BankEntry)
+
+    def _write_batch(
+        self, bank_id: int, batch: list[Row], actor: str, source: str, result: ImportResult
+    ) -> None:
+        upserts = {(r.signal_type, r.value): r for r in batch if not r.delete}  # last row wins
+        deletes = [r for r in batch if r.delete]
+        with self.db.write() as s:
+            self._lock_changes(s)
+            bank = s.get(Bank, bank_id)
+            assert bank is not None
+            ids: list[int] = []
+            if upserts:
+                now = utcnow()
+                values = [
+                    {
+                        "bank_id": bank_id,
+                        "signal_type": r.signal_type,
+                        "value": r.value,
+                        "category": r.category or bank.default_category,
+                        "source": r.source or source,
+                        "provenance": r.provenance,
+                        "added_by": actor,
+                        "added_at": now,
+                        "enabled": True,
+                        "opinion": "none",
+                    }
+                    for r in upserts.values()
+                ]
+                ins = self._insert(s).values(values)
+                stmt = ins.on_conflict_do_update(
+                    index_elements=["bank_id", "signal_type", "value"],
+                    set_={
+                        "category": ins.excluded.category,
+                        "source": ins.excluded.source,
+                        "provenance": ins.excluded.provenance,
+                        "enabled": True,
+                    },
+                ).returning(BankEntry.id)
+                ids.extend(s.execute(stmt).scalars().all())
+                result.added_or_updated += len(values)
+            for r in deletes:
+                got = (
+                    s.execute(
+                        update(BankEntry)
+                        .where(
+                            BankEntry.bank_id == bank_id,
+                            BankEntry.signal_type == r.signal_type,
+                            BankEntry.value == r.value,
+                        )
+                        .values(enabled=False)
+                        .returning(BankEntry.id)
+                    )
+                    .scalars()
+                    .all()
+                )
+                ids.extend(got)
+                result.deleted += len(got)
+            self._record_changes(s, bank, ids)
+
+    def add_entry(
+        self,
+        bank: str | int,
+        *,
+        signal_type: str,
+        value: str,
+        actor: str,
+        category: str | None = None,
+        source: str = "",
+        provenance: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        st = get_signal_type(signal_type)
+        row = Row(
+            line=1,
+            signal_type=st.name,
+            value=st.validate(value),
+            category=category,
+            source=source,
+            provenance=provenance or {},
+        )
+        res = self.import_rows(bank, [row], actor=actor, source=source)
+        assert not res.errors
+        with self.db.read() as s:
+            b = self.get(s, bank)
+            e = s.execute(
+                select(BankEntry).where(
+                    BankEntry.bank_id == b.id,
+                    BankEntry.signal_type == row.signal_type,
+                    BankEntry.value == row.value,
+                )
+            ).scalar_one()
+            return entry_to_dict(e, b.name)
+
+    def get_entry(self, entry_id: int) -> dict[str, Any]:
+        with self.db.read() as s:
+            e = s.get(BankEntry, entry_id)
+            if e is None:
+                raise NotFound(f"entry {entry_id} not found", code="entry_not_found")
+            b = s.get(Bank, e.bank_id)
+            return entry_to_dict(e, b.name if b else None)
+
+    def list_entries(self, bank: str | int, *, limit: int = 100, after_id: int = 0) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            b = self.get(s, bank)
+            rows = s.execute(
+                select(BankEntry)
+                .where(BankEntry.bank_id == b.id, BankEntry.id > after_id)
+                .order_by(BankEntry.id)
+                .limit(limit)
+            ).scalars()
+            return [entry_to_dict(e, b.name) for e in rows]
+
+    def set_enabled(self, entry_id: int, enabled: bool, *, actor: str, reason: str = "") -> dict[str, Any]:
+        with self.db.write() as s:
+            self._lock_changes(s)
+            e = s.get(BankEntry, entry_id)
+            if e is None:
+                raise NotFound(f"entry {entry_id} not found", code="entry_not_found")
+            bank = s.get(Bank, e.bank_id)
+            assert bank is not None
+            e.enabled = enabled
+            self._record_changes(s, bank, [e.id])
+            events.append(
+                s,
+                "entry.enabled" if enabled else "entry.disabled",
+                actor=actor,
+                subject=("entry", str(e.id)),
+                payload={"bank": bank.name, "reason": reason},
+            )
+            return entry_to_dict(e, bank.name)
+
+    def add_opinion(self, entry_id: int, opinion: str, *, actor: str, note: str = "") -> dict[str, Any]:
+        if opinion not in OPINIONS:
+            raise InvalidInput(f"opinion must be one of {OPINIONS}", code="invalid_opinion")
+        with self.db.write() as s:
+            e = s.get(BankEntry, entry_id)
+            if e is None:
+                raise NotFound(f"entry {entry_id} not found", code="entry_not_found")
+            bank = s.get(Bank, e.bank_id)
+            assert bank is not None
+            s.add(EntryOpinion(entry_id=e.id, opinion=opinion, actor=actor, note=note))
+            e.opinion = opinion
+            bank.version += 1
+            events.append(
+                s,
+                "entry.opinion",
+                actor=actor,
+                subject=("entry", str(e.id)),
+                payload={"bank": bank.name, "opinion": opinion, "note": note},
+            )
+            return entry_to_dict(e, bank.name)
+
+    def export(self, bank: str | int, *, include_disabled: bool = False) -> Iterator[dict[str, Any]]:
+        with self.db.read() as s:
+            b = self.get(s, bank)
+            q = select(BankEntry).where(BankEntry.bank_id == b.id).order_by(BankEntry.id)
+            if not include_disabled:
+                q = q.where(BankEntry.enabled.is_(True))
+            for e in s.execute(q.execution_options(yield_per=5000)).scalars():
+                yield {
+                    "signal_type": e.signal_type,
+                    "value": e.value,
+                    "category": e.category,
+                    "source": e.source,
+                    "added_at": e.added_at.isoformat(),
+                    "opinion": e.opinion,
+                    "enabled": e.enabled,
+                    "provenance": e.provenance,
+                }

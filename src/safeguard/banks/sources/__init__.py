@@ -1,0 +1,1 @@
+"""Hash-list formats and exchanges: one module each, registered under ``safeguard.sources``."""

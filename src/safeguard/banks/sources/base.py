@@ -1,0 +1,82 @@
+"""The hash-list protocol.
+
+A hash list is read as a stream of :class:`Row` (an upsert, or a delete when ``delete`` is set) and
+:class:`RowError` (a rejected line, with its line number), the way python-threatexchange's exchanges
+stream upserts and deletes. Formats never raise on a bad row: they report it and go on, so an import
+of a million rows with three broken lines imports the rest and names the three.
+
+Remote exchanges (NCMEC, partner instances) will implement :class:`HashListSource`: the same rows,
+fetched page by page from a checkpoint so that a sync can resume where it stopped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TextIO
+
+from safeguard.errors import SafeguardError
+from safeguard.signals import get_signal_type
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    line: int
+    signal_type: str
+    value: str
+    category: str | None = None
+    source: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    message: str
+    code: str = "invalid_row"
+
+
+def make_row(line: int, signal_type: str | None, value: str | None, **kw: Any) -> Row | RowError:
+    """Validate and normalise one row; every format funnels through here."""
+    if not signal_type:
+        return RowError(line, "missing signal_type", "missing_field")
+    if not value:
+        return RowError(line, "missing value", "missing_field")
+    try:
+        st = get_signal_type(signal_type.strip().lower())
+        canonical = st.validate(value)
+    except SafeguardError as exc:
+        return RowError(line, exc.message, exc.code)
+    return Row(line=line, signal_type=st.name, value=canonical, **kw)
+
+
+class HashListFormat(ABC):
+    """A file format for hash lists: parse rows from text, and write them back."""
+
+    name: ClassVar[str]
+    extensions: ClassVar[tuple[str, ...]]
+    #: a small valid document, used by the contract test every format runs
+    example: ClassVar[str]
+
+    @abstractmethod
+    def parse(self, fp: TextIO) -> Iterator[Row | RowError]: ...
+
+    @abstractmethod
+    def write(self, rows: Iterable[dict[str, Any]], fp: TextIO) -> int:
+        """Write export rows (dicts with signal_type, value, category, source, ...); return the count."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    value: str
+
+
+class HashListSource(ABC):
+    """A remote exchange: yields batches of rows and the checkpoint to resume from after each batch."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def fetch_iter(self, checkpoint: Checkpoint | None) -> Iterator[tuple[list[Row], Checkpoint]]: ...

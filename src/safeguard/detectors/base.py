@@ -1,0 +1,39 @@
+"""The detector protocol.
+
+A detector is constructed once per engine with the engine's shared resources (database, indexes,
+settings) and then called for every piece of content it applies to. It returns findings and never
+decides: the policy does.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+from safeguard.content import Content, Finding, Signal
+from safeguard.media import Media
+
+if TYPE_CHECKING:
+    from safeguard.engine import Resources
+
+
+@dataclass
+class ScanContext:
+    content: Content
+    signals: list[Signal]
+    media: Media | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Detector(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+
+    @abstractmethod
+    def applies(self, ctx: ScanContext) -> bool: ...
+
+    @abstractmethod
+    def detect(self, ctx: ScanContext) -> list[Finding]: ...

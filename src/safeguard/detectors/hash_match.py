@@ -1,0 +1,136 @@
+"""Hash matching: signals against the banks' indexes.
+
+For every signal with an index, the index returns candidates within the largest review threshold of
+any enabled bank; candidates are then checked against the database (entry and bank enabled, the
+bank's own thresholds, opinions) so that a disable counts at once. A match is ``high`` confidence
+when it is within the bank's match threshold, the entry is not disputed and the uploaded hash's
+quality is adequate; otherwise ``low`` (the default policy sends low-confidence matches to review).
+
+Banks with ``dihedral`` set are also matched against the seven rotated and flipped variants of an
+uploaded image's PDQ hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from safeguard.content import Finding, Signal
+from safeguard.detectors.base import Detector, ScanContext
+from safeguard.signals import get_signal_type
+from safeguard.signals.pdq import PDQ_QUALITY_FLOOR, pdq_dihedral_hex
+from safeguard.store.models import Bank, BankEntry
+
+DIHEDRAL_NAMES = (
+    "original",
+    "rotate90",
+    "rotate180",
+    "rotate270",
+    "flip-horizontal",
+    "flip-vertical",
+    "transpose",
+    "transverse",
+)
+
+
+@dataclass(frozen=True)
+class _Query:
+    signal: Signal
+    value: str
+    variant: int  # 0 = as uploaded; 1..7 dihedral variants (pdq only)
+
+
+class HashMatchDetector(Detector):
+    name = "hash_match"
+
+    def applies(self, ctx: ScanContext) -> bool:
+        return bool(ctx.signals)
+
+    def detect(self, ctx: ScanContext) -> list[Finding]:
+        res = self.resources
+        res.indexes.maybe_refresh()
+        banks = res.bank_cache()
+        queries: list[_Query] = []
+        for sig in ctx.signals:
+            queries.append(_Query(sig, sig.value, 0))
+            if (
+                sig.type == "pdq"
+                and sig.timestamp is None
+                and ctx.media is not None
+                and ctx.media.is_image
+                and any(b.dihedral and b.enabled for b in banks.values())
+            ):
+                for k, (v, _q) in enumerate(pdq_dihedral_hex(ctx.media.image())):
+                    if k and v != sig.value:
+                        queries.append(_Query(sig, v, k))
+        candidates: dict[int, list[tuple[_Query, int]]] = {}
+        for q in queries:
+            index = res.indexes.get(q.signal.type)
+            if index is None or len(index) == 0:
+                continue
+            radius = max(
+                (
+                    b.review_thresholds.get(q.signal.type, b.thresholds.get(q.signal.type, 0))
+                    for b in banks.values()
+                    if b.enabled
+                ),
+                default=0,
+            )
+            for entry_id, dist in index.query(q.value, radius):
+                candidates.setdefault(entry_id, []).append((q, dist))
+        if not candidates:
+            return []
+        with res.db.read() as s:
+            rows = s.execute(
+                select(BankEntry, Bank)
+                .join(Bank, Bank.id == BankEntry.bank_id)
+                .where(
+                    BankEntry.id.in_(list(candidates)), BankEntry.enabled.is_(True), Bank.enabled.is_(True)
+                )
+            ).all()
+        findings: list[Finding] = []
+        for entry, bank in rows:
+            st = get_signal_type(entry.signal_type)
+            match_th = bank.thresholds.get(st.name, st.default_threshold)
+            review_th = bank.review_thresholds.get(st.name, match_th)
+            best: tuple[_Query, int] | None = None
+            for q, dist in candidates[entry.id]:
+                if q.variant and not bank.dihedral:
+                    continue
+                if dist <= review_th and (best is None or dist < best[1]):
+                    best = (q, dist)
+            if best is None:
+                continue
+            q, dist = best
+            reasons = []
+            if dist > match_th:
+                reasons.append(f"distance {dist} > match threshold {match_th}")
+            if entry.opinion == "disputed":
+                reasons.append("entry is disputed")
+            if q.signal.quality is not None and q.signal.quality < PDQ_QUALITY_FLOOR:
+                reasons.append(f"hash quality {q.signal.quality} < {PDQ_QUALITY_FLOOR}")
+            variant = f" ({DIHEDRAL_NAMES[q.variant]} variant)" if q.variant else ""
+            explanation = f"{st.name} match{variant} in bank {bank.name!r} at distance {dist}" + (
+                f"; low confidence: {', '.join(reasons)}" if reasons else ""
+            )
+            findings.append(
+                Finding(
+                    detector=self.name,
+                    kind="hash_match",
+                    signal_type=st.name,
+                    signal_value=q.signal.value,
+                    bank=bank.name,
+                    bank_kind=bank.kind,
+                    entry_id=entry.id,
+                    distance=dist,
+                    category=entry.category,
+                    confidence="low" if reasons else "high",
+                    explanation=explanation,
+                    time_range=(q.signal.timestamp, q.signal.timestamp)
+                    if q.signal.timestamp is not None
+                    else None,
+                )
+            )
+        findings.sort(key=lambda f: (f.confidence != "high", f.distance or 0, f.entry_id or 0))
+        return findings

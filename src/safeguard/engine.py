@@ -1,0 +1,208 @@
+"""The one pipeline: content → signals → detectors → findings → policy → decision → actions → events.
+
+Every entry point (HTTP API, CLI, workers, stream monitors) calls :meth:`Engine.scan` (content in,
+decision out) or, when a detector already ran elsewhere, :meth:`Engine.decide` (findings in). Signal
+types, detectors and actions come from the plug-in registries; nothing here names a particular one,
+so adding one never edits this file.
+
+The decision, its actions' database writes (case, outbox rows) and their events commit in one
+transaction: a process killed mid-scan leaves all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from safeguard import events, registry
+from safeguard.actions.base import ActionContext, ActionHandler
+from safeguard.config import Settings
+from safeguard.content import Content, ContentKind, Decision, Finding, Signal
+from safeguard.detectors.base import Detector, ScanContext
+from safeguard.errors import InvalidInput
+from safeguard.index.manager import BankMeta, IndexSet
+from safeguard.media import Media
+from safeguard.policy import Policy, evaluate, load_policy
+from safeguard.signals import compute_signals, get_signal_type
+from safeguard.store import Database
+from safeguard.store.models import DecisionRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Resources:
+    """What detectors and actions share: handed to each explicitly, never global."""
+
+    settings: Settings
+    db: Database
+    indexes: IndexSet
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def bank_cache(self) -> dict[int, BankMeta]:
+        return self.indexes.banks
+
+
+@dataclass
+class ScanTimings:
+    hash_ms: float = 0.0
+    match_ms: float = 0.0
+    record_ms: float = 0.0
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database | None = None,
+        policy: Policy | None = None,
+        *,
+        migrate: bool = True,
+        load_indexes: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.db = db or Database(settings.resolved_database_url)
+        if migrate:
+            self.db.migrate()
+        self.policy = policy or load_policy(settings.policy_file or None)
+        snapshot_dir = Path(settings.data_dir) / "index" if settings.data_dir else None
+        self.indexes = IndexSet(self.db, snapshot_dir, settings.index_refresh_seconds)
+        if load_indexes:
+            self.indexes.load()
+        self.resources = Resources(settings, self.db, self.indexes)
+        self.detectors: list[Detector] = [
+            registry.detectors.get(n)(self.resources)  # type: ignore[call-arg]
+            for n in registry.detectors.names()
+        ]
+        self.action_handlers: dict[str, ActionHandler] = {
+            n: registry.actions.get(n)()
+            for n in registry.actions.names()  # type: ignore[misc]
+        }
+        self.last_timings = ScanTimings()
+
+    # -- signals -------------------------------------------------------------------------------
+    def media_for(self, data: bytes, declared_type: str | None = None) -> Media:
+        return Media.from_bytes(data, max_pixels=self.settings.max_image_pixels, declared_type=declared_type)
+
+    @staticmethod
+    def validate_signals(signals: list[Signal] | tuple[Signal, ...]) -> list[Signal]:
+        out = []
+        for sig in signals:
+            st = get_signal_type(sig.type)
+            if sig.quality is not None and not 0 <= sig.quality <= 100:
+                raise InvalidInput("quality must be between 0 and 100", code="invalid_signal")
+            out.append(replace(sig, type=st.name, value=st.validate(sig.value)))
+        return out
+
+    # -- the pipeline --------------------------------------------------------------------------
+    def scan(self, content: Content, *, actor: str = "system", media: Media | None = None) -> Decision:
+        t0 = time.perf_counter()
+        signals = self.validate_signals(content.signals)
+        if content.data is not None:
+            media = media or self.media_for(content.data, content.media_type)
+            signals = compute_signals(media) + signals
+        if (
+            media is None
+            and not signals
+            and content.kind in (ContentKind.IMAGE, ContentKind.VIDEO, ContentKind.HASHES)
+        ):
+            raise InvalidInput("send the media bytes or at least one signal", code="nothing_to_scan")
+        t1 = time.perf_counter()
+        ctx = ScanContext(content=content, signals=signals, media=media)
+        findings: list[Finding] = []
+        for det in self.detectors:
+            if det.applies(ctx):
+                findings.extend(det.detect(ctx))
+        t2 = time.perf_counter()
+        decision = self.decide(content, findings, signals=signals, actor=actor)
+        t3 = time.perf_counter()
+        self.last_timings = ScanTimings((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
+        return decision
+
+    def decide(
+        self,
+        content: Content,
+        findings: list[Finding],
+        *,
+        signals: list[Signal] | None = None,
+        actor: str = "system",
+        decision_id: str | None = None,
+    ) -> Decision:
+        """Apply the policy to findings, run the actions and record everything in one transaction."""
+        outcome = evaluate(self.policy, findings, content.kind)
+        decision = Decision(
+            id=decision_id or Decision.new_id(),
+            verdict=outcome.verdict,
+            findings=tuple(findings),
+            actions=outcome.actions,
+            reasons=outcome.reasons,
+            policy_version=self.policy.version,
+            created_at=Decision.now(),
+            content_kind=content.kind,
+            content_id=content.content_id,
+            user_id=content.user_id,
+            signals=tuple(signals or ()),
+        )
+        with self.db.write() as s:
+            subject = ("decision", decision.id)
+            events.append(
+                s,
+                "decision.created",
+                actor=actor,
+                subject=subject,
+                payload={
+                    "verdict": decision.verdict.value,
+                    "reasons": list(decision.reasons),
+                    "content_kind": content.kind.value,
+                    "content_id": content.content_id,
+                    "user_id": content.user_id,
+                    "findings": [f.to_dict() for f in findings],
+                    "policy_version": decision.policy_version,
+                },
+            )
+            ctx = ActionContext(
+                session=s, settings=self.settings, content=content, decision=decision, actor=actor
+            )
+            for action in decision.actions:
+                handler = self.action_handlers[action.name]
+                result = handler.run(action, ctx)
+                ctx.results[action.name] = result
+                if action.name == "case" and "case_id" in result:
+                    decision = replace(decision, case_id=int(result["case_id"]))
+                    ctx.decision = decision
+                events.append(
+                    s,
+                    f"action.{action.name}",
+                    actor=actor,
+                    subject=subject,
+                    payload={"params": action.params, "result": result},
+                )
+            s.add(
+                DecisionRow(
+                    id=decision.id,
+                    created_at=decision.created_at,
+                    verdict=decision.verdict.value,
+                    content_kind=content.kind.value,
+                    content_id=content.content_id,
+                    user_id=content.user_id,
+                    policy_version=decision.policy_version,
+                    case_id=decision.case_id,
+                    body=decision.to_dict(),
+                )
+            )
+        return decision
+
+    def get_decision(self, decision_id: str) -> dict[str, Any]:
+        from safeguard.errors import NotFound
+
+        with self.db.read() as s:
+            row = s.get(DecisionRow, decision_id)
+            if row is None:
+                raise NotFound(f"decision {decision_id!r} not found", code="decision_not_found")
+            return dict(row.body, status=row.status)
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,70 @@
+"""The index protocol and the snapshot format.
+
+Snapshots are ``.npz`` files written with ``allow_pickle=False``: plain arrays only, nothing that
+executes code on load.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from safeguard.signals.base import SignalType
+
+
+class SignalIndex(ABC):
+    """Entry ids keyed by signal value. Ids are the database's bank-entry ids."""
+
+    @abstractmethod
+    def add(self, ids: Sequence[int], values: Sequence[str]) -> None:
+        """Add or replace entries (an id already present takes the new value)."""
+
+    @abstractmethod
+    def remove(self, ids: Sequence[int]) -> None:
+        """Remove entries; unknown ids are ignored."""
+
+    @abstractmethod
+    def query(self, value: str, max_distance: int) -> list[tuple[int, int]]:
+        """Every (entry id, distance) with distance <= max_distance. Exact: never misses one."""
+
+    def query_many(self, values: Sequence[str], max_distance: int) -> list[list[tuple[int, int]]]:
+        return [self.query(v, max_distance) for v in values]
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The state as plain arrays, for a snapshot."""
+
+    @classmethod
+    @abstractmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SignalIndex: ...
+
+    def save(self, path: Path, **meta: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        extra = {f"meta_{k}": np.asarray(v, dtype=np.int64) for k, v in meta.items()}
+        np.savez(tmp, **self.arrays(), **extra)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[SignalIndex, dict[str, int]]:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files if not k.startswith("meta_")}
+            meta = {k[5:]: int(z[k]) for k in z.files if k.startswith("meta_")}
+        return cls.from_arrays(arrays), meta
+
+
+def index_for(signal_type: SignalType) -> SignalIndex:
+    """The index class that fits a signal type's metric."""
+    if signal_type.metric == "exact":
+        from safeguard.index.exact import ExactIndex
+
+        return ExactIndex()
+    from safeguard.index.hamming import HammingIndex
+
+    return HammingIndex(bits=signal_type.bits)

@@ -1,0 +1,70 @@
+"""Plug-in registries, loaded from Python entry points.
+
+Safeguard's own signal types, hash-list sources, detectors and actions register exactly as an outside
+package would, under these entry-point groups::
+
+    safeguard.signals     a SignalType class        (safeguard.signals.base.SignalType)
+    safeguard.sources     a HashListFormat class    (safeguard.banks.sources.base.HashListFormat)
+    safeguard.detectors   a Detector class          (safeguard.detectors.base.Detector)
+    safeguard.actions     an ActionHandler class    (safeguard.actions.base.ActionHandler)
+
+Each registry is a name → class mapping, loaded once per process. Tests may register extra classes
+with :meth:`Registry.register`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self._items: dict[str, type[T]] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, type[T]]:
+        with self._lock:
+            if self._items is None:
+                items: dict[str, type[T]] = {}
+                for ep in entry_points(group=self.group):
+                    items[ep.name] = ep.load()
+                self._items = items
+            return self._items
+
+    def register(self, name: str, cls: type[T]) -> None:
+        self._load()[name] = cls
+
+    def unregister(self, name: str) -> None:
+        self._load().pop(name, None)
+
+    def get(self, name: str) -> type[T]:
+        items = self._load()
+        if name not in items:
+            from safeguard.errors import InvalidInput
+
+            raise InvalidInput(
+                f"unknown {self.group.split('.')[-1][:-1]} {name!r}; known: {sorted(items)}",
+                code=f"unknown_{self.group.split('.')[-1][:-1]}",
+            )
+        return items[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._load())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._load()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+signals: Registry[object] = Registry("safeguard.signals")
+sources: Registry[object] = Registry("safeguard.sources")
+detectors: Registry[object] = Registry("safeguard.detectors")
+actions: Registry[object] = Registry("safeguard.actions")
