@@ -27,15 +27,12 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "data_dir", str, "./var", "Directory for the SQLite database, index snapshots and other local state."
-    ),
+    Setting("data_dir", str, "./var", "Directory for the SQLite database, index snapshots and other local state."),
     Setting(
         "database_url",
         str,
         "",
-        "SQLAlchemy URL. Empty: SQLite at DATA_DIR/safeguard.db. "
-        "PostgreSQL: postgresql+psycopg://user:pass@host/db",
+        "SQLAlchemy URL. Empty: SQLite at DATA_DIR/safeguard.db. PostgreSQL: postgresql+psycopg://user:pass@host/db",
     ),
     Setting("policy_file", str, "", "Path to the policy YAML. Empty: the packaged default policy."),
     Setting("host", str, "127.0.0.1", "Address `safeguard serve` listens on."),
@@ -47,9 +44,7 @@ SETTINGS: tuple[Setting, ...] = (
         50 * 1024 * 1024,
         "Largest upload accepted by /v1/scan, in bytes (413 above).",
     ),
-    Setting(
-        "max_image_pixels", int, 100_000_000, "Largest decoded image, in pixels (decompression-bomb guard)."
-    ),
+    Setting("max_image_pixels", int, 100_000_000, "Largest decoded image, in pixels (decompression-bomb guard)."),
     Setting("index_refresh_seconds", float, 0.5, "How often a process checks the database for bank changes."),
     Setting(
         "webhook_url",

@@ -104,11 +104,7 @@ class Engine:
         if content.data is not None:
             media = media or self.media_for(content.data, content.media_type)
             signals = compute_signals(media) + signals
-        if (
-            media is None
-            and not signals
-            and content.kind in (ContentKind.IMAGE, ContentKind.VIDEO, ContentKind.HASHES)
-        ):
+        if media is None and not signals and content.kind in (ContentKind.IMAGE, ContentKind.VIDEO, ContentKind.HASHES):
             raise InvalidInput("send the media bytes or at least one signal", code="nothing_to_scan")
         t1 = time.perf_counter()
         ctx = ScanContext(content=content, signals=signals, media=media)
@@ -163,9 +159,7 @@ class Engine:
                     "policy_version": decision.policy_version,
                 },
             )
-            ctx = ActionContext(
-                session=s, settings=self.settings, content=content, decision=decision, actor=actor
-            )
+            ctx = ActionContext(session=s, settings=self.settings, content=content, decision=decision, actor=actor)
             for action in decision.actions:
                 handler = self.action_handlers[action.name]
                 result = handler.run(action, ctx)

@@ -62,9 +62,7 @@ def append(
 ) -> Event:
     """Append one event inside the caller's write transaction."""
     payload = json.loads(canonical(payload or {}))  # what the database will give back
-    head = session.execute(
-        select(EventChainHead).where(EventChainHead.id == 1).with_for_update()
-    ).scalar_one_or_none()
+    head = session.execute(select(EventChainHead).where(EventChainHead.id == 1).with_for_update()).scalar_one_or_none()
     if head is None:
         head = EventChainHead(id=1, seq=0, hash=GENESIS)
         session.add(head)
@@ -101,11 +99,7 @@ class VerifyResult:
 def iter_events(session: Session, batch: int = 5000) -> Iterator[Event]:
     last = 0
     while True:
-        rows = (
-            session.execute(select(Event).where(Event.seq > last).order_by(Event.seq).limit(batch))
-            .scalars()
-            .all()
-        )
+        rows = session.execute(select(Event).where(Event.seq > last).order_by(Event.seq).limit(batch)).scalars().all()
         if not rows:
             return
         yield from rows
@@ -121,9 +115,7 @@ def verify(session: Session) -> VerifyResult:
             return VerifyResult(False, n, ev.seq, f"sequence gap: expected {expected_seq}, found {ev.seq}")
         if ev.prev_hash != prev:
             return VerifyResult(False, n, ev.seq, "link broken: prev_hash does not match the previous event")
-        h = event_hash(
-            prev, ev.seq, ev.created_at, ev.type, ev.actor, ev.subject_kind, ev.subject_id, ev.payload
-        )
+        h = event_hash(prev, ev.seq, ev.created_at, ev.type, ev.actor, ev.subject_kind, ev.subject_id, ev.payload)
         if h != ev.hash:
             return VerifyResult(False, n, ev.seq, "content changed: hash does not match the event")
         prev = ev.hash

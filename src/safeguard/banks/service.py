@@ -44,9 +44,7 @@ class ImportResult:
             "added_or_updated": self.added_or_updated,
             "deleted": self.deleted,
             "rejected": len(self.errors),
-            "errors": [
-                {"line": e.line, "code": e.code, "message": e.message} for e in self.errors[:max_errors]
-            ],
+            "errors": [{"line": e.line, "code": e.code, "message": e.message} for e in self.errors[:max_errors]],
         }
 
 
@@ -138,9 +136,7 @@ class BankService:
         shareable: bool = False,
     ) -> dict[str, Any]:
         if not NAME_RE.match(name):
-            raise InvalidInput(
-                "bank name must be 1-100 letters, digits, '_', '.', '-'", code="invalid_bank_name"
-            )
+            raise InvalidInput("bank name must be 1-100 letters, digits, '_', '.', '-'", code="invalid_bank_name")
         if kind not in BANK_KINDS:
             raise InvalidInput(f"bank kind must be one of {BANK_KINDS}", code="invalid_bank_kind")
         th = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
@@ -165,9 +161,7 @@ class BankService:
             )
             s.add(b)
             s.flush()
-            events.append(
-                s, "bank.created", actor=actor, subject=("bank", str(b.id)), payload=bank_to_dict(b)
-            )
+            events.append(s, "bank.created", actor=actor, subject=("bank", str(b.id)), payload=bank_to_dict(b))
             return bank_to_dict(b, 0)
 
     @staticmethod
@@ -175,14 +169,10 @@ class BankService:
         for k, v in {**th, **rth}.items():
             st = get_signal_type(k)
             if not isinstance(v, int) or v < 0 or (st.metric == "hamming" and v > st.bits):
-                raise InvalidInput(
-                    f"threshold for {k} must be an integer 0..{st.bits}", code="invalid_threshold"
-                )
+                raise InvalidInput(f"threshold for {k} must be an integer 0..{st.bits}", code="invalid_threshold")
         for k, v in th.items():
             if rth.get(k, v) < v:
-                raise InvalidInput(
-                    f"review threshold for {k} must be >= its match threshold", code="invalid_threshold"
-                )
+                raise InvalidInput(f"review threshold for {k} must be >= its match threshold", code="invalid_threshold")
 
     def update(self, bank: str | int, *, actor: str, **changes: Any) -> dict[str, Any]:
         allowed = {
@@ -213,27 +203,18 @@ class BankService:
             b.version += 1
             b.updated_at = utcnow()
             s.add(EntryChange(bank_id=b.id, op="bank"))
-            events.append(
-                s, "bank.updated", actor=actor, subject=("bank", str(b.id)), payload={"changes": changes}
-            )
+            events.append(s, "bank.updated", actor=actor, subject=("bank", str(b.id)), payload={"changes": changes})
             return bank_to_dict(b)
 
     def list(self) -> list[dict[str, Any]]:
         with self.db.read() as s:
-            counts = dict(
-                s.execute(select(BankEntry.bank_id, func.count()).group_by(BankEntry.bank_id)).all()
-            )
-            return [
-                bank_to_dict(b, counts.get(b.id, 0))
-                for b in s.execute(select(Bank).order_by(Bank.id)).scalars()
-            ]
+            counts = dict(s.execute(select(BankEntry.bank_id, func.count()).group_by(BankEntry.bank_id)).all())
+            return [bank_to_dict(b, counts.get(b.id, 0)) for b in s.execute(select(Bank).order_by(Bank.id)).scalars()]
 
     def describe(self, bank: str | int) -> dict[str, Any]:
         with self.db.read() as s:
             b = self.get(s, bank)
-            n = s.execute(
-                select(func.count()).select_from(BankEntry).where(BankEntry.bank_id == b.id)
-            ).scalar_one()
+            n = s.execute(select(func.count()).select_from(BankEntry).where(BankEntry.bank_id == b.id)).scalar_one()
             return bank_to_dict(b, n)
 
     # -- entries -------------------------------------------------------------------------------
@@ -280,9 +261,7 @@ class BankService:
     def _insert(self, s: Session) -> Any:
         return (sqlite.insert if self.db.is_sqlite else postgresql.insert)(BankEntry)
 
-    def _write_batch(
-        self, bank_id: int, batch: list[Row], actor: str, source: str, result: ImportResult
-    ) -> None:
+    def _write_batch(self, bank_id: int, batch: list[Row], actor: str, source: str, result: ImportResult) -> None:
         upserts = {(r.signal_type, r.value): r for r in batch if not r.delete}  # last row wins
         deletes = [r for r in batch if r.delete]
         with self.db.write() as s:

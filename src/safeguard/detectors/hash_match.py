@@ -85,9 +85,7 @@ class HashMatchDetector(Detector):
             rows = s.execute(
                 select(BankEntry, Bank)
                 .join(Bank, Bank.id == BankEntry.bank_id)
-                .where(
-                    BankEntry.id.in_(list(candidates)), BankEntry.enabled.is_(True), Bank.enabled.is_(True)
-                )
+                .where(BankEntry.id.in_(list(candidates)), BankEntry.enabled.is_(True), Bank.enabled.is_(True))
             ).all()
         findings: list[Finding] = []
         for entry, bank in rows:
@@ -127,9 +125,7 @@ class HashMatchDetector(Detector):
                     category=entry.category,
                     confidence="low" if reasons else "high",
                     explanation=explanation,
-                    time_range=(q.signal.timestamp, q.signal.timestamp)
-                    if q.signal.timestamp is not None
-                    else None,
+                    time_range=(q.signal.timestamp, q.signal.timestamp) if q.signal.timestamp is not None else None,
                 )
             )
         findings.sort(key=lambda f: (f.confidence != "high", f.distance or 0, f.entry_id or 0))

@@ -146,9 +146,7 @@ class IndexSet:
                         if ch.op == "bank":
                             cond = BankEntry.bank_id == ch.bank_id
                         else:
-                            cond = BankEntry.id.between(
-                                ch.entry_id or 0, ch.last_entry_id or ch.entry_id or 0
-                            )
+                            cond = BankEntry.id.between(ch.entry_id or 0, ch.last_entry_id or ch.entry_id or 0)
                         rows = s.execute(
                             select(
                                 BankEntry.id,

@@ -107,16 +107,13 @@ class Media:
     _image: Image.Image | None = field(default=None, repr=False)
 
     @classmethod
-    def from_bytes(
-        cls, data: bytes, *, max_pixels: int = 100_000_000, declared_type: str | None = None
-    ) -> Media:
+    def from_bytes(cls, data: bytes, *, max_pixels: int = 100_000_000, declared_type: str | None = None) -> Media:
         if not data:
             raise MediaError("empty file", code="empty_media")
         sniffed = sniff_media_type(data)
         if sniffed is None:
             raise UnsupportedMedia(
-                "unsupported or unrecognised media type"
-                + (f" (declared {declared_type!r})" if declared_type else ""),
+                "unsupported or unrecognised media type" + (f" (declared {declared_type!r})" if declared_type else ""),
                 details={"supported": sorted(IMAGE_TYPES | VIDEO_TYPES)},
             )
         return cls(data=data, media_type=sniffed, max_pixels=max_pixels)

@@ -22,9 +22,7 @@ def parse_policy(text: str, *, origin: str = "<policy>") -> Policy:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {exc}", code="invalid_policy") from exc
     if not isinstance(raw, dict):
-        raise ConfigError(
-            f"{origin}: a policy is a mapping with 'version' and 'rules'", code="invalid_policy"
-        )
+        raise ConfigError(f"{origin}: a policy is a mapping with 'version' and 'rules'", code="invalid_policy")
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as exc:

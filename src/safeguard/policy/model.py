@@ -104,9 +104,7 @@ class PolicyOutcome:
     reasons: tuple[str, ...]
 
 
-def evaluate(
-    policy: Policy, findings: list[Finding] | tuple[Finding, ...], content_kind: ContentKind
-) -> PolicyOutcome:
+def evaluate(policy: Policy, findings: list[Finding] | tuple[Finding, ...], content_kind: ContentKind) -> PolicyOutcome:
     verdict = policy.default_verdict
     actions: dict[str, Action] = {}
     reasons: list[str] = []

@@ -51,9 +51,7 @@ class CSVHashList(HashListFormat):
                     return
                 continue
             if len(row) != len(header):
-                yield RowError(
-                    lineno, f"expected {len(header)} columns, got {len(row)}", "wrong_column_count"
-                )
+                yield RowError(lineno, f"expected {len(header)} columns, got {len(row)}", "wrong_column_count")
                 continue
 
             def get(key: str, row: list[str] = row) -> str | None:
