@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from safeguard import events, registry
 from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.config import Settings
@@ -29,6 +31,7 @@ from safeguard.policy import Policy, evaluate, load_policy
 from safeguard.signals import compute_signals, get_signal_type
 from safeguard.store import Database
 from safeguard.store.models import DecisionRow
+from safeguard.store.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,7 @@ class Engine:
             n: registry.actions.get(n)() for n in registry.actions.names()
         }
         self.last_timings = ScanTimings()
+        self.recorder = Recorder(self.db)
 
     # -- signals -------------------------------------------------------------------------------
     def media_for(self, data: bytes, declared_type: str | None = None) -> Media:
@@ -138,51 +142,57 @@ class Engine:
             user_id=content.user_id,
             signals=tuple(signals or ()),
         )
-        with self.db.write() as s:
-            subject = ("decision", decision.id)
+        return self.recorder.submit(lambda s: self._record(s, content, decision, findings, actor))
+
+    def _record(
+        self, s: Session, content: Content, decision: Decision, findings: list[Finding], actor: str
+    ) -> Decision:
+        """Write the decision, run its actions and append their events, inside the caller's transaction."""
+        subject = ("decision", decision.id)
+        events.append(
+            s,
+            "decision.created",
+            actor=actor,
+            subject=subject,
+            payload={
+                "verdict": decision.verdict.value,
+                "reasons": list(decision.reasons),
+                "content_kind": content.kind.value,
+                "content_id": content.content_id,
+                "user_id": content.user_id,
+                "findings": [f.to_dict() for f in findings],
+                "policy_version": decision.policy_version,
+            },
+        )
+        ctx = ActionContext(session=s, settings=self.settings, content=content, decision=decision, actor=actor)
+        for action in decision.actions:
+            handler = self.action_handlers[action.name]
+            result = handler.run(action, ctx)
+            ctx.results[action.name] = result
+            if action.name == "case" and "case_id" in result:
+                decision = replace(decision, case_id=int(result["case_id"]))
+                ctx.decision = decision
             events.append(
                 s,
-                "decision.created",
+                f"action.{action.name}",
                 actor=actor,
                 subject=subject,
-                payload={
-                    "verdict": decision.verdict.value,
-                    "reasons": list(decision.reasons),
-                    "content_kind": content.kind.value,
-                    "content_id": content.content_id,
-                    "user_id": content.user_id,
-                    "findings": [f.to_dict() for f in findings],
-                    "policy_version": decision.policy_version,
-                },
+                payload={"params": action.params, "result": result},
             )
-            ctx = ActionContext(session=s, settings=self.settings, content=content, decision=decision, actor=actor)
-            for action in decision.actions:
-                handler = self.action_handlers[action.name]
-                result = handler.run(action, ctx)
-                ctx.results[action.name] = result
-                if action.name == "case" and "case_id" in result:
-                    decision = replace(decision, case_id=int(result["case_id"]))
-                    ctx.decision = decision
-                events.append(
-                    s,
-                    f"action.{action.name}",
-                    actor=actor,
-                    subject=subject,
-                    payload={"params": action.params, "result": result},
-                )
-            s.add(
-                DecisionRow(
-                    id=decision.id,
-                    created_at=decision.created_at,
-                    verdict=decision.verdict.value,
-                    content_kind=content.kind.value,
-                    content_id=content.content_id,
-                    user_id=content.user_id,
-                    policy_version=decision.policy_version,
-                    case_id=decision.case_id,
-                    body=decision.to_dict(),
-                )
+        s.add(
+            DecisionRow(
+                id=decision.id,
+                created_at=decision.created_at,
+                verdict=decision.verdict.value,
+                content_kind=content.kind.value,
+                content_id=content.content_id,
+                user_id=content.user_id,
+                policy_version=decision.policy_version,
+                case_id=decision.case_id,
+                body=decision.to_dict(),
             )
+        )
+        s.flush()
         return decision
 
     def get_decision(self, decision_id: str) -> dict[str, Any]:
@@ -195,4 +205,5 @@ class Engine:
             return dict(row.body, status=row.status)
 
     def close(self) -> None:
+        self.recorder.close()
         self.db.dispose()

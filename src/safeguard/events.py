@@ -62,11 +62,16 @@ def append(
 ) -> Event:
     """Append one event inside the caller's write transaction."""
     payload = json.loads(canonical(payload or {}))  # what the database will give back
-    head = session.execute(select(EventChainHead).where(EventChainHead.id == 1).with_for_update()).scalar_one_or_none()
+    head = session.info.get("event_chain_head")  # locked once per transaction, then reused
     if head is None:
-        head = EventChainHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
-        session.flush()
+        head = session.execute(
+            select(EventChainHead).where(EventChainHead.id == 1).with_for_update()
+        ).scalar_one_or_none()
+        if head is None:
+            head = EventChainHead(id=1, seq=0, hash=GENESIS)
+            session.add(head)
+            session.flush()
+        session.info["event_chain_head"] = head
     seq = head.seq + 1
     created_at = utcnow()
     sk, sid = subject if subject else (None, None)
