@@ -141,7 +141,7 @@ class MIHIndex(SignalIndex):
             return 0
         # 16 x 16 bits (radius 1 for d <= 31): 4 MB of offsets, buckets of n/65536 rows.
         # 11 x 23-24 bits (radius 2 for d <= 32): ~470 MB of offsets, buckets of ~1 row at 10M.
-        return 16 if n < (1 << 20) else 11
+        return 16 if n < 500_000 else 11
 
     # -- building --------------------------------------------------------------------------
     def _build(self, ids: np.ndarray, hashes: np.ndarray) -> None:
