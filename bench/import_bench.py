@@ -41,6 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--db-url", default="")
+    ap.add_argument("--batch-size", type=int, default=5000, help="rows per transaction (import_rows' batch_size)")
     args = ap.parse_args()
     console.print(f"load average before: {os.getloadavg()}")
     text = make_csv(args.rows)
@@ -61,6 +62,7 @@ def main() -> None:
                 CSVHashList().parse(io.StringIO(text)),
                 actor="bench",
                 source="bench",
+                batch_size=args.batch_size,
                 progress=lambda k: prog.advance(task, k),
             )
             took = time.perf_counter() - t

@@ -128,11 +128,12 @@ def run_safeguard(ids: np.ndarray, hexes: list[str], queries: list[str], tmp: Pa
     idx.query_many(queries, THRESHOLD)
     r.batch_qps = len(queries) / (time.perf_counter() - t)
     # a patch: one new entry findable at once, no rebuild
+    new_id = int(ids.max()) + 1
     t = time.perf_counter()
-    idx.add([int(ids.max()) + 1], [queries[0]])
-    assert any(i == int(ids.max()) + 1 for i, _ in idx.query(queries[0], 0))
+    idx.add([new_id], [queries[0]])
+    assert any(i == new_id for i, _ in idx.query(queries[0], 0))
     r.extra["patch_ms"] = (time.perf_counter() - t) * 1e3
-    idx.remove([int(ids.max()) + 1])
+    idx.remove([new_id])
     path = tmp / "pdq.mih"
     t = time.perf_counter()
     idx.save(path)

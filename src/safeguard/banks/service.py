@@ -350,6 +350,10 @@ class BankService:
         one = "(" + ", ".join("?" * len(self._UPSERT_COLS)) + ")"
         conn = s.connection()
         ids: list[int] = []
+        # rows in index order: the unique and lookup indexes are keyed by (…, signal_type, value), so
+        # sorted inserts walk their B-trees forward instead of touching a random leaf page per row
+        # (with random hashes and SQLite's small page cache that was ~80% of a 1M-row import)
+        values = sorted(values, key=lambda v: (v["signal_type"], v["value"]))
         chunk = 3000
         for a in range(0, len(values), chunk):
             part = values[a : a + chunk]

@@ -83,7 +83,7 @@ class MIHIndex(SignalIndex):
     """Exact multi-index-hashing Hamming index (see module docstring).
 
     ``tables`` fixes the number of substrings; by default it follows the bank's size (no tables under
-    32K rows, 16 x 16 bits under 1M, 11 x 23-24 bits above). A query whose radius per substring
+    32K rows, 16 x 16 bits under 500K, 11 x 23-24 bits above). A query whose radius per substring
     (``max_distance // tables``) passes ``max_radius`` is answered by a scan: slower, still exact.
     """
 
