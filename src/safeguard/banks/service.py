@@ -374,7 +374,7 @@ class BankService:
                             got = memo[key] = p(x)
                         params.append(got)
             sql = (
-                f"INSERT INTO {table.name} ({cols}) VALUES {', '.join([one] * len(part))} "
+                f"INSERT INTO {BankEntry.__tablename__} ({cols}) VALUES {', '.join([one] * len(part))} "
                 "ON CONFLICT (bank_id, signal_type, value) DO UPDATE SET category = excluded.category, "
                 "source = excluded.source, provenance = excluded.provenance, enabled = 1 RETURNING id"
             )

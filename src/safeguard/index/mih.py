@@ -32,6 +32,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -162,8 +163,8 @@ class MIHIndex(SignalIndex):
             return
         row_dtype = np.int32 if n < 2**31 else np.int64
         off_dtype = np.int32 if n * self.tables < 2**31 else np.int64
-        offsets = np.empty(self._n_offsets, dtype=off_dtype)
-        rows = np.empty(n * self.tables, dtype=row_dtype)
+        offsets: np.ndarray = np.empty(self._n_offsets, dtype=off_dtype)
+        rows: np.ndarray = np.empty(n * self.tables, dtype=row_dtype)
         for t, (s, w) in enumerate(zip(self.starts, self.widths, strict=True)):
             key = _extract(hashes, s, w)
             counts = np.bincount(key, minlength=1 << w)
@@ -452,7 +453,7 @@ class MIHIndex(SignalIndex):
             raise ValueError(f"{path} is not a {FORMAT} snapshot")
         idx = cls(bits=int(info["bits"]))
         idx._configure(int(info["tables"]))
-        mode = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
         names = ("ids", "hashes", "offsets", "rows", "occ")
         arrs = {n: np.load(path / f"{n}.npy", mmap_mode=mode, allow_pickle=False) for n in names}
         n = len(arrs["ids"])
