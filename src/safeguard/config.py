@@ -58,6 +58,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("outbox_poll_seconds", float, 0.5, "How often the delivery worker polls the outbox."),
     Setting("run_worker", bool, True, "Run the outbox delivery worker inside the API process."),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
+    Setting(
+        "pdq_decode",
+        str,
+        "fast",
+        "How uploads are decoded for PDQ: `fast` (JPEG DCT-scaled luma, see docs/performance.md) or `exact` "
+        "(full decode, the reference's hash bit for bit).",
+    ),
+    Setting("pdq_draft_size", int, 512, "Short side (pixels) `fast` PDQ decoding may scale JPEGs down to."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -97,6 +105,17 @@ class Settings:
     outbox_poll_seconds: float = 0.5
     run_worker: bool = True
     log_level: str = "info"
+    pdq_decode: str = "fast"
+    pdq_draft_size: int = 512
+
+    @property
+    def hash_draft(self) -> int:
+        """What :class:`~safeguard.media.Media` gets as ``hash_draft`` (0: full decode)."""
+        if self.pdq_decode not in ("fast", "exact"):
+            raise ConfigError(
+                f"SAFEGUARD_PDQ_DECODE must be fast or exact, not {self.pdq_decode!r}", code="invalid_setting"
+            )
+        return self.pdq_draft_size if self.pdq_decode == "fast" else 0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

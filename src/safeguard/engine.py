@@ -85,7 +85,12 @@ class Engine:
 
     # -- signals -------------------------------------------------------------------------------
     def media_for(self, data: bytes, declared_type: str | None = None) -> Media:
-        return Media.from_bytes(data, max_pixels=self.settings.max_image_pixels, declared_type=declared_type)
+        return Media.from_bytes(
+            data,
+            max_pixels=self.settings.max_image_pixels,
+            declared_type=declared_type,
+            hash_draft=self.settings.hash_draft,
+        )
 
     @staticmethod
     def validate_signals(signals: list[Signal] | tuple[Signal, ...]) -> list[Signal]:

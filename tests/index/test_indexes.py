@@ -10,6 +10,7 @@ import pytest
 from safeguard.index.base import SignalIndex, index_for
 from safeguard.index.exact import ExactIndex
 from safeguard.index.hamming import HammingIndex
+from safeguard.index.mih import MIHIndex
 from safeguard.signals import get_signal_type
 
 
@@ -35,7 +36,7 @@ def brute(values: dict[int, str], q: str, d: int) -> set[tuple[int, int]]:
     return out
 
 
-@pytest.mark.parametrize("index_cls", [HammingIndex])
+@pytest.mark.parametrize("index_cls", [HammingIndex, MIHIndex])
 def test_hamming_index_equals_brute_force(index_cls: type[SignalIndex]) -> None:
     base = random_hashes(3000)
     values = dict(enumerate(base, start=1))
@@ -84,15 +85,16 @@ def test_snapshot_round_trip(tmp_path: Path, signal: str) -> None:
     values = [v[: len(st.examples[0])] for v in random_hashes(100, seed=3)]
     idx.add(list(range(100)), values)
     idx.remove([7])
-    path = tmp_path / f"{signal}.npz"
+    path = tmp_path / f"{signal}{idx.snapshot_suffix}"  # a directory of .npy files for MIH
     idx.save(path, change_id=42)
     loaded, meta = type(idx).load(path)
     assert meta == {"change_id": 42}
     assert len(loaded) == 99
     assert loaded.query(values[8], 0) == [(8, 0)]
     assert loaded.query(values[7], 0) == []
-    raw = path.read_bytes()
-    assert b"pickle" not in raw and b"\x80\x04" not in raw[:2]
+    for f in [path] if path.is_file() else sorted(path.iterdir()):
+        raw = f.read_bytes()
+        assert b"pickle" not in raw and b"\x80\x04" not in raw[:2]
 
 
 def test_exact_index() -> None:

@@ -61,7 +61,7 @@ class HashMatchDetector(Detector):
                 and ctx.media.is_image
                 and any(b.dihedral and b.enabled for b in banks.values())
             ):
-                for k, (v, _q) in enumerate(pdq_dihedral_hex(ctx.media.image())):
+                for k, (v, _q) in enumerate(pdq_dihedral_hex(ctx.media.hash_image())):
                     if k and v != sig.value:
                         queries.append(_Query(sig, v, k))
         candidates: dict[int, list[tuple[_Query, int]]] = {}

@@ -19,6 +19,9 @@ from safeguard.signals.base import SignalType
 class SignalIndex(ABC):
     """Entry ids keyed by signal value. Ids are the database's bank-entry ids."""
 
+    #: what :meth:`save` writes at ``<dir>/<signal type><suffix>`` (a file, or a directory for MIH)
+    snapshot_suffix = ".npz"
+
     @abstractmethod
     def add(self, ids: Sequence[int], values: Sequence[str]) -> None:
         """Add or replace entries (an id already present takes the new value)."""
@@ -67,6 +70,11 @@ def index_for(signal_type: SignalType) -> SignalIndex:
         from safeguard.index.exact import ExactIndex
 
         return ExactIndex()
+    if signal_type.bits == 256:
+        # exact multi-index hashing; HammingIndex stays as the brute-force reference in tests
+        from safeguard.index.mih import MIHIndex
+
+        return MIHIndex(bits=signal_type.bits)
     from safeguard.index.hamming import HammingIndex
 
     return HammingIndex(bits=signal_type.bits)

@@ -109,7 +109,9 @@ class IndexSet:
         self.refresh(force=True)
 
     def _snapshot_path(self, name: str) -> Path | None:
-        return None if self.snapshot_dir is None else self.snapshot_dir / f"{name}.npz"
+        if self.snapshot_dir is None:
+            return None
+        return self.snapshot_dir / f"{name}{index_for(get_signal_type(name)).snapshot_suffix}"
 
     def save_snapshots(self) -> None:
         if self.snapshot_dir is None:

@@ -60,11 +60,14 @@ def sniff_media_type(data: bytes) -> str | None:
     return None
 
 
-def decode_image(data: bytes, *, max_pixels: int, draft: tuple[int, int] | None = None) -> Image.Image:
+def decode_image(
+    data: bytes, *, max_pixels: int, draft: tuple[int, int] | None = None, draft_mode: str = "RGB"
+) -> Image.Image:
     """Decode image bytes into an RGB or L Pillow image, or raise MediaError.
 
-    ``draft`` asks the JPEG decoder for a reduced size (DCT scaling) no smaller than the given box;
-    it is ignored for other formats.
+    ``draft`` asks the JPEG decoder for a reduced size (DCT scaling) no smaller than the given box,
+    in ``draft_mode`` ("L" skips colour conversion: the JPEG's own luma plane); it is ignored for
+    other formats.
     """
     if not data:
         raise MediaError("empty file", code="empty_media")
@@ -81,7 +84,7 @@ def decode_image(data: bytes, *, max_pixels: int, draft: tuple[int, int] | None 
                     details={"width": width, "height": height, "max_pixels": max_pixels},
                 )
             if draft is not None and im.format == "JPEG":
-                im.draft("RGB", draft)
+                im.draft(draft_mode, draft)
             im.load()
     except MediaError:
         raise
@@ -105,10 +108,15 @@ class Media:
     data: bytes
     media_type: str | None
     max_pixels: int = 100_000_000
+    #: short side the perceptual hashes may decode JPEGs down to (DCT scaling); 0 = full decode
+    hash_draft: int = 0
     _image: Image.Image | None = field(default=None, repr=False)
+    _hash_image: Image.Image | None = field(default=None, repr=False)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, max_pixels: int = 100_000_000, declared_type: str | None = None) -> Media:
+    def from_bytes(
+        cls, data: bytes, *, max_pixels: int = 100_000_000, declared_type: str | None = None, hash_draft: int = 0
+    ) -> Media:
         if not data:
             raise MediaError("empty file", code="empty_media")
         sniffed = sniff_media_type(data)
@@ -117,7 +125,7 @@ class Media:
                 "unsupported or unrecognised media type" + (f" (declared {declared_type!r})" if declared_type else ""),
                 details={"supported": sorted(IMAGE_TYPES | VIDEO_TYPES)},
             )
-        return cls(data=data, media_type=sniffed, max_pixels=max_pixels)
+        return cls(data=data, media_type=sniffed, max_pixels=max_pixels, hash_draft=hash_draft)
 
     @property
     def is_image(self) -> bool:
@@ -133,3 +141,23 @@ class Media:
                 raise UnsupportedMedia(f"{self.media_type} is not an image")
             self._image = decode_image(self.data, max_pixels=self.max_pixels)
         return self._image
+
+    def hash_image(self) -> Image.Image:
+        """The image perceptual hashes are computed from: :meth:`image`, or a cheaper reduced decode.
+
+        With ``hash_draft`` set and a JPEG upload, the decoder's DCT scaling (1/2, 1/4, 1/8) yields
+        the luma plane at no less than ``hash_draft`` pixels on the short side, and a box reduction
+        brings a still-large result under twice that. PDQ downsamples to 64x64 anyway, so this
+        skips most of the decoding and filtering work for a small, measured drift from the full
+        decode (docs/performance.md). Other formats, and ``hash_draft == 0``, use the full decode.
+        """
+        if self._hash_image is None:
+            if not self.hash_draft or self.media_type != "image/jpeg":
+                return self.image()
+            s = self.hash_draft
+            im = decode_image(self.data, max_pixels=self.max_pixels, draft=(s, s), draft_mode="L")
+            factor = min(im.size) // s
+            if factor >= 2:
+                im = im.reduce(factor)
+            self._hash_image = im
+        return self._hash_image

@@ -59,7 +59,7 @@ class PDQSignal(SignalType):
     )
 
     def compute(self, media: Media) -> list[Signal]:
-        value, quality = pdq_hex(media.image())
+        value, quality = pdq_hex(media.hash_image())
         return [Signal(self.name, value, quality=quality)]
 
     def validate(self, value: str) -> str:

@@ -1,0 +1,469 @@
+"""Exact Hamming search by multi-index hashing (MIH), in numpy, with memory-mappable snapshots.
+
+Why it is exact: split the 256 bits into ``m`` disjoint substrings. If two hashes differ in ``d``
+bits, some substring differs in at most ``floor(d / m)`` bits (pigeonhole). So probing every
+substring's table with every key within radius ``r = floor(d / m)`` of the query's substring finds
+every entry within distance ``d``; each candidate is then verified by XOR and popcount on the full
+256 bits. Nothing is approximate: recall is 1.0 for every ``max_distance`` (a distance past what
+the probe tables are built for falls back to a brute-force scan, still exact).
+
+Layout (CSR, one table per substring): ``offsets`` holds, for each table, ``2**width + 1`` start
+positions into ``rows``; ``rows[t*N + k]`` are row numbers sorted by that table's key. A probe is
+two array reads; candidates of all probes of one query (or of a batch of queries) are expanded and
+verified in a handful of vectorised numpy calls, so per-query cost is a few dozen numpy calls plus
+a few thousand random reads at 10M entries.
+
+Changes patch the index without a rebuild: additions go to a small brute-force *delta* buffer that
+every query also scans; removals are tombstones (a ``live`` mask; main rows are sorted by entry id so
+an id's row is a binary search, no 10M-entry dict). When the delta passes ``merge_threshold`` rows the
+main tables are rebuilt from live rows plus delta (``compact()``; the :class:`IndexSet` may also call
+it off the request path).
+
+Snapshots are a directory of ``.npy`` files plus ``meta.json``; :meth:`load` memory-maps them
+read-only, so worker processes that load the same snapshot share one copy in the page cache and
+start in well under a second. Nothing on the load path unpickles.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from safeguard.index.base import SignalIndex
+from safeguard.index.hamming import hex_to_words
+
+FORMAT = "safeguard-mih-1"
+
+
+def _widths(bits: int, m: int) -> list[int]:
+    base, extra = divmod(bits, m)
+    return [base + 1] * extra + [base] * (m - extra)
+
+
+def _masks(width: int, radius: int) -> np.ndarray:
+    """Every ``width``-bit mask with at most ``radius`` bits set, lightest first."""
+    out = [0]
+    for r in range(1, radius + 1):
+        out.extend(sum(1 << b for b in c) for c in itertools.combinations(range(width), r))
+    return np.asarray(out, dtype=np.int64)
+
+
+def _extract(words: np.ndarray, start: int, width: int) -> np.ndarray:
+    """Bits ``[start, start+width)`` (bit 0 = most significant of word 0) of each row, as int64."""
+    wi, off = divmod(start, 64)
+    col = words[:, wi]
+    if off + width <= 64:
+        key = (col >> np.uint64(64 - off - width)) & np.uint64((1 << width) - 1)
+    else:
+        hi = 64 - off
+        lo = width - hi
+        key = ((col & np.uint64((1 << hi) - 1)) << np.uint64(lo)) | (words[:, wi + 1] >> np.uint64(64 - lo))
+    return key.astype(np.int64)
+
+
+def _expand(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate the ranges ``[starts[i], ends[i])``; also return which range each position came from."""
+    lens = ends - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    which = np.repeat(np.arange(len(lens)), lens)
+    first = np.cumsum(lens) - lens
+    pos = np.arange(total, dtype=np.int64) + (starts - first)[which]
+    return pos, which
+
+
+class MIHIndex(SignalIndex):
+    """Exact multi-index-hashing Hamming index (see module docstring).
+
+    ``tables`` fixes the number of substrings; by default it follows the bank's size (no tables under
+    32K rows, 16 x 16 bits under 500K, 11 x 23-24 bits above). A query whose radius per substring
+    (``max_distance // tables``) passes ``max_radius`` is answered by a scan: slower, still exact.
+    """
+
+    snapshot_suffix = ".mih"
+
+    #: below this many rows the main part is scanned by brute force (faster than probing, no tables)
+    SCAN_BELOW = 1 << 15
+
+    def __init__(self, bits: int = 256, tables: int | None = None, merge_threshold: int = 50_000) -> None:
+        if bits % 64:
+            raise ValueError("bits must be a multiple of 64")
+        self.bits = bits
+        self.words = bits // 64
+        self.fixed_tables = tables
+        self.merge_threshold = merge_threshold
+        self._configure(tables or 0)
+        # main part (possibly memory-mapped, read-only); rows sorted by id
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._hashes = np.zeros((0, self.words), dtype=np.uint64)
+        self._offsets = np.zeros(0, dtype=np.int32)
+        self._rows = np.zeros(0, dtype=np.int32)
+        self._occ: np.ndarray | None = None
+        self._live = np.zeros(0, dtype=bool)
+        self._dead = 0
+        # delta part (brute force)
+        self._d_ids = np.zeros(0, dtype=np.int64)
+        self._d_hashes = np.zeros((0, self.words), dtype=np.uint64)
+        self._d_row: dict[int, int] = {}
+
+    def _configure(self, tables: int) -> None:
+        """Set the substring layout; ``tables == 0`` means no tables (brute-force main part)."""
+        self.tables = tables
+        self._probe_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        if not tables:
+            self.widths, self.starts, self._shifts = [], [], []
+            self.max_radius = -1
+            self._n_offsets = 0
+            return
+        self.widths = _widths(self.bits, tables)
+        if max(self.widths) > 26:
+            raise ValueError("substrings over 26 bits would need huge offset tables; use more tables")
+        # probe sets grow as width**radius: stop where a scan of 10M rows would be cheaper anyway
+        self.max_radius = 3 if max(self.widths) <= 24 else 2
+        self.starts = [sum(self.widths[:t]) for t in range(tables)]
+        self._shifts = [(self.bits - s - w, (1 << w) - 1) for s, w in zip(self.starts, self.widths, strict=True)]
+        sizes = [(1 << w) + 1 for w in self.widths]
+        self._table_base = np.cumsum([0, *sizes[:-1]]).astype(np.int64)
+        self._n_offsets = int(sum(sizes))
+
+    def _auto_tables(self, n: int) -> int:
+        """Table count for ``n`` rows (measured in bench/index_bench.py; see docs/performance.md)."""
+        if self.fixed_tables is not None:
+            return self.fixed_tables
+        if n < self.SCAN_BELOW or self.bits != 256:
+            return 0
+        # 16 x 16 bits (radius 1 for d <= 31): 4 MB of offsets, buckets of n/65536 rows.
+        # 11 x 23-24 bits (radius 2 for d <= 32): ~470 MB of offsets, buckets of ~1 row at 10M.
+        return 16 if n < 500_000 else 11
+
+    # -- building --------------------------------------------------------------------------
+    def _build(self, ids: np.ndarray, hashes: np.ndarray) -> None:
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        if len(ids) > 1 and bool((ids[1:] == ids[:-1]).any()):
+            raise ValueError("duplicate ids in build")
+        hashes = np.ascontiguousarray(hashes[order])
+        n = len(ids)
+        self._configure(self._auto_tables(n))
+        self._ids, self._hashes = ids, hashes
+        self._live = np.ones(n, dtype=bool)
+        self._dead = 0
+        if not self.tables:
+            self._offsets = np.zeros(0, dtype=np.int32)
+            self._rows = np.zeros(0, dtype=np.int32)
+            self._occ = None
+            return
+        row_dtype = np.int32 if n < 2**31 else np.int64
+        off_dtype = np.int32 if n * self.tables < 2**31 else np.int64
+        offsets: np.ndarray = np.empty(self._n_offsets, dtype=off_dtype)
+        rows: np.ndarray = np.empty(n * self.tables, dtype=row_dtype)
+        for t, (s, w) in enumerate(zip(self.starts, self.widths, strict=True)):
+            key = _extract(hashes, s, w)
+            counts = np.bincount(key, minlength=1 << w)
+            base = int(self._table_base[t])
+            offsets[base] = t * n
+            np.cumsum(counts, out=offsets[base + 1 : base + 1 + (1 << w)])
+            offsets[base + 1 : base + 1 + (1 << w)] += t * n
+            rows[t * n : (t + 1) * n] = np.argsort(key, kind="stable").astype(row_dtype)
+        self._offsets, self._rows = offsets, rows
+        self._occ = self._occupancy(offsets, n)
+
+    def _occupancy(self, offsets: np.ndarray, n: int) -> np.ndarray | None:
+        """Bitmap of non-empty buckets, when most buckets are empty.
+
+        With wide substrings and a bank smaller than ``2**width`` most probes hit empty buckets; a
+        bitmap (1/32 of the offsets' size, so it stays in cache) skips them without touching the
+        offsets array, which is where the random memory reads of a query go otherwise.
+        """
+        if n * 2 > (1 << min(self.widths)):
+            return None
+        nonempty = np.zeros(len(offsets), dtype=bool)
+        nonempty[:-1] = offsets[1:] != offsets[:-1]
+        return np.packbits(nonempty, bitorder="little")
+
+    @classmethod
+    def build(cls, ids: Sequence[int] | np.ndarray, hashes: np.ndarray, **kw: int) -> MIHIndex:
+        """Build from ids and packed (n, words) uint64 hashes (most significant word first)."""
+        idx = cls(**kw)
+        idx._build(np.asarray(ids, dtype=np.int64), np.asarray(hashes, dtype=np.uint64).reshape(-1, idx.words))
+        return idx
+
+    def compact(self) -> None:
+        """Fold the delta and tombstones into freshly built tables (a rebuild; O(N log N))."""
+        live = np.flatnonzero(self._live)
+        ids = np.concatenate([self._ids[live], self._d_ids])
+        hashes = np.concatenate([self._hashes[live], self._d_hashes])
+        self._d_ids = np.zeros(0, dtype=np.int64)
+        self._d_hashes = np.zeros((0, self.words), dtype=np.uint64)
+        self._d_row = {}
+        self._build(ids, hashes)
+
+    # -- changes ---------------------------------------------------------------------------
+    def _main_rows(self, ids: np.ndarray) -> np.ndarray:
+        """Rows of the main part holding these ids (live or not); -1 where absent."""
+        if len(self._ids) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        pos = np.searchsorted(self._ids, ids)
+        pos_c = np.minimum(pos, len(self._ids) - 1)
+        return np.where(self._ids[pos_c] == ids, pos_c, -1)
+
+    def add(self, ids: Sequence[int], values: Sequence[str]) -> None:
+        if len(ids) != len(values):
+            raise ValueError("ids and values differ in length")
+        if not len(ids):
+            return
+        # last value wins for an id given twice
+        latest = dict(zip((int(i) for i in ids), values, strict=True))
+        id_arr = np.fromiter(latest.keys(), dtype=np.int64, count=len(latest))
+        self.remove(id_arr.tolist())
+        words = hex_to_words(list(latest.values()), self.words)
+        if len(self._ids) == 0 and len(self._d_ids) == 0 and len(id_arr) >= 1024:
+            self._build(id_arr, words)
+            return
+        start = len(self._d_ids)
+        self._d_ids = np.concatenate([self._d_ids, id_arr])
+        self._d_hashes = np.concatenate([self._d_hashes, words])
+        for k, i in enumerate(id_arr.tolist()):
+            self._d_row[i] = start + k
+        if len(self._d_ids) > self.merge_threshold:
+            self.compact()
+
+    def remove(self, ids: Sequence[int]) -> None:
+        if not len(ids):
+            return
+        arr = np.asarray(ids, dtype=np.int64)
+        rows = self._main_rows(arr)
+        rows = rows[rows >= 0]
+        if len(rows):
+            rows = rows[self._live[rows]]
+            if len(rows):
+                if not self._live.flags.writeable:
+                    self._live = self._live.copy()
+                self._live[rows] = False
+                self._dead += len(rows)
+        gone = [self._d_row.pop(int(i)) for i in arr.tolist() if int(i) in self._d_row]
+        if gone:
+            keep = np.ones(len(self._d_ids), dtype=bool)
+            keep[gone] = False
+            self._d_ids = self._d_ids[keep]
+            self._d_hashes = self._d_hashes[keep]
+            self._d_row = {int(i): r for r, i in enumerate(self._d_ids.tolist())}
+        if self._dead > 1024 and self._dead * 4 > len(self._ids):
+            self.compact()
+
+    def __len__(self) -> int:
+        return len(self._ids) - self._dead + len(self._d_ids)
+
+    # -- queries ---------------------------------------------------------------------------
+    def _probes(self, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(table of each probe, xor mask of each probe, offsets base of each probe) for a substring radius."""
+        got = self._probe_cache.get(radius)
+        if got is None:
+            tabs, masks = [], []
+            for t, w in enumerate(self.widths):
+                mk = _masks(w, radius)
+                tabs.append(np.full(len(mk), t, dtype=np.int64))
+                masks.append(mk)
+            ptab = np.concatenate(tabs)
+            got = (ptab, np.concatenate(masks), self._table_base[ptab])
+            self._probe_cache[radius] = got
+        return got
+
+    def _keys(self, q: np.ndarray) -> np.ndarray:
+        """(nq, tables) substring keys of packed queries."""
+        if len(q) <= 16:  # plain ints beat a dozen small numpy calls per table
+            out = []
+            for row in q.tolist():
+                v = 0
+                for w in row:
+                    v = (v << 64) | w
+                out.append([(v >> sh) & mk for sh, mk in self._shifts])
+            return np.asarray(out, dtype=np.int64)
+        return np.stack([_extract(q, s, w) for s, w in zip(self.starts, self.widths, strict=True)], axis=1)
+
+    def _candidates(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows listed in the buckets at offsets positions ``pos``, and which probe each came from."""
+        sel = None
+        if self._occ is not None:
+            sel = np.flatnonzero((self._occ[pos >> 3] >> (pos & 7).astype(np.uint8)) & 1)
+            pos = pos[sel]
+        starts = self._offsets[pos]
+        lens = self._offsets[pos + 1] - starts
+        nz = np.flatnonzero(lens)
+        nz_probe = sel[nz] if sel is not None else nz
+        if len(nz) == 0:
+            return np.zeros(0, dtype=np.int64), nz
+        s = starts[nz].astype(np.int64)
+        ln = lens[nz]
+        if int(ln.max()) == 1:
+            return self._rows[s], nz_probe
+        first = np.cumsum(ln) - ln
+        which = np.repeat(np.arange(len(nz)), ln)
+        cpos = np.arange(int(first[-1] + ln[-1]), dtype=np.int64) + (s - first)[which]
+        return self._rows[cpos], nz_probe[which]
+
+    @staticmethod
+    def _popcount_rows(x: np.ndarray) -> np.ndarray:
+        """Per-row popcount of an (n, 4) uint64 array, modulo 256 (a row of 256 ones reads 0).
+
+        Summing the four byte counts with one multiply is several times faster than numpy's
+        ``sum(axis=1)`` over a 4-wide axis; callers re-check hits exactly, so the one wrap-around
+        case (distance 256) cannot produce a false match.
+        """
+        c = np.bitwise_count(x).view(np.uint32).ravel()
+        return (c * np.uint32(0x01010101)) >> np.uint32(24)
+
+    def _verify(self, rows: np.ndarray, q: np.ndarray, qi: np.ndarray | None, max_distance: int) -> np.ndarray:
+        """Mask of candidate rows within ``max_distance`` of their query (exact)."""
+        hh = np.take(self._hashes, rows, axis=0)
+        if qi is None:
+            hh ^= q[0]
+        else:
+            hh ^= np.take(q, qi, axis=0)
+        dist = self._popcount_rows(hh) if self.words == 4 else np.bitwise_count(hh).sum(axis=1, dtype=np.int32)
+        return dist <= max_distance
+
+    def _search(self, q: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query number, entry id, distance) of every match of packed queries ``q``, unordered."""
+        out_q, out_id, out_d = [], [], []
+        n = len(self._ids)
+        if n:
+            radius = max_distance // self.tables if self.tables else -1
+            if not 0 <= radius <= self.max_radius:
+                qi, rows, dist = self._scan(q, self._hashes, max_distance)
+                keep = self._live[rows]
+                out_q.append(qi[keep])
+                out_id.append(self._ids[rows[keep]])
+                out_d.append(dist[keep])
+            else:
+                ptab, pmask, pbase = self._probes(radius)
+                keys = self._keys(q)  # (nq, tables)
+                pos = (pbase + (keys[:, ptab] ^ pmask)).ravel()
+                cand, probe = self._candidates(pos)
+                if len(cand):
+                    cq = None if len(q) == 1 else probe // len(ptab)
+                    hit = self._verify(cand, q, cq, max_distance)
+                    if hit.any():
+                        # one entry can be reached from several tables: keep each (query, row) once
+                        hq = np.zeros(int(hit.sum()), dtype=np.int64) if cq is None else cq[hit]
+                        pair = np.unique(hq * n + cand[hit])
+                        qi, rows = np.divmod(pair, n)
+                        live = self._live[rows]
+                        qi, rows = qi[live], rows[live]
+                        dist = np.bitwise_count(self._hashes[rows] ^ q[qi]).sum(axis=1, dtype=np.int64)
+                        ok = dist <= max_distance
+                        out_q.append(qi[ok])
+                        out_id.append(self._ids[rows[ok]])
+                        out_d.append(dist[ok])
+        if len(self._d_ids):
+            qi, rows, dist = self._scan(q, self._d_hashes, max_distance)
+            out_q.append(qi)
+            out_id.append(self._d_ids[rows])
+            out_d.append(dist)
+        if not out_q:
+            e = np.zeros(0, dtype=np.int64)
+            return e, e, e
+        return np.concatenate(out_q), np.concatenate(out_id), np.concatenate(out_d)
+
+    @staticmethod
+    def _scan(q: np.ndarray, hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        qs, rs, ds = [], [], []
+        for k in range(len(q)):
+            dist = np.bitwise_count(hashes ^ q[k]).sum(axis=1, dtype=np.int32)
+            rows = np.flatnonzero(dist <= max_distance)
+            qs.append(np.full(len(rows), k, dtype=np.int64))
+            rs.append(rows)
+            ds.append(dist[rows])
+        return np.concatenate(qs), np.concatenate(rs), np.concatenate(ds)
+
+    def query(self, value: str, max_distance: int) -> list[tuple[int, int]]:
+        _, ids, dist = self._search(hex_to_words([value], self.words), max_distance)
+        order = np.argsort(ids, kind="stable")
+        return list(zip(ids[order].tolist(), dist[order].tolist(), strict=True))
+
+    def query_many(self, values: Sequence[str], max_distance: int) -> list[list[tuple[int, int]]]:
+        out: list[list[tuple[int, int]]] = [[] for _ in values]
+        if not values:
+            return out
+        # batches bound the temporary candidate arrays
+        step = 256
+        for b in range(0, len(values), step):
+            chunk = list(values[b : b + step])
+            qi, ids, dist = self._search(hex_to_words(chunk, self.words), max_distance)
+            order = np.lexsort((ids, qi))
+            for k, i, d in zip(qi[order].tolist(), ids[order].tolist(), dist[order].tolist(), strict=True):
+                out[b + k].append((i, d))
+        return out
+
+    # -- snapshots -------------------------------------------------------------------------
+    def _config(self) -> dict[str, int]:
+        return {"bits": self.bits, "tables": self.tables}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        live = np.flatnonzero(self._live)
+        return {
+            "ids": np.concatenate([self._ids[live], self._d_ids]),
+            "hashes": np.concatenate([self._hashes[live], self._d_hashes]),
+            "bits": np.asarray(self.bits, dtype=np.int64),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> MIHIndex:
+        idx = cls(bits=int(arrays["bits"]))
+        if len(arrays["ids"]):
+            idx._build(np.asarray(arrays["ids"], dtype=np.int64), np.asarray(arrays["hashes"], dtype=np.uint64))
+        return idx
+
+    def save(self, path: Path, **meta: int) -> None:
+        """Write a snapshot directory atomically (write beside, then rename over)."""
+        if len(self._d_ids) or self._dead:
+            self.compact()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        occ = self._occ if self._occ is not None else np.zeros(0, dtype=np.uint8)
+        parts = {"ids": self._ids, "hashes": self._hashes, "offsets": self._offsets, "rows": self._rows, "occ": occ}
+        for name, arr in parts.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+        (tmp / "meta.json").write_text(json.dumps({"format": FORMAT, **self._config(), "meta": meta}))
+        old = path.with_name(path.name + f".old{os.getpid()}")
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        if old.exists():
+            shutil.rmtree(old)
+
+    @classmethod
+    def load(cls, path: Path, mmap: bool = True) -> tuple[MIHIndex, dict[str, int]]:
+        """Open a snapshot directory; with ``mmap`` the arrays are shared read-only pages."""
+        path = Path(path)
+        info = json.loads((path / "meta.json").read_text())
+        if info.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a {FORMAT} snapshot")
+        idx = cls(bits=int(info["bits"]))
+        idx._configure(int(info["tables"]))
+        mode: Literal["r"] | None = "r" if mmap else None
+        names = ("ids", "hashes", "offsets", "rows", "occ")
+        arrs = {n: np.load(path / f"{n}.npy", mmap_mode=mode, allow_pickle=False) for n in names}
+        n = len(arrs["ids"])
+        if (
+            arrs["hashes"].shape != (n, idx.words)
+            or len(arrs["offsets"]) != idx._n_offsets
+            or len(arrs["rows"]) != n * idx.tables
+        ):
+            raise ValueError(f"{path} does not match its meta.json")
+        idx._ids, idx._hashes, idx._offsets, idx._rows = arrs["ids"], arrs["hashes"], arrs["offsets"], arrs["rows"]
+        idx._occ = arrs["occ"] if len(arrs["occ"]) else None
+        idx._live = np.ones(n, dtype=bool)
+        return idx, {k: int(v) for k, v in info.get("meta", {}).items()}

@@ -1,0 +1,45 @@
+"""The SQLite bulk-upsert path keeps import semantics: last row wins, updates re-enable, change log covers ids."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from safeguard.banks.service import BankService
+from safeguard.banks.sources.base import Row
+from safeguard.store import Database
+from safeguard.store.models import BankEntry, EntryChange
+
+
+def _rows(values: list[str], **kw) -> list[Row]:
+    return [Row(line=k + 1, signal_type="pdq", value=v, **kw) for k, v in enumerate(values)]
+
+
+def test_bulk_upsert_semantics(tmp_path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'b.db'}")
+    db.migrate()
+    svc = BankService(db)
+    svc.create("b", actor="t", kind="other", default_category="A1")
+    values = [f"{k:064x}" for k in range(7000)]  # more than one SQL chunk and one batch
+    res = svc.import_rows("b", _rows(values, provenance={"list": "x"}), actor="t", source="s", batch_size=5000)
+    assert res.added_or_updated == 7000
+    with db.read() as s:
+        entries = s.execute(select(BankEntry).order_by(BankEntry.id)).scalars().all()
+        assert len(entries) == 7000
+        e = entries[0]
+        assert (e.category, e.source, e.provenance, e.enabled, e.added_by) == ("A1", "s", {"list": "x"}, True, "t")
+        assert e.added_at.tzinfo is not None
+        covered = {i for c in s.execute(select(EntryChange)).scalars() for i in range(c.entry_id, c.last_entry_id + 1)}
+        assert covered == {x.id for x in entries}
+        first_ids = {x.value: x.id for x in entries}
+    # delete some, then re-import with a new category: same ids, re-enabled, updated; last row wins
+    svc.import_rows("b", [Row(line=1, signal_type="pdq", value=values[0], delete=True)], actor="t")
+    again = [
+        Row(line=1, signal_type="pdq", value=values[0], category="B"),
+        Row(line=2, signal_type="pdq", value=values[0], category="C"),
+    ]
+    svc.import_rows("b", again, actor="t")
+    with db.read() as s:
+        e = s.execute(select(BankEntry).where(BankEntry.value == values[0])).scalar_one()
+        assert (e.id, e.enabled, e.category) == (first_ids[values[0]], True, "C")
+        last = s.execute(select(EntryChange).order_by(EntryChange.id.desc())).scalars().first()
+        assert last.entry_id <= e.id <= last.last_entry_id
