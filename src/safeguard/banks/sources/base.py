@@ -52,6 +52,24 @@ def make_row(line: int, signal_type: str | None, value: str | None, **kw: Any) -
     return Row(line=line, signal_type=st.name, value=canonical, **kw)
 
 
+def make_rows(line: int, signal_type: str | None, value: str | None, **kw: Any) -> list[Row | RowError]:
+    """Like :func:`make_row`, but a whole video in one row (``vpdq`` with a compact JSON list of frames)
+    becomes one row per distinct frame hash (see ``signals/vpdq.py``)."""
+    if (signal_type or "").strip().lower() == "vpdq" and value and value.lstrip().startswith("["):
+        from safeguard.signals.vpdq import entry_rows, from_compact
+
+        try:
+            frames = from_compact(value)
+        except SafeguardError as exc:
+            return [RowError(line, exc.message, exc.code)]
+        prov = dict(kw.pop("provenance", None) or {})
+        return [
+            Row(line=line, signal_type="vpdq", value=v, provenance={**p, **prov}, **kw)
+            for v, p in entry_rows(frames, video=prov.get("video"))
+        ]
+    return [make_row(line, signal_type, value, **kw)]
+
+
 class HashListFormat(ABC):
     """A file format for hash lists: parse rows from text, and write them back."""
 
