@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.video_fixtures)
 """Video uploads against banked videos (vPDQ semantics) and banked images (frames), with time ranges."""
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from safeguard.content import Content, ContentKind, Signal, Verdict
 from safeguard.engine import Engine
 from safeguard.signals.pdq import pdq_hex
 from safeguard.signals.vpdq import to_compact
-from tests.video_fixtures import banks, engine  # noqa: F401
 from tests.videogen import benign_image, make_video
 
 
