@@ -188,8 +188,10 @@ class StreamWatcher:
             error = ""
             try:
                 ended = self._connect_and_read(is_file)
-                if self.state.status in ("terminated", "stopped") or self.stop_event.is_set():
+                if self.state.status == "terminated":
                     return
+                if self.stop_event.is_set():
+                    break
                 if ended:
                     self._set(status="ended")
                     return

@@ -1,0 +1,166 @@
+"""The stream monitor on real streams: live HLS over loopback HTTP, local files, broken and unreachable
+sources. The terminate webhook is received by a loopback server that verifies its signature."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from safeguard.banks import BankService
+from safeguard.config import Settings
+from safeguard.engine import Engine
+from safeguard.errors import InvalidInput, NotFound
+from safeguard.signals.pdq import pdq_hex
+from safeguard.store.models import Case, CaseItem
+from safeguard.workers.streams import StreamConfig, StreamMonitor
+from safeguard.workers.streams_store import StreamRow
+from tests.streaming import LiveHLSServer, WebhookReceiver, make_hls
+from tests.videogen import benign_image, make_video
+
+SECRET = "test-secret"
+
+
+@pytest.fixture
+def hook() -> WebhookReceiver:
+    with WebhookReceiver(SECRET) as r:
+        yield r  # type: ignore[misc]
+
+
+@pytest.fixture
+def live_engine(tmp_path: Path, hook: WebhookReceiver) -> Engine:
+    eng = Engine(
+        Settings(
+            data_dir=str(tmp_path / "var"),
+            webhook_url=hook.url,
+            webhook_secret=SECRET,
+            run_worker=False,
+            index_refresh_seconds=0.0,
+        )
+    )
+    yield eng  # type: ignore[misc]
+    eng.close()
+
+
+def _bank_image(engine: Engine, seed: int) -> object:
+    img = benign_image(seed)
+    b = BankService(engine.db)
+    b.create("known", actor="test", kind="csam")
+    b.add_entry("known", signal_type="pdq", value=pdq_hex(img)[0], actor="test", category="A1")
+    return img
+
+
+@pytest.mark.slow
+def test_live_hls_with_banked_image_is_terminated(tmp_path: Path, live_engine: Engine, hook: WebhookReceiver) -> None:
+    img = _bank_image(live_engine, 11)
+    segs = make_hls(tmp_path / "hls", seconds=8, insert=img, insert_at=(4.0, 6.0))  # type: ignore[arg-type]
+    mon = StreamMonitor(live_engine, StreamConfig(give_up_after=10))
+    with LiveHLSServer(tmp_path / "hls", segs) as srv:
+        st = mon.watch(srv.url, platform_stream_id="live-42", user_id="user-7")
+        got = hook.wait_for("stream.terminate", timeout=30)
+        assert got is not None, mon.get(st["id"])
+        delay = got["at"] - srv.published_at(4)  # segment 4 holds the first matching frame (t=4.0s)
+        print(f"\nterminate webhook {delay:.3f}s after the segment with the first matching frame was published")
+        state = mon.wait(st["id"], timeout=10)
+    body = got["body"]
+    assert got["headers"]["Safeguard-Event"] == "stream.terminate"
+    assert body["stream_id"] == "live-42" and body["user_id"] == "user-7"
+    assert body["safeguard_stream_id"] == st["id"]
+    assert body["matches"][0]["time_range"] == [4.0, 4.0] and body["matches"][0]["bank"] == "known"
+    assert hook.rejected == 0
+    assert state["status"] == "terminated" and state["frames_sampled"] >= 5
+    assert state["findings"][0]["time_range"] == [4.0, 4.0]
+    with live_engine.db.read() as s:
+        row = s.get(StreamRow, st["id"])
+        assert row is not None and row.status == "terminated" and row.decision_id == body["decision_id"]
+        case = s.execute(select(Case).where(Case.subject_kind == "stream", Case.subject_id == "live-42")).scalar_one()
+        assert body["case_id"] == case.id
+        item = s.execute(select(CaseItem).where(CaseItem.case_id == case.id)).scalar_one()
+        assert item.summary["findings"][0]["time_range"] == [4.0, 4.0]
+
+
+@pytest.mark.slow
+def test_benign_live_hls_runs_to_the_end(tmp_path: Path, live_engine: Engine, hook: WebhookReceiver) -> None:
+    _bank_image(live_engine, 11)
+    segs = make_hls(tmp_path / "hls", seconds=4, seed=2)
+    mon = StreamMonitor(live_engine, StreamConfig(give_up_after=10))
+    with LiveHLSServer(tmp_path / "hls", segs) as srv:
+        st = mon.watch(srv.url, platform_stream_id="live-1")
+        state = mon.wait(st["id"], timeout=30)
+    assert state["status"] == "ended", state
+    assert state["frames_sampled"] >= 3 and state["findings"] == []
+    assert hook.received == []
+
+
+@pytest.mark.slow
+def test_corrupt_segment_does_not_stop_the_watch(tmp_path: Path, live_engine: Engine, hook: WebhookReceiver) -> None:
+    img = _bank_image(live_engine, 12)
+    segs = make_hls(tmp_path / "hls", seconds=6, insert=img, insert_at=(4.0, 6.0))  # type: ignore[arg-type]
+    mon = StreamMonitor(live_engine, StreamConfig(give_up_after=10))
+    with LiveHLSServer(tmp_path / "hls", segs, broken={2}) as srv:
+        st = mon.watch(srv.url, platform_stream_id="live-2")
+        state = mon.wait(st["id"], timeout=30)
+    assert state["status"] == "terminated", state
+    assert hook.wait_for("stream.terminate", timeout=5) is not None
+
+
+def test_local_file_is_watched_at_its_own_pace(tmp_path: Path, live_engine: Engine, hook: WebhookReceiver) -> None:
+    img = _bank_image(live_engine, 13)
+    path = tmp_path / "clip.mp4"
+    make_video(path, seconds=3, fps=10, insert=img, insert_at=(2.0, 3.0))  # type: ignore[arg-type]
+    mon = StreamMonitor(live_engine, StreamConfig(allow_files=True, give_up_after=5))
+    t0 = time.monotonic()
+    st = mon.watch(str(path), platform_stream_id="file-1")
+    state = mon.wait(st["id"], timeout=20)
+    assert state["status"] == "terminated", state
+    assert time.monotonic() - t0 >= 1.5  # paced at 1x, not read as fast as the disk allows
+    assert state["findings"][0]["time_range"] == [2.0, 2.0]
+    assert hook.wait_for("stream.terminate", timeout=5) is not None
+
+
+def test_unreachable_url_fails_with_a_clear_state(live_engine: Engine) -> None:
+    mon = StreamMonitor(live_engine, StreamConfig(give_up_after=1.0, open_timeout=1.0, read_timeout=1.0))
+    st = mon.watch("http://127.0.0.1:9/nothing.m3u8", platform_stream_id="gone")
+    state = mon.wait(st["id"], timeout=15)
+    assert state["status"] == "failed"
+    assert "gave up" in state["error"] and state["frames_sampled"] == 0
+    with live_engine.db.read() as s:
+        row = s.get(StreamRow, st["id"])
+        assert row is not None and row.status == "failed" and "gave up" in row.error
+
+
+def test_garbage_file_fails_without_crashing(tmp_path: Path, live_engine: Engine) -> None:
+    path = tmp_path / "junk.ts"
+    path.write_bytes(b"not a video at all " * 500)
+    mon = StreamMonitor(live_engine, StreamConfig(allow_files=True, give_up_after=0.5))
+    state = mon.wait(mon.watch(str(path), platform_stream_id="junk")["id"], timeout=15)
+    assert state["status"] == "failed" and state["error"]
+
+
+def test_stop_ends_the_watch(tmp_path: Path, live_engine: Engine) -> None:
+    path = tmp_path / "long.mp4"
+    make_video(path, seconds=20, fps=5)
+    mon = StreamMonitor(live_engine, StreamConfig(allow_files=True))
+    st = mon.watch(str(path), platform_stream_id="long")
+    time.sleep(0.5)
+    assert mon.stop(st["id"])["status"] == "stopped"
+    assert mon.get(st["id"])["status"] == "stopped"
+
+
+def test_urls_are_checked(live_engine: Engine) -> None:
+    mon = StreamMonitor(live_engine, StreamConfig())
+    with pytest.raises(InvalidInput):
+        mon.watch("/etc/passwd", platform_stream_id="x")
+    with pytest.raises(InvalidInput):
+        mon.watch("file:///etc/passwd", platform_stream_id="x")
+    with pytest.raises(InvalidInput):
+        mon.watch("http://127.0.0.1/x.m3u8", platform_stream_id="")
+    with pytest.raises(NotFound):
+        mon.get("str_nope")
+
+
+def test_config_from_env() -> None:
+    cfg = StreamConfig.from_env({"SAFEGUARD_STREAM_SAMPLE_INTERVAL": "0.5", "SAFEGUARD_STREAM_ALLOW_FILES": "1"})
+    assert cfg.sample_interval == 0.5 and cfg.allow_files is True and cfg.give_up_after == 60.0
