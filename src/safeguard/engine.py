@@ -98,7 +98,9 @@ class Engine:
         return out
 
     # -- the pipeline --------------------------------------------------------------------------
-    def scan(self, content: Content, *, actor: str = "system", media: Media | None = None) -> Decision:
+    def scan(
+        self, content: Content, *, actor: str = "system", media: Media | None = None, decision_id: str | None = None
+    ) -> Decision:
         t0 = time.perf_counter()
         signals = self.validate_signals(content.signals)
         if content.data is not None:
@@ -113,7 +115,7 @@ class Engine:
             if det.applies(ctx):
                 findings.extend(det.detect(ctx))
         t2 = time.perf_counter()
-        decision = self.decide(content, findings, signals=signals, actor=actor)
+        decision = self.decide(content, findings, signals=signals, actor=actor, decision_id=decision_id)
         t3 = time.perf_counter()
         self.last_timings = ScanTimings((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
         return decision
@@ -174,9 +176,11 @@ class Engine:
                     subject=subject,
                     payload={"params": action.params, "result": result},
                 )
-            s.add(
+            # merge: an asynchronous scan (workers/video_jobs.py) completes the pending row it wrote
+            s.merge(
                 DecisionRow(
                     id=decision.id,
+                    status="done",
                     created_at=decision.created_at,
                     verdict=decision.verdict.value,
                     content_kind=content.kind.value,

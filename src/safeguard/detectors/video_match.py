@@ -99,20 +99,20 @@ class VideoMatchDetector(Detector):
             elif entry.signal_type == "vpdq":
                 match_th = bank.thresholds.get("vpdq", VPDQ_DISTANCE_THRESHOLD)
                 key = str((entry.provenance or {}).get("video") or f"entry-{entry.id}")
-                hits = videos.setdefault((bank.id, key), _VideoHits(bank))
+                vh = videos.setdefault((bank.id, key), _VideoHits(bank))
                 n = (entry.provenance or {}).get("video_frames")
                 if isinstance(n, int) and n > 0:
-                    hits.frames = max(hits.frames or 0, n)
+                    vh.frames = max(vh.frames or 0, n)
                 for k, dist in cands["vpdq"].get(entry.id, []):
                     if dist > match_th or (frames[k].quality or 0) < VPDQ_QUALITY_THRESHOLD:
                         continue
-                    hits.entries[entry.id] = entry
-                    hits.target_entries.add(entry.id)
-                    hits.query_frames[k] = min(dist, hits.query_frames.get(k, dist))
+                    vh.entries[entry.id] = entry
+                    vh.target_entries.add(entry.id)
+                    vh.query_frames[k] = min(dist, vh.query_frames.get(k, dist))
         good = sum(1 for f in frames if (f.quality or 0) >= VPDQ_QUALITY_THRESHOLD)
-        for (_bid, key), hits in videos.items():
-            if hits.query_frames:
-                findings.append(self._video_finding(key, hits, frames, good, interval))
+        for (_bid, key), vh in videos.items():
+            if vh.query_frames:
+                findings.append(self._video_finding(key, vh, frames, good, interval))
         findings.sort(key=lambda f: (f.confidence != "high", f.time_range or (0.0, 0.0), f.entry_id or 0))
         return findings
 
@@ -121,10 +121,9 @@ class VideoMatchDetector(Detector):
     ) -> list[Finding]:
         match_th = bank.thresholds.get("pdq", 31)
         review_th = bank.review_thresholds.get("pdq", match_th)
-        hits = [(k, d) for k, d in hits if d <= review_th]
-        if not hits:
+        best = {k: d for k, d in hits if d <= review_th}
+        if not best:
             return []
-        best = {k: d for k, d in hits}
         ranges = merge_ranges([frames[k].timestamp or 0.0 for k in best], gap=interval * 1.5)
         out = []
         for lo, hi in ranges[:MAX_RANGES_PER_ENTRY]:

@@ -398,7 +398,7 @@ class StreamMonitor:
                 raise NotFound(f"stream {stream_id!r} not found", code="stream_not_found")
             return stream_to_dict(row)
 
-    def list(self, *, active_only: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+    def streams(self, *, active_only: bool = False, limit: int = 100) -> list[dict[str, Any]]:
         with self.engine.db.read() as s:
             q = select(StreamRow).order_by(StreamRow.created_at.desc()).limit(limit)
             if active_only:
