@@ -174,7 +174,7 @@ def bench_upload(seconds: float) -> list[tuple[str, str, str]]:
         ours = hash_video(str(path))
         t_ours = time.perf_counter() - t
         t = time.perf_counter()
-        kf = hash_video(str(path), mode="keyframes")
+        hash_video(str(path), mode="keyframes")
         t_kf = time.perf_counter() - t
         ref_text = "vpdq not installed"
         same = ""

@@ -3,6 +3,9 @@ sources. The terminate webhook is received by a loopback server that verifies it
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -164,3 +167,28 @@ def test_urls_are_checked(live_engine: Engine) -> None:
 def test_config_from_env() -> None:
     cfg = StreamConfig.from_env({"SAFEGUARD_STREAM_SAMPLE_INTERVAL": "0.5", "SAFEGUARD_STREAM_ALLOW_FILES": "1"})
     assert cfg.sample_interval == 0.5 and cfg.allow_files is True and cfg.give_up_after == 60.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command (Debian package ffmpeg)")
+def test_rtmp_stream_is_terminated(tmp_path: Path, live_engine: Engine, hook: WebhookReceiver) -> None:
+    """RTMP: the ffmpeg command publishes a clip at 1x as a one-client RTMP server (``-listen 1``)."""
+    img = _bank_image(live_engine, 14)
+    clip = tmp_path / "clip.mp4"
+    make_video(clip, seconds=5, fps=10, insert=img, insert_at=(2.0, 4.0))  # type: ignore[arg-type]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"rtmp://127.0.0.1:{port}/live/test"
+    cmd = ["ffmpeg", "-loglevel", "error", "-re", "-i", str(clip), "-c", "copy", "-f", "flv", "-listen", "1", url]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        mon = StreamMonitor(live_engine, StreamConfig(give_up_after=10))
+        st = mon.watch(url, platform_stream_id="rtmp-1")  # refused until ffmpeg listens: the monitor retries
+        state = mon.wait(st["id"], timeout=30)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert state["status"] == "terminated", state
+    assert state["findings"][0]["time_range"] == [2.0, 2.0]
+    assert hook.wait_for("stream.terminate", timeout=5) is not None
