@@ -19,9 +19,9 @@ def make_image(seed: int = 0, size: tuple[int, int] = (320, 240)) -> Image.Image
     arr = np.clip(arr / arr.max() * 255, 0, 255)
     im = Image.fromarray(arr.astype(np.uint8), "RGB")
     d = ImageDraw.Draw(im)
-    for _ in range(6):
+    for _ in range(24):
         x0, y0 = rng.integers(0, w - 10), rng.integers(0, h - 10)
-        x1, y1 = x0 + rng.integers(10, w // 2), y0 + rng.integers(10, h // 2)
+        x1, y1 = x0 + rng.integers(8, w // 3), y0 + rng.integers(8, h // 3)
         colour = tuple(int(v) for v in rng.integers(0, 255, 3))
         if rng.random() < 0.5:
             d.ellipse((x0, y0, x1, y1), fill=colour)
