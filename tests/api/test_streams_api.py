@@ -135,3 +135,29 @@ def test_broken_video_async_fails_cleanly(client: tuple[TestClient, Engine], hoo
     d = c.get(f"/v1/decisions/{did}", headers=auth(keys["platform"])).json()
     assert d["status"] == "failed" and d["error"]["code"] == "corrupt_media"
     assert hook.wait_for("scan.failed", timeout=10) is not None
+
+
+def test_bank_a_video_by_upload_then_scan_a_copy(client: tuple[TestClient, Engine]) -> None:
+    c, eng = client
+    keys = _keys(eng)
+    from safeguard.keys import KeyService
+
+    admin = KeyService(eng.db).create("admin", "t-admin", actor="test")["key"]
+    assert c.post("/v1/banks", json={"name": "vids", "kind": "csam"}, headers=auth(admin)).status_code in (200, 201)
+    original = make_video(seconds=4, fps=10, seed=4, insert=benign_image(23), insert_at=(1, 2))
+    r = c.post(
+        "/v1/banks/vids/entries", files={"file": ("v.mp4", original, "video/mp4")}, headers=auth(keys["moderator"])
+    )
+    assert r.status_code in (200, 201), r.text
+    entries = c.get("/v1/banks/vids/entries", headers=auth(keys["moderator"])).json()
+    entries = entries["entries"] if isinstance(entries, dict) else entries
+    vp = [e for e in entries if e["signal_type"] == "vpdq"]
+    assert vp and {e["provenance"]["video"] for e in vp} == {
+        next(e["value"] for e in entries if e["signal_type"] == "sha256")
+    }
+    copy = make_video(seconds=4, fps=10, seed=4, size=(256, 192), insert=benign_image(23), insert_at=(1, 2))
+    r = c.post("/v1/scan", files={"file": ("copy.mp4", copy, "video/mp4")}, headers=auth(keys["platform"]))
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["verdict"] == "block"
+    assert any(f["kind"] == "video_match" and f["confidence"] == "high" for f in d["findings"])

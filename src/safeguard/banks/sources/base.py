@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TextIO
 
+from safeguard.content import Signal
 from safeguard.errors import SafeguardError
 from safeguard.signals import get_signal_type
 
@@ -68,6 +69,36 @@ def make_rows(line: int, signal_type: str | None, value: str | None, **kw: Any) 
             for v, p in entry_rows(frames, video=prov.get("video"))
         ]
     return [make_row(line, signal_type, value, **kw)]
+
+
+def signal_rows(
+    signals: Iterable[Signal],
+    *,
+    category: str | None = None,
+    source: str | None = None,
+    provenance: dict[str, Any] | None = None,
+    first_line: int = 1,
+) -> list[Row]:
+    """Bank rows for the signals of one media file (``safeguard bank add``, ``POST .../entries``).
+
+    A video's ``vpdq`` frames become one row per distinct frame hash, grouped under the file's SHA-256
+    as ``provenance.video`` (see ``signals/vpdq.py``); other signals one row each, with their quality.
+    """
+    from safeguard.signals.vpdq import entry_rows
+
+    signals = list(signals)
+    prov = dict(provenance or {})
+    rows: list[Row] = []
+    for g in signals:
+        if g.type != "vpdq":
+            extra = {"quality": g.quality} if g.quality is not None else {}
+            rows.append(Row(first_line + len(rows), g.type, g.value, category, source, prov | extra))
+    frames = [g for g in signals if g.type == "vpdq"]
+    if frames:
+        key = next((g.value for g in signals if g.type == "sha256"), None)
+        for value, p in entry_rows(frames, video=key):
+            rows.append(Row(first_line + len(rows), "vpdq", value, category, source, prov | p))
+    return rows
 
 
 class HashListFormat(ABC):
