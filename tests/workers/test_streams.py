@@ -192,3 +192,32 @@ def test_rtmp_stream_is_terminated(tmp_path: Path, live_engine: Engine, hook: We
     assert state["status"] == "terminated", state
     assert state["findings"][0]["time_range"] == [2.0, 2.0]
     assert hook.wait_for("stream.terminate", timeout=5) is not None
+
+
+def test_low_confidence_match_raises_the_sampling_rate(tmp_path: Path, live_engine: Engine, hook: WebhookReceiver) -> None:
+    img = benign_image(15)
+    b = BankService(live_engine.db)
+    # match threshold 0: any real match is past it, but within the review threshold → low confidence
+    b.create("near", actor="test", kind="csam", thresholds={"pdq": 0}, review_thresholds={"pdq": 64})
+    b.add_entry("near", signal_type="pdq", value=pdq_hex(img)[0], actor="test")
+    path = tmp_path / "clip.mp4"
+    make_video(path, seconds=4, fps=10, insert=img, insert_at=(1.0, 1.5))
+    mon = StreamMonitor(live_engine, StreamConfig(allow_files=True, give_up_after=5))
+    state = mon.wait(mon.watch(str(path), platform_stream_id="sus")["id"], timeout=20)
+    assert state["status"] == "ended", state  # reviewed, not terminated
+    assert state["findings"] and state["findings"][0]["confidence"] == "low"
+    assert state["frames_sampled"] >= 8  # 1/s before the finding, every 0.25 s after it (4 s would give 4)
+    assert state["decision_id"] is not None
+    assert live_engine.get_decision(state["decision_id"])["verdict"] == "review"
+    assert hook.wait_for("stream.terminate", timeout=0.5) is None
+
+
+def test_stop_from_another_process_is_noticed(tmp_path: Path, live_engine: Engine) -> None:
+    path = tmp_path / "long.mp4"
+    make_video(path, seconds=20, fps=5)
+    mon = StreamMonitor(live_engine, StreamConfig(allow_files=True, persist_seconds=0.2))
+    st = mon.watch(str(path), platform_stream_id="elsewhere")
+    other = StreamMonitor(live_engine, StreamConfig(allow_files=True))  # holds no watcher for it
+    assert other.stop(st["id"])["status"] == "stopped"
+    state = mon.wait(st["id"], timeout=10)
+    assert state["status"] == "stopped"

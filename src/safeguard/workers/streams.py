@@ -162,6 +162,9 @@ class StreamWatcher:
                 row = s.get(StreamRow, self.id)
                 if row is None:
                     return
+                if row.status == "stopped" and snap["status"] in ACTIVE_STATES:
+                    self.stop_event.set()  # DELETE arrived at another process: stop here too
+                    return
                 for k in ("status", "frames_sampled", "last_frame_time", "findings", "decision_id", "case_id"):
                     setattr(row, k, snap[k])
                 row.error = snap["error"][:4000]
