@@ -171,8 +171,10 @@ def bench_upload(seconds: float) -> list[tuple[str, str, str]]:
             make_720p(OUT / f"up_720p30_{seconds:.0f}s.mp4", seconds=seconds, gop=60),
         ),
         (
-            "720p30 VP9/WebM",
-            make_720p(OUT / "up_720p30.webm", seconds=seconds / 2, gop=60, codec="libvpx-vp9", fmt="webm"),
+            "720p30 VP9/WebM (keyframe every 2 s)",
+            make_720p(
+                OUT / f"up_720p30_{seconds / 2:.0f}s.webm", seconds=seconds / 2, gop=60, codec="libvpx-vp9", fmt="webm"
+            ),
         ),
     ]
     for label, path in files:

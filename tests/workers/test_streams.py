@@ -194,7 +194,9 @@ def test_rtmp_stream_is_terminated(tmp_path: Path, live_engine: Engine, hook: We
     assert hook.wait_for("stream.terminate", timeout=5) is not None
 
 
-def test_low_confidence_match_raises_the_sampling_rate(tmp_path: Path, live_engine: Engine, hook: WebhookReceiver) -> None:
+def test_low_confidence_match_raises_the_sampling_rate(
+    tmp_path: Path, live_engine: Engine, hook: WebhookReceiver
+) -> None:
     img = benign_image(15)
     b = BankService(live_engine.db)
     # match threshold 0: any real match is past it, but within the review threshold → low confidence

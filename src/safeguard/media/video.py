@@ -90,6 +90,7 @@ class FrameSampler:
         self.t0: float | None = None
         self.last_key_t: float | None = None
         self.decoding_all = mode == "all"
+        self._awaiting = False
         self.packets = 0
         self.decoded = 0
 
@@ -110,12 +111,15 @@ class FrameSampler:
                 self.decoding_all = True
             self.last_key_t = t
         due = self.next_t is None or t + 1e-6 >= self.next_t
-        if not self.decoding_all and not (packet.is_keyframe and due):
+        if not self.decoding_all and not self._awaiting and not (packet.is_keyframe and due):
             return []
         try:
             frames = self.codec.decode(packet)
         except av.error.FFmpegError:
             return []  # a damaged packet: skip it, the next keyframe resynchronises the decoder
+        # A decoder that reorders (B-frames) holds the keyframe back until it has seen a few more
+        # packets: keep feeding it until the frame comes out, rather than a whole GOP later.
+        self._awaiting = not frames and not self.decoding_all
         out: list[FrameHash] = []
         for frame in frames:
             self.decoded += 1
