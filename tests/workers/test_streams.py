@@ -33,16 +33,9 @@ def hook() -> WebhookReceiver:
 
 
 @pytest.fixture
-def live_engine(tmp_path: Path, hook: WebhookReceiver) -> Engine:
-    eng = Engine(
-        Settings(
-            data_dir=str(tmp_path / "var"),
-            webhook_url=hook.url,
-            webhook_secret=SECRET,
-            run_worker=False,
-            index_refresh_seconds=0.0,
-        )
-    )
+def live_engine(settings: Settings, hook: WebhookReceiver) -> Engine:
+    """SQLite, and PostgreSQL too when SAFEGUARD_TEST_POSTGRES_URL is set (conftest's ``settings``)."""
+    eng = Engine(settings.with_(webhook_url=hook.url, webhook_secret=SECRET, run_worker=False))
     yield eng  # type: ignore[misc]
     eng.close()
 
