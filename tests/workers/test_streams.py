@@ -216,3 +216,32 @@ def test_stop_from_another_process_is_noticed(tmp_path: Path, live_engine: Engin
     assert other.stop(st["id"])["status"] == "stopped"
     state = mon.wait(st["id"], timeout=10)
     assert state["status"] == "stopped"
+
+
+def test_orphaned_streams_are_adopted(tmp_path: Path, live_engine: Engine) -> None:
+    from datetime import timedelta
+
+    from safeguard.store.models import utcnow
+
+    path = tmp_path / "clip.mp4"
+    make_video(path, seconds=2, fps=5)
+    with live_engine.db.write() as s:  # a row left "watching" by a process that died a while ago
+        s.add(
+            StreamRow(
+                id="str_orphan",
+                platform_stream_id="p-orphan",
+                url=str(path),
+                status="watching",
+                frames_sampled=7,
+                findings=[],
+                error="",
+                created_at=utcnow(),
+                updated_at=utcnow() - timedelta(minutes=5),
+            )
+        )
+    mon = StreamMonitor(live_engine, StreamConfig(allow_files=True))
+    other = StreamMonitor(live_engine, StreamConfig(allow_files=True))
+    assert mon.adopt_orphans(stale_after=60) == ["str_orphan"]
+    assert other.adopt_orphans(stale_after=60) == []  # claimed once only
+    state = mon.wait("str_orphan", timeout=15)
+    assert state["status"] == "ended" and state["frames_sampled"] >= 8

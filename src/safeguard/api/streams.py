@@ -28,11 +28,12 @@ class StreamIn(BaseModel):
 
 
 def monitor(request: Request, svc: Services = Depends(services)) -> StreamMonitor:
-    """The process's monitor, created on first use (``app.state.stream_monitor``)."""
+    """The process's monitor, created on first use (``app.state.stream_monitor``); it adopts orphans."""
     mon: StreamMonitor | None = getattr(request.app.state, "stream_monitor", None)
     if mon is None:
         mon = StreamMonitor(svc.engine)
         request.app.state.stream_monitor = mon
+        mon.adopt_orphans()  # streams a dead process was watching
     return mon
 
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import av
 import av.error
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from safeguard.actions.terminate_stream import TOPIC as TERMINATE_TOPIC
 from safeguard.content import Content, ContentKind, Decision, Finding, Signal, Verdict
@@ -367,11 +367,47 @@ class StreamMonitor:
                     updated_at=utcnow(),
                 )
             )
-        w = StreamWatcher(self, sid, url, platform_stream_id, user_id, config or self.config)
+        return self._start(StreamWatcher(self, sid, url, platform_stream_id, user_id, config or self.config))
+
+    def _start(self, w: StreamWatcher) -> dict[str, Any]:
         with self._lock:
-            self.watchers[sid] = w
+            self.watchers[w.id] = w
         w.thread.start()
         return w.snapshot()
+
+    def adopt_orphans(self, stale_after: float = 60.0) -> list[str]:
+        """Watch again the streams a dead process left in an active state (no update for ``stale_after`` s).
+
+        Call at process start (and now and then). Each orphan is claimed with a conditional update, so
+        when several processes adopt at once each stream goes to exactly one of them.
+        """
+        cutoff = utcnow() - timedelta(seconds=stale_after)
+        with self.engine.db.read() as s:
+            stale = list(
+                s.execute(
+                    select(StreamRow).where(StreamRow.status.in_(ACTIVE_STATES), StreamRow.updated_at < cutoff)
+                ).scalars()
+            )
+        adopted = []
+        for row in stale:
+            with self.engine.db.write() as s:
+                got = len(
+                    s.execute(
+                        update(StreamRow)
+                        .where(StreamRow.id == row.id, StreamRow.updated_at == row.updated_at)
+                        .values(status="starting", updated_at=utcnow())
+                        .returning(StreamRow.id)
+                    ).all()
+                )
+            if got != 1 or row.id in self.watchers:
+                continue
+            w = StreamWatcher(self, row.id, row.url, row.platform_stream_id, row.user_id, self.config)
+            w.state.frames_sampled = row.frames_sampled
+            w.state.findings = list(row.findings or [])
+            w._time_offset = (row.last_frame_time or 0.0) + self.config.sample_interval
+            self._start(w)
+            adopted.append(row.id)
+        return adopted
 
     def stop(self, stream_id: str) -> dict[str, Any]:
         with self._lock:
