@@ -122,6 +122,84 @@ def bench_capacity(counts: list[int], seconds: float) -> list[tuple[str, str, st
     return rows
 
 
+def _serve_hls(root: str, segs: list[tuple[str, float]], conn: object) -> None:
+    """Child process: a live HLS server (not pinned with the monitor), until the parent closes the pipe."""
+    with LiveHLSServer(Path(root), segs) as srv:
+        conn.send(srv.url)  # type: ignore[attr-defined]
+        conn.recv()  # type: ignore[attr-defined]
+
+
+def bench_capacity_hls(counts: list[int], seconds: float) -> list[tuple[str, str, str]]:
+    """Like bench_capacity, but every stream is fetched as live HLS over loopback HTTP (server in another process)."""
+    import multiprocessing as mp
+
+    root = OUT / "hls720"
+    if not (root / "vod.m3u8").exists():
+        _remux_hls(make_720p(OUT / "720p30_gop30.mp4", seconds=seconds + 5), root)
+    segs = _read_vod(root)
+    rows = []
+    cpus = sorted(os.sched_getaffinity(0))
+    for n in counts:
+        parent, child = mp.Pipe()
+        proc = mp.get_context("fork").Process(target=_serve_hls, args=(str(root), segs, child), daemon=True)
+        proc.start()
+        base = parent.recv().rsplit("/", 1)[0]
+        os.sched_setaffinity(0, {cpus[0]})
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                eng = engine_in(Path(d))
+                mon = StreamMonitor(eng, StreamConfig(persist_seconds=5.0))
+                c0, w0 = time.process_time(), time.monotonic()
+                ids = [mon.watch(f"{base}/{k}/live.m3u8", platform_stream_id=f"h{k}")["id"] for k in range(n)]
+                time.sleep(seconds)
+                cpu, wall = time.process_time() - c0, time.monotonic() - w0
+                states = [mon.get(i) for i in ids]
+                mon.shutdown()
+                eng.close()
+        finally:
+            os.sched_setaffinity(0, set(cpus))
+            parent.send("stop")
+            proc.join(timeout=10)
+        sampled = [s["frames_sampled"] for s in states]
+        due = int(wall) - 2  # live HLS starts about a segment behind
+        kept = sum(1 for s in sampled if s >= 0.9 * due)
+        util = cpu / wall
+        rows.append(
+            (
+                f"capacity: {n} live HLS streams 720p30 over HTTP, 1 frame/s (monitor pinned to 1 core)",
+                f"core busy {100 * util:.0f}%, {kept}/{n} kept up, frames/stream min {min(sampled)} of ~{due}",
+                f"≈{n / max(util, 1e-9):.0f} streams/core at 100% (target ≥ 20); load {load()}",
+            )
+        )
+    return rows
+
+
+def _remux_hls(src: Path, root: Path) -> None:
+    """The capacity clip, unchanged (same bitrate), cut into 1 s HLS segments at its keyframes."""
+    root.mkdir(parents=True, exist_ok=True)
+    with av.open(str(src)) as inp:
+        vs = inp.streams.video[0]
+        opts = {"hls_time": "1", "hls_playlist_type": "vod", "hls_segment_filename": str(root / "seg%03d.ts")}
+        with av.open(str(root / "vod.m3u8"), "w", format="hls", options=opts) as out:
+            os_ = out.add_stream_from_template(vs)
+            for pkt in inp.demux(vs):
+                if pkt.dts is None:
+                    continue
+                pkt.stream = os_
+                out.mux(pkt)
+
+
+def _read_vod(root: Path) -> list[tuple[str, float]]:
+    segs: list[tuple[str, float]] = []
+    dur = 0.0
+    for line in (root / "vod.m3u8").read_text().splitlines():
+        if line.startswith("#EXTINF:"):
+            dur = float(line[8:].split(",")[0])
+        elif line and not line.startswith("#"):
+            segs.append((line, dur))
+    return segs
+
+
 def bench_delay(trials: int, size: tuple[int, int], fps: int, background: int = 0) -> list[tuple[str, str, str]]:
     """``background`` other 720p30 streams are watched by the same monitor meanwhile (a loaded process)."""
     clip = make_720p(OUT / "720p30_gop30.mp4", seconds=25) if background else None
@@ -208,12 +286,19 @@ def bench_upload(seconds: float) -> list[tuple[str, str, str]]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer streams and trials")
+    ap.add_argument("--only", choices=["upload", "delay", "capacity", "hls"], help="run one part")
     args = ap.parse_args()
     rows: list[tuple[str, str, str]] = []
-    rows += bench_upload(20 if not args.quick else 10)
-    rows += bench_delay(3 if args.quick else 5, (1280, 720), 30)
-    rows += bench_delay(2 if args.quick else 3, (1280, 720), 30, background=20)
-    rows += bench_capacity([10, 20] if args.quick else [10, 20, 30], 15 if args.quick else 20)
+    part = args.only
+    if part in (None, "upload"):
+        rows += bench_upload(20 if not args.quick else 10)
+    if part in (None, "delay"):
+        rows += bench_delay(3 if args.quick else 5, (1280, 720), 30)
+        rows += bench_delay(2 if args.quick else 3, (1280, 720), 30, background=20)
+    if part in (None, "capacity"):
+        rows += bench_capacity([10, 20] if args.quick else [10, 20, 30], 15 if args.quick else 20)
+    if part in (None, "hls"):
+        rows += bench_capacity_hls([20] if args.quick else [20, 30], 15 if args.quick else 20)
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     print(f"{'measure':<{w0}}  {'result':<{w1}}  reference / target")

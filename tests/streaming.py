@@ -74,6 +74,7 @@ class LiveHLSServer:
 
     ``published_at(i)`` tells a test when segment i went out, to measure detection delay from there.
     ``broken`` segment indexes are served as garbage bytes (a corrupt stream the monitor must survive).
+    Any path prefix serves the same stream (``/<k>/live.m3u8``): many viewers of one timeline.
     """
 
     def __init__(
@@ -90,7 +91,7 @@ class LiveHLSServer:
                 pass
 
             def do_GET(self) -> None:
-                name = self.path.lstrip("/").split("?")[0]
+                name = self.path.split("?")[0].rsplit("/", 1)[-1]  # /live.m3u8, or /<any prefix>/live.m3u8
                 if name == "live.m3u8":
                     body = server.playlist().encode()
                     ctype = "application/vnd.apple.mpegurl"
