@@ -37,9 +37,11 @@ from typing import Any
 
 import av
 import av.error
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import or_, select, update
 
 from safeguard.actions.terminate_stream import TOPIC as TERMINATE_TOPIC
+from safeguard.api.metrics import REGISTRY
 from safeguard.content import Content, ContentKind, Decision, Finding, Signal, Verdict
 from safeguard.detectors.base import ScanContext
 from safeguard.engine import Engine
@@ -49,6 +51,16 @@ from safeguard.store.models import OutboxMessage, utcnow
 from safeguard.workers.streams_store import ACTIVE_STATES, StreamRow, stream_to_dict
 
 log = logging.getLogger(__name__)
+
+FRAMES = Counter("safeguard_stream_frames_total", "Frames sampled from live streams", registry=REGISTRY)
+FRAME_SECONDS = Histogram(
+    "safeguard_stream_frame_seconds",
+    "Detectors on one sampled stream frame (after decoding and hashing)",
+    registry=REGISTRY,
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
+)
+WATCHING = Gauge("safeguard_streams_watched", "Streams this process is watching", registry=REGISTRY)
+ENDED = Counter("safeguard_streams_finished_total", "Watches finished, by final state", ["status"], registry=REGISTRY)
 
 URL_SCHEMES = ("http://", "https://", "rtmp://", "rtmps://", "rtsp://", "srt://")
 
@@ -282,7 +294,10 @@ class StreamWatcher:
             content_id=f"{self.platform_stream_id}@{fh.timestamp:.3f}",
             context={"safeguard_stream_id": self.id},
         )
+        t0 = time.perf_counter()
         findings = self.monitor.detect(content, [sig])
+        FRAME_SECONDS.observe(time.perf_counter() - t0)
+        FRAMES.inc()
         if not findings:
             if now - self._last_persist >= self.config.persist_seconds:
                 self._persist()
@@ -372,6 +387,7 @@ class StreamMonitor:
     def _start(self, w: StreamWatcher) -> dict[str, Any]:
         with self._lock:
             self.watchers[w.id] = w
+            WATCHING.set(len(self.watchers))
         w.thread.start()
         return w.snapshot()
 
@@ -462,9 +478,11 @@ class StreamMonitor:
 
     def _finished(self, w: StreamWatcher) -> None:
         w._persist()
+        ENDED.labels(status=w.state.status).inc()
         with self._lock:
             if self.watchers.get(w.id) is w:
                 del self.watchers[w.id]
+            WATCHING.set(len(self.watchers))
 
     # -- the engine ----------------------------------------------------------------------------
     def detect(self, content: Content, signals: list[Signal]) -> list[Finding]:
