@@ -81,7 +81,10 @@ def test_register_watch_and_terminate(tmp_path: Path, client: tuple[TestClient, 
     listed = c.get("/v1/streams", headers=auth(keys["platform"])).json()["streams"]
     assert [s["id"] for s in listed] == [sid]
     metrics = c.get("/metrics").text
-    assert "safeguard_stream_frames_total" in metrics and 'safeguard_streams_finished_total{status="terminated"}' in metrics
+    assert (
+        "safeguard_stream_frames_total" in metrics
+        and 'safeguard_streams_finished_total{status="terminated"}' in metrics
+    )
 
 
 def test_delete_stops_and_errors_are_json(tmp_path: Path, client: tuple[TestClient, Engine]) -> None:
