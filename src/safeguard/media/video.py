@@ -17,6 +17,7 @@ Timestamps are seconds from the first frame, rounded to milliseconds (vPDQ's pre
 from __future__ import annotations
 
 import io
+import math
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -91,12 +92,17 @@ class FrameSampler:
         self.last_key_t: float | None = None
         self.decoding_all = mode == "all"
         self._awaiting = False
+        self._need_key = False
+        self._sparse_keys = False
         self.packets = 0
         self.decoded = 0
 
     def wants_all_frames(self, on: bool) -> None:
-        """Decode every frame (suspicion, or keyframes too sparse); ``auto`` mode may turn it off again."""
-        self.decoding_all = on or self.mode == "all"
+        """Decode every frame (suspicion) from the next keyframe on, or go back to keyframes only."""
+        want = on or self.mode == "all" or self._sparse_keys
+        if want and not self.decoding_all:
+            self._need_key = True  # the frames since the last keyframe were skipped: no references yet
+        self.decoding_all = want
 
     def feed(self, packet: Any) -> list[FrameHash]:
         self.packets += 1
@@ -108,8 +114,11 @@ class FrameSampler:
             self.t0 = t
         if packet.is_keyframe:
             if self.mode == "auto" and self.last_key_t is not None and t - self.last_key_t > 2 * self.interval:
-                self.decoding_all = True
+                self.decoding_all = self._sparse_keys = True
             self.last_key_t = t
+            self._need_key = False
+        elif self._need_key:
+            return []
         due = self.next_t is None or t + 1e-6 >= self.next_t
         if not self.decoding_all and not self._awaiting and not (packet.is_keyframe and due):
             return []
@@ -129,9 +138,13 @@ class FrameSampler:
             value, quality = frame_pdq(frame, self.max_side)
             rel = round(ft - (self.t0 or 0.0), 3)
             out.append(FrameHash(max(rel, 0.0), value, quality))
-            step = self.interval
-            self.next_t = ft + step if self.next_t is None else max(self.next_t + step, ft + step / 2)
+            self._advance(ft)
         return out
+
+    def _advance(self, ft: float) -> None:
+        """The next wanted time: the next point of the ``interval`` grid from the first frame (as vPDQ)."""
+        t0 = self.t0 or 0.0
+        self.next_t = t0 + (math.floor((ft - t0) / self.interval + 1e-6) + 1) * self.interval
 
     def flush(self) -> list[FrameHash]:
         """Frames the decoder still holds (frame threading delays output) at the end of a file."""
@@ -148,9 +161,7 @@ class FrameSampler:
                 continue
             value, quality = frame_pdq(frame, self.max_side)
             out.append(FrameHash(max(round(ft - (self.t0 or 0.0), 3), 0.0), value, quality))
-            self.next_t = (
-                ft + self.interval if self.next_t is None else max(self.next_t + self.interval, ft + self.interval / 2)
-            )
+            self._advance(ft)
         return out
 
 
