@@ -34,19 +34,10 @@ def free_port() -> int:
 @pytest.fixture
 def server(tmp_path: Path, db_url: str) -> Iterator[tuple[str, Database]]:
     port = free_port()
-    env = {
-        **os.environ,
-        "SAFEGUARD_DATA_DIR": str(tmp_path / "data"),
-        "SAFEGUARD_DATABASE_URL": db_url,
-        "SAFEGUARD_INDEX_REFRESH_SECONDS": "0.2",
-        "SAFEGUARD_LOG_LEVEL": "warning",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "safeguard.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    env = {**os.environ, "SAFEGUARD_DATA_DIR": str(tmp_path / "data"), "SAFEGUARD_DATABASE_URL": db_url,
+           "SAFEGUARD_INDEX_REFRESH_SECONDS": "0.2", "SAFEGUARD_LOG_LEVEL": "warning"}
+    proc = subprocess.Popen([sys.executable, "-m", "safeguard.cli", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
