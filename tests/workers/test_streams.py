@@ -245,3 +245,15 @@ def test_orphaned_streams_are_adopted(tmp_path: Path, live_engine: Engine) -> No
     assert other.adopt_orphans(stale_after=60) == []  # claimed once only
     state = mon.wait("str_orphan", timeout=15)
     assert state["status"] == "ended" and state["frames_sampled"] >= 8
+
+
+def test_server_that_never_answers_fails_in_time(live_engine: Engine) -> None:
+    with socket.socket() as srv:  # accepts connections, never sends a byte
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        url = f"http://127.0.0.1:{srv.getsockname()[1]}/stalled.m3u8"
+        mon = StreamMonitor(live_engine, StreamConfig(give_up_after=1.0, open_timeout=0.5, read_timeout=0.5))
+        t0 = time.monotonic()
+        state = mon.wait(mon.watch(url, platform_stream_id="stalled")["id"], timeout=20)
+    assert state["status"] == "failed" and "gave up" in state["error"]
+    assert time.monotonic() - t0 < 15
