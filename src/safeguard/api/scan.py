@@ -94,12 +94,11 @@ async def scan(
 
 
 def _defer(request: Request, content: Content) -> bool:
-    """Large videos (or any, with ``?async=true``) are scanned in the background: 202 now, webhook later."""
-    from safeguard.workers.video_jobs import async_threshold_bytes
+    """Large or long videos (or any, with ``?async=true``) are scanned in the background: 202 now, webhook later."""
+    from safeguard.workers.video_jobs import should_defer
 
-    if request.query_params.get("async", "").lower() in ("1", "true", "yes"):
-        return True
-    return len(content.data or b"") > async_threshold_bytes()
+    requested = request.query_params.get("async", "").lower() in ("1", "true", "yes")
+    return should_defer(content.data or b"", requested=requested)
 
 
 async def _from_form(request: Request, svc: Services) -> Content:

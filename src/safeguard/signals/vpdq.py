@@ -58,7 +58,9 @@ class VPDQSignal(SignalType):
     def compute(self, media: Media) -> list[Signal]:
         from safeguard.media.video import hash_video
 
-        frames = hash_video(media.data, interval=self.seconds_per_hash, max_side=self.max_side)
+        frames = hash_video(
+            media.data, interval=self.seconds_per_hash, max_side=self.max_side, max_frame_pixels=media.max_pixels
+        )
         return [Signal(self.name, f.value, quality=f.quality, timestamp=f.timestamp) for f in frames]
 
     def validate(self, value: str) -> str:

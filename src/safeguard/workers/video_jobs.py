@@ -1,7 +1,7 @@
 """Asynchronous video scans: large uploads get ``202`` and a decision id at once; the decision follows.
 
-``POST /v1/scan`` hands a video over ``SAFEGUARD_VIDEO_ASYNC_BYTES`` (or any video, with
-``?async=true``) to :class:`VideoScanJobs`. It writes a ``pending`` decision row, so
+``POST /v1/scan`` hands a video over ``SAFEGUARD_VIDEO_ASYNC_BYTES`` or longer than
+``SAFEGUARD_VIDEO_ASYNC_SECONDS`` (or any video, with ``?async=true``) to :class:`VideoScanJobs`. It writes a ``pending`` decision row, so
 ``GET /v1/decisions/{id}`` answers at once, and runs :func:`scan_video_job` in a worker thread: the
 ordinary ``Engine.scan`` with that id, which completes the row (``done``) with the verdict, findings
 and actions in one transaction. Then a ``scan.completed`` webhook carries the decision (or
@@ -38,6 +38,44 @@ def async_threshold_bytes() -> int:
         return int(os.environ.get("SAFEGUARD_VIDEO_ASYNC_BYTES", DEFAULT_ASYNC_BYTES))
     except ValueError:
         return DEFAULT_ASYNC_BYTES
+
+
+DEFAULT_ASYNC_SECONDS = 120.0
+
+
+def async_threshold_seconds() -> float:
+    """Videos longer than this are scanned asynchronously (``SAFEGUARD_VIDEO_ASYNC_SECONDS``, default 120)."""
+    try:
+        return float(os.environ.get("SAFEGUARD_VIDEO_ASYNC_SECONDS", DEFAULT_ASYNC_SECONDS))
+    except ValueError:
+        return DEFAULT_ASYNC_SECONDS
+
+
+def video_duration(data: bytes) -> float | None:
+    """The container's duration in seconds, read from its header (cheap); None when it does not say."""
+    import av
+    import av.error
+
+    from safeguard.media.video import open_container
+
+    try:
+        with open_container(data) as c:
+            if c.duration:
+                return float(c.duration) / 1_000_000
+            vs = c.streams.video[0] if c.streams.video else None
+            if vs is not None and vs.duration and vs.time_base:
+                return float(vs.duration * vs.time_base)
+    except (SafeguardError, av.error.FFmpegError):
+        return None
+    return None
+
+
+def should_defer(data: bytes, *, requested: bool = False) -> bool:
+    """Scan in the background: when asked, or when the video is large or long."""
+    if requested or len(data) > async_threshold_bytes():
+        return True
+    seconds = video_duration(data)
+    return seconds is not None and seconds > async_threshold_seconds()
 
 
 def write_pending(engine: Engine, decision_id: str, content: Content) -> None:
