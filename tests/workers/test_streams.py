@@ -257,3 +257,12 @@ def test_server_that_never_answers_fails_in_time(live_engine: Engine) -> None:
         state = mon.wait(mon.watch(url, platform_stream_id="stalled")["id"], timeout=20)
     assert state["status"] == "failed" and "gave up" in state["error"]
     assert time.monotonic() - t0 < 15
+
+
+def test_every_stream_setting_is_documented() -> None:
+    from dataclasses import fields
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "streams.md").read_text(encoding="utf-8")
+    for f in fields(StreamConfig):
+        assert f"`SAFEGUARD_STREAM_{f.name.upper()}`" in doc, f.name
+    assert "`SAFEGUARD_VIDEO_ASYNC_BYTES`" in doc and "`SAFEGUARD_VIDEO_ASYNC_SECONDS`" in doc
