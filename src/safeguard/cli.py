@@ -298,7 +298,7 @@ def bank_add(
     source: str = "moderator",
 ) -> None:
     """Hash files and add every signal they yield (SHA-256, MD5, PDQ) to a bank."""
-    from safeguard.banks.sources.base import Row
+    from safeguard.banks.sources.base import Row, signal_rows
     from safeguard.media import Media
     from safeguard.signals import compute_signals
 
@@ -313,17 +313,14 @@ def bank_add(
         for p in paths:
             try:
                 sigs = compute_signals(Media.from_bytes(p.read_bytes(), max_pixels=s.max_image_pixels))
-                prov: dict[str, Any] = {"filename": p.name}
                 rows.extend(
-                    Row(
-                        line=len(rows) + 1,
-                        signal_type=g.type,
-                        value=g.value,
+                    signal_rows(
+                        sigs,
                         category=category,
                         source=source,
-                        provenance=prov | ({"quality": g.quality} if g.quality is not None else {}),
+                        provenance={"filename": p.name},
+                        first_line=len(rows) + 1,
                     )
-                    for g in sigs
                 )
             except SafeguardError as exc:
                 failed += 1

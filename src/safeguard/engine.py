@@ -103,7 +103,9 @@ class Engine:
         return out
 
     # -- the pipeline --------------------------------------------------------------------------
-    def scan(self, content: Content, *, actor: str = "system", media: Media | None = None) -> Decision:
+    def scan(
+        self, content: Content, *, actor: str = "system", media: Media | None = None, decision_id: str | None = None
+    ) -> Decision:
         t0 = time.perf_counter()
         signals = self.validate_signals(content.signals)
         if content.data is not None:
@@ -118,7 +120,7 @@ class Engine:
             if det.applies(ctx):
                 findings.extend(det.detect(ctx))
         t2 = time.perf_counter()
-        decision = self.decide(content, findings, signals=signals, actor=actor)
+        decision = self.decide(content, findings, signals=signals, actor=actor, decision_id=decision_id)
         t3 = time.perf_counter()
         self.last_timings = ScanTimings((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
         return decision
@@ -147,10 +149,17 @@ class Engine:
             user_id=content.user_id,
             signals=tuple(signals or ()),
         )
-        return self.recorder.submit(lambda s: self._record(s, content, decision, findings, actor))
+        pending = decision_id is not None
+        return self.recorder.submit(lambda s: self._record(s, content, decision, findings, actor, pending))
 
     def _record(
-        self, s: Session, content: Content, decision: Decision, findings: list[Finding], actor: str
+        self,
+        s: Session,
+        content: Content,
+        decision: Decision,
+        findings: list[Finding],
+        actor: str,
+        complete_pending: bool = False,
     ) -> Decision:
         """Write the decision, run its actions and append their events, inside the caller's transaction."""
         subject = ("decision", decision.id)
@@ -184,19 +193,23 @@ class Engine:
                 subject=subject,
                 payload={"params": action.params, "result": result},
             )
-        s.add(
-            DecisionRow(
-                id=decision.id,
-                created_at=decision.created_at,
-                verdict=decision.verdict.value,
-                content_kind=content.kind.value,
-                content_id=content.content_id,
-                user_id=content.user_id,
-                policy_version=decision.policy_version,
-                case_id=decision.case_id,
-                body=decision.to_dict(),
-            )
+        row = DecisionRow(
+            id=decision.id,
+            status="done",
+            created_at=decision.created_at,
+            verdict=decision.verdict.value,
+            content_kind=content.kind.value,
+            content_id=content.content_id,
+            user_id=content.user_id,
+            policy_version=decision.policy_version,
+            case_id=decision.case_id,
+            body=decision.to_dict(),
         )
+        # an asynchronous scan (workers/video_jobs.py) completes the pending row it wrote earlier
+        if complete_pending:
+            s.merge(row)
+        else:
+            s.add(row)
         s.flush()
         return decision
 

@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 
 from safeguard import registry
 from safeguard.api.deps import Services, require, services
-from safeguard.banks.sources.base import HashListFormat, Row
+from safeguard.banks.sources.base import HashListFormat, signal_rows
 from safeguard.errors import InvalidInput, PayloadTooLarge
 from safeguard.keys import Principal
 from safeguard.signals import compute_signals
@@ -129,19 +129,7 @@ async def add_entries(
         category = str(form["category"]) if form.get("category") else None
         media = svc.engine.media_for(data, upload.content_type)
         sigs = await run_in_threadpool(compute_signals, media)
-        rows = [
-            Row(
-                line=i + 1,
-                signal_type=s.type,
-                value=s.value,
-                category=category,
-                source="upload",
-                provenance={"filename": upload.filename or "", "quality": s.quality}
-                if s.quality is not None
-                else {"filename": upload.filename or ""},
-            )
-            for i, s in enumerate(sigs)
-        ]
+        rows = signal_rows(sigs, category=category, source="upload", provenance={"filename": upload.filename or ""})
         res = await run_in_threadpool(lambda: svc.banks.import_rows(bank, rows, actor=who.actor, source="upload"))
         return {"added": [s.to_dict() for s in sigs], "result": res.to_dict()}
     body = EntryIn.model_validate(await request.json())

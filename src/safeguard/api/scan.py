@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -63,7 +64,7 @@ SCAN_OPENAPI: dict[str, Any] = {
 @router.post("/scan", openapi_extra=SCAN_OPENAPI, summary="Scan an upload (bytes or hashes) and get a decision")
 async def scan(
     request: Request, svc: Services = Depends(services), who: Principal = Depends(require("platform"))
-) -> dict[str, Any]:
+) -> Any:
     t0 = time.perf_counter()
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
@@ -75,12 +76,29 @@ async def scan(
             "send multipart/form-data with a 'file' field, or application/json with 'signals'",
             code="unsupported_content_type",
         )
+    if content.kind == ContentKind.VIDEO and _defer(request, content):
+        from safeguard.workers.video_jobs import VideoScanJobs
+
+        jobs = getattr(request.app.state, "video_jobs", None) or VideoScanJobs(svc.engine)
+        request.app.state.video_jobs = jobs
+        decision_id = await run_in_threadpool(jobs.submit, content, actor=who.actor)
+        return JSONResponse(
+            {"id": decision_id, "status": "pending", "href": f"/v1/decisions/{decision_id}"}, status_code=202
+        )
     decision = await run_in_threadpool(svc.engine.scan, content, actor=who.actor)
     elapsed = time.perf_counter() - t0
     metrics.observe_scan(decision.verdict.value, content.kind.value, elapsed)
     body = decision.to_dict()
     body["timing_ms"] = round(elapsed * 1000, 3)
     return body
+
+
+def _defer(request: Request, content: Content) -> bool:
+    """Large or long videos (or any, with ``?async=true``) are scanned in the background: 202 now, webhook later."""
+    from safeguard.workers.video_jobs import should_defer
+
+    requested = request.query_params.get("async", "").lower() in ("1", "true", "yes")
+    return should_defer(content.data or b"", requested=requested)
 
 
 async def _from_form(request: Request, svc: Services) -> Content:

@@ -29,6 +29,8 @@ OPINIONS = ("confirmed", "disputed", "none")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 DEFAULT_THRESHOLDS = {"pdq": 31}
 DEFAULT_REVIEW_THRESHOLDS = {"pdq": 40}
+#: vPDQ's match percentages (detectors/video_match.py), set per bank beside the distance thresholds
+PERCENT_THRESHOLDS = ("vpdq_query_percent", "vpdq_target_percent")
 
 
 @dataclass
@@ -167,11 +169,15 @@ class BankService:
     @staticmethod
     def _check_thresholds(th: dict[str, int], rth: dict[str, int]) -> None:
         for k, v in {**th, **rth}.items():
+            if k in PERCENT_THRESHOLDS:
+                if not isinstance(v, int) or not 0 <= v <= 100:
+                    raise InvalidInput(f"{k} must be an integer 0..100", code="invalid_threshold")
+                continue
             st = get_signal_type(k)
             if not isinstance(v, int) or v < 0 or (st.metric == "hamming" and v > st.bits):
                 raise InvalidInput(f"threshold for {k} must be an integer 0..{st.bits}", code="invalid_threshold")
         for k, v in th.items():
-            if rth.get(k, v) < v:
+            if k not in PERCENT_THRESHOLDS and rth.get(k, v) < v:
                 raise InvalidInput(f"review threshold for {k} must be >= its match threshold", code="invalid_threshold")
 
     def update(self, bank: str | int, *, actor: str, **changes: Any) -> dict[str, Any]:

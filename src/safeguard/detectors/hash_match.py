@@ -45,7 +45,7 @@ class HashMatchDetector(Detector):
     name = "hash_match"
 
     def applies(self, ctx: ScanContext) -> bool:
-        return bool(ctx.signals)
+        return any(s.type != "vpdq" for s in ctx.signals)
 
     def detect(self, ctx: ScanContext) -> list[Finding]:
         res = self.resources
@@ -53,6 +53,8 @@ class HashMatchDetector(Detector):
         banks = res.bank_cache()
         queries: list[_Query] = []
         for sig in ctx.signals:
+            if sig.type == "vpdq":  # video frames are matched as videos by detectors/video_match.py
+                continue
             queries.append(_Query(sig, sig.value, 0))
             if (
                 sig.type == "pdq"

@@ -206,3 +206,7 @@ class EventChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# Tables owned by other modules register on the same metadata (kept last: they import Base from here).
+from safeguard.workers import streams_store as _streams_store  # noqa: E402, F401

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TextIO
 
+from safeguard.content import Signal
 from safeguard.errors import SafeguardError
 from safeguard.signals import get_signal_type
 
@@ -50,6 +51,54 @@ def make_row(line: int, signal_type: str | None, value: str | None, **kw: Any) -
     except SafeguardError as exc:
         return RowError(line, exc.message, exc.code)
     return Row(line=line, signal_type=st.name, value=canonical, **kw)
+
+
+def make_rows(line: int, signal_type: str | None, value: str | None, **kw: Any) -> list[Row | RowError]:
+    """Like :func:`make_row`, but a whole video in one row (``vpdq`` with a compact JSON list of frames)
+    becomes one row per distinct frame hash (see ``signals/vpdq.py``)."""
+    if (signal_type or "").strip().lower() == "vpdq" and value and value.lstrip().startswith("["):
+        from safeguard.signals.vpdq import entry_rows, from_compact
+
+        try:
+            frames = from_compact(value)
+        except SafeguardError as exc:
+            return [RowError(line, exc.message, exc.code)]
+        prov = dict(kw.pop("provenance", None) or {})
+        return [
+            Row(line=line, signal_type="vpdq", value=v, provenance={**p, **prov}, **kw)
+            for v, p in entry_rows(frames, video=prov.get("video"))
+        ]
+    return [make_row(line, signal_type, value, **kw)]
+
+
+def signal_rows(
+    signals: Iterable[Signal],
+    *,
+    category: str | None = None,
+    source: str | None = None,
+    provenance: dict[str, Any] | None = None,
+    first_line: int = 1,
+) -> list[Row]:
+    """Bank rows for the signals of one media file (``safeguard bank add``, ``POST .../entries``).
+
+    A video's ``vpdq`` frames become one row per distinct frame hash, grouped under the file's SHA-256
+    as ``provenance.video`` (see ``signals/vpdq.py``); other signals one row each, with their quality.
+    """
+    from safeguard.signals.vpdq import entry_rows
+
+    signals = list(signals)
+    prov = dict(provenance or {})
+    rows: list[Row] = []
+    for g in signals:
+        if g.type != "vpdq":
+            extra = {"quality": g.quality} if g.quality is not None else {}
+            rows.append(Row(first_line + len(rows), g.type, g.value, category, source, prov | extra))
+    frames = [g for g in signals if g.type == "vpdq"]
+    if frames:
+        key = next((g.value for g in signals if g.type == "sha256"), None)
+        for value, p in entry_rows(frames, video=key):
+            rows.append(Row(first_line + len(rows), "vpdq", value, category, source, prov | p))
+    return rows
 
 
 class HashListFormat(ABC):

@@ -3,16 +3,19 @@
 A header row is required. Recognised columns (case-insensitive; aliases in brackets):
 ``signal_type`` [type, hash_type, algorithm], ``value`` [hash, signal, signal_value],
 ``category``, ``source``, ``delete`` (true/1 to remove the entry). Any other column is kept as
-provenance. Lines starting with ``#`` are comments.
+provenance; a ``provenance`` column holding a JSON object (what export writes) is merged into it.
+Lines starting with ``#`` are comments. A ``vpdq`` value may be a whole video in compact JSON form
+(see ``signals/vpdq.py``).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from safeguard.banks.sources.base import HashListFormat, Row, RowError, make_row
+from safeguard.banks.sources.base import HashListFormat, Row, RowError, make_rows
 
 ALIASES = {
     "signal_type": ("signal_type", "type", "hash_type", "algorithm"),
@@ -60,8 +63,19 @@ class CSVHashList(HashListFormat):
                 return v or None
 
             known = set(cols.values())
-            provenance = {header[i]: v for i, v in enumerate(row) if i not in known and v.strip()}
-            yield make_row(
+            provenance: dict[str, Any] = {
+                header[i]: v for i, v in enumerate(row) if i not in known and v.strip() and header[i] != "provenance"
+            }
+            if "provenance" in header and row[header.index("provenance")].strip():
+                try:
+                    extra = json.loads(row[header.index("provenance")])
+                except json.JSONDecodeError:
+                    extra = None
+                if not isinstance(extra, dict):
+                    yield RowError(lineno, "provenance column must hold a JSON object", "invalid_row")
+                    continue
+                provenance.update(extra)
+            yield from make_rows(
                 lineno,
                 get("signal_type"),
                 get("value"),
@@ -74,11 +88,12 @@ class CSVHashList(HashListFormat):
             yield RowError(1, "empty hash list: no header row", "bad_header")
 
     def write(self, rows: Iterable[dict[str, Any]], fp: TextIO) -> int:
-        fields = ["signal_type", "value", "category", "source", "added_at", "opinion", "enabled"]
+        fields = ["signal_type", "value", "category", "source", "added_at", "opinion", "enabled", "provenance"]
         w = csv.DictWriter(fp, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         n = 0
         for r in rows:
-            w.writerow(r)
+            prov = r.get("provenance")
+            w.writerow({**r, "provenance": json.dumps(prov, sort_keys=True) if prov else ""})
             n += 1
         return n

@@ -1,7 +1,8 @@
 """JSON Lines hash lists: one object per line.
 
 ``{"signal_type": "pdq", "value": "<64 hex>", "category": "A1", "source": "ncmec",
-"provenance": {...}, "delete": false}``. ``type``/``hash`` are accepted for ``signal_type``/``value``.
+"provenance": {...}, "delete": false}``. A ``vpdq`` row may carry a whole video as a compact JSON
+list of frames (a string, or the list itself); it becomes one entry per distinct frame. ``type``/``hash`` are accepted for ``signal_type``/``value``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from safeguard.banks.sources.base import HashListFormat, Row, RowError, make_row
+from safeguard.banks.sources.base import HashListFormat, Row, RowError, make_rows
 
 
 class JSONLHashList(HashListFormat):
@@ -36,12 +37,14 @@ class JSONLHashList(HashListFormat):
                 continue
             st = obj.get("signal_type", obj.get("type"))
             value = obj.get("value", obj.get("hash"))
+            if isinstance(value, list):  # a vpdq video given as the list itself
+                value = json.dumps(value)
             if not isinstance(st, str | None) or not isinstance(value, str | None):
                 yield RowError(lineno, "signal_type and value must be strings", "invalid_row")
                 continue
             cat = obj.get("category")
             src = obj.get("source")
-            yield make_row(
+            yield from make_rows(
                 lineno,
                 st,
                 value,

@@ -1,0 +1,70 @@
+"""``/v1/streams``: register a live stream to watch, see its state, stop watching.
+
+The process that receives ``POST`` watches the stream (``workers/streams.py``); state is in the
+database, so ``GET`` works from any process, and ``DELETE`` from another process marks the row
+stopped (the watching process notices at its next persist).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from safeguard.api.deps import Services, require, services
+from safeguard.keys import Principal
+from safeguard.workers.streams import StreamMonitor
+
+router = APIRouter(prefix="/v1", tags=["streams"])
+
+
+class StreamIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(min_length=1, max_length=2000, description="HLS (.m3u8) or RTMP URL, or any URL FFmpeg reads")
+    stream_id: str = Field(min_length=1, max_length=200, description="the platform's own id for the stream")
+    user_id: str | None = Field(default=None, max_length=200, description="the platform's id for the streamer")
+
+
+def monitor(request: Request, svc: Services = Depends(services)) -> StreamMonitor:
+    """The process's monitor, created on first use (``app.state.stream_monitor``); it adopts orphans."""
+    mon: StreamMonitor | None = getattr(request.app.state, "stream_monitor", None)
+    if mon is None:
+        mon = StreamMonitor(svc.engine)
+        request.app.state.stream_monitor = mon
+        mon.adopt_orphans()  # streams a dead process was watching
+    return mon
+
+
+@router.post("/streams", status_code=201, summary="Watch a live stream")
+def create_stream(
+    body: StreamIn, mon: StreamMonitor = Depends(monitor), _: Principal = Depends(require("platform"))
+) -> dict[str, Any]:
+    return mon.watch(body.url, platform_stream_id=body.stream_id, user_id=body.user_id)
+
+
+@router.get("/streams/{stream_id}", summary="A watched stream's state")
+def get_stream(
+    stream_id: str,
+    mon: StreamMonitor = Depends(monitor),
+    _: Principal = Depends(require("platform", "moderator", "auditor")),
+) -> dict[str, Any]:
+    return mon.get(stream_id)
+
+
+@router.get("/streams", summary="Watched streams, newest first")
+def list_streams(
+    active: bool = False,
+    limit: int = Query(100, ge=1, le=1000),
+    mon: StreamMonitor = Depends(monitor),
+    _: Principal = Depends(require("platform", "moderator", "auditor")),
+) -> dict[str, Any]:
+    return {"streams": mon.streams(active_only=active, limit=limit)}
+
+
+@router.delete("/streams/{stream_id}", summary="Stop watching a stream")
+async def delete_stream(
+    stream_id: str, mon: StreamMonitor = Depends(monitor), _: Principal = Depends(require("platform"))
+) -> dict[str, Any]:
+    return await run_in_threadpool(mon.stop, stream_id)

@@ -1,0 +1,116 @@
+"""vPDQ: a video as the list of its frames' PDQ hashes, one frame per second, with timestamps.
+
+**Value format.** A vPDQ signal is *one frame*: ``Signal("vpdq", <64 hex PDQ>, quality, timestamp=t)``.
+A video's vPDQ is the list of those signals, so hash-only clients send the list, decisions carry it,
+and the index layer treats ``vpdq`` like any 256-bit Hamming hash (no special index).
+
+**Bank entries.** A banked video is stored as one ``vpdq`` entry per *distinct* frame hash, with
+provenance ``{"video": <key>, "video_frames": <distinct frames of good quality>, "timestamps":
+[...]}``. ``video`` groups the entries back into a video for vPDQ's two percentages, and
+``video_frames`` is the denominator of the target percentage. Hash lists may also carry a whole
+video in one row in ThreatExchange's compact form, a JSON list of ``"<hex>,<quality>,<timestamp>"``
+strings: :func:`expand_rows` turns it into the per-frame entries (``provenance.video`` then defaults
+to the SHA-256 of the canonical list). A frame hash shared by two banked videos in one bank is stored
+once (the bank's unique key is the value); the last import's provenance wins.
+
+**Hashes.** Frames are decoded with PyAV and hashed with the same PDQ as images; at full resolution
+and one frame per second the hashes equal the reference ``vpdq`` library's bit for bit
+(``tests/signals/test_vpdq.py`` checks this when ``vpdq`` is installed).
+
+**Matching** (``detectors/video_match.py``) follows vPDQ's: frames under quality 50 are ignored; a
+query frame matches a target frame within PDQ distance 31; a banked video matches when at least 80 %
+of the query's frames and at least 0 % of the target's frames matched (both configurable per bank).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, ClassVar, Literal
+
+from safeguard.content import Signal
+from safeguard.errors import InvalidInput
+from safeguard.media import Media
+from safeguard.signals.base import SignalType, validate_hex
+
+VPDQ_QUALITY_THRESHOLD = 50
+VPDQ_DISTANCE_THRESHOLD = 31
+VPDQ_QUERY_MATCH_THRESHOLD_PERCENT = 80
+VPDQ_INDEX_MATCH_THRESHOLD_PERCENT = 0
+SECONDS_PER_HASH = 1.0
+
+
+class VPDQSignal(SignalType):
+    name = "vpdq"
+    metric: ClassVar[Literal["exact", "hamming"]] = "hamming"
+    bits = 256
+    default_threshold = VPDQ_DISTANCE_THRESHOLD
+    computes_from = frozenset({"video"})
+    examples = (
+        "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    )
+    #: seconds of video between hashed frames, and the longest side frames are scaled to before
+    #: hashing (None: full size, as the reference library does)
+    seconds_per_hash: float = SECONDS_PER_HASH
+    max_side: int | None = None
+
+    def compute(self, media: Media) -> list[Signal]:
+        from safeguard.media.video import hash_video
+
+        frames = hash_video(
+            media.data, interval=self.seconds_per_hash, max_side=self.max_side, max_frame_pixels=media.max_pixels
+        )
+        return [Signal(self.name, f.value, quality=f.quality, timestamp=f.timestamp) for f in frames]
+
+    def validate(self, value: str) -> str:
+        return validate_hex(value, name="vpdq frame hash", nchars=64)
+
+
+# -- the compact serialisation (ThreatExchange's) and bank rows --------------------------------------
+def to_compact(signals: list[Signal]) -> str:
+    """A video's frames as a JSON list of ``"hex,quality,timestamp"`` (python-threatexchange's form)."""
+    return json.dumps([f"{s.value},{s.quality or 0},{(s.timestamp or 0.0):.3f}" for s in signals])
+
+
+def from_compact(text: str) -> list[Signal]:
+    """Parse the compact form; raise InvalidInput naming the first bad item."""
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"vpdq list is not valid JSON: {exc.msg}", code="invalid_signal") from exc
+    if not isinstance(items, list):
+        raise InvalidInput("vpdq list must be a JSON list", code="invalid_signal")
+    out: list[Signal] = []
+    for k, item in enumerate(items):
+        parts = str(item).split(",")
+        if len(parts) != 3:
+            raise InvalidInput(f"vpdq frame {k}: expected 'hex,quality,timestamp'", code="invalid_signal")
+        try:
+            quality, ts = int(parts[1]), float(parts[2])
+        except ValueError:
+            raise InvalidInput(f"vpdq frame {k}: bad quality or timestamp", code="invalid_signal") from None
+        if not 0 <= quality <= 100 or ts < 0:
+            raise InvalidInput(f"vpdq frame {k}: quality or timestamp out of range", code="invalid_signal")
+        out.append(Signal("vpdq", validate_hex(parts[0], name="vpdq frame hash", nchars=64), quality, ts))
+    return out
+
+
+def video_key(signals: list[Signal]) -> str:
+    """A stable identifier for a list of frames: SHA-256 of the canonical compact form."""
+    return hashlib.sha256(to_compact(signals).encode()).hexdigest()
+
+
+def entry_rows(signals: list[Signal], *, video: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(value, provenance) per distinct good-quality frame hash of one video, in time order."""
+    good = [s for s in signals if (s.quality or 0) >= VPDQ_QUALITY_THRESHOLD]
+    key = video or video_key(signals)
+    times: dict[str, list[float]] = {}
+    for s in good:
+        times.setdefault(s.value, []).append(float(s.timestamp or 0.0))
+    n = len(times)
+    return [(v, {"video": key, "video_frames": n, "timestamps": ts[:20]}) for v, ts in times.items()]
+
+
+def is_compact(value: str) -> bool:
+    return value.lstrip().startswith("[")
