@@ -86,6 +86,11 @@ class Policy(BaseModel):
     default_verdict: Verdict = Verdict.ALLOW
     rules: list[Rule]
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
     @field_validator("rules")
     @classmethod
     def _unique_names(cls, rules: list[Rule]) -> list[Rule]:

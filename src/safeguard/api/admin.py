@@ -1,0 +1,95 @@
+"""Webhook endpoints (admin), health, readiness and metrics."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from sqlalchemy import func, select, text
+
+from safeguard import events
+from safeguard.api import metrics
+from safeguard.api.deps import Services, require, services
+from safeguard.errors import NotFound
+from safeguard.keys import Principal
+from safeguard.store.models import OutboxMessage, WebhookEndpoint
+
+router = APIRouter(tags=["admin"])
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: HttpUrl
+    secret: str | None = Field(default=None, min_length=16, max_length=200)
+    events: list[str] = Field(default_factory=list, description="topics to send; empty: all")
+
+
+@router.get("/v1/webhooks")
+def list_webhooks(svc: Services = Depends(services), _: Principal = Depends(require())) -> dict[str, Any]:
+    with svc.engine.db.read() as s:
+        rows = s.execute(select(WebhookEndpoint).order_by(WebhookEndpoint.id)).scalars()
+        return {"webhooks": [{"id": w.id, "url": w.url, "events": w.events, "enabled": w.enabled} for w in rows]}
+
+
+@router.post("/v1/webhooks", status_code=201)
+def add_webhook(
+    body: WebhookIn, svc: Services = Depends(services), who: Principal = Depends(require())
+) -> dict[str, Any]:
+    secret = body.secret or secrets.token_urlsafe(32)
+    with svc.engine.db.write() as s:
+        w = WebhookEndpoint(url=str(body.url), secret=secret, events=body.events, enabled=True)
+        s.add(w)
+        s.flush()
+        events.append(
+            s,
+            "webhook.endpoint_added",
+            actor=who.actor,
+            subject=("webhook", str(w.id)),
+            payload={"url": w.url, "events": w.events},
+        )
+        return {"id": w.id, "url": w.url, "events": w.events, "secret": secret}
+
+
+@router.delete("/v1/webhooks/{webhook_id}", status_code=204)
+def remove_webhook(webhook_id: int, svc: Services = Depends(services), who: Principal = Depends(require())) -> Response:
+    with svc.engine.db.write() as s:
+        w = s.get(WebhookEndpoint, webhook_id)
+        if w is None:
+            raise NotFound(f"webhook {webhook_id} not found", code="webhook_not_found")
+        w.enabled = False
+        events.append(s, "webhook.endpoint_removed", actor=who.actor, subject=("webhook", str(w.id)), payload={})
+    return Response(status_code=204)
+
+
+@router.get("/healthz", tags=["ops"])
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["ops"])
+def readyz(svc: Services = Depends(services)) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    try:
+        with svc.engine.db.read() as s:
+            s.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # report, don't raise: this is a probe
+        checks["database"] = f"error: {type(exc).__name__}"
+    checks["index"] = svc.engine.indexes.sizes()
+    ok = checks["database"] == "ok"
+    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", tags=["ops"])
+def prometheus(svc: Services = Depends(services)) -> Response:
+    for t, n in svc.engine.indexes.sizes().items():
+        metrics.INDEX_ENTRIES.labels(signal_type=t).set(n)
+    with svc.engine.db.read() as s:
+        pending = s.execute(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
+        ).scalar_one()
+    metrics.OUTBOX_PENDING.set(pending)
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4")

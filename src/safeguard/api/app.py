@@ -1,0 +1,61 @@
+"""The app factory. Tests call ``create_app(settings)`` with their own settings; ``safeguard serve``
+runs ``create_app_from_env`` under uvicorn (one app per worker process)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from safeguard import __version__
+from safeguard.api import admin, banks, errors, records, scan
+from safeguard.api.deps import Services
+from safeguard.api.limits import BodyLimitMiddleware
+from safeguard.banks import BankService
+from safeguard.config import Settings
+from safeguard.engine import Engine
+from safeguard.keys import KeyService
+from safeguard.workers.outbox import OutboxWorker, WebhookTransport
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None, *, engine: Engine | None = None, transport: WebhookTransport | None = None
+) -> FastAPI:
+    settings = settings or Settings.from_env()
+    engine = engine or Engine(settings)
+    svc = Services(engine=engine, keys=KeyService(engine.db), banks=BankService(engine.db))
+    worker = OutboxWorker(engine.db, settings, transport) if settings.run_worker else None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    app = FastAPI(
+        title="Safeguard",
+        version=__version__,
+        description="Self-hostable child-safety engine: scan uploads against hash banks, record every decision.",
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    app.state.worker = worker
+    errors.install(app)
+    for r in (scan.router, banks.router, records.router, admin.router):
+        app.include_router(r)
+    # A little headroom over the file limit for the multipart envelope and form fields.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 64 * 1024)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    logging.basicConfig(level=Settings.from_env().log_level.upper())
+    return create_app()

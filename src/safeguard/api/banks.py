@@ -1,0 +1,229 @@
+"""Banks and their entries: create, configure, fill (hashes, files, hash lists), export, opinions."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from safeguard import registry
+from safeguard.api.deps import Services, require, services
+from safeguard.banks.sources.base import HashListFormat, Row
+from safeguard.errors import InvalidInput, PayloadTooLarge
+from safeguard.keys import Principal
+from safeguard.signals import compute_signals
+
+router = APIRouter(prefix="/v1", tags=["banks"])
+READERS = ("moderator", "auditor")
+
+
+class BankIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    kind: Literal["csam", "ncii", "terror", "other"] = "csam"
+    description: str = ""
+    default_category: str | None = None
+    thresholds: dict[str, int] = Field(default_factory=dict)
+    review_thresholds: dict[str, int] = Field(default_factory=dict)
+    dihedral: bool = False
+    shareable: bool = False
+
+
+class BankPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str | None = None
+    kind: Literal["csam", "ncii", "terror", "other"] | None = None
+    default_category: str | None = None
+    enabled: bool | None = None
+    shareable: bool | None = None
+    dihedral: bool | None = None
+    thresholds: dict[str, int] | None = None
+    review_thresholds: dict[str, int] | None = None
+
+
+class EntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    signal_type: str
+    value: str
+    category: str | None = None
+    source: str = ""
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+
+class EntryPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool
+    reason: str = ""
+
+
+class OpinionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    opinion: Literal["confirmed", "disputed", "none"]
+    note: str = ""
+
+
+@router.get("/banks")
+def list_banks(svc: Services = Depends(services), _: Principal = Depends(require(*READERS))) -> dict[str, Any]:
+    return {"banks": svc.banks.list()}
+
+
+@router.post("/banks", status_code=201)
+def create_bank(body: BankIn, svc: Services = Depends(services), who: Principal = Depends(require())) -> dict[str, Any]:
+    return svc.banks.create(
+        body.name,
+        actor=who.actor,
+        kind=body.kind,
+        description=body.description,
+        default_category=body.default_category,
+        thresholds=body.thresholds,
+        review_thresholds=body.review_thresholds,
+        dihedral=body.dihedral,
+        shareable=body.shareable,
+    )
+
+
+@router.get("/banks/{bank}")
+def get_bank(bank: str, svc: Services = Depends(services), _: Principal = Depends(require(*READERS))) -> dict[str, Any]:
+    return svc.banks.describe(bank)
+
+
+@router.patch("/banks/{bank}")
+def patch_bank(
+    bank: str, body: BankPatch, svc: Services = Depends(services), who: Principal = Depends(require())
+) -> dict[str, Any]:
+    return svc.banks.update(bank, actor=who.actor, **body.model_dump(exclude_none=True))
+
+
+@router.get("/banks/{bank}/entries")
+def list_entries(
+    bank: str,
+    after_id: int = 0,
+    limit: int = Query(100, ge=1, le=1000),
+    svc: Services = Depends(services),
+    _: Principal = Depends(require(*READERS)),
+) -> dict[str, Any]:
+    entries = svc.banks.list_entries(bank, limit=limit, after_id=after_id)
+    return {"entries": entries, "next_after_id": entries[-1]["id"] if len(entries) == limit else None}
+
+
+@router.post("/banks/{bank}/entries", status_code=201)
+async def add_entries(
+    bank: str, request: Request, svc: Services = Depends(services), who: Principal = Depends(require("moderator"))
+) -> dict[str, Any]:
+    """JSON: one entry (signal_type, value, ...). Multipart: a ``file`` to hash; every signal it yields is added."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        limit = svc.engine.settings.max_upload_bytes
+        form = await request.form(max_files=1)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("multipart body needs a 'file' field", code="missing_file")
+        data = await upload.read(limit + 1)
+        if len(data) > limit:
+            raise PayloadTooLarge(f"file over the limit of {limit} bytes")
+        category = str(form["category"]) if form.get("category") else None
+        media = svc.engine.media_for(data, upload.content_type)
+        sigs = await run_in_threadpool(compute_signals, media)
+        rows = [
+            Row(
+                line=i + 1,
+                signal_type=s.type,
+                value=s.value,
+                category=category,
+                source="upload",
+                provenance={"filename": upload.filename or "", "quality": s.quality}
+                if s.quality is not None
+                else {"filename": upload.filename or ""},
+            )
+            for i, s in enumerate(sigs)
+        ]
+        res = await run_in_threadpool(lambda: svc.banks.import_rows(bank, rows, actor=who.actor, source="upload"))
+        return {"added": [s.to_dict() for s in sigs], "result": res.to_dict()}
+    body = EntryIn.model_validate(await request.json())
+    return await run_in_threadpool(
+        lambda: svc.banks.add_entry(
+            bank,
+            signal_type=body.signal_type,
+            value=body.value,
+            actor=who.actor,
+            category=body.category,
+            source=body.source,
+            provenance=body.provenance,
+        )
+    )
+
+
+def _format(name: str) -> HashListFormat:
+    fmt = registry.sources.get(name)()
+    assert isinstance(fmt, HashListFormat)
+    return fmt
+
+
+@router.post("/banks/{bank}/import")
+async def import_list(
+    bank: str,
+    request: Request,
+    format: str = Query("csv", description="csv or jsonl"),
+    source: str = "",
+    svc: Services = Depends(services),
+    who: Principal = Depends(require()),
+) -> dict[str, Any]:
+    """The request body is the hash list itself (text/csv or application/x-ndjson)."""
+    fmt = _format(format)
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("hash list is not valid UTF-8", code="invalid_encoding") from exc
+    res = await run_in_threadpool(
+        lambda: svc.banks.import_rows(bank, fmt.parse(io.StringIO(text)), actor=who.actor, source=source)
+    )
+    return res.to_dict()
+
+
+@router.get("/banks/{bank}/export")
+def export_bank(
+    bank: str,
+    format: str = Query("jsonl", description="csv or jsonl"),
+    include_disabled: bool = False,
+    svc: Services = Depends(services),
+    _: Principal = Depends(require(*READERS)),
+) -> StreamingResponse:
+    fmt = _format(format)
+    svc.banks.describe(bank)  # 404 before streaming starts
+
+    def gen() -> Any:
+        buf = io.StringIO()
+        fmt.write(svc.banks.export(bank, include_disabled=include_disabled), buf)
+        yield buf.getvalue()
+
+    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    return StreamingResponse(
+        gen(), media_type=media, headers={"Content-Disposition": f'attachment; filename="{bank}.{format}"'}
+    )
+
+
+@router.get("/entries/{entry_id}")
+def get_entry(
+    entry_id: int, svc: Services = Depends(services), _: Principal = Depends(require(*READERS))
+) -> dict[str, Any]:
+    return svc.banks.get_entry(entry_id)
+
+
+@router.patch("/entries/{entry_id}")
+def patch_entry(
+    entry_id: int, body: EntryPatch, svc: Services = Depends(services), who: Principal = Depends(require("moderator"))
+) -> dict[str, Any]:
+    return svc.banks.set_enabled(entry_id, body.enabled, actor=who.actor, reason=body.reason)
+
+
+@router.post("/entries/{entry_id}/opinions", status_code=201)
+def add_opinion(
+    entry_id: int, body: OpinionIn, svc: Services = Depends(services), who: Principal = Depends(require("moderator"))
+) -> dict[str, Any]:
+    return svc.banks.add_opinion(entry_id, body.opinion, actor=who.actor, note=body.note)

@@ -1,0 +1,43 @@
+"""Request dependencies: the engine and services (from app state), and role-checked principals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+
+from safeguard.banks import BankService
+from safeguard.engine import Engine
+from safeguard.errors import Forbidden
+from safeguard.keys import KeyService, Principal
+
+
+@dataclass
+class Services:
+    engine: Engine
+    keys: KeyService
+    banks: BankService
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def principal(request: Request, svc: Services = Depends(services)) -> Principal:
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
+    return svc.keys.authenticate(key)
+
+
+def require(*roles: str, admin: bool = True) -> Callable[..., Principal]:
+    """A dependency that admits only the given roles (and ``admin``, unless ``admin=False``)."""
+    allowed = set(roles) | ({"admin"} if admin else set())
+
+    def dep(p: Principal = Depends(principal)) -> Principal:
+        if p.role not in allowed:
+            raise Forbidden(f"role {p.role!r} may not do this; needs one of {sorted(allowed)}", code="wrong_role")
+        return p
+
+    return dep

@@ -1,0 +1,129 @@
+"""Read access to decisions, cases and the event log. Every view of a case is itself an event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+
+from safeguard import events
+from safeguard.api.deps import Services, require, services
+from safeguard.errors import NotFound
+from safeguard.keys import Principal
+from safeguard.store.models import Case, CaseItem, DecisionRow, Event
+
+router = APIRouter(prefix="/v1", tags=["records"])
+
+
+@router.get("/decisions/{decision_id}")
+def get_decision(
+    decision_id: str,
+    svc: Services = Depends(services),
+    _: Principal = Depends(require("platform", "moderator", "auditor")),
+) -> dict[str, Any]:
+    return svc.engine.get_decision(decision_id)
+
+
+@router.get("/decisions")
+def list_decisions(
+    verdict: str | None = None,
+    user_id: str | None = None,
+    content_id: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    svc: Services = Depends(services),
+    _: Principal = Depends(require("platform", "moderator", "auditor")),
+) -> dict[str, Any]:
+    q = select(DecisionRow).order_by(DecisionRow.created_at.desc()).limit(limit)
+    if verdict:
+        q = q.where(DecisionRow.verdict == verdict)
+    if user_id:
+        q = q.where(DecisionRow.user_id == user_id)
+    if content_id:
+        q = q.where(DecisionRow.content_id == content_id)
+    with svc.engine.db.read() as s:
+        return {"decisions": [dict(r.body, status=r.status) for r in s.execute(q).scalars()]}
+
+
+def _case_dict(c: Case) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "subject": {"kind": c.subject_kind, "id": c.subject_id},
+        "status": c.status,
+        "priority": c.priority,
+        "verdict": c.verdict,
+        "reason": c.reason,
+        "opened_at": c.opened_at.isoformat(),
+        "updated_at": c.updated_at.isoformat(),
+    }
+
+
+@router.get("/cases")
+def list_cases(
+    status: str | None = "open",
+    limit: int = Query(50, ge=1, le=500),
+    svc: Services = Depends(services),
+    _: Principal = Depends(require("moderator", "auditor")),
+) -> dict[str, Any]:
+    q = select(Case).order_by(Case.priority, Case.opened_at).limit(limit)
+    if status:
+        q = q.where(Case.status == status)
+    with svc.engine.db.read() as s:
+        return {"cases": [_case_dict(c) for c in s.execute(q).scalars()]}
+
+
+@router.get("/cases/{case_id}")
+def get_case(
+    case_id: int, svc: Services = Depends(services), who: Principal = Depends(require("moderator", "auditor"))
+) -> dict[str, Any]:
+    with svc.engine.db.write() as s:
+        c = s.get(Case, case_id)
+        if c is None:
+            raise NotFound(f"case {case_id} not found", code="case_not_found")
+        items = s.execute(select(CaseItem).where(CaseItem.case_id == c.id).order_by(CaseItem.id)).scalars()
+        body = _case_dict(c)
+        body["items"] = [
+            {"decision_id": i.decision_id, "created_at": i.created_at.isoformat(), **i.summary} for i in items
+        ]
+        events.append(s, "case.viewed", actor=who.actor, subject=("case", str(c.id)), payload={})
+        return body
+
+
+@router.get("/events")
+def list_events(
+    after: int = 0,
+    limit: int = Query(100, ge=1, le=1000),
+    type: str | None = None,
+    svc: Services = Depends(services),
+    _: Principal = Depends(require("auditor", admin=False)),
+) -> dict[str, Any]:
+    q = select(Event).where(Event.seq > after).order_by(Event.seq).limit(limit)
+    if type:
+        q = q.where(Event.type == type)
+    with svc.engine.db.read() as s:
+        rows = list(s.execute(q).scalars())
+    return {
+        "events": [
+            {
+                "seq": e.seq,
+                "created_at": e.created_at.isoformat(),
+                "type": e.type,
+                "actor": e.actor,
+                "subject": {"kind": e.subject_kind, "id": e.subject_id} if e.subject_kind else None,
+                "payload": e.payload,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in rows
+        ],
+        "next_after": rows[-1].seq if len(rows) == limit else None,
+    }
+
+
+@router.get("/events/verify")
+def verify_events(
+    svc: Services = Depends(services), _: Principal = Depends(require("auditor", admin=False))
+) -> dict[str, Any]:
+    with svc.engine.db.read() as s:
+        r = events.verify(s)
+    return {"ok": r.ok, "checked": r.checked, "first_bad_seq": r.first_bad_seq, "problem": r.problem}

@@ -1,0 +1,117 @@
+"""``POST /v1/scan``: bytes (multipart) or hashes only (JSON) in, a decision out, synchronously."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from safeguard.api import metrics
+from safeguard.api.deps import Services, require, services
+from safeguard.content import Content, ContentKind, Signal
+from safeguard.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from safeguard.keys import Principal
+
+router = APIRouter(prefix="/v1", tags=["scan"])
+
+CONTEXT_FIELDS = ("content_id", "user_id", "conversation_id", "stream_id")
+
+
+class SignalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(description="signal type: sha256, md5, pdq, ...")
+    value: str
+    quality: int | None = Field(default=None, ge=0, le=100)
+    timestamp: float | None = None
+
+
+class HashScanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    signals: list[SignalIn] = Field(min_length=1, max_length=1000)
+    content_id: str | None = Field(default=None, max_length=200)
+    user_id: str | None = Field(default=None, max_length=200)
+    conversation_id: str | None = Field(default=None, max_length=200)
+    stream_id: str | None = Field(default=None, max_length=200)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+SCAN_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        **{f: {"type": "string"} for f in CONTEXT_FIELDS},
+                    },
+                }
+            },
+            "application/json": {"schema": HashScanIn.model_json_schema(ref_template="#/components/schemas/{model}")},
+        },
+    }
+}
+
+
+@router.post("/scan", openapi_extra=SCAN_OPENAPI, summary="Scan an upload (bytes or hashes) and get a decision")
+async def scan(
+    request: Request, svc: Services = Depends(services), who: Principal = Depends(require("platform"))
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        content = await _from_form(request, svc)
+    elif ctype.startswith("application/json"):
+        content = await _from_json(request)
+    else:
+        raise UnsupportedMedia(
+            "send multipart/form-data with a 'file' field, or application/json with 'signals'",
+            code="unsupported_content_type",
+        )
+    decision = await run_in_threadpool(svc.engine.scan, content, actor=who.actor)
+    elapsed = time.perf_counter() - t0
+    metrics.observe_scan(decision.verdict.value, content.kind.value, elapsed)
+    body = decision.to_dict()
+    body["timing_ms"] = round(elapsed * 1000, 3)
+    return body
+
+
+async def _from_form(request: Request, svc: Services) -> Content:
+    limit = svc.engine.settings.max_upload_bytes
+    form = await request.form(max_files=1, max_fields=20)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidInput("multipart body needs a 'file' field with the media", code="missing_file")
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"file over the limit of {limit} bytes", details={"max_bytes": limit})
+    fields = {f: (str(form[f]) if form.get(f) else None) for f in CONTEXT_FIELDS}
+    for k, v in fields.items():
+        if v is not None and len(v) > 200:
+            raise InvalidInput(f"{k} longer than 200 characters", code="invalid_field")
+    media = svc.engine.media_for(data, upload.content_type)
+    kind = ContentKind.VIDEO if media.is_video else ContentKind.IMAGE
+    return Content(kind=kind, data=data, filename=upload.filename, media_type=media.media_type, **fields)
+
+
+async def _from_json(request: Request) -> Content:
+    raw = await request.body()
+    try:
+        body = HashScanIn.model_validate(json.loads(raw or b"null"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"invalid JSON: {exc.msg}", code="invalid_json") from exc
+    except ValidationError as exc:
+        raise InvalidInput(
+            "invalid hash-scan request", code="invalid_request", details=json.loads(exc.json(include_url=False))
+        ) from exc
+    signals = tuple(Signal(s.type, s.value, s.quality, s.timestamp) for s in body.signals)
+    return Content(
+        kind=ContentKind.HASHES, signals=signals, context=body.context, **{f: getattr(body, f) for f in CONTEXT_FIELDS}
+    )

@@ -1,0 +1,662 @@
+"""The ``safeguard`` command line. Every command works on the configured database directly and calls the
+same engine and services as the HTTP API."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from safeguard import registry
+from safeguard.config import SETTINGS, Settings
+from safeguard.errors import SafeguardError
+
+app = typer.Typer(
+    help="Safeguard: a self-hostable child-safety engine.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+keys_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
+bank_app = typer.Typer(help="Hash banks and their entries.", no_args_is_help=True)
+events_app = typer.Typer(help="The append-only, hash-chained event log.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhook endpoints for decisions.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(bank_app, name="bank")
+app.add_typer(events_app, name="events")
+app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(db_app, name="db")
+app.add_typer(policy_app, name="policy")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in some containers
+        return "cli"
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def engine(load_indexes: bool = False) -> Any:
+    from safeguard.engine import Engine
+
+    return Engine(settings(), load_indexes=load_indexes)
+
+
+def banks() -> Any:
+    from safeguard.banks import BankService
+
+    return BankService(engine().db)
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def emit_json(obj: Any) -> None:
+    console.print_json(json.dumps(obj, default=str))
+
+
+# -- service ------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+) -> None:
+    """Run the HTTP API (migrates the database first)."""
+    import uvicorn
+
+    s = settings()
+    e = engine()
+    e.indexes.load()
+    e.indexes.save_snapshots()
+    e.close()
+    host = host or s.host
+    port = port or s.port
+    url = f"http://{host}:{port}"
+    console.print(f"[bold green]Safeguard[/] on {url}  (database: {s.resolved_database_url})")
+    console.print(f"  API docs:   {url}/docs   (OpenAPI: {url}/openapi.json)")
+    console.print("  API key:    safeguard keys create --role platform   (also moderator, admin, auditor)")
+    uvicorn.run(
+        "safeguard.api.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers or s.workers,
+        log_level=s.log_level,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the webhook delivery worker on its own (when API processes run with SAFEGUARD_RUN_WORKER=0)."""
+    from safeguard.workers.outbox import OutboxWorker
+
+    e = engine()
+    console.print("delivering webhooks from the outbox; Ctrl-C to stop")
+    with contextlib.suppress(KeyboardInterrupt):
+        OutboxWorker(e.db, e.settings).run_forever()
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Print every setting, its environment variable, current value and meaning."""
+    s = settings()
+    t = Table("variable", "value", "default", "meaning")
+    for st in SETTINGS:
+        value = getattr(s, st.name)
+        if "secret" in st.name and value:
+            value = "********"
+        t.add_row(st.env, str(value), str(st.default), st.help)
+    console.print(t)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations."""
+    from safeguard.store import Database
+
+    s = settings()
+    Database(s.resolved_database_url).migrate()
+    console.print(f"database at {s.resolved_database_url} is up to date")
+
+
+@policy_app.command("check")
+def policy_check(
+    path: Annotated[Path | None, typer.Argument(help="policy file (default: the configured one)")] = None,
+) -> None:
+    """Validate a policy file and print its rules."""
+    from safeguard.policy import load_policy
+
+    p = load_policy(path or (settings().policy_file or None))
+    t = Table("rule", "when", "verdict", "actions", title=f"policy {p.version}")
+    for r in p.rules:
+        t.add_row(
+            r.name,
+            json.dumps(r.when.model_dump(exclude_none=True)),
+            r.verdict.value,
+            ", ".join(a.name for a in r.actions),
+        )
+    console.print(t)
+
+
+# -- keys ---------------------------------------------------------------------------------------
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="platform, moderator, admin or auditor")],
+    name: Annotated[str, typer.Option(help="a label for the key")] = "",
+) -> None:
+    """Create an API key. It is shown once: store it now."""
+    from safeguard.keys import KeyService
+
+    k = KeyService(engine().db).create(role, name, actor=actor())
+    err.print(f"[bold]{k['role']}[/] key {k['prefix']} ({k['name']}) created. It is shown once:")
+    print(k["key"])
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (never the secrets)."""
+    from safeguard.keys import KeyService
+
+    t = Table("prefix", "name", "role", "created", "revoked")
+    for k in KeyService(engine().db).list():
+        t.add_row(k["prefix"], k["name"], k["role"], k["created_at"], k["revoked_at"] or "")
+    console.print(t)
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: str) -> None:
+    """Revoke a key by its prefix."""
+    from safeguard.keys import KeyService
+
+    KeyService(engine().db).revoke(prefix, actor=actor())
+    console.print(f"key {prefix} revoked")
+
+
+# -- banks --------------------------------------------------------------------------------------
+def _parse_thresholds(values: list[str]) -> dict[str, int]:
+    out = {}
+    for v in values:
+        name, _, num = v.partition("=")
+        if not num.isdigit():
+            raise typer.BadParameter(f"expected SIGNAL=DISTANCE, got {v!r}")
+        out[name] = int(num)
+    return out
+
+
+@bank_app.command("create")
+def bank_create(
+    name: str,
+    kind: Annotated[str, typer.Option(help="csam, ncii, terror or other")] = "csam",
+    description: str = "",
+    category: Annotated[str | None, typer.Option(help="default category for entries")] = None,
+    threshold: Annotated[list[str], typer.Option(help="match threshold, e.g. pdq=31")] = [],  # noqa: B006
+    review_threshold: Annotated[list[str], typer.Option(help="review threshold, e.g. pdq=40")] = [],  # noqa: B006
+    dihedral: Annotated[bool, typer.Option(help="also match rotations and flips")] = False,
+    shareable: bool = False,
+) -> None:
+    """Create a bank."""
+    b = banks().create(
+        name,
+        actor=actor(),
+        kind=kind,
+        description=description,
+        default_category=category,
+        thresholds=_parse_thresholds(threshold),
+        review_thresholds=_parse_thresholds(review_threshold),
+        dihedral=dihedral,
+        shareable=shareable,
+    )
+    console.print(f"bank [bold]{b['name']}[/] created (id {b['id']}, kind {b['kind']}, thresholds {b['thresholds']})")
+
+
+@bank_app.command("list")
+def bank_list() -> None:
+    """List banks with their entry counts."""
+    t = Table("id", "name", "kind", "entries", "enabled", "dihedral", "thresholds", "version")
+    for b in banks().list():
+        t.add_row(
+            str(b["id"]),
+            b["name"],
+            b["kind"],
+            str(b["entry_count"]),
+            str(b["enabled"]),
+            str(b["dihedral"]),
+            json.dumps(b["thresholds"]),
+            str(b["version"]),
+        )
+    console.print(t)
+
+
+@bank_app.command("show")
+def bank_show(bank: str) -> None:
+    """Show one bank."""
+    emit_json(banks().describe(bank))
+
+
+@bank_app.command("set")
+def bank_set(
+    bank: str,
+    enabled: Annotated[bool | None, typer.Option("--enabled/--disabled")] = None,
+    dihedral: Annotated[bool | None, typer.Option("--dihedral/--no-dihedral")] = None,
+    threshold: Annotated[list[str], typer.Option(help="e.g. pdq=31")] = [],  # noqa: B006
+    review_threshold: Annotated[list[str], typer.Option(help="e.g. pdq=40")] = [],  # noqa: B006
+    kind: str | None = None,
+    category: str | None = None,
+) -> None:
+    """Change a bank's settings."""
+    changes: dict[str, Any] = {"enabled": enabled, "dihedral": dihedral, "kind": kind, "default_category": category}
+    if threshold:
+        changes["thresholds"] = _parse_thresholds(threshold)
+    if review_threshold:
+        changes["review_thresholds"] = _parse_thresholds(review_threshold)
+    emit_json(banks().update(bank, actor=actor(), **{k: v for k, v in changes.items() if v is not None}))
+
+
+def _iter_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.is_file()))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise typer.BadParameter(f"{p} does not exist")
+    return files
+
+
+@bank_app.command("add")
+def bank_add(
+    bank: str,
+    files: Annotated[list[Path], typer.Argument(help="media files or directories")],
+    category: Annotated[str | None, typer.Option(help="category for the new entries")] = None,
+    source: str = "moderator",
+) -> None:
+    """Hash files and add every signal they yield (SHA-256, MD5, PDQ) to a bank."""
+    from safeguard.banks.sources.base import Row
+    from safeguard.media import Media
+    from safeguard.signals import compute_signals
+
+    svc = banks()
+    s = settings()
+    svc.describe(bank)
+    rows: list[Row] = []
+    failed = 0
+    paths = _iter_files(files)
+    with progress() as prog:
+        task = prog.add_task("hashing", total=len(paths))
+        for p in paths:
+            try:
+                sigs = compute_signals(Media.from_bytes(p.read_bytes(), max_pixels=s.max_image_pixels))
+                prov: dict[str, Any] = {"filename": p.name}
+                rows.extend(
+                    Row(
+                        line=len(rows) + 1,
+                        signal_type=g.type,
+                        value=g.value,
+                        category=category,
+                        source=source,
+                        provenance=prov | ({"quality": g.quality} if g.quality is not None else {}),
+                    )
+                    for g in sigs
+                )
+            except SafeguardError as exc:
+                failed += 1
+                err.print(f"[red]{p}: {exc.code}: {exc.message}")
+            prog.advance(task)
+    res = svc.import_rows(bank, rows, actor=actor(), source=source)
+    console.print(
+        f"{len(paths) - failed} files hashed, {res.added_or_updated} entries added or updated"
+        + (f", [red]{failed} files failed" if failed else "")
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _detect_format(path: Path, fmt: str | None) -> Any:
+    from safeguard.banks.sources.base import HashListFormat
+
+    if fmt is None:
+        for name in registry.sources.names():
+            cls = registry.sources.get(name)
+            if path.suffix.lower() in cls.extensions:  # type: ignore[attr-defined]
+                fmt = name
+                break
+    if fmt is None:
+        raise typer.BadParameter(f"cannot tell the format of {path.name}; pass --format ({registry.sources.names()})")
+    inst = registry.sources.get(fmt)()
+    assert isinstance(inst, HashListFormat)
+    return inst
+
+
+@bank_app.command("import")
+def bank_import(
+    bank: str,
+    path: Path,
+    format: Annotated[str | None, typer.Option(help="csv or jsonl (default: from the extension)")] = None,
+    source: Annotated[str, typer.Option(help="source recorded on each entry, e.g. ncmec")] = "",
+    batch_size: int = 5000,
+) -> None:
+    """Import a hash list (CSV or JSONL); rejected rows are reported with their line numbers."""
+    fmt = _detect_format(path, format)
+    svc = banks()
+    svc.describe(bank)
+    total = sum(1 for _ in path.open("rb"))
+    with path.open(encoding="utf-8-sig", errors="strict") as fp, progress() as prog:
+        task = prog.add_task(f"importing {path.name}", total=total)
+        try:
+            res = svc.import_rows(
+                bank,
+                fmt.parse(fp),
+                actor=actor(),
+                source=source,
+                batch_size=batch_size,
+                progress=lambda n: prog.update(task, completed=min(total, prog.tasks[0].completed + n)),
+            )
+        except UnicodeDecodeError as exc:
+            raise SafeguardError(f"{path}: not valid UTF-8 ({exc.reason})", code="invalid_encoding") from exc
+        prog.update(task, completed=total)
+    console.print(
+        f"{res.rows_read} rows read: {res.added_or_updated} added or updated, {res.deleted} deleted, "
+        f"{len(res.errors)} rejected"
+    )
+    if res.errors:
+        t = Table("line", "code", "problem", title="rejected rows")
+        for e in res.errors[:50]:
+            t.add_row(str(e.line), e.code, e.message)
+        err.print(t)
+        if len(res.errors) > 50:
+            err.print(f"... and {len(res.errors) - 50} more")
+        raise typer.Exit(2)
+
+
+@bank_app.command("export")
+def bank_export(
+    bank: str,
+    format: Annotated[str, typer.Option(help="csv or jsonl")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+    include_disabled: bool = False,
+) -> None:
+    """Export a bank as a hash list."""
+    fmt = registry.sources.get(format)()
+    svc = banks()
+    rows = svc.export(bank, include_disabled=include_disabled)
+    if output is None:
+        n = fmt.write(rows, sys.stdout)  # type: ignore[attr-defined]
+    else:
+        with output.open("w", encoding="utf-8") as fp:
+            n = fmt.write(rows, fp)  # type: ignore[attr-defined]
+    err.print(f"{n} entries exported")
+
+
+@bank_app.command("entries")
+def bank_entries(bank: str, limit: int = 50, after_id: int = 0) -> None:
+    """List a bank's entries."""
+    t = Table("id", "type", "value", "category", "source", "enabled", "opinion")
+    for e in banks().list_entries(bank, limit=limit, after_id=after_id):
+        t.add_row(
+            str(e["id"]),
+            e["signal_type"],
+            e["value"],
+            e["category"] or "",
+            e["source"],
+            str(e["enabled"]),
+            e["opinion"],
+        )
+    console.print(t)
+
+
+@bank_app.command("disable-entry")
+def bank_disable_entry(entry_id: int, reason: str = "") -> None:
+    """Disable an entry (it stops matching at once, in every process)."""
+    e = banks().set_enabled(entry_id, False, actor=actor(), reason=reason)
+    console.print(f"entry {e['id']} in bank {e['bank']} disabled")
+
+
+@bank_app.command("enable-entry")
+def bank_enable_entry(entry_id: int, reason: str = "") -> None:
+    """Re-enable a disabled entry."""
+    e = banks().set_enabled(entry_id, True, actor=actor(), reason=reason)
+    console.print(f"entry {e['id']} in bank {e['bank']} enabled")
+
+
+@bank_app.command("opinion")
+def bank_opinion(
+    entry_id: int, opinion: Annotated[str, typer.Argument(help="confirmed, disputed or none")], note: str = ""
+) -> None:
+    """Record an opinion on an entry (a disputed entry's matches go to review, not block)."""
+    e = banks().add_opinion(entry_id, opinion, actor=actor(), note=note)
+    console.print(f"entry {e['id']} in bank {e['bank']}: {e['opinion']}")
+
+
+# -- scanning and hashing -----------------------------------------------------------------------
+@app.command()
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="files or directories")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON decision per line")] = False,
+    user_id: str | None = None,
+) -> None:
+    """Scan files against the banks and record a decision for each, as /v1/scan does."""
+    from safeguard.content import Content, ContentKind
+
+    e = engine(load_indexes=True)
+    files = _iter_files(paths)
+    counts = {"allow": 0, "review": 0, "block": 0, "error": 0}
+    rows: list[tuple[str, str, str]] = []
+    with progress() as prog:
+        task = prog.add_task("scanning", total=len(files))
+        for p in files:
+            try:
+                data = p.read_bytes()
+                media = e.media_for(data)
+                kind = ContentKind.VIDEO if media.is_video else ContentKind.IMAGE
+                d = e.scan(
+                    Content(kind=kind, data=data, content_id=str(p), user_id=user_id, filename=p.name),
+                    actor=actor(),
+                    media=media,
+                )
+                counts[d.verdict.value] += 1
+                if as_json:
+                    print(json.dumps({"path": str(p), **d.to_dict()}))
+                if d.findings or d.verdict.value != "allow":
+                    f = d.findings[0]
+                    rows.append(
+                        (
+                            str(p),
+                            d.verdict.value,
+                            f"{f.bank} #{f.entry_id} {f.signal_type} d={f.distance} {f.category or ''}",
+                        )
+                    )
+            except SafeguardError as exc:
+                counts["error"] += 1
+                rows.append((str(p), "error", f"{exc.code}: {exc.message}"))
+                if as_json:
+                    print(json.dumps({"path": str(p), "error": exc.to_dict()["error"]}))
+            prog.advance(task)
+    if not as_json:
+        if rows:
+            t = Table("file", "verdict", "first finding", title="files with findings or errors")
+            for r in rows:
+                t.add_row(*r)
+            console.print(t)
+        s = Table("allow", "review", "block", "error", title=f"{len(files)} files scanned")
+        s.add_row(*(str(counts[k]) for k in ("allow", "review", "block", "error")))
+        console.print(s)
+    if counts["error"]:
+        raise typer.Exit(1)
+
+
+@app.command("hash")
+def hash_files(
+    paths: Annotated[list[Path], typer.Argument(help="files or directories")],
+    format: Annotated[
+        str,
+        typer.Option(help="table; csv (sha256,md5,pdq,quality,path); pdq (pdq-photo-hasher: hash,quality,path); jsonl"),
+    ] = "table",
+) -> None:
+    """Print SHA-256, MD5 and PDQ (hex, with quality) for each file."""
+    from safeguard.media import Media
+    from safeguard.signals import compute_signals
+
+    s = settings()
+    failed = 0
+
+    def results() -> Iterator[tuple[Path, dict[str, Any] | SafeguardError]]:
+        for p in _iter_files(paths):
+            try:
+                sigs = compute_signals(Media.from_bytes(p.read_bytes(), max_pixels=s.max_image_pixels))
+                yield p, {g.type: g for g in sigs}
+            except SafeguardError as exc:
+                yield p, exc
+
+    table = Table("file", "sha256", "md5", "pdq", "quality") if format == "table" else None
+    if format == "csv":
+        print("sha256,md5,pdq,quality,path")
+    for p, r in results():
+        if isinstance(r, SafeguardError):
+            failed += 1
+            err.print(f"[red]{p}: {r.code}: {r.message}")
+            continue
+        sha, md5, pdq = r.get("sha256"), r.get("md5"), r.get("pdq")
+        pdq_v = pdq.value if pdq else ""
+        q = str(pdq.quality) if pdq else ""
+        if table is not None:
+            table.add_row(str(p), sha.value if sha else "", md5.value if md5 else "", pdq_v, q)
+        elif format == "csv":
+            print(f"{sha.value if sha else ''},{md5.value if md5 else ''},{pdq_v},{q},{p}")
+        elif format == "pdq":
+            if pdq:
+                print(f"{pdq_v},{q},{p}")
+        elif format == "jsonl":
+            print(json.dumps({"path": str(p), **{k: v.to_dict() for k, v in r.items()}}))
+        else:
+            raise typer.BadParameter(f"unknown format {format!r}")
+    if table is not None:
+        console.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+# -- events and webhooks ------------------------------------------------------------------------
+@events_app.command("verify")
+def events_verify() -> None:
+    """Recompute the hash chain; exit 1 if any event was edited, inserted or removed."""
+    from safeguard import events
+
+    with engine().db.read() as s:
+        r = events.verify(s)
+    if r.ok:
+        console.print(f"[green]event chain intact[/]: {r.checked} events verified")
+    else:
+        err.print(f"[red]event chain broken at seq {r.first_bad_seq}[/]: {r.problem} ({r.checked} events verified)")
+        raise typer.Exit(1)
+
+
+@events_app.command("list")
+def events_list(after: int = 0, limit: int = 50, type: str | None = None) -> None:
+    """List events."""
+    from sqlalchemy import select
+
+    from safeguard.store.models import Event
+
+    q = select(Event).where(Event.seq > after).order_by(Event.seq).limit(limit)
+    if type:
+        q = q.where(Event.type == type)
+    t = Table("seq", "time", "type", "actor", "subject", "hash")
+    with engine().db.read() as s:
+        for ev in s.execute(q).scalars():
+            t.add_row(
+                str(ev.seq),
+                ev.created_at.isoformat(timespec="seconds"),
+                ev.type,
+                ev.actor,
+                f"{ev.subject_kind}:{ev.subject_id}" if ev.subject_kind else "",
+                ev.hash[:16],
+            )
+    console.print(t)
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: str,
+    secret: Annotated[str | None, typer.Option(help="default: generated")] = None,
+    event: Annotated[list[str] | None, typer.Option(help="topics to send (default: all)")] = None,
+) -> None:
+    """Add a webhook endpoint; prints its signing secret once."""
+    import secrets as _secrets
+
+    from safeguard import events
+    from safeguard.store.models import WebhookEndpoint
+
+    event = event or []
+    secret = secret or _secrets.token_urlsafe(32)
+    with engine().db.write() as s:
+        w = WebhookEndpoint(url=url, secret=secret, events=list(event), enabled=True)
+        s.add(w)
+        s.flush()
+        events.append(
+            s,
+            "webhook.endpoint_added",
+            actor=actor(),
+            subject=("webhook", str(w.id)),
+            payload={"url": url, "events": list(event)},
+        )
+        err.print(f"webhook {w.id} added for {url}; signing secret (shown once):")
+    print(secret)
+
+
+@webhooks_app.command("list")
+def webhooks_list() -> None:
+    """List webhook endpoints and delivery counts."""
+    from sqlalchemy import func, select
+
+    from safeguard.store.models import OutboxMessage, WebhookEndpoint
+
+    with engine().db.read() as s:
+        t = Table("id", "url", "events", "enabled")
+        for w in s.execute(select(WebhookEndpoint)).scalars():
+            t.add_row(str(w.id), w.url, ",".join(w.events) or "all", str(w.enabled))
+        console.print(t)
+        counts = dict(s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
+    console.print(
+        f"outbox: {counts.get('pending', 0)} pending, {counts.get('delivered', 0)} delivered, "
+        f"{counts.get('dead', 0)} dead"
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except SafeguardError as exc:
+        err.print(f"[red]error[/] {exc.code}: {exc.message}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

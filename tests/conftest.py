@@ -1,0 +1,97 @@
+"""Fixtures: a fresh database per test (SQLite always; PostgreSQL too when SAFEGUARD_TEST_POSTGRES_URL
+is set, as .ci/run does), engines, API clients with a key per role, and benign generated media."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from safeguard.api import create_app
+from safeguard.banks import BankService
+from safeguard.config import Settings
+from safeguard.engine import Engine
+from safeguard.keys import KeyService
+from safeguard.store import Database
+
+PG_URL = os.environ.get("SAFEGUARD_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+_TEMPLATE = "safeguard_test_template"
+_template_ready = False
+
+
+def _pg_admin_url() -> str:
+    return PG_URL.rsplit("/", 1)[0] + "/postgres"
+
+
+def _ensure_pg_template() -> None:
+    global _template_ready
+    if _template_ready:
+        return
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{_TEMPLATE}"'))
+        c.execute(text(f'CREATE DATABASE "{_TEMPLATE}"'))
+    admin.dispose()
+    db = Database(PG_URL.rsplit("/", 1)[0] + "/" + _TEMPLATE)
+    db.migrate()
+    db.dispose()
+    _template_ready = True
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'safeguard.db'}"
+        return
+    _ensure_pg_template()
+    name = "sg_" + uuid.uuid4().hex[:12]
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_TEMPLATE}"'))
+    yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(data_dir=str(tmp_path / "data"), database_url=db_url, run_worker=False, index_refresh_seconds=0.0)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    e = Engine(settings)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def banks(engine: Engine) -> BankService:
+    return BankService(engine.db)
+
+
+@pytest.fixture
+def app_client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    app = create_app(settings, engine=engine)
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def keys(engine: Engine) -> dict[str, str]:
+    ks = KeyService(engine.db)
+    return {
+        role: ks.create(role, f"test-{role}", actor="test")["key"]
+        for role in ("platform", "moderator", "admin", "auditor")
+    }
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
