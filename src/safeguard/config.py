@@ -58,6 +58,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("outbox_poll_seconds", float, 0.5, "How often the delivery worker polls the outbox."),
     Setting("run_worker", bool, True, "Run the outbox delivery worker inside the API process."),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
+    Setting(
+        "grooming_state_ttl_seconds",
+        float,
+        30 * 24 * 3600.0,
+        "Grooming detection: conversation and user state idle longer than this expires (seconds).",
+    ),
+    Setting("grooming_max_text_chars", int, 4000, "Grooming detection: longest message text accepted (413 above)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -97,6 +104,8 @@ class Settings:
     outbox_poll_seconds: float = 0.5
     run_worker: bool = True
     log_level: str = "info"
+    grooming_state_ttl_seconds: float = 30 * 24 * 3600.0
+    grooming_max_text_chars: int = 4000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

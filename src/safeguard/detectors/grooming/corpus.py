@@ -1,4 +1,4 @@
-"""A labelled, NON-EXPLICIT synthetic corpus: templates × slots × perturbations × four languages.
+"""A labelled, NON-EXPLICIT synthetic corpus: templates x slots x perturbations x four languages.
 
 Positive conversations walk a sender of interest through a random subset of the grooming stages, in
 the usual order, with ordinary chat in between. Negative conversations are the hard cases a word list
@@ -159,19 +159,37 @@ def _negative(rng: random.Random, cid: str, lang: str, split: str) -> Conversati
     elif scen == "parent":
         band_a, band_b, prior, acct, before = "adult", rng.choice(["child", "teen"]), True, rng.randint(100, 3000), 1
     elif scen == "teacher":
-        band_a, band_b, prior, acct, before = "adult", rng.choice(["child", "teen"]), rng.random() < 0.6, rng.randint(30, 3000), rng.choice([5, 15, 25])
+        band_a, band_b, prior, acct, before = (
+            "adult",
+            rng.choice(["child", "teen"]),
+            rng.random() < 0.6,
+            rng.randint(30, 3000),
+            rng.choice([5, 15, 25]),
+        )
     elif scen == "adults":
-        band_a, band_b, prior, acct, before = rng.choice(["adult", "unknown"]), rng.choice(["adult", "unknown"]), rng.random() < 0.5, rng.randint(0, 3000), 0
+        band_a, band_b, prior, acct, before = (
+            rng.choice(["adult", "unknown"]),
+            rng.choice(["adult", "unknown"]),
+            rng.random() < 0.5,
+            rng.randint(0, 3000),
+            0,
+        )
     else:  # an adult (coach, game helper, new friend of the family) newly talks to a child, benignly
-        band_a, band_b, prior, acct, before = rng.choice(["adult", "unknown"]), rng.choice(["child", "teen"]), False, rng.randint(0, 400), rng.choice([0, 0, 1, 3])
+        acct = rng.randint(0, 29) if rng.random() < 0.5 else rng.randint(30, 1500)
+        band_a, band_b, prior, before = (
+            rng.choice(["adult", "unknown"]),
+            rng.choice(["child", "teen"]),
+            False,
+            rng.choice([0, 0, 1, 3, 10]),
+        )
     conv = Conversation(cid, 0, lang, scen, split, f"{cid}-a", before)
     a = _person(rng, f"{cid}-a", band_a, acct)
     b = _person(rng, f"{cid}-b", band_b, rng.randint(30, 900))
     bl = _Builder(rng, conv, a, b, prior)
-    pool_name = scen if scen != "new_adult_contact" else rng.choice(["gamers", "friends"])
+    pool_name = scen if scen != "new_adult_contact" else rng.choice(["gamers", "friends", "coach", "coach"])
     pool = HARD_NEGATIVES[lang].get(pool_name) or HARD_NEGATIVES["en"][pool_name]
     bl.chatter(1, 4)
-    n_hard = rng.randint(1, 4) if scen != "new_adult_contact" else rng.randint(0, 2)
+    n_hard = rng.randint(1, 4)
     for _ in range(n_hard):
         bl.say("a", fill(rng, lang, rng.choice(pool)))
         bl.say("b", rng.choice(REPLIES[lang]))

@@ -17,6 +17,7 @@ message and the exemplars of each stage becomes one feature per stage.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Sequence
 from typing import Protocol
@@ -36,7 +37,7 @@ class Encoder(Protocol):
 def _grams(t: str) -> list[str]:
     words = t.split()
     out = [f"w:{w}" for w in words]
-    out += [f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    out += [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
     padded = f" {t} "
     for n in (3, 4):
         out += [padded[i : i + n] for i in range(len(padded) - n + 1)]

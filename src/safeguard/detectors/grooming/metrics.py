@@ -3,7 +3,7 @@
 Latency-weighted F (Losada & Crestani's ERDE family, as used for grooming by Vogt et al. 2021,
 "Early Detection of Sexual Predators in Chats"): each true positive detected after ``k`` messages gets
 a penalty ``-1 + 2 / (1 + exp(-p (k - 1)))`` (0 at the first message, approaching 1 later);
-``speed = 1 - median(penalties)`` and ``F_latency = F1 × speed``. ``p`` defaults to the value that
+``speed = 1 - median(penalties)`` and ``F_latency = F1 * speed``. ``p`` defaults to the value that
 gives a penalty of 0.5 at the median length of the positive conversations, ``ln 3 / (median - 1)``.
 """
 

@@ -42,6 +42,24 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iters: int = 
     return w[:-1], float(w[-1])
 
 
+def fit_monotone(x: np.ndarray, y: np.ndarray, nonneg: list[int], *, l2: float = 1.0) -> tuple[np.ndarray, float]:
+    """Logistic regression whose weights on ``nonneg`` features are >= 0 (an active-set loop).
+
+    Evidence of a grooming stage must never *lower* the risk: a moderator could not trust a score
+    that drops when a "meet me" follows "our secret". Features that come out negative are fixed at
+    zero and the rest refitted until none is negative.
+    """
+    active = list(range(x.shape[1]))
+    while True:
+        w_act, b = fit_logistic(x[:, active], y, l2=l2)
+        bad = [a for a, w in zip(active, w_act, strict=True) if a in nonneg and w < 0]
+        if not bad:
+            w = np.zeros(x.shape[1])
+            w[active] = w_act
+            return w, b
+        active = [a for a in active if a not in bad]
+
+
 @dataclass
 class GroomingModel:
     weights: np.ndarray

@@ -22,9 +22,11 @@ from safeguard.detectors.grooming.encoder import HashedNgramEncoder
 from safeguard.detectors.grooming.features import FEATURES, features
 from safeguard.detectors.grooming.loaders import LoadedConversation, _fill_recipients, _message_from_api
 from safeguard.detectors.grooming.metrics import confusion, default_p, f_latency, set_scores
-from safeguard.detectors.grooming.model import GroomingModel, fit_logistic
+from safeguard.detectors.grooming.model import GroomingModel, fit_monotone
 from safeguard.detectors.grooming.scorer import DATA_DIR, Message, Scorer
 from safeguard.detectors.grooming.state import ConversationState, UserState, short_hash
+
+MONOTONE = ("stages_seen", "escalation", "adult_to_minor", "unknown_to_minor", "many_minors")
 
 
 def to_loaded(c: corpus.Conversation) -> LoadedConversation:
@@ -59,8 +61,14 @@ def replay(scorer: Scorer, conv: LoadedConversation, *, users: dict[str, UserSta
                 for k in range(conv.minors_before):
                     user.minors.append(short_hash(f"{m.sender_id}-prior-{k}"))
         msg = Message(
-            m.message_id, m.sender_id, m.text, m.sent_at, m.sender_band, m.account_age_days,
-            tuple(m.recipients), m.prior_contact,
+            m.message_id,
+            m.sender_id,
+            m.text,
+            m.sent_at,
+            m.sender_band,
+            m.account_age_days,
+            tuple(m.recipients),
+            m.prior_contact,
         )
         step = scorer.apply(state, user, conv.id, msg, a, snippet=False)
         risks.append(step.conversation_risk)
@@ -74,6 +82,7 @@ def _training_rows(scorer: Scorer, convs: Iterable[corpus.Conversation]) -> tupl
     for c in convs:
         rep = replay(scorer, to_loaded(c))
         stage_lines = 0
+        needed = min(3, sum(1 for m in c.messages if m.get("stage") and m["sender"]["id"] == c.focus))
         for (sender, _n, x), m in zip(rep.rows, c.messages, strict=True):
             if m.get("stage") and sender == c.focus:
                 stage_lines += 1
@@ -85,7 +94,7 @@ def _training_rows(scorer: Scorer, convs: Iterable[corpus.Conversation]) -> tupl
             if c.label == 0:
                 xs.append(x)
                 ys.append(0)
-            elif stage_lines >= 2:
+            elif stage_lines >= needed:
                 xs.append(x)
                 ys.append(1)
     return np.asarray(xs), np.asarray(ys, dtype=np.float64)
@@ -171,7 +180,8 @@ def build_default(
     model = GroomingModel(weights=np.zeros(len(FEATURES)), bias=0.0, encoder=enc_spec)
     scorer = Scorer(model, ex)
     x, y = _training_rows(scorer, train)
-    w, b = fit_logistic(x, y, l2=1.0)
+    nonneg = [i for i, f in enumerate(FEATURES) if f.startswith(("hit_", "sim_")) or f in MONOTONE]
+    w, b = fit_monotone(x, y, nonneg, l2=3.0)
     model.weights, model.bias = w, b
     cx, cy = _training_rows(scorer, [c for c in convs if c.split == "calib"])
     model.calibrate(cx, cy)
