@@ -97,8 +97,20 @@ def test_vtpan_without_labels_is_refused(tmp_path: Path) -> None:
 def test_jsonl_both_shapes(tmp_path: Path) -> None:
     p = tmp_path / "conv.jsonl"
     lines = [
-        {"conversation_id": "k", "message_id": "1", "sender": {"id": "a", "age_band": "adult"}, "text": "hi", "sent_at": 1},
-        {"conversation_id": "k", "message_id": "2", "sender": {"id": "b", "age_band": "child"}, "text": "hey", "sent_at": 2},
+        {
+            "conversation_id": "k",
+            "message_id": "1",
+            "sender": {"id": "a", "age_band": "adult"},
+            "text": "hi",
+            "sent_at": 1,
+        },
+        {
+            "conversation_id": "k",
+            "message_id": "2",
+            "sender": {"id": "b", "age_band": "child"},
+            "text": "hey",
+            "sent_at": 2,
+        },
     ]
     p.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     (c,) = loaders.load_jsonl(p)

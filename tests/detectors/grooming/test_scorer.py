@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -32,7 +33,7 @@ def test_grooming_sequence_builds_risk_past_the_threshold() -> None:
 def test_more_stage_evidence_never_lowers_risk() -> None:
     _, _, steps = run(GROOMING_LINES, prior=True, acct=900)
     risks = [s.sender_conversation_risk for s in steps if s.indicators]
-    assert all(b >= a - 0.02 for a, b in zip(risks, risks[1:], strict=False))
+    assert all(b >= a - 0.02 for a, b in itertools.pairwise(risks))
 
 
 def test_benign_chat_stays_low() -> None:

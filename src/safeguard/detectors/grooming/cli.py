@@ -80,7 +80,7 @@ def score(
             )
             step = sc.apply(state, user, conv.id, msg, a)
             if as_json:
-                console.print_json(
+                typer.echo(
                     json.dumps(
                         {
                             "conversation_id": conv.id,
@@ -168,7 +168,7 @@ def evaluate(
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from exc
     if as_json:
-        console.print_json(json.dumps(report))
+        typer.echo(json.dumps(report))
     else:
         _print_report(f"{fmt.value}{' ' + str(path) if path else ''}", report)
 
