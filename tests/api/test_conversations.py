@@ -59,15 +59,22 @@ def test_batch_scores_and_decides(client: TestClient, keys: dict[str, str]) -> N
     assert out["safety_message"]["locale"] == "es"
     d = client.get(f"/v1/decisions/{out['decision']['id']}", headers=auth(keys["admin"]))
     assert d.status_code == 200 and d.json()["verdict"] == "review"
+    replay = client.post(
+        URL,
+        json={"messages": [body(i, t) for i, t in enumerate(GROOMING_LINES)], "locale": "es"},
+        headers=auth(keys["platform"]),
+    )
+    assert replay.json()["replayed"] is True and replay.json()["decision"]["id"] == out["decision"]["id"]
 
 
 def test_single_message_and_idempotent_replay(client: TestClient, keys: dict[str, str]) -> None:
     h = auth(keys["platform"])
     first = client.post(URL, json=body(1, "how old are you?"), headers=h)
     assert first.status_code == 200 and first.json()["messages"][0]["indicators"] == ["probing.age"]
+    assert first.json()["decision"]["recorded"] is False  # nothing fired: allow, not recorded
     again = client.post(URL, json=body(1, "how old are you?"), headers=h)
     assert again.status_code == 200 and again.json()["replayed"] is True
-    assert again.json()["decision"]["id"] == first.json()["decision"]["id"]
+    assert again.json()["conversation_risk"] == first.json()["conversation_risk"]
     dup = client.post(URL, json=body(1, "different"), headers=h)
     assert dup.status_code == 409 and dup.json()["error"]["code"] == "duplicate_message_id"
     late = client.post(URL, json=body(0, "older"), headers=h)

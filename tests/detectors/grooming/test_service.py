@@ -93,10 +93,36 @@ def test_sender_risk_spans_conversations(svc: GroomingService) -> None:
         assert user is not None and user.risk >= a["conversation_risk"]
 
 
+def test_recorded_decision_lost_in_a_crash_is_recreated_on_retry(svc: GroomingService) -> None:
+    batch = [msg(i, t) for i, t in enumerate(GROOMING_LINES)]
+    first = svc.post("c7", batch)
+    assert first["decision"]["recorded"]
+    again = svc.post("c7", batch)
+    assert again["replayed"] and again["decision"]["id"] == first["decision"]["id"]
+    from safeguard.store.models import DecisionRow
+
+    with svc.engine.db.write() as s:  # as if the process died between the state and the decision commit
+        s.execute(DecisionRow.__table__.delete())
+    third = svc.post("c7", batch)
+    assert third["decision"]["id"] == first["decision"]["id"] and third["decision"]["verdict"] == "review"
+    assert svc.engine.get_decision(first["decision"]["id"])["verdict"] == "review"
+
+
+def test_ordinary_chat_records_no_decision_unless_asked(svc: GroomingService) -> None:
+    from safeguard.store.models import DecisionRow
+
+    out = svc.post("c8", [msg(1, "that level was hard", band="teen", prior=True)])
+    assert out["decision"] == {**out["decision"], "id": None, "verdict": "allow", "recorded": False}
+    assert _count(svc.engine, DecisionRow) == 0
+    everything = GroomingService(svc.engine, svc.scorer, record_all=True)
+    out = everything.post("c9", [msg(1, "that level was hard", band="teen", prior=True)])
+    assert out["decision"]["recorded"] and _count(svc.engine, DecisionRow) == 1
+
+
 def test_idempotent_replay_and_conflicts(svc: GroomingService) -> None:
     first = svc.post("c4", [msg(1, "how old are you?")])
     again = svc.post("c4", [msg(1, "how old are you?")])
-    assert again["replayed"] and again["decision"]["id"] == first["decision"]["id"]
+    assert again["replayed"] and again["conversation_risk"] == first["conversation_risk"]
     assert _count(svc.engine, GroomingMessageRow) == 1
     with pytest.raises(Conflict) as dup:
         svc.post("c4", [msg(1, "something else")])

@@ -61,6 +61,13 @@ class HashedNgramEncoder:
             df[np.unique(self.buckets(t))] += 1
         self.idf = np.log((1 + len(texts)) / (1 + df)).astype(np.float32) + 1.0
 
+    def sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(bucket indices, L2-normalised TF-IDF weights): the same vector as :meth:`encode`, sparse."""
+        idx, counts = np.unique(self.buckets(text), return_counts=True)
+        w = counts.astype(np.float32) * self.idf[idx]
+        n = float(np.linalg.norm(w))
+        return idx, (w / n if n else w)
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, t in enumerate(texts):
@@ -101,6 +108,7 @@ class StageSimilarity:
                 texts.append(t)
                 labels.append(si)
         self.matrix = encoder.encode(texts) if texts else np.zeros((0, encoder.dim), dtype=np.float32)
+        self.matrix_t = np.ascontiguousarray(self.matrix.T)  # [dim, n_exemplars], rows gathered per bucket
         self.labels = np.asarray(labels, dtype=np.int64)
         self._masks = [self.labels == si for si in range(len(STAGES))]
 
@@ -109,7 +117,17 @@ class StageSimilarity:
         out = np.zeros((len(texts), len(STAGES)), dtype=np.float32)
         if not len(texts) or not self.matrix.shape[0]:
             return out
-        sims = self.encoder.encode(texts) @ self.matrix.T
+        sparse = getattr(self.encoder, "sparse", None)
+        if sparse is not None:
+            # Gather only the rows a message touches (~100 of 4,096): no BLAS call, so no thread
+            # start-up or contention on a busy machine; a few microseconds a message.
+            sims = np.zeros((len(texts), self.matrix.shape[0]), dtype=np.float32)
+            for i, t in enumerate(texts):
+                idx, w = sparse(t)
+                if idx.size:
+                    sims[i] = (self.matrix_t[idx] * w[:, None]).sum(axis=0)
+        else:
+            sims = self.encoder.encode(texts) @ self.matrix.T
         for si, mask in enumerate(self._masks):
             if mask.any():
                 out[:, si] = sims[:, mask].max(axis=1)

@@ -7,8 +7,10 @@ The service is the only place grooming touches IO. For a batch of messages it:
 3. in one write transaction: looks the message ids up in the ledger (same id and content → replay;
    same id, other content → 409), refuses messages older than the conversation's last one (409),
    folds the new messages into conversation and sender state, writes the ledger rows and the state;
-4. turns the state into findings and calls :meth:`Engine.decide`, so policy, cases, webhooks and
-   events are exactly those of uploads. The decision id is chosen before step 3 and kept in the
+4. turns the state into findings and evaluates the policy; when a rule fires it calls
+   :meth:`Engine.decide`, so policy, cases, webhooks and events are exactly those of uploads. When no
+   rule fires (ordinary chat) the "allow" answer is returned without recording a decision, so chat
+   does not write a decision and an event per message (``record_all=True`` records every one). The decision id is chosen before step 3 and kept in the
    ledger, so a retry after a crash between 3 and 4 re-creates the same decision instead of losing it.
 
 Bad input raises before step 3 commits, so it changes no state.
@@ -35,6 +37,7 @@ from safeguard.detectors.grooming.state import ConversationState, SenderState, U
 from safeguard.detectors.grooming.store import GroomingConversationRow, GroomingMessageRow, GroomingUserRow
 from safeguard.engine import Engine
 from safeguard.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from safeguard.policy import evaluate
 
 MAX_BATCH = 500
 PURGE_EVERY = 500
@@ -57,8 +60,9 @@ class _Checked:
 
 
 class GroomingService:
-    def __init__(self, engine: Engine, scorer: Scorer | None = None) -> None:
+    def __init__(self, engine: Engine, scorer: Scorer | None = None, *, record_all: bool = False) -> None:
         self.engine = engine
+        self.record_all = record_all
         self.scorer = scorer or default_scorer()
         self.ttl = timedelta(seconds=engine.settings.grooming_state_ttl_seconds)
         self.max_text = engine.settings.grooming_max_text_chars
@@ -212,19 +216,34 @@ class GroomingService:
         decision: dict[str, Any] | None = None
         if replay:
             try:
-                decision = self.engine.get_decision(decision_id)
+                decision = dict(self.engine.get_decision(decision_id), recorded=True)
             except NotFound:
                 decision = None
         if decision is None:
             findings = self.findings(conversation_id, conv)
-            content = Content(
-                kind=ContentKind.MESSAGE,
-                content_id=steps[-1]["message_id"] if steps else None,
-                user_id=focus_id,
-                conversation_id=conversation_id,
-                context={"locale": locale, "minors": _minor_recipients(messages, focus_id)},
-            )
-            decision = self.engine.decide(content, findings, actor=actor, decision_id=decision_id).to_dict()
+            outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
+            if outcome.reasons or self.record_all:
+                content = Content(
+                    kind=ContentKind.MESSAGE,
+                    content_id=steps[-1]["message_id"] if steps else None,
+                    user_id=focus_id,
+                    conversation_id=conversation_id,
+                    context={"locale": locale, "minors": _minor_recipients(messages, focus_id)},
+                )
+                decision = self.engine.decide(content, findings, actor=actor, decision_id=decision_id).to_dict()
+                decision["recorded"] = True
+            else:
+                # No rule fired: the answer is "allow" and nothing is recorded, so ordinary chat does not
+                # write a decision and an event per message. Set record_all=True to record every one.
+                decision = {
+                    "id": None,
+                    "verdict": outcome.verdict.value,
+                    "findings": [f.to_dict() for f in findings],
+                    "actions": [],
+                    "reasons": [],
+                    "policy_version": self.engine.policy.version,
+                    "recorded": False,
+                }
         safety = None
         if any(a["name"] == "safety_message" for a in decision["actions"]):
             params = next(a["params"] for a in decision["actions"] if a["name"] == "safety_message")
