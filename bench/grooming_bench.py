@@ -139,7 +139,7 @@ def main() -> None:
             (
                 "service latency, one message per request",
                 f"p50 {_pct(lat, 0.5):.2f} ms, p99 {_pct(lat, 0.99):.2f} ms",
-                "SQLite, decision + events committed",
+                "SQLite; a decision is recorded only when a rule fires",
             )
         )
         eng.close()
