@@ -61,7 +61,8 @@ def score(
         raise typer.Exit(2) from exc
     thr = sc.model.threshold
     for conv in convs:
-        state, users = ConversationState(), {}
+        state = ConversationState()
+        users: dict[str, UserState] = {}
         table = Table(title=f"conversation {conv.id} (alert at {thr:.2f})")
         for col in ("#", "message", "sender", "indicators", "conv. risk", "top stage"):
             table.add_column(col)

@@ -140,9 +140,8 @@ class Scorer:
             )
         contrib = self.model.contributions(x)
         stage_contrib = {s: contrib[f"hit_{s}"] + contrib[f"sim_{s}"] for s in STAGES}
-        top = max(stage_contrib, key=lambda s: stage_contrib[s])
-        if stage_contrib[top] <= 0:
-            top = None
+        best = max(stage_contrib, key=lambda s: stage_contrib[s])
+        top = best if stage_contrib[best] > 0 else None
         if conv.alerted_at is None and conv_risk >= self.model.threshold:
             conv.alerted_at = conv.n
         return Step(

@@ -155,8 +155,8 @@ class GroomingService:
                     )
                 if m.sender_id not in users:
                     urow = s.get(GroomingUserRow, m.sender_id, with_for_update=True)
-                    fresh = urow is None or urow.updated_at + self.ttl <= now
-                    users[m.sender_id] = (urow, UserState() if fresh else UserState.from_json(urow.state))
+                    live = urow is not None and urow.updated_at + self.ttl > now
+                    users[m.sender_id] = (urow, UserState.from_json(urow.state) if live and urow else UserState())
                 step = self.scorer.apply(conv, users[m.sender_id][1], conversation_id, m, a)
                 new_steps.append(step)
                 result = _step_dict(step)
@@ -312,9 +312,13 @@ class GroomingService:
         cutoff = datetime.now(UTC) - self.ttl
         n = 0
         with self.engine.db.write() as s:
-            for model in (GroomingConversationRow, GroomingUserRow):
-                n += s.execute(delete(model).where(model.updated_at < cutoff)).rowcount or 0
-            n += s.execute(delete(GroomingMessageRow).where(GroomingMessageRow.created_at < cutoff)).rowcount or 0
+            stmts = [
+                delete(GroomingConversationRow).where(GroomingConversationRow.updated_at < cutoff),
+                delete(GroomingUserRow).where(GroomingUserRow.updated_at < cutoff),
+                delete(GroomingMessageRow).where(GroomingMessageRow.created_at < cutoff),
+            ]
+            for stmt in stmts:
+                n += int(getattr(s.execute(stmt), "rowcount", 0) or 0)
         return n
 
     def conversation(self, conversation_id: str) -> dict[str, Any]:
