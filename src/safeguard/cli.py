@@ -239,7 +239,7 @@ def bank_create(
 def bank_list() -> None:
     """List banks with their entry counts."""
     t = Table("id", "name", "kind", "entries", "enabled", "dihedral", "thresholds", "version")
-    for b in banks().list():
+    for b in banks().list_banks():
         t.add_row(
             str(b["id"]),
             b["name"],
@@ -344,7 +344,7 @@ def _detect_format(path: Path, fmt: str | None) -> Any:
     if fmt is None:
         for name in registry.sources.names():
             cls = registry.sources.get(name)
-            if path.suffix.lower() in cls.extensions:  # type: ignore[attr-defined]
+            if path.suffix.lower() in cls.extensions:
                 fmt = name
                 break
     if fmt is None:
@@ -407,10 +407,10 @@ def bank_export(
     svc = banks()
     rows = svc.export(bank, include_disabled=include_disabled)
     if output is None:
-        n = fmt.write(rows, sys.stdout)  # type: ignore[attr-defined]
+        n = fmt.write(rows, sys.stdout)
     else:
         with output.open("w", encoding="utf-8") as fp:
-            n = fmt.write(rows, fp)  # type: ignore[attr-defined]
+            n = fmt.write(rows, fp)
     err.print(f"{n} entries exported")
 
 

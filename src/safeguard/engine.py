@@ -73,13 +73,9 @@ class Engine:
         if load_indexes:
             self.indexes.load()
         self.resources = Resources(settings, self.db, self.indexes)
-        self.detectors: list[Detector] = [
-            registry.detectors.get(n)(self.resources)  # type: ignore[call-arg]
-            for n in registry.detectors.names()
-        ]
+        self.detectors: list[Detector] = [registry.detectors.get(n)(self.resources) for n in registry.detectors.names()]
         self.action_handlers: dict[str, ActionHandler] = {
-            n: registry.actions.get(n)()
-            for n in registry.actions.names()  # type: ignore[misc]
+            n: registry.actions.get(n)() for n in registry.actions.names()
         }
         self.last_timings = ScanTimings()
 

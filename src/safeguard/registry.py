@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -64,7 +64,7 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
-signals: Registry[object] = Registry("safeguard.signals")
-sources: Registry[object] = Registry("safeguard.sources")
-detectors: Registry[object] = Registry("safeguard.detectors")
-actions: Registry[object] = Registry("safeguard.actions")
+signals: Registry[Any] = Registry("safeguard.signals")
+sources: Registry[Any] = Registry("safeguard.sources")
+detectors: Registry[Any] = Registry("safeguard.detectors")
+actions: Registry[Any] = Registry("safeguard.actions")

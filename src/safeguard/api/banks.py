@@ -69,7 +69,7 @@ class OpinionIn(BaseModel):
 
 @router.get("/banks")
 def list_banks(svc: Services = Depends(services), _: Principal = Depends(require(*READERS))) -> dict[str, Any]:
-    return {"banks": svc.banks.list()}
+    return {"banks": svc.banks.list_banks()}
 
 
 @router.post("/banks", status_code=201)

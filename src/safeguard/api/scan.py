@@ -92,13 +92,22 @@ async def _from_form(request: Request, svc: Services) -> Content:
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"file over the limit of {limit} bytes", details={"max_bytes": limit})
-    fields = {f: (str(form[f]) if form.get(f) else None) for f in CONTEXT_FIELDS}
+    fields: dict[str, str | None] = {f: (str(form[f]) if form.get(f) else None) for f in CONTEXT_FIELDS}
     for k, v in fields.items():
         if v is not None and len(v) > 200:
             raise InvalidInput(f"{k} longer than 200 characters", code="invalid_field")
     media = svc.engine.media_for(data, upload.content_type)
     kind = ContentKind.VIDEO if media.is_video else ContentKind.IMAGE
-    return Content(kind=kind, data=data, filename=upload.filename, media_type=media.media_type, **fields)
+    return Content(
+        kind=kind,
+        data=data,
+        filename=upload.filename,
+        media_type=media.media_type,
+        content_id=fields["content_id"],
+        user_id=fields["user_id"],
+        conversation_id=fields["conversation_id"],
+        stream_id=fields["stream_id"],
+    )
 
 
 async def _from_json(request: Request) -> Content:

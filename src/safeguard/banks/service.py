@@ -206,7 +206,7 @@ class BankService:
             events.append(s, "bank.updated", actor=actor, subject=("bank", str(b.id)), payload={"changes": changes})
             return bank_to_dict(b)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list_banks(self) -> list[dict[str, Any]]:
         with self.db.read() as s:
             counts = dict(s.execute(select(BankEntry.bank_id, func.count()).group_by(BankEntry.bank_id)).all())
             return [bank_to_dict(b, counts.get(b.id, 0)) for b in s.execute(select(Bank).order_by(Bank.id)).scalars()]

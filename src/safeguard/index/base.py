@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +48,9 @@ class SignalIndex(ABC):
     def save(self, path: Path, **meta: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        extra = {f"meta_{k}": np.asarray(v, dtype=np.int64) for k, v in meta.items()}
-        np.savez(tmp, **self.arrays(), **extra)
+        payload: dict[str, Any] = dict(self.arrays())
+        payload.update({f"meta_{k}": np.asarray(v, dtype=np.int64) for k, v in meta.items()})
+        np.savez(tmp, **payload)
         tmp.replace(path)
 
     @classmethod

@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -175,7 +177,7 @@ class IndexSet:
                     }
             return applied
 
-    def _apply(self, rows: list[tuple[int, str, str, bool]]) -> None:
+    def _apply(self, rows: Sequence[Any]) -> None:
         adds: dict[str, tuple[list[int], list[str]]] = {}
         removes: dict[str, list[int]] = {}
         for i, t, v, live in rows:

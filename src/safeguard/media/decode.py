@@ -89,12 +89,13 @@ def decode_image(data: bytes, *, max_pixels: int, draft: tuple[int, int] | None 
         raise UnsupportedMedia("not an image format Safeguard can decode") from exc
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as exc:
         raise MediaError(f"image could not be decoded: {exc}", code="corrupt_media") from exc
-    if im.mode not in ("RGB", "L"):
+    out: Image.Image = im
+    if out.mode not in ("RGB", "L"):
         try:
-            im = im.convert("RGB")
+            out = out.convert("RGB")
         except (OSError, ValueError) as exc:
             raise MediaError(f"image could not be converted: {exc}", code="corrupt_media") from exc
-    return im
+    return out
 
 
 @dataclass

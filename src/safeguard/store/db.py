@@ -34,7 +34,7 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
-            self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            self._write_engine: Engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         else:
             self._write_engine = self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False)
