@@ -112,18 +112,45 @@ def score(
 
 @app.command("train")
 def train(
+    path: Path | None = typer.Argument(None, help="outside corpus to train on (default: the synthetic corpus)"),
+    fmt: Format = typer.Option(Format.synthetic, "--format", help="synthetic, jsonl, pan2012 or vtpan"),
+    predators: Path | None = typer.Option(None, help="PAN 2012 predator-id list (one author id per line)"),
     out: Path | None = typer.Option(None, help="output directory (default: the package's data/ folder)"),
     n: int = typer.Option(2400, help="synthetic conversations to generate"),
     seed: int = typer.Option(20261123, help="random seed (same seed, same model)"),
     encoder: str = typer.Option("hashed-ngram", help="hashed-ngram (default) or use-multilingual (optional package)"),
 ) -> None:
-    """Generate the synthetic corpus and build the model and exemplars (reproducible)."""
+    """Build the model and exemplars: from the synthetic corpus (reproducible) or an outside corpus."""
+    from safeguard.detectors.grooming import loaders
     from safeguard.detectors.grooming.scorer import DATA_DIR
-    from safeguard.detectors.grooming.training import build_default
+    from safeguard.detectors.grooming.training import build_default, train_on
+    from safeguard.errors import SafeguardError
 
-    report = build_default(out or DATA_DIR, n=n, seed=seed, encoder=encoder)
-    _print_report("held-out synthetic split", report)
-    console.print(f"wrote {(out or DATA_DIR) / 'model.json'} and exemplars.json")
+    if fmt == Format.synthetic:
+        report = build_default(out or DATA_DIR, n=n, seed=seed, encoder=encoder)
+        _print_report("held-out synthetic split", report)
+        console.print(f"wrote {(out or DATA_DIR) / 'model.json'} and exemplars.json")
+        return
+    if path is None or out is None:
+        err.print(
+            "[red]error:[/red] give the corpus file and --out (the packaged model is built from the synthetic corpus)"
+        )
+        raise typer.Exit(2)
+    try:
+        if fmt == Format.pan2012:
+            if predators is None:
+                err.print("[red]error:[/red] PAN 2012 needs --predators (the predator-id list)")
+                raise typer.Exit(2)
+            report = train_on(list(loaders.load_pan2012(path)), out, predators=loaders.load_predator_ids(predators))
+        elif fmt == Format.vtpan:
+            report = train_on(loaders.load_vtpan(path), out)
+        else:
+            report = train_on(loaders.load_jsonl(path), out)
+    except SafeguardError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    console.print_json(json.dumps(report))
+    console.print(f"wrote {out / 'model.json'} and exemplars.json")
 
 
 @app.command("eval")

@@ -200,3 +200,90 @@ def build_default(
         encoding="utf-8",
     )
     return report
+
+
+def train_on(
+    convs: list[LoadedConversation],
+    out_dir: str | Path,
+    *,
+    predators: set[str] | None = None,
+    calib_fraction: float = 0.2,
+) -> dict[str, Any]:
+    """Train on an outside corpus (PAN 2012, VTPAN/PANC, labelled JSONL) with the packaged exemplars.
+
+    Labels: with ``predators`` (PAN 2012), every message of a listed author is a positive row and
+    every other author's a negative one. Otherwise the conversation's label applies to its ``focus``
+    author when the file names one, else to every author's final state (VTPAN does not say which
+    author is the predator, so this is noisier). Conversations whose id hashes into the first
+    ``calib_fraction`` are held out to calibrate and choose the threshold.
+    """
+    import hashlib
+    import json as _json
+
+    from safeguard.detectors.grooming.scorer import DEFAULT_EXEMPLARS
+
+    ex = _json.loads(Path(DEFAULT_EXEMPLARS).read_text(encoding="utf-8"))["stages"]
+
+    def is_calib(c: LoadedConversation) -> bool:
+        return hashlib.sha256(c.id.encode()).digest()[0] < 256 * calib_fraction
+
+    train = [c for c in convs if not is_calib(c)]
+    calib = [c for c in convs if is_calib(c)]
+    if not train or not calib:
+        from safeguard.errors import InvalidInput
+
+        raise InvalidInput("the corpus is too small to split into training and calibration", code="corpus_too_small")
+    enc = HashedNgramEncoder()
+    enc.fit_idf([m.text for c in train for m in c.messages] + [t for v in ex.values() for t in v])
+    enc_spec = {"name": "hashed-ngram", "dim": enc.dim, "idf": [round(float(v), 4) for v in enc.idf]}
+    model = GroomingModel(weights=np.zeros(len(FEATURES)), bias=0.0, encoder=enc_spec)
+    scorer = Scorer(model, ex)
+
+    def rows(cs: list[LoadedConversation]) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for c in cs:
+            rep = replay(scorer, c)
+            if predators is not None:
+                for sender, _n, x in rep.rows:
+                    xs.append(x)
+                    ys.append(float(sender in predators))
+                continue
+            last: dict[str, np.ndarray] = {}
+            for sender, _n, x in rep.rows:
+                last[sender] = x
+            for sender, x in last.items():
+                if c.focus is None or sender == c.focus or not c.label:
+                    xs.append(x)
+                    ys.append(float(bool(c.label)))
+        return np.asarray(xs), np.asarray(ys)
+
+    x, y = rows(train)
+    if len(set(y.tolist())) < 2:
+        from safeguard.errors import InvalidInput
+
+        raise InvalidInput("the training part needs both positive and negative examples", code="corpus_one_class")
+    nonneg = [i for i, f in enumerate(FEATURES) if f.startswith(("hit_", "sim_")) or f in MONOTONE]
+    model.weights, model.bias = fit_monotone(x, y, nonneg, l2=3.0)
+    cx, cy = rows(calib)
+    if len(set(cy.tolist())) == 2:
+        model.calibrate(cx, cy)
+    if predators is None and all(c.label is not None for c in calib):
+        model.threshold = best_threshold(scorer, calib)
+    report: dict[str, Any] = {
+        "train_conversations": len(train),
+        "calib_conversations": len(calib),
+        "train_rows": len(y),
+    }
+    if predators is not None:
+        report["calibration_authors"] = evaluate_authors(scorer, calib, predators)
+    elif all(c.label is not None for c in calib):
+        report["calibration_conversations"] = evaluate_conversations(scorer, calib)
+    model.meta = {"corpus": "outside", **report}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.json")
+    (out / "exemplars.json").write_text(
+        _json.dumps({"format": "safeguard.grooming.exemplars/1", "stages": ex}, ensure_ascii=False, indent=1),
+        encoding="utf-8",
+    )
+    return report
