@@ -119,7 +119,17 @@ def test_train_and_eval_on_pan2012_format(tmp_path: Path) -> None:
     assert (out / "model.json").exists()
     e = runner.invoke(
         app,
-        ["eval", str(xml), "--format", "pan2012", "--predators", str(ids), "--model", str(out / "model.json"), "--json"],
+        [
+            "eval",
+            str(xml),
+            "--format",
+            "pan2012",
+            "--predators",
+            str(ids),
+            "--model",
+            str(out / "model.json"),
+            "--json",
+        ],
     )
     assert e.exit_code == 0, e.output
     rep = json.loads(e.output)
