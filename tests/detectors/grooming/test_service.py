@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -163,3 +165,29 @@ def test_idle_state_expires(svc: GroomingService) -> None:
     assert out["conversation_risk"] < 0.5  # started afresh
     assert svc.purge_expired() >= 5  # the old ledger rows
     assert _count(svc.engine, GroomingMessageRow) == 1
+
+
+def test_concurrent_first_messages_from_one_sender(svc: GroomingService) -> None:
+    """Eight conversations start at once from one sender: every post succeeds, the sender row is shared."""
+
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def post(k: int) -> None:
+        try:
+            barrier.wait()
+            svc.post(f"par-{k}", [msg(1, "how old are you?", to=((f"kid{k}", "child"),))])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert _count(svc.engine, GroomingConversationRow) == 8
+    with svc.engine.db.read() as s:
+        user = s.get(GroomingUserRow, "adult1")
+        assert user is not None
+        assert len(json.loads(user.state)["convs"]) == 8  # no lost update

@@ -27,12 +27,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from safeguard.actions.safety_message import render_safety_message
 from safeguard.content import Content, ContentKind, Decision, Finding
 from safeguard.detectors.grooming.features import MINOR_BANDS, stage_scores
 from safeguard.detectors.grooming.indicators import STAGE_DESCRIPTIONS
-from safeguard.detectors.grooming.scorer import AGE_BANDS, Message, Scorer, Step, default_scorer
+from safeguard.detectors.grooming.scorer import AGE_BANDS, Analysis, Message, Scorer, Step, default_scorer
 from safeguard.detectors.grooming.state import ConversationState, SenderState, UserState
 from safeguard.detectors.grooming.store import GroomingConversationRow, GroomingMessageRow, GroomingUserRow
 from safeguard.engine import Engine
@@ -113,6 +114,31 @@ class GroomingService:
     ) -> dict[str, Any]:
         checked = self.check(messages)
         analyses = self.scorer.analyse([m.text for m in messages])
+        for attempt in range(3):
+            try:
+                conv, steps, new_steps, sender_risks, decision_id = self._commit(
+                    conversation_id, messages, analyses, checked.digests
+                )
+                break
+            except IntegrityError:
+                # Another process created this conversation's or sender's first row at the same
+                # moment; our transaction rolled back whole, so try again on top of theirs.
+                if attempt == 2:
+                    raise
+        if not new_steps:  # a pure replay: answer as before (re-deciding only if the decision was lost)
+            return self._answer(
+                conversation_id, messages, conv, steps, sender_risks, decision_id, actor, locale, replay=True
+            )
+        if next(self._posts) % PURGE_EVERY == 0:
+            self.purge_expired()
+        return self._answer(
+            conversation_id, messages, conv, steps, sender_risks, decision_id, actor, locale, replay=False
+        )
+
+    def _commit(
+        self, conversation_id: str, messages: list[Message], analyses: list[Analysis], digests: list[str]
+    ) -> tuple[ConversationState, list[dict[str, Any]], list[Step], dict[str, float], str]:
+        """Step 3: ledger check, order check, state update and writes, in one transaction."""
         decision_id = Decision.new_id()
         now = datetime.now(UTC)
         steps: list[dict[str, Any]] = []
@@ -127,7 +153,7 @@ class GroomingService:
                     )
                 ).scalars()
             }
-            for m, d in zip(messages, checked.digests, strict=True):
+            for m, d in zip(messages, digests, strict=True):
                 row = known.get(m.message_id)
                 if row is not None and row.digest != d:
                     raise Conflict(
@@ -141,7 +167,7 @@ class GroomingService:
                 else ConversationState()
             )
             users: dict[str, tuple[GroomingUserRow | None, UserState]] = {}
-            for m, a, d in zip(messages, analyses, checked.digests, strict=True):
+            for m, a, d in zip(messages, analyses, digests, strict=True):
                 old = known.get(m.message_id)
                 if old is not None:
                     steps.append(dict(old.result, message_id=m.message_id, replayed=True))
@@ -189,15 +215,7 @@ class GroomingService:
                     urow.risk = ust.risk()
                     urow.updated_at = now
             sender_risks = {uid: ust.risk() for uid, (_, ust) in users.items()}
-        if not new_steps:  # a pure replay: answer as before (re-deciding only if the decision was lost)
-            return self._answer(
-                conversation_id, messages, conv, steps, sender_risks, decision_id, actor, locale, replay=True
-            )
-        if next(self._posts) % PURGE_EVERY == 0:
-            self.purge_expired()
-        return self._answer(
-            conversation_id, messages, conv, steps, sender_risks, decision_id, actor, locale, replay=False
-        )
+        return conv, steps, new_steps, sender_risks, decision_id
 
     def _answer(
         self,
