@@ -191,3 +191,17 @@ def test_concurrent_first_messages_from_one_sender(svc: GroomingService) -> None
         user = s.get(GroomingUserRow, "adult1")
         assert user is not None
         assert len(json.loads(user.state)["convs"]) == 8  # no lost update
+
+
+def test_messages_without_new_evidence_do_not_repeat_actions(svc: GroomingService) -> None:
+    first = svc.post("c10", [msg(i, t) for i, t in enumerate(GROOMING_LINES)])
+    assert first["decision"]["recorded"] and first["safety_message"] is not None
+    quiet = svc.post("c10", [msg(20, "lol ok")])
+    d = quiet["decision"]
+    assert d["verdict"] == "review" and d["recorded"] is False and d["actions"] == []
+    assert "grooming-risk" in d["reasons"] and quiet["safety_message"] is None
+    louder = svc.post("c10", [msg(21, "don't tell anyone about this")])
+    assert louder["decision"]["recorded"] and louder["decision"]["id"] != first["decision"]["id"]
+    with svc.engine.db.read() as s:
+        assert len(s.execute(select(CaseItem)).scalars().all()) == 2  # one per recorded decision, one case
+        assert len(s.execute(select(Case)).scalars().all()) == 1

@@ -126,13 +126,25 @@ class GroomingService:
                 if attempt == 2:
                     raise
         if not new_steps:  # a pure replay: answer as before (re-deciding only if the decision was lost)
+            news = any(st["indicators"] for st in steps)
             return self._answer(
-                conversation_id, messages, conv, steps, sender_risks, decision_id, actor, locale, replay=True
+                conversation_id, messages, conv, steps, sender_risks, decision_id, actor, locale, replay=True, news=news
             )
         if next(self._posts) % PURGE_EVERY == 0:
             self.purge_expired()
+        crossed = conv.alerted_at is not None and conv.alerted_at > conv.n - len(new_steps)
+        news = crossed or any(st.indicators for st in new_steps)
         return self._answer(
-            conversation_id, messages, conv, steps, sender_risks, decision_id, actor, locale, replay=False
+            conversation_id,
+            messages,
+            conv,
+            steps,
+            sender_risks,
+            decision_id,
+            actor,
+            locale,
+            replay=False,
+            news=news,
         )
 
     def _commit(
@@ -229,7 +241,9 @@ class GroomingService:
         locale: str,
         *,
         replay: bool,
+        news: bool = True,
     ) -> dict[str, Any]:
+        """Findings → policy → decision. ``news``: these messages hit an indicator or crossed the threshold."""
         focus_id, focus = _focus(conv)
         decision: dict[str, Any] | None = None
         if replay:
@@ -240,7 +254,7 @@ class GroomingService:
         if decision is None:
             findings = self.findings(conversation_id, conv)
             outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
-            if outcome.reasons or self.record_all:
+            if (outcome.reasons and news) or self.record_all:
                 content = Content(
                     kind=ContentKind.MESSAGE,
                     content_id=steps[-1]["message_id"] if steps else None,
@@ -251,17 +265,21 @@ class GroomingService:
                 decision = self.engine.decide(content, findings, actor=actor, decision_id=decision_id).to_dict()
                 decision["recorded"] = True
             else:
-                # No rule fired: the answer is "allow" and nothing is recorded, so ordinary chat does not
-                # write a decision and an event per message. Set record_all=True to record every one.
+                # Not recorded: either no rule fired (ordinary chat: "allow", no decision and event per
+                # message), or rules fired but these messages add no evidence to what an earlier recorded
+                # decision already acted on (no second case item, webhook or safety message per message).
+                # Set record_all=True to record every one.
                 decision = {
                     "id": None,
                     "verdict": outcome.verdict.value,
                     "findings": [f.to_dict() for f in findings],
                     "actions": [],
-                    "reasons": [],
+                    "reasons": list(outcome.reasons),
                     "policy_version": self.engine.policy.version,
                     "recorded": False,
                 }
+                if outcome.reasons:
+                    decision["note"] = "no new evidence since the last recorded decision; actions not repeated"
         safety = None
         if any(a["name"] == "safety_message" for a in decision["actions"]):
             params = next(a["params"] for a in decision["actions"] if a["name"] == "safety_message")
