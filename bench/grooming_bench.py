@@ -130,18 +130,28 @@ def main() -> None:
                 f"SQLite; {len(by_conv)} conversations, one request each (~{n // len(by_conv)} msgs)",
             )
         )
-        lat = []
+        lat, rec, unrec = [], [], []
         for cid, m in msgs[: args.single]:
             t1 = time.perf_counter()
-            svc.post("single-" + cid, [m])
-            lat.append((time.perf_counter() - t1) * 1000)
+            out = svc.post("single-" + cid, [m])
+            ms = (time.perf_counter() - t1) * 1000
+            lat.append(ms)
+            (rec if out["decision"]["recorded"] else unrec).append(ms)
         rows.append(
             (
                 "service latency, one message per request",
                 f"p50 {_pct(lat, 0.5):.2f} ms, p99 {_pct(lat, 0.99):.2f} ms",
-                "SQLite; a decision is recorded only when a rule fires",
+                f"SQLite; {len(lat)} requests",
             )
         )
+        for name, xs, note in (
+            ("  no decision recorded", unrec, "state + ledger: one transaction"),
+            ("  decision recorded", rec, "+ decision, case, outbox, events"),
+        ):
+            if xs:
+                rows.append(
+                    (name, f"p50 {_pct(xs, 0.5):.2f} ms, p99 {_pct(xs, 0.99):.2f} ms", f"{len(xs)} requests; {note}")
+                )
         eng.close()
 
     if args.use:
