@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(help="Grooming detection in conversations.", no_args_is_help=True)
@@ -64,7 +65,7 @@ def score(
         state = ConversationState()
         users: dict[str, UserState] = {}
         table = Table(title=f"conversation {conv.id} (alert at {thr:.2f})")
-        for col in ("#", "message", "sender", "indicators", "conv. risk", "top stage"):
+        for col in ("#", "message", "sender", "text", "indicators", "conv. risk", "top stage"):
             table.add_column(col)
         analyses = sc.analyse([m.text for m in conv.messages])
         for i, (m, a) in enumerate(zip(conv.messages, analyses, strict=True), 1):
@@ -98,6 +99,7 @@ def score(
                 str(i),
                 m.message_id,
                 m.sender_id,
+                escape(m.text if len(m.text) <= 48 else m.text[:47] + "…"),
                 ", ".join(step.indicators) or "-",
                 f"[{_risk_style(r, thr)}]{r:.3f}[/]",
                 step.top_stage or "-",
