@@ -87,6 +87,7 @@ def test_single_message_and_idempotent_replay(client: TestClient, keys: dict[str
     ("payload", "status", "code"),
     [
         (body(1, "x" * 5000), 413, "text_too_long"),
+        ({"messages": [body(i, "hi") for i in range(501)]}, 413, "batch_too_large"),
         ({**body(1, "hi"), "colour": "red"}, 422, "invalid_request"),
         ({k: v for k, v in body(1, "hi").items() if k != "sender"}, 422, "invalid_request"),
         (body(1, "hi", sender={"id": "a", "age_band": "baby"}), 422, "invalid_request"),

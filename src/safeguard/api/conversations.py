@@ -77,7 +77,7 @@ class MessageIn(BaseModel):
 
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    messages: list[MessageIn] = Field(min_length=1, max_length=MAX_BATCH)
+    messages: list[MessageIn] = Field(min_length=1, description=f"at most {MAX_BATCH} (413 above)")
     locale: str = Field(default="en", max_length=16, description="locale for the child-facing safety message")
 
 
