@@ -205,3 +205,13 @@ def test_messages_without_new_evidence_do_not_repeat_actions(svc: GroomingServic
     with svc.engine.db.read() as s:
         assert len(s.execute(select(CaseItem)).scalars().all()) == 2  # one per recorded decision, one case
         assert len(s.execute(select(Case)).scalars().all()) == 1
+
+
+def test_batch_mixing_a_replayed_message_and_new_ones(svc: GroomingService) -> None:
+    batch = [msg(i, t) for i, t in enumerate(GROOMING_LINES)]
+    first = svc.post("c11", batch)
+    assert first["decision"]["recorded"]
+    mixed = svc.post("c11", [batch[-1], msg(30, "i'll share the pics with everyone unless you answer")])
+    assert [m["replayed"] for m in mixed["messages"]] == [True, False]
+    assert mixed["decision"]["recorded"] and mixed["decision"]["id"] != first["decision"]["id"]
+    assert "grooming-sextortion" in mixed["decision"]["reasons"]

@@ -151,7 +151,8 @@ class GroomingService:
         self, conversation_id: str, messages: list[Message], analyses: list[Analysis], digests: list[str]
     ) -> tuple[ConversationState, list[dict[str, Any]], list[Step], dict[str, float], str]:
         """Step 3: ledger check, order check, state update and writes, in one transaction."""
-        decision_id = Decision.new_id()
+        decision_id = Decision.new_id()  # for the new messages' decision
+        replay_id: str | None = None  # a pure replay answers with the earlier decision
         now = datetime.now(UTC)
         steps: list[dict[str, Any]] = []
         new_steps: list[Step] = []
@@ -183,7 +184,7 @@ class GroomingService:
                 old = known.get(m.message_id)
                 if old is not None:
                     steps.append(dict(old.result, message_id=m.message_id, replayed=True))
-                    decision_id = old.decision_id or decision_id
+                    replay_id = old.decision_id or replay_id
                     continue
                 if conv.last_at is not None and m.sent_at < conv.last_at:
                     raise Conflict(
@@ -227,7 +228,7 @@ class GroomingService:
                     urow.risk = ust.risk()
                     urow.updated_at = now
             sender_risks = {uid: ust.risk() for uid, (_, ust) in users.items()}
-        return conv, steps, new_steps, sender_risks, decision_id
+        return conv, steps, new_steps, sender_risks, (decision_id if new_steps else replay_id or decision_id)
 
     def _answer(
         self,
