@@ -57,6 +57,12 @@ def test_batch_scores_and_decides(client: TestClient, keys: dict[str, str]) -> N
     assert any(e["message_id"] == "m4" for e in out["evidence"])
     assert out["decision"]["verdict"] == "review"
     assert out["safety_message"]["locale"] == "es"
+    other = client.post(
+        "/v1/conversations/conv-2/messages?locale=fr",
+        json={"messages": [body(i, t) for i, t in enumerate(GROOMING_LINES)]},
+        headers=auth(keys["platform"]),
+    )
+    assert other.json()["safety_message"]["locale"] == "fr"
     d = client.get(f"/v1/decisions/{out['decision']['id']}", headers=auth(keys["admin"]))
     assert d.status_code == 200 and d.json()["verdict"] == "review"
     replay = client.post(

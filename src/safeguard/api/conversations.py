@@ -15,7 +15,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -134,12 +134,13 @@ BODY_OPENAPI: dict[str, Any] = {
 async def post_messages(
     request: Request,
     conversation_id: str = Path(min_length=1, max_length=200),
+    locale: str | None = Query(None, max_length=16, description="safety-message locale (overrides the body's)"),
     g: GroomingService = Depends(grooming_service),
     who: Principal = Depends(require("platform")),
 ) -> dict[str, Any]:
     batch = parse_body(await request.body())
     msgs = [m.to_message() for m in batch.messages]
-    return await run_in_threadpool(g.post, conversation_id, msgs, actor=who.actor, locale=batch.locale)
+    return await run_in_threadpool(g.post, conversation_id, msgs, actor=who.actor, locale=locale or batch.locale)
 
 
 @router.get("/conversations/{conversation_id}/grooming", summary="The grooming state kept for a conversation")
