@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=500)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--use", action="store_true", help="also time the optional USE encoder")
+    ap.add_argument("--database-url", default="", help="e.g. a PostgreSQL URL (default: a temporary SQLite file)")
     args = ap.parse_args()
     rows: list[tuple[str, str, str]] = []
     load = os.getloadavg()
@@ -111,7 +112,8 @@ def main() -> None:
 
     # full service path on SQLite: state + ledger + policy + decision + events
     with tempfile.TemporaryDirectory() as d:
-        eng = Engine(Settings(data_dir=d, run_worker=False), load_indexes=False)
+        eng = Engine(Settings(data_dir=d, database_url=args.database_url, run_worker=False), load_indexes=False)
+        dbname = "PostgreSQL" if eng.db.url.startswith("postgresql") else "SQLite"
         svc = GroomingService(eng, sc)
         by_conv: dict[str, list[Message]] = {}
         for cid, m in msgs:
@@ -127,7 +129,7 @@ def main() -> None:
             (
                 "service throughput, batched per conversation",
                 f"{n / dt:,.0f} msg/s",
-                f"SQLite; {len(by_conv)} conversations, one request each (~{n // len(by_conv)} msgs)",
+                f"{dbname}; {len(by_conv)} conversations, one request each (~{n // len(by_conv)} msgs)",
             )
         )
         lat, rec, unrec = [], [], []
@@ -141,7 +143,7 @@ def main() -> None:
             (
                 "service latency, one message per request",
                 f"p50 {_pct(lat, 0.5):.2f} ms, p99 {_pct(lat, 0.99):.2f} ms",
-                f"SQLite; {len(lat)} requests",
+                f"{dbname}; {len(lat)} requests",
             )
         )
         for name, xs, note in (
