@@ -37,6 +37,17 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(db_app, name="db")
 app.add_typer(policy_app, name="policy")
 
+
+def _mount_plugins() -> None:
+    from safeguard.detectors.grooming.cli import app as grooming_app
+    from safeguard.workers.streams_cli import app as streams_app
+
+    app.add_typer(grooming_app, name="grooming", help="Grooming detection: score, train and evaluate.")
+    app.add_typer(streams_app, name="streams", help="Live streams: watch and list.")
+
+
+_mount_plugins()
+
 console = Console()
 err = Console(stderr=True)
 

@@ -66,6 +66,13 @@ SETTINGS: tuple[Setting, ...] = (
         "(full decode, the reference's hash bit for bit).",
     ),
     Setting("pdq_draft_size", int, 512, "Short side (pixels) `fast` PDQ decoding may scale JPEGs down to."),
+    Setting(
+        "grooming_state_ttl_seconds",
+        float,
+        30 * 24 * 3600.0,
+        "Grooming detection: conversation and user state idle longer than this expires (seconds).",
+    ),
+    Setting("grooming_max_text_chars", int, 4000, "Grooming detection: longest message text accepted (413 above)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -107,6 +114,8 @@ class Settings:
     log_level: str = "info"
     pdq_decode: str = "fast"
     pdq_draft_size: int = 512
+    grooming_state_ttl_seconds: float = 30 * 24 * 3600.0
+    grooming_max_text_chars: int = 4000
 
     @property
     def hash_draft(self) -> int:

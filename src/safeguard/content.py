@@ -107,6 +107,8 @@ class Finding:
     confidence: str = "high"  # "high" or "low": low when past the block threshold, disputed, low quality
     explanation: str = ""
     time_range: tuple[float, float] | None = None  # for video and stream frames
+    # items that explain the finding, e.g. grooming: {message_id, sender_id, indicators, snippet}
+    evidence: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -125,6 +127,8 @@ class Finding:
         }
         if self.time_range is not None:
             d["time_range"] = list(self.time_range)
+        if self.evidence:
+            d["evidence"] = [dict(e) for e in self.evidence]
         return d
 
 

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from safeguard import __version__
-from safeguard.api import admin, banks, errors, records, scan
+from safeguard.api import admin, banks, conversations, errors, records, scan, streams
 from safeguard.api.deps import Services
 from safeguard.api.limits import BodyLimitMiddleware
 from safeguard.banks import BankService
@@ -31,7 +31,7 @@ def create_app(
     worker = OutboxWorker(engine.db, settings, transport) if settings.run_worker else None
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             worker.start()
         try:
@@ -39,6 +39,10 @@ def create_app(
         finally:
             if worker is not None:
                 worker.stop()
+            for name in ("stream_monitor", "video_jobs"):
+                background = getattr(running.state, name, None)
+                if background is not None:
+                    background.shutdown()
 
     app = FastAPI(
         title="Safeguard",
@@ -49,7 +53,7 @@ def create_app(
     app.state.services = svc
     app.state.worker = worker
     errors.install(app)
-    for r in (scan.router, banks.router, records.router, admin.router):
+    for r in (scan.router, banks.router, records.router, admin.router, conversations.router, streams.router):
         app.include_router(r)
     # A little headroom over the file limit for the multipart envelope and form fields.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 64 * 1024)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from safeguard.detectors.grooming import store as _grooming_store  # noqa: F401  (grooming tables)
 from safeguard.store.models import Base
 
 config = context.config

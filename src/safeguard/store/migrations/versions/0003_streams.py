@@ -1,7 +1,7 @@
 """live streams watched by the stream monitor
 
 Revision ID: 0003_streams
-Revises: 0001
+Revises: 0002_grooming
 Create Date: 2026-11-23 09:40:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_streams"
-down_revision = "0001"
+down_revision = "0002_grooming"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,152 @@
+"""``POST /v1/conversations/{id}/messages``: score chat messages as they arrive (grooming detection).
+
+One message, or ``{"messages": [...]}`` (a batch, in order). The answer carries the conversation's
+calibrated risk, each sender's risk across all their conversations, per-stage scores, the evidence
+(message ids and the indicators they hit), and the policy's decision, with the child-facing safety
+message when the policy asks for one. Idempotent on the platform's message id: the same message
+posted again gets the same answer; the same id with other content, or a message older than the
+conversation's last, is a 409; oversized text is a 413; unknown fields and invalid text are 422.
+Nothing is stored when a request is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.concurrency import run_in_threadpool
+
+from safeguard.api.deps import Services, require, services
+from safeguard.detectors.grooming.scorer import Message
+from safeguard.detectors.grooming.service import MAX_BATCH, GroomingService
+from safeguard.errors import InvalidInput
+from safeguard.keys import Principal
+
+router = APIRouter(prefix="/v1", tags=["conversations"])
+
+AgeBand = Literal["child", "teen", "adult", "unknown"]
+
+
+class SenderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=200)
+    age_band: AgeBand = "unknown"
+    account_age_days: int | None = Field(default=None, ge=0)
+
+
+class RecipientIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=200)
+    age_band: AgeBand = "unknown"
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message_id: str = Field(min_length=1, max_length=200, description="the platform's message id (idempotency key)")
+    sender: SenderIn
+    recipients: list[RecipientIn] = Field(default_factory=list, max_length=100)
+    text: str
+    sent_at: float | datetime = Field(description="epoch seconds or ISO 8601")
+    prior_contact: bool = Field(default=False, description="whether sender and recipients had talked before")
+
+    @field_validator("sent_at")
+    @classmethod
+    def _epoch(cls, v: float | datetime) -> float:
+        if isinstance(v, datetime):
+            if v.tzinfo is None:
+                raise ValueError("give a time zone (e.g. 2026-11-23T10:00:00Z)")
+            return v.timestamp()
+        return float(v)
+
+    def to_message(self) -> Message:
+        assert isinstance(self.sent_at, float)
+        return Message(
+            message_id=self.message_id,
+            sender_id=self.sender.id,
+            text=self.text,
+            sent_at=self.sent_at,
+            sender_band=self.sender.age_band,
+            account_age_days=self.sender.account_age_days,
+            recipients=tuple((r.id, r.age_band) for r in self.recipients),
+            prior_contact=self.prior_contact,
+        )
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    messages: list[MessageIn] = Field(min_length=1, description=f"at most {MAX_BATCH} (413 above)")
+    locale: str = Field(default="en", max_length=16, description="locale for the child-facing safety message")
+
+
+def grooming_service(request: Request, svc: Services = Depends(services)) -> GroomingService:
+    """One GroomingService per app (it holds the loaded model), created on first use."""
+    g: GroomingService | None = getattr(request.app.state, "grooming", None)
+    if g is None or g.engine is not svc.engine:
+        g = request.app.state.grooming = GroomingService(svc.engine)
+    return g
+
+
+def parse_body(raw: bytes) -> BatchIn:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("the body is not UTF-8", code="invalid_encoding") from exc
+    try:
+        data = json.loads(text or "null")
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not JSON: {exc}", code="invalid_json") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput("send a message object or {'messages': [...]}", code="invalid_request")
+    try:
+        return (
+            BatchIn.model_validate(data) if "messages" in data else BatchIn(messages=[MessageIn.model_validate(data)])
+        )
+    except ValidationError as exc:
+        details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise InvalidInput("request failed validation", code="invalid_request", details=details) from exc
+
+
+BODY_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        MessageIn.model_json_schema(ref_template="#/components/schemas/{model}"),
+                        BatchIn.model_json_schema(ref_template="#/components/schemas/{model}"),
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    openapi_extra=BODY_OPENAPI,
+    summary="Score chat messages for grooming risk and get the policy's decision",
+)
+async def post_messages(
+    request: Request,
+    conversation_id: str = Path(min_length=1, max_length=200),
+    locale: str | None = Query(None, max_length=16, description="safety-message locale (overrides the body's)"),
+    g: GroomingService = Depends(grooming_service),
+    who: Principal = Depends(require("platform")),
+) -> dict[str, Any]:
+    batch = parse_body(await request.body())
+    msgs = [m.to_message() for m in batch.messages]
+    return await run_in_threadpool(g.post, conversation_id, msgs, actor=who.actor, locale=locale or batch.locale)
+
+
+@router.get("/conversations/{conversation_id}/grooming", summary="The grooming state kept for a conversation")
+async def get_state(
+    conversation_id: str = Path(min_length=1, max_length=200),
+    g: GroomingService = Depends(grooming_service),
+    _: Principal = Depends(require("platform", "moderator")),
+) -> dict[str, Any]:
+    return await run_in_threadpool(g.conversation, conversation_id)

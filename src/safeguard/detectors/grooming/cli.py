@@ -1,0 +1,212 @@
+"""``safeguard grooming ...``: replay a conversation, train the default model, evaluate on corpora.
+
+``score`` runs offline (the pure scorer, no database, no policy) so an analyst can see how risk builds
+message by message for a file; the HTTP API is the way to get decisions. ``train`` rebuilds the
+shipped model and exemplars from the synthetic corpus (same seed, same files). ``eval`` reports on
+the synthetic held-out split, a JSONL corpus, PAN 2012 (author level, with its predator-id list) or
+VTPAN/PANC datapacks (conversation level, with early-detection latency).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+app = typer.Typer(help="Grooming detection in conversations.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+class Format(StrEnum):
+    synthetic = "synthetic"
+    jsonl = "jsonl"
+    pan2012 = "pan2012"
+    vtpan = "vtpan"
+
+
+def _scorer(model: Path | None, exemplars: Path | None) -> Any:
+    from safeguard.detectors.grooming.scorer import Scorer
+
+    return Scorer.load(model, exemplars)
+
+
+def _risk_style(r: float, thr: float) -> str:
+    return "bold red" if r >= thr else "yellow" if r >= thr / 2 else "green"
+
+
+@app.command("score")
+def score(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="conversation JSONL (API message shape)"),
+    model: Path | None = typer.Option(None, help="model JSON (default: the packaged model)"),
+    exemplars: Path | None = typer.Option(None, help="exemplars JSON (default: packaged)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON lines instead of a table"),
+) -> None:
+    """Replay a conversation file and show how risk builds, message by message."""
+    from safeguard.detectors.grooming.loaders import load_jsonl
+    from safeguard.detectors.grooming.scorer import Message
+    from safeguard.detectors.grooming.state import ConversationState, UserState
+    from safeguard.errors import SafeguardError
+
+    try:
+        sc = _scorer(model, exemplars)
+        convs = load_jsonl(file)
+    except SafeguardError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    thr = sc.model.threshold
+    for conv in convs:
+        state = ConversationState()
+        users: dict[str, UserState] = {}
+        table = Table(title=f"conversation {conv.id} (alert at {thr:.2f})")
+        for col in ("#", "message", "sender", "text", "indicators", "conv. risk", "top stage"):
+            table.add_column(col)
+        analyses = sc.analyse([m.text for m in conv.messages])
+        for i, (m, a) in enumerate(zip(conv.messages, analyses, strict=True), 1):
+            user = users.setdefault(m.sender_id, UserState())
+            msg = Message(
+                m.message_id,
+                m.sender_id,
+                m.text,
+                m.sent_at,
+                m.sender_band,
+                m.account_age_days,
+                tuple(m.recipients),
+                m.prior_contact,
+            )
+            step = sc.apply(state, user, conv.id, msg, a)
+            if as_json:
+                typer.echo(
+                    json.dumps(
+                        {
+                            "conversation_id": conv.id,
+                            "message_id": m.message_id,
+                            "indicators": list(step.indicators),
+                            "conversation_risk": round(step.conversation_risk, 4),
+                            "top_stage": step.top_stage,
+                        }
+                    )
+                )
+                continue
+            r = step.conversation_risk
+            table.add_row(
+                str(i),
+                m.message_id,
+                m.sender_id,
+                escape(m.text if len(m.text) <= 48 else m.text[:47] + "…"),
+                ", ".join(step.indicators) or "-",
+                f"[{_risk_style(r, thr)}]{r:.3f}[/]",
+                step.top_stage or "-",
+            )
+        if not as_json:
+            console.print(table)
+            if state.alerted_at:
+                console.print(f"[bold red]alert[/] after {state.alerted_at} messages")
+            else:
+                console.print("[green]no alert[/]")
+
+
+@app.command("train")
+def train(
+    path: Path | None = typer.Argument(None, help="outside corpus to train on (default: the synthetic corpus)"),
+    fmt: Format = typer.Option(Format.synthetic, "--format", help="synthetic, jsonl, pan2012 or vtpan"),
+    predators: Path | None = typer.Option(None, help="PAN 2012 predator-id list (one author id per line)"),
+    out: Path | None = typer.Option(None, help="output directory (default: the package's data/ folder)"),
+    n: int = typer.Option(2400, help="synthetic conversations to generate"),
+    seed: int = typer.Option(20261123, help="random seed (same seed, same model)"),
+    encoder: str = typer.Option("hashed-ngram", help="hashed-ngram (default) or use-multilingual (optional package)"),
+) -> None:
+    """Build the model and exemplars: from the synthetic corpus (reproducible) or an outside corpus."""
+    from safeguard.detectors.grooming import loaders
+    from safeguard.detectors.grooming.scorer import DATA_DIR
+    from safeguard.detectors.grooming.training import build_default, train_on
+    from safeguard.errors import SafeguardError
+
+    if fmt == Format.synthetic:
+        report = build_default(out or DATA_DIR, n=n, seed=seed, encoder=encoder)
+        _print_report("held-out synthetic split", report)
+        console.print(f"wrote {(out or DATA_DIR) / 'model.json'} and exemplars.json")
+        return
+    if path is None or out is None:
+        err.print(
+            "[red]error:[/red] give the corpus file and --out (the packaged model is built from the synthetic corpus)"
+        )
+        raise typer.Exit(2)
+    try:
+        if fmt == Format.pan2012:
+            if predators is None:
+                err.print("[red]error:[/red] PAN 2012 needs --predators (the predator-id list)")
+                raise typer.Exit(2)
+            report = train_on(list(loaders.load_pan2012(path)), out, predators=loaders.load_predator_ids(predators))
+        elif fmt == Format.vtpan:
+            report = train_on(loaders.load_vtpan(path), out)
+        else:
+            report = train_on(loaders.load_jsonl(path), out)
+    except SafeguardError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    console.print_json(json.dumps(report))
+    console.print(f"wrote {out / 'model.json'} and exemplars.json")
+
+
+@app.command("eval")
+def evaluate(
+    path: Path | None = typer.Argument(None, help="corpus file (not needed for --format synthetic)"),
+    fmt: Format = typer.Option(Format.synthetic, "--format", help="synthetic, jsonl, pan2012 or vtpan"),
+    predators: Path | None = typer.Option(None, help="PAN 2012 predator-id list (one author id per line)"),
+    model: Path | None = typer.Option(None, help="model JSON (default: packaged)"),
+    exemplars: Path | None = typer.Option(None, help="exemplars JSON (default: packaged)"),
+    threshold: float | None = typer.Option(None, help="alert threshold (default: the model's)"),
+    n: int = typer.Option(2400, help="synthetic: corpus size (must match training to reproduce the split)"),
+    seed: int = typer.Option(20261123, help="synthetic: seed"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Precision, recall, F1, F0.5 and early-detection latency on a labelled corpus."""
+    from safeguard.detectors.grooming import corpus, loaders, training
+    from safeguard.errors import SafeguardError
+
+    sc = _scorer(model, exemplars)
+    try:
+        if fmt == Format.synthetic:
+            convs = [training.to_loaded(c) for c in corpus.generate(n, seed) if c.split == "test"]
+            report = training.evaluate_conversations(sc, convs, threshold)
+        elif path is None:
+            err.print("[red]error:[/red] give the corpus file")
+            raise typer.Exit(2)
+        elif fmt == Format.pan2012:
+            if predators is None:
+                err.print("[red]error:[/red] PAN 2012 needs --predators (the predator-id list)")
+                raise typer.Exit(2)
+            report = training.evaluate_authors(
+                sc, loaders.load_pan2012(path), loaders.load_predator_ids(predators), threshold
+            )
+        elif fmt == Format.vtpan:
+            report = training.evaluate_conversations(sc, loaders.load_vtpan(path), threshold)
+        else:
+            convs = loaders.load_jsonl(path)
+            if any(c.label is None for c in convs):
+                err.print("[red]error:[/red] every conversation needs a 'label' (0 or 1) to evaluate")
+                raise typer.Exit(2)
+            report = training.evaluate_conversations(sc, convs, threshold)
+    except SafeguardError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        _print_report(f"{fmt.value}{' ' + str(path) if path else ''}", report)
+
+
+def _print_report(title: str, report: dict[str, Any]) -> None:
+    table = Table(title=title)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for k, v in report.items():
+        table.add_row(k, str(v))
+    console.print(table)

@@ -1,0 +1,161 @@
+"""Readers for the conversation formats Safeguard trains and evaluates on.
+
+- ``jsonl``: Safeguard's own format. Either one conversation per line
+  (``{"id", "label", "messages": [...]}``) or one message per line in the API's shape
+  (``{"conversation_id", "message_id", "sender": {...}, "text", "sent_at", ...}``).
+- ``pan2012``: the PAN 2012 Sexual Predator Identification corpus: one XML file of
+  ``<conversation id><message line><author/><time/><text/></message>...``, plus a text file with one
+  predator author id per line. Labels are per author (the official protocol scores author ids).
+- ``vtpan``: the conversation-level splits derived from PAN 2012 for early detection (VTPAN/PANC,
+  Vogt et al. 2021). These ship as JSON "datapacks"; this reader accepts a JSON object with a
+  ``chats`` (or ``conversations``) list whose items carry an id (``chatName``/``id``), a label
+  (``className``: ``predator``/``non-predator``, or ``label``: 0/1) and the messages
+  (``content``/``messages``: ``{author, time, body|text|letters}``). Field names are matched
+  loosely because the published packs differ in details; anything unrecognised is a clear error.
+
+Each reader yields :class:`LoadedConversation` with messages in order. Times in PAN are clock times
+without dates, so ``sent_at`` is the message's position (monotonic), which is all the scorer needs.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safeguard.errors import InvalidInput
+
+
+@dataclass
+class LoadedMessage:
+    message_id: str
+    sender_id: str
+    text: str
+    sent_at: float
+    sender_band: str = "unknown"
+    account_age_days: int | None = None
+    recipients: list[tuple[str, str]] = field(default_factory=list)
+    prior_contact: bool = False
+
+
+@dataclass
+class LoadedConversation:
+    id: str
+    messages: list[LoadedMessage]
+    label: int | None = None  # conversation-level, when the format has one
+    focus: str | None = None  # the author the label is about, when known
+    minors_before: int = 0
+
+
+def _fill_recipients(conv: LoadedConversation) -> None:
+    authors = list(dict.fromkeys(m.sender_id for m in conv.messages))
+    bands = {m.sender_id: m.sender_band for m in conv.messages}
+    for m in conv.messages:
+        if not m.recipients:
+            m.recipients = [(a, bands.get(a, "unknown")) for a in authors if a != m.sender_id]
+
+
+def _message_from_api(d: dict[str, Any], i: int) -> LoadedMessage:
+    sender = d.get("sender") or {}
+    return LoadedMessage(
+        message_id=str(d.get("message_id", i)),
+        sender_id=str(sender.get("id", d.get("author", "unknown"))),
+        text=str(d.get("text", "")),
+        sent_at=float(d.get("sent_at", i)),
+        sender_band=str(sender.get("age_band", "unknown")),
+        account_age_days=sender.get("account_age_days"),
+        recipients=[(str(r["id"]), str(r.get("age_band", "unknown"))) for r in d.get("recipients", [])],
+        prior_contact=bool(d.get("prior_contact", False)),
+    )
+
+
+def load_jsonl(path: str | Path) -> list[LoadedConversation]:
+    convs: dict[str, LoadedConversation] = {}
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{path}:{n}: not JSON: {exc}", code="invalid_conversation_file") from exc
+            if "messages" in d:
+                c = LoadedConversation(
+                    id=str(d.get("id", n)),
+                    messages=[_message_from_api(m, i) for i, m in enumerate(d["messages"])],
+                    label=d.get("label"),
+                    focus=d.get("focus"),
+                    minors_before=int(d.get("minors_before", 0)),
+                )
+                convs[c.id] = c
+            else:
+                cid = str(d.get("conversation_id", "conversation"))
+                c = convs.setdefault(cid, LoadedConversation(cid, []))
+                c.messages.append(_message_from_api(d, len(c.messages)))
+                if "label" in d:
+                    c.label = int(d["label"])
+    out = list(convs.values())
+    for c in out:
+        _fill_recipients(c)
+    return out
+
+
+def load_pan2012(xml_path: str | Path) -> Iterator[LoadedConversation]:
+    """Stream conversations from a PAN 2012 XML file (the full corpus is ~150k conversations)."""
+    try:
+        for _event, el in ET.iterparse(str(xml_path), events=("end",)):
+            if el.tag != "conversation":
+                continue
+            cid = el.get("id") or ""
+            msgs = []
+            for i, m in enumerate(el.findall("message")):
+                author = (m.findtext("author") or "").strip()
+                text = m.findtext("text") or ""
+                line = m.get("line")
+                msgs.append(LoadedMessage(f"{cid}:{line or i + 1}", author, text, float(i)))
+            conv = LoadedConversation(cid, msgs)
+            _fill_recipients(conv)
+            yield conv
+            el.clear()
+    except ET.ParseError as exc:
+        raise InvalidInput(f"{xml_path}: not valid PAN 2012 XML: {exc}", code="invalid_conversation_file") from exc
+
+
+def load_predator_ids(path: str | Path) -> set[str]:
+    return {line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def _first(d: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if k in d:
+            return d[k]
+    return None
+
+
+def load_vtpan(path: str | Path) -> list[LoadedConversation]:
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{path}: not a JSON datapack: {exc}", code="invalid_conversation_file") from exc
+    chats = raw if isinstance(raw, list) else _first(raw, "chats", "conversations")
+    if not isinstance(chats, list):
+        raise InvalidInput(f"{path}: expected a 'chats' list", code="invalid_conversation_file")
+    out = []
+    for ci, chat in enumerate(chats):
+        cid = str(_first(chat, "chatName", "id", "name") or ci)
+        cls = _first(chat, "className", "label", "class")
+        if cls is None:
+            raise InvalidInput(f"{path}: chat {cid} has no className/label", code="invalid_conversation_file")
+        label = int(cls in ("predator", 1, "1", True, "positive"))
+        content = _first(chat, "content", "messages") or []
+        msgs = []
+        for i, m in enumerate(content):
+            text = _first(m, "body", "text", "letters") or ""
+            msgs.append(LoadedMessage(f"{cid}:{i + 1}", str(m.get("author", "")), str(text), float(i)))
+        conv = LoadedConversation(cid, msgs, label=label)
+        _fill_recipients(conv)
+        out.append(conv)
+    return out

@@ -1,0 +1,130 @@
+"""A calibrated logistic-regression model over the conversation features, stored as JSON (never pickle).
+
+Logistic regression because a moderator can read it: each feature's weight times its value is its
+contribution to the risk, which is how the finding names its top stage. Trained with L2-regularised
+Newton steps in numpy (no scikit-learn needed), then Platt-calibrated on a separate calibration split
+so that "0.8" means roughly "8 in 10 conversations scored like this were grooming" *on the corpus it
+was calibrated on* (see docs/grooming.md for what that does and does not mean).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from safeguard.detectors.grooming.features import FEATURES
+from safeguard.errors import ConfigError
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iters: int = 50) -> tuple[np.ndarray, float]:
+    """Newton-Raphson (IRLS) for L2-regularised logistic regression; returns (weights, bias)."""
+    n, d = x.shape
+    xb = np.hstack([x, np.ones((n, 1))])
+    w = np.zeros(d + 1)
+    reg = np.full(d + 1, l2)
+    reg[-1] = 0.0  # no penalty on the bias
+    for _ in range(iters):
+        p = _sigmoid(xb @ w)
+        grad = xb.T @ (p - y) + reg * w
+        h = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(reg) + 1e-9 * np.eye(d + 1)
+        step = np.linalg.solve(h, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w[:-1], float(w[-1])
+
+
+def fit_monotone(x: np.ndarray, y: np.ndarray, nonneg: list[int], *, l2: float = 1.0) -> tuple[np.ndarray, float]:
+    """Logistic regression whose weights on ``nonneg`` features are >= 0 (an active-set loop).
+
+    Evidence of a grooming stage must never *lower* the risk: a moderator could not trust a score
+    that drops when a "meet me" follows "our secret". Features that come out negative are fixed at
+    zero and the rest refitted until none is negative.
+    """
+    active = list(range(x.shape[1]))
+    while True:
+        w_act, b = fit_logistic(x[:, active], y, l2=l2)
+        bad = [a for a, w in zip(active, w_act, strict=True) if a in nonneg and w < 0]
+        if not bad:
+            w = np.zeros(x.shape[1])
+            w[active] = w_act
+            return w, b
+        active = [a for a in active if a not in bad]
+
+
+@dataclass
+class GroomingModel:
+    weights: np.ndarray
+    bias: float
+    platt_a: float = 1.0
+    platt_b: float = 0.0
+    threshold: float = 0.5
+    features: tuple[str, ...] = FEATURES
+    meta: dict[str, Any] = field(default_factory=dict)
+    encoder: dict[str, Any] = field(default_factory=dict)  # {"name": ..., "dim": ..., "idf": [...]}
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.weights + self.bias
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated probability for each row (or a single row)."""
+        return _sigmoid(self.platt_a * self.logit(x) + self.platt_b)
+
+    def contributions(self, x: np.ndarray) -> dict[str, float]:
+        return {n: float(v) for n, v in zip(self.features, self.weights * x, strict=True)}
+
+    def calibrate(self, x: np.ndarray, y: np.ndarray) -> None:
+        z = self.logit(x)[:, None]
+        a, b = fit_logistic(z, y, l2=1e-3)
+        self.platt_a, self.platt_b = float(a[0]), b
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "safeguard.grooming.model/1",
+            "features": list(self.features),
+            "weights": [round(float(w), 6) for w in self.weights],
+            "bias": round(self.bias, 6),
+            "platt": {"a": round(self.platt_a, 6), "b": round(self.platt_b, 6)},
+            "threshold": self.threshold,
+            "meta": self.meta,
+            "encoder": self.encoder,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GroomingModel:
+        if d.get("format") != "safeguard.grooming.model/1":
+            raise ConfigError("not a Safeguard grooming model file", code="invalid_grooming_model")
+        feats = tuple(d["features"])
+        if feats != FEATURES:
+            raise ConfigError(
+                "grooming model was trained on different features; retrain with `safeguard grooming train`",
+                code="invalid_grooming_model",
+            )
+        return cls(
+            weights=np.asarray(d["weights"], dtype=np.float64),
+            bias=float(d["bias"]),
+            platt_a=float(d["platt"]["a"]),
+            platt_b=float(d["platt"]["b"]),
+            threshold=float(d.get("threshold", 0.5)),
+            features=feats,
+            meta=dict(d.get("meta", {})),
+            encoder=dict(d.get("encoder", {})),
+        )
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> GroomingModel:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"cannot load grooming model {path}: {exc}", code="invalid_grooming_model") from exc

@@ -1,0 +1,163 @@
+"""The pure scoring core: message analysis (indicators + similarity) and the O(1) state update.
+
+No IO here apart from loading the packaged model files once; the database and the engine live in
+:mod:`.service`. The CLI, the service and the evaluation all run messages through :class:`Scorer`, so
+what is evaluated is what is served.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from safeguard.detectors.grooming.encoder import HashedNgramEncoder, StageSimilarity, USEEncoder
+from safeguard.detectors.grooming.features import MINOR_BANDS, features, stage_scores
+from safeguard.detectors.grooming.indicators import STAGES, find_hits, normalise
+from safeguard.detectors.grooming.model import GroomingModel
+from safeguard.detectors.grooming.state import ConversationState, UserState
+
+DATA_DIR = Path(__file__).parent / "data"
+DEFAULT_MODEL = DATA_DIR / "model.json"
+DEFAULT_EXEMPLARS = DATA_DIR / "exemplars.json"
+AGE_BANDS = ("child", "teen", "adult", "unknown")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What one message shows, before any state: indicator hits and per-stage similarity."""
+
+    indicators: tuple[str, ...]
+    sims: np.ndarray  # [len(STAGES)]
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    sender_id: str
+    text: str
+    sent_at: float
+    sender_band: str = "unknown"
+    account_age_days: int | None = None
+    recipients: tuple[tuple[str, str], ...] = ()  # (id, age band)
+    prior_contact: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """The result of one message: the sender's risk here, conversation risk, and what explains it."""
+
+    message_id: str
+    sender_id: str
+    indicators: tuple[str, ...]
+    sender_conversation_risk: float
+    conversation_risk: float
+    sender_risk: float
+    stage_scores: dict[str, float]
+    top_stage: str | None
+    contributions: dict[str, float]
+
+
+def make_encoder(spec: dict[str, Any]) -> Any:
+    if spec.get("name") == "use-multilingual":
+        return USEEncoder()
+    return HashedNgramEncoder(dim=int(spec.get("dim", 4096)), idf=spec.get("idf"))
+
+
+class Scorer:
+    def __init__(self, model: GroomingModel, exemplars: dict[str, list[str]]) -> None:
+        self.model = model
+        self.encoder = make_encoder(model.encoder)
+        self.similarity = StageSimilarity(self.encoder, exemplars)
+
+    @classmethod
+    def load(cls, model_path: str | Path | None = None, exemplars_path: str | Path | None = None) -> Scorer:
+        model = GroomingModel.load(model_path or DEFAULT_MODEL)
+        ex = json.loads(Path(exemplars_path or DEFAULT_EXEMPLARS).read_text(encoding="utf-8"))
+        return cls(model, ex["stages"])
+
+    def analyse(self, texts: Sequence[str]) -> list[Analysis]:
+        """Batch analysis: patterns per message, one matrix product for all similarities."""
+        sims = self.similarity.scores(list(texts))
+        out = []
+        for i, t in enumerate(texts):
+            hits = find_hits(normalise(t), normalised=True)
+            out.append(Analysis(tuple(f"{h.stage}.{h.indicator}" for h in hits), sims[i]))
+        return out
+
+    def apply(
+        self,
+        conv: ConversationState,
+        user: UserState,
+        conversation_id: str,
+        msg: Message,
+        analysis: Analysis,
+        *,
+        snippet: bool = True,
+    ) -> Step:
+        """Fold one analysed message into the conversation and sender state (O(1))."""
+        st = conv.sender(msg.sender_id)
+        st.n += 1
+        conv.n += 1
+        conv.last_at = msg.sent_at
+        conv.last_id = msg.message_id
+        st.band = msg.sender_band
+        if msg.account_age_days is not None:
+            st.acct = msg.account_age_days
+        st.prior = st.prior or msg.prior_contact
+        minors = [rid for rid, band in msg.recipients if band in MINOR_BANDS]
+        if minors:
+            st.to_minor = True
+            for rid in minors:
+                user.note_minor(rid)
+        stage_idx = {s: i for i, s in enumerate(STAGES)}
+        for ind in analysis.indicators:
+            i = stage_idx[ind.split(".", 1)[0]]
+            st.hits[i] = min(st.hits[i] + 1, 255)
+            if st.first[i] < 0:
+                st.first[i] = st.n
+        for i, v in enumerate(analysis.sims):
+            if v > st.sim[i]:
+                st.sim[i] = float(v)
+        x = features(st, len(user.minors) if st.band != "child" else 0)
+        risk = float(self.model.predict(x))
+        st.risk = risk
+        conv_risk = max(s.risk for s in conv.senders.values())
+        user.set_risk(conversation_id, risk)
+        if analysis.indicators:
+            conv.add_evidence(
+                {
+                    "message_id": msg.message_id,
+                    "sender_id": msg.sender_id,
+                    "indicators": list(analysis.indicators),
+                    "snippet": msg.text if snippet else "",
+                }
+            )
+        contrib = self.model.contributions(x)
+        stage_contrib = {s: contrib[f"hit_{s}"] + contrib[f"sim_{s}"] for s in STAGES}
+        best = max(stage_contrib, key=lambda s: stage_contrib[s])
+        top = best if stage_contrib[best] > 0 else None
+        if conv.alerted_at is None and conv_risk >= self.model.threshold:
+            conv.alerted_at = conv.n
+        return Step(
+            message_id=msg.message_id,
+            sender_id=msg.sender_id,
+            indicators=analysis.indicators,
+            sender_conversation_risk=risk,
+            conversation_risk=conv_risk,
+            sender_risk=user.risk(),
+            stage_scores=stage_scores(st),
+            top_stage=top,
+            contributions=contrib,
+        )
+
+
+@lru_cache(maxsize=1)
+def default_scorer() -> Scorer:
+    """The packaged model, loaded once per process."""
+    return Scorer.load()
