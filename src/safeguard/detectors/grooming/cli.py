@@ -50,7 +50,6 @@ def score(
 ) -> None:
     """Replay a conversation file and show how risk builds, message by message."""
     from safeguard.detectors.grooming.loaders import load_jsonl
-    from safeguard.detectors.grooming.scorer import Message
     from safeguard.detectors.grooming.state import ConversationState, UserState
     from safeguard.errors import SafeguardError
 
@@ -70,16 +69,7 @@ def score(
         analyses = sc.analyse([m.text for m in conv.messages])
         for i, (m, a) in enumerate(zip(conv.messages, analyses, strict=True), 1):
             user = users.setdefault(m.sender_id, UserState())
-            msg = Message(
-                m.message_id,
-                m.sender_id,
-                m.text,
-                m.sent_at,
-                m.sender_band,
-                m.account_age_days,
-                tuple(m.recipients),
-                m.prior_contact,
-            )
+            msg = m.to_message()
             step = sc.apply(state, user, conv.id, msg, a)
             if as_json:
                 typer.echo(

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safeguard.detectors.grooming.scorer import Message
 from safeguard.errors import InvalidInput
 
 
@@ -39,6 +40,19 @@ class LoadedMessage:
     account_age_days: int | None = None
     recipients: list[tuple[str, str]] = field(default_factory=list)
     prior_contact: bool = False
+
+    def to_message(self) -> Message:
+        """The scorer's form of this message."""
+        return Message(
+            self.message_id,
+            self.sender_id,
+            self.text,
+            self.sent_at,
+            self.sender_band,
+            self.account_age_days,
+            tuple(self.recipients),
+            self.prior_contact,
+        )
 
 
 @dataclass

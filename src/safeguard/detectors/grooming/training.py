@@ -23,7 +23,7 @@ from safeguard.detectors.grooming.features import FEATURES, features
 from safeguard.detectors.grooming.loaders import LoadedConversation, _fill_recipients, _message_from_api
 from safeguard.detectors.grooming.metrics import confusion, default_p, f_latency, set_scores
 from safeguard.detectors.grooming.model import GroomingModel, fit_monotone
-from safeguard.detectors.grooming.scorer import DATA_DIR, Message, Scorer
+from safeguard.detectors.grooming.scorer import DATA_DIR, Scorer
 from safeguard.detectors.grooming.state import ConversationState, UserState, short_hash
 
 MONOTONE = ("stages_seen", "escalation", "adult_to_minor", "unknown_to_minor", "many_minors")
@@ -60,16 +60,7 @@ def replay(scorer: Scorer, conv: LoadedConversation, *, users: dict[str, UserSta
             if conv.focus == m.sender_id:
                 for k in range(conv.minors_before):
                     user.minors.append(short_hash(f"{m.sender_id}-prior-{k}"))
-        msg = Message(
-            m.message_id,
-            m.sender_id,
-            m.text,
-            m.sent_at,
-            m.sender_band,
-            m.account_age_days,
-            tuple(m.recipients),
-            m.prior_contact,
-        )
+        msg = m.to_message()
         step = scorer.apply(state, user, conv.id, msg, a, snippet=False)
         risks.append(step.conversation_risk)
         st = state.senders[m.sender_id]
