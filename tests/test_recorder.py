@@ -59,3 +59,31 @@ def test_a_failing_write_does_not_undo_its_batch(db_url: str) -> None:
         assert events.verify(s).ok
     rec.close()
     db.dispose()
+
+
+def test_a_failure_that_created_the_chain_head_does_not_poison_the_batch(db_url: str) -> None:
+    """Regression: the first event of a fresh database creates the chain head inside a savepoint; when
+    that caller fails, the savepoint's rollback takes the head with it and the others must not reuse it."""
+    from concurrent.futures import Future
+
+    db = Database(db_url)
+    db.migrate()
+    rec = Recorder(db)
+
+    def bad(s: Session) -> None:
+        events.append(s, "test.bad", actor="t")
+        s.flush()
+        raise ValueError("fails after writing")
+
+    def ok(s: Session) -> int:
+        events.append(s, "test.ok", actor="t")
+        s.flush()
+        return 1
+
+    futures: list[Future[object]] = [Future() for _ in range(4)]
+    rec._commit(list(zip([bad, ok, bad, ok], futures, strict=True)))
+    assert [f.exception() is None for f in futures] == [False, True, False, True]
+    with db.read() as s:
+        assert s.execute(select(Event.type).order_by(Event.seq)).scalars().all() == ["test.ok", "test.ok"]
+        assert events.verify(s).ok
+    db.dispose()

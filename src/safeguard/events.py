@@ -63,7 +63,7 @@ def append(
     """Append one event inside the caller's write transaction."""
     payload = json.loads(canonical(payload or {}))  # what the database will give back
     head = session.info.get("event_chain_head")  # locked once per transaction, then reused
-    if head is None:
+    if head is None or head not in session:  # not yet locked, or created in a savepoint since rolled back
         head = session.execute(
             select(EventChainHead).where(EventChainHead.id == 1).with_for_update()
         ).scalar_one_or_none()

@@ -77,7 +77,13 @@ class Recorder:
                     self._queue.put(None)
                     break
                 batch.append(nxt)
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except BaseException as exc:  # never leave a caller waiting on a dead thread
+                log.exception("recorder batch failed unexpectedly")
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
 
     def _commit(self, batch: list[tuple[Callable[[Session], Any], Future[Any]]]) -> None:
         results: list[tuple[Future[Any], bool, Any]] = []
@@ -90,9 +96,14 @@ class Recorder:
                     for work, fut in batch:
                         try:
                             with s.begin_nested():
-                                results.append((fut, True, work(s)))
-                        except Exception as exc:  # this caller's failure; the others go on
+                                value = work(s)
+                        except Exception as exc:  # this caller's failure (its work or its savepoint); others go on
+                            # Locks and rows taken inside the savepoint are gone with it (PostgreSQL releases
+                            # row locks on ROLLBACK TO SAVEPOINT): forget what the session cached about them.
+                            s.info.clear()
                             results.append((fut, False, exc))
+                        else:
+                            results.append((fut, True, value))
         except Exception as exc:  # the commit itself failed: nobody's work is durable
             for _, fut in batch:
                 if not fut.done():
