@@ -44,3 +44,19 @@ def jpeg_bytes(im: Image.Image, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+def detailed(width: int, height: int, seed: int) -> Image.Image:
+    """A harder case than :func:`photo_like`: hard-edged blocks, small text and strong pixel noise at full
+    resolution, so reduced decodes lose real detail (JPEG also spends most of its bits on it)."""
+    rng = np.random.default_rng(seed)
+    im = Image.new("RGB", (width, height), tuple(int(v) for v in rng.integers(0, 256, 3)))
+    draw = ImageDraw.Draw(im)
+    for _ in range(200):
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        x1, y1 = x0 + int(rng.integers(2, max(3, width // 6))), y0 + int(rng.integers(2, max(3, height // 6)))
+        draw.rectangle([x0, y0, x1, y1], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    for _ in range(100):
+        draw.text((int(rng.integers(0, width)), int(rng.integers(0, height))), f"label {rng.integers(1000)}", fill=0)
+    arr = np.asarray(im).astype(np.int16) + rng.integers(-25, 26, size=(height, width, 3), dtype=np.int16)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))

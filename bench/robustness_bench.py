@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _images import jpeg_bytes, photo_like
 from safeguard.index.mih import MIHIndex
 from safeguard.media import Media
-from safeguard.signals.pdq import pdq_dihedral_hex, pdq_hex
+from safeguard.signals.pdq import PDQSignal, media_dihedral_hex, pdq_hex
 
 console = Console(width=int(os.environ.get("COLUMNS", "200")))
 THRESHOLD = 31
@@ -81,10 +81,10 @@ EDITS: dict[str, Callable[[Image.Image], bytes]] = {
 
 
 def hashes_for(data: bytes, draft: int, dihedral: bool) -> list[str]:
-    im = Media.from_bytes(data, hash_draft=draft).hash_image()
+    media = Media.from_bytes(data, hash_draft=draft)
     if dihedral:
-        return [h for h, _ in pdq_dihedral_hex(im)]
-    return [pdq_hex(im)[0]]
+        return [h for h, _ in media_dihedral_hex(media)]
+    return [PDQSignal().compute(media)[0].value]
 
 
 def matched(index: MIHIndex, hashes: list[str]) -> set[int]:
@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--sources", type=int, default=100)
     ap.add_argument("--distractors", type=int, default=1000)
     ap.add_argument("--size", default="1600x1200", help="size of the original images")
-    ap.add_argument("--drafts", default="0,512,256", help="hash_draft values to compare (0 = exact)")
+    ap.add_argument("--drafts", default="0,256,128", help="pdq_draft_size values to compare (0 = exact)")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     drafts = [int(d) for d in args.drafts.split(",")]

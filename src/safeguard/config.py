@@ -62,10 +62,17 @@ SETTINGS: tuple[Setting, ...] = (
         "pdq_decode",
         str,
         "fast",
-        "How uploads are decoded for PDQ: `fast` (JPEG DCT-scaled luma, see docs/performance.md) or `exact` "
-        "(full decode, the reference's hash bit for bit).",
+        "How uploads are decoded for PDQ: `fast` (JPEG luma reduced by DCT scaling, hashed with the reference's "
+        "filter for the original size; see docs/performance.md) or `exact` (full decode, the reference's hash "
+        "bit for bit).",
     ),
-    Setting("pdq_draft_size", int, 512, "Short side (pixels) `fast` PDQ decoding may scale JPEGs down to."),
+    Setting(
+        "pdq_draft_size",
+        int,
+        256,
+        "Short side (pixels) `fast` PDQ decoding may scale JPEGs down to (by 1/2, 1/4 or 1/8); smaller JPEGs "
+        "are decoded in full.",
+    ),
     Setting(
         "grooming_state_ttl_seconds",
         float,
@@ -113,7 +120,7 @@ class Settings:
     run_worker: bool = True
     log_level: str = "info"
     pdq_decode: str = "fast"
-    pdq_draft_size: int = 512
+    pdq_draft_size: int = 256
     grooming_state_ttl_seconds: float = 30 * 24 * 3600.0
     grooming_max_text_chars: int = 4000
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pdqhash
 import pytest
 from PIL import Image, ImageDraw
 
 from safeguard.config import Settings
 from safeguard.errors import ConfigError
-from safeguard.media import Media
-from safeguard.signals import get_signal_type
+from safeguard.media import LumaPlane, Media
+from safeguard.signals import get_signal_type, pdqmath
 from safeguard.signals.base import hamming_hex
+from safeguard.signals.pdq import bits_to_hex, media_dihedral_hex
 
 
 def _photo(w: int, h: int, seed: int, fmt: str = "JPEG") -> bytes:
@@ -49,25 +51,64 @@ def test_exact_mode_is_the_reference_hash(seed: int) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_fast_mode_drifts_little(seed: int) -> None:
     data = _photo(2400, 1800, seed)
-    media = Media.from_bytes(data, hash_draft=512)
-    im = media.hash_image()
-    assert im.mode == "L" and 512 <= min(im.size) < 1024  # DCT-scaled then box-reduced luma
-    assert hamming_hex(_pdq(data, 512), _reference(data)) <= 16
+    plane = Media.from_bytes(data, hash_draft=256).pdq_plane()
+    assert plane is not None and plane.block == 4 and plane.pixels.shape == (450, 600)  # 1800/4 >= 256 > 1800/8
+    assert hamming_hex(_pdq(data, 256), _reference(data)) <= 6
+
+
+@pytest.mark.parametrize("size", [(1001, 777), (4000, 3000)])
+def test_block_size_follows_the_draft_size_and_odd_sizes_round_up(size: tuple[int, int]) -> None:
+    w, h = size
+    data = _photo(w, h, 6)
+    for draft, block in ((64, 8), (200, 2 if h < 1600 else 8), (10_000, None)):
+        plane = Media.from_bytes(data, hash_draft=draft).pdq_plane()
+        if block is None:
+            assert plane is None
+            continue
+        assert plane is not None and plane.block == block
+        assert plane.pixels.shape == (-(-h // block), -(-w // block))
+        assert hamming_hex(_pdq(data, draft), _reference(data)) <= 12
+
+
+def test_linear_form_at_full_resolution_is_the_reference_hash() -> None:
+    """At block 1 the matrix form is PDQ's own filter: same bits, same quality, same dihedral order."""
+    data = _photo(900, 700, 7, fmt="PNG")
+    rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    plane = LumaPlane(pdqmath.luma_from_rgb(rgb), full_height=700, full_width=900)
+    ref_bits, ref_quality = pdqhash.compute(rgb)
+    assert pdqmath.pdq_plane_hex(plane) == (bits_to_hex(ref_bits), int(ref_quality))
+    ref_dihedral, _ = pdqhash.compute_dihedral(rgb)
+    assert [h for h, _ in pdqmath.pdq_plane_dihedral_hex(plane)] == [bits_to_hex(b) for b in ref_dihedral]
+
+
+def test_dihedral_hashes_of_a_reduced_plane_match_the_transformed_image() -> None:
+    data = _photo(2000, 1500, 8)
+    media = Media.from_bytes(data, hash_draft=256)
+    hashes = [h for h, _ in media_dihedral_hex(media)]
+    rotated = Image.open(io.BytesIO(data)).transpose(Image.Transpose.ROTATE_180)
+    buf = io.BytesIO()
+    rotated.save(buf, "JPEG", quality=95)
+    rot_hash = _pdq(buf.getvalue(), 256)
+    assert min(hamming_hex(rot_hash, h) for h in hashes) == hamming_hex(rot_hash, hashes[2]) <= 16
+
+
+def test_cmyk_and_small_jpegs_use_the_full_decode() -> None:
+    im = Image.open(io.BytesIO(_photo(1600, 1200, 9))).convert("CMYK")
+    buf = io.BytesIO()
+    im.save(buf, "JPEG")
+    assert Media.from_bytes(buf.getvalue(), hash_draft=256).pdq_plane() is None
+    assert Media.from_bytes(_photo(400, 300, 5), hash_draft=256).pdq_plane() is None
 
 
 def test_fast_mode_leaves_other_formats_alone() -> None:
     data = _photo(1200, 900, 4, fmt="PNG")
-    assert _pdq(data, 512) == _reference(data)
-
-
-def test_small_jpeg_is_not_scaled() -> None:
-    media = Media.from_bytes(_photo(400, 300, 5), hash_draft=512)
-    assert media.hash_image().size == (400, 300)
+    assert Media.from_bytes(data, hash_draft=256).pdq_plane() is None
+    assert _pdq(data, 256) == _reference(data)
 
 
 def test_setting_selects_the_mode() -> None:
-    assert Settings().hash_draft == 512
+    assert Settings().hash_draft == 256
     assert Settings(pdq_decode="exact").hash_draft == 0
-    assert Settings(pdq_decode="fast", pdq_draft_size=256).hash_draft == 256
+    assert Settings(pdq_decode="fast", pdq_draft_size=128).hash_draft == 128
     with pytest.raises(ConfigError):
         _ = Settings(pdq_decode="quick").hash_draft

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from safeguard.content import Finding, Signal
 from safeguard.detectors.base import Detector, ScanContext
 from safeguard.signals import get_signal_type
-from safeguard.signals.pdq import PDQ_QUALITY_FLOOR, pdq_dihedral_hex
+from safeguard.signals.pdq import PDQ_QUALITY_FLOOR, media_dihedral_hex
 from safeguard.store.models import Bank, BankEntry
 
 DIHEDRAL_NAMES = (
@@ -63,7 +63,7 @@ class HashMatchDetector(Detector):
                 and ctx.media.is_image
                 and any(b.dihedral and b.enabled for b in banks.values())
             ):
-                for k, (v, _q) in enumerate(pdq_dihedral_hex(ctx.media.hash_image())):
+                for k, (v, _q) in enumerate(media_dihedral_hex(ctx.media)):
                     if k and v != sig.value:
                         queries.append(_Query(sig, v, k))
         candidates: dict[int, list[tuple[_Query, int]]] = {}

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
+import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from safeguard.errors import MediaError, UnsupportedMedia
@@ -60,6 +64,42 @@ def sniff_media_type(data: bytes) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class LumaPlane:
+    """A decoded luma plane and the full-resolution size it stands for (``block`` x ``block`` pixels per pixel here)."""
+
+    pixels: np.ndarray  # rows x columns, uint8 or float32
+    full_height: int
+    full_width: int
+    block: int = 1
+
+
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """Pillow's failures, and its bomb warning, as :class:`MediaError` with stable codes."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except MediaError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise UnsupportedMedia("not an image format Safeguard can decode") from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as exc:
+        raise MediaError(f"image could not be decoded: {exc}", code="corrupt_media") from exc
+
+
+def _check_pixels(im: Image.Image, max_pixels: int) -> None:
+    width, height = im.size
+    if width * height > max_pixels:
+        raise MediaError(
+            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}",
+            code="too_many_pixels",
+            status=413,
+            details={"width": width, "height": height, "max_pixels": max_pixels},
+        )
+
+
 def decode_image(
     data: bytes, *, max_pixels: int, draft: tuple[int, int] | None = None, draft_mode: str = "RGB"
 ) -> Image.Image:
@@ -71,27 +111,12 @@ def decode_image(
     """
     if not data:
         raise MediaError("empty file", code="empty_media")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            width, height = im.size
-            if width * height > max_pixels:
-                raise MediaError(
-                    f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}",
-                    code="too_many_pixels",
-                    status=413,
-                    details={"width": width, "height": height, "max_pixels": max_pixels},
-                )
-            if draft is not None and im.format == "JPEG":
-                im.draft(draft_mode, draft)
-            im.load()
-    except MediaError:
-        raise
-    except UnidentifiedImageError as exc:
-        raise UnsupportedMedia("not an image format Safeguard can decode") from exc
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as exc:
-        raise MediaError(f"image could not be decoded: {exc}", code="corrupt_media") from exc
+    with _decoding():
+        im = Image.open(io.BytesIO(data))
+        _check_pixels(im, max_pixels)  # from the header, before any pixel is decoded
+        if draft is not None and im.format == "JPEG":
+            im.draft(draft_mode, draft)
+        im.load()
     out: Image.Image = im
     if out.mode not in ("RGB", "L"):
         try:
@@ -101,6 +126,26 @@ def decode_image(
     return out
 
 
+def decode_jpeg_luma(data: bytes, *, max_pixels: int, min_side: int) -> LumaPlane | None:
+    """A JPEG's luma plane reduced by DCT scaling (1/8, 1/4 or 1/2, the most that keeps ``min_side``
+    pixels on the short side), or None where that does not apply: not a YCbCr or greyscale JPEG, too
+    small to reduce, or a decoder that picked another scale."""
+    with _decoding():
+        im = Image.open(io.BytesIO(data))
+        _check_pixels(im, max_pixels)
+        width, height = im.size
+        if im.format != "JPEG" or im.mode not in ("L", "RGB"):  # CMYK/YCCK: its "luma" is not PDQ's
+            return None
+        block = next((k for k in (8, 4, 2) if min(width, height) // k >= min_side), 1)
+        if block == 1:
+            return None
+        im.draft("L", (width // block, height // block))
+        if im.mode != "L" or im.size != (-(-width // block), -(-height // block)):
+            return None
+        im.load()
+    return LumaPlane(np.asarray(im), full_height=height, full_width=width, block=block)
+
+
 @dataclass
 class Media:
     """Uploaded bytes plus lazily decoded forms, shared by every signal type computed from them."""
@@ -108,10 +153,10 @@ class Media:
     data: bytes
     media_type: str | None
     max_pixels: int = 100_000_000
-    #: short side the perceptual hashes may decode JPEGs down to (DCT scaling); 0 = full decode
+    #: short side PDQ may decode JPEGs down to (DCT scaling, see :meth:`pdq_plane`); 0 = full decode
     hash_draft: int = 0
     _image: Image.Image | None = field(default=None, repr=False)
-    _hash_image: Image.Image | None = field(default=None, repr=False)
+    _plane: LumaPlane | Literal[False] | None = field(default=None, repr=False)
 
     @classmethod
     def from_bytes(
@@ -143,21 +188,24 @@ class Media:
         return self._image
 
     def hash_image(self) -> Image.Image:
-        """The image perceptual hashes are computed from: :meth:`image`, or a cheaper reduced decode.
+        """The full decode perceptual hashes fall back to when :meth:`pdq_plane` offers nothing cheaper."""
+        return self.image()
 
-        With ``hash_draft`` set and a JPEG upload, the decoder's DCT scaling (1/2, 1/4, 1/8) yields
-        the luma plane at no less than ``hash_draft`` pixels on the short side, and a box reduction
-        brings a still-large result under twice that. PDQ downsamples to 64x64 anyway, so this
-        skips most of the decoding and filtering work for a small, measured drift from the full
-        decode (docs/performance.md). Other formats, and ``hash_draft == 0``, use the full decode.
+    def pdq_plane(self) -> LumaPlane | None:
+        """The JPEG's luma plane, reduced by DCT scaling, for PDQ's linear form; None to hash the full decode.
+
+        With ``hash_draft`` set and a JPEG upload, the decoder scales by the largest of 1/8, 1/4 and
+        1/2 that keeps at least ``hash_draft`` pixels on the short side, and hands back its own luma
+        plane (no colour conversion). :mod:`safeguard.signals.pdqmath` then applies the reference's
+        filter weights for the *original* size summed over each block, so the hash stays within a
+        few bits of the reference's (docs/performance.md). Other formats, CMYK JPEGs, images too
+        small to reduce, and ``hash_draft == 0`` return None: the full decode and ``pdqhash``.
         """
-        if self._hash_image is None:
-            if not self.hash_draft or self.media_type != "image/jpeg":
-                return self.image()
-            s = self.hash_draft
-            im = decode_image(self.data, max_pixels=self.max_pixels, draft=(s, s), draft_mode="L")
-            factor = min(im.size) // s
-            if factor >= 2:
-                im = im.reduce(factor)
-            self._hash_image = im
-        return self._hash_image
+        if self._plane is None:
+            self._plane = self._reduced_plane() or False
+        return self._plane or None
+
+    def _reduced_plane(self) -> LumaPlane | None:
+        if not self.hash_draft or self.media_type != "image/jpeg":
+            return None
+        return decode_jpeg_luma(self.data, max_pixels=self.max_pixels, min_side=self.hash_draft)

@@ -20,6 +20,7 @@ from PIL import Image
 from safeguard.content import Signal
 from safeguard.media import Media
 from safeguard.signals.base import SignalType, validate_hex
+from safeguard.signals.pdqmath import pdq_plane_dihedral_hex, pdq_plane_hex
 
 PDQ_QUALITY_FLOOR = 50
 
@@ -47,6 +48,12 @@ def pdq_dihedral_hex(im: Image.Image) -> list[tuple[str, int]]:
     return [(bits_to_hex(h), int(quality)) for h in hashes]
 
 
+def media_dihedral_hex(media: Media) -> list[tuple[str, int]]:
+    """The dihedral PDQ hashes of an uploaded image, decoded the way :class:`PDQSignal` decodes it."""
+    plane = media.pdq_plane()
+    return pdq_plane_dihedral_hex(plane) if plane is not None else pdq_dihedral_hex(media.hash_image())
+
+
 class PDQSignal(SignalType):
     name = "pdq"
     metric: ClassVar[Literal["exact", "hamming"]] = "hamming"
@@ -59,7 +66,8 @@ class PDQSignal(SignalType):
     )
 
     def compute(self, media: Media) -> list[Signal]:
-        value, quality = pdq_hex(media.hash_image())
+        plane = media.pdq_plane()
+        value, quality = pdq_plane_hex(plane) if plane is not None else pdq_hex(media.hash_image())
         return [Signal(self.name, value, quality=quality)]
 
     def validate(self, value: str) -> str:

@@ -1,0 +1,147 @@
+"""PDQ from a luma plane as two small matrix products, at full or at JPEG-DCT-reduced resolution.
+
+Everything PDQ does before its DCT is linear: luma, two passes of a horizontal and a vertical box
+filter (Jarosz's tent), then sampling 64x64 points. So the 64x64 buffer the reference hashes is
+``A @ Y @ B.T``, where ``A`` (64 x rows) and ``B`` (64 x columns) are the filter-and-sample weights
+along each axis. They depend only on the image size and are cached.
+
+That opens a faster decode. A JPEG decoder can hand back the luma plane reduced 2, 4 or 8 times by
+DCT scaling, without inverse-transforming the full image; each reduced pixel is close to the mean of
+its ``k x k`` block. Summing the full-resolution weights over each block gives weights on the reduced
+grid, so the product still approximates *the reference's own filter at the original size*: the
+drift from the reference hash is a few bits (measured in docs/performance.md), far smaller than
+hashing the reduced image as if it were the original (PDQ would then pick filter windows for the
+smaller size).
+
+The DCT, the median threshold, the quality metric and the bit order follow the reference
+implementation, so at ``block == 1`` on the same luma the hash is the reference's (tested). The
+dihedral variants (rotations and flips) are sign changes and transposes of the 16x16 DCT.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from safeguard.media import LumaPlane
+
+# Where numpy was loaded before safeguard (so the environment defaults in safeguard/__init__.py came
+# too late), keep its BLAS to one thread: these products are small, and a busy-waiting pool of BLAS
+# threads is slower than one thread under load.
+threadpool_limits(limits=1, user_api="blas")
+
+#: the reference's window divisor: each box pass spans ceil(n / 128) pixels, two passes a 64th
+JAROSZ_DIVISOR = 128
+MIN_HASHABLE_DIM = 5
+
+
+def _box_bounds(n: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inclusive input range each output of the reference's 1-D box filter averages (edges shrink)."""
+    half = (window + 2) // 2
+    out = np.arange(n)
+    return np.maximum(0, out - (window - half)), np.minimum(n - 1, out + half - 1)
+
+
+@functools.lru_cache(maxsize=128)
+def axis_weights(n: int, block: int = 1) -> np.ndarray:
+    """64 x ceil(n / block) weights: two box passes and 64-point sampling along an axis of ``n`` pixels."""
+    window = (n + JAROSZ_DIVISOR - 1) // JAROSZ_DIVISOR
+    lo, hi = _box_bounds(n, window)
+    full = np.zeros((64, n), dtype=np.float64)
+    for i in range(64):
+        p = int(((i + 0.5) * n) / 64)  # the sample the reference keeps (pixel centres)
+        outer = 1.0 / (hi[p] - lo[p] + 1)
+        for j in range(lo[p], hi[p] + 1):  # second pass: average of first-pass outputs
+            full[i, lo[j] : hi[j] + 1] += outer / (hi[j] - lo[j] + 1)
+    if block > 1:
+        m = -(-n // block)
+        reduced = np.zeros((m, 64), dtype=np.float64)
+        np.add.at(reduced, np.minimum(np.arange(n) // block, m - 1), full.T)
+        full = reduced.T
+    out = np.ascontiguousarray(full, dtype=np.float32)
+    out.setflags(write=False)
+    return out
+
+
+def _dct_matrix() -> np.ndarray:
+    i = np.arange(1, 17, dtype=np.float64)[:, None]
+    j = np.arange(64, dtype=np.float64)[None, :]
+    d = np.sqrt(2.0 / 64) * np.cos((np.pi / 2 / 64) * i * (2 * j + 1))
+    return d.astype(np.float32)
+
+
+DCT16 = _dct_matrix()
+
+
+def buffer64(plane: LumaPlane) -> np.ndarray:
+    """The 64x64 image-domain buffer the reference computes before its DCT."""
+    y = np.asarray(plane.pixels, dtype=np.float32)
+    rows, cols = -(-plane.full_height // plane.block), -(-plane.full_width // plane.block)
+    if y.shape != (rows, cols):
+        raise ValueError(f"plane is {y.shape}, expected {(rows, cols)} for block {plane.block}")
+    a = axis_weights(plane.full_height, plane.block)
+    b = axis_weights(plane.full_width, plane.block)
+    return (a @ y) @ b.T
+
+
+def quality(buf: np.ndarray) -> int:
+    """The reference's gradient-count quality (0-100)."""
+    dv = np.trunc((buf[:-1, :] - buf[1:, :]) * np.float32(100) / np.float32(255))
+    dh = np.trunc((buf[:, :-1] - buf[:, 1:]) * np.float32(100) / np.float32(255))
+    return min(100, int(np.abs(dv).sum() + np.abs(dh).sum()) // 90)
+
+
+def _bits_hex(dct: np.ndarray) -> str:
+    flat = dct.ravel()
+    median = np.partition(flat, 127)[127]  # the lower median of 256, as the reference's Torben select
+    bits = (flat > median)[::-1]  # the reference's bit 255 is the hex string's first bit
+    return np.packbits(bits).tobytes().hex()
+
+
+def dct16(buf: np.ndarray) -> np.ndarray:
+    return DCT16 @ buf @ DCT16.T
+
+
+def pdq_plane_hex(plane: LumaPlane) -> tuple[str, int]:
+    """PDQ hash (64 hex characters) and quality of a luma plane."""
+    if plane.full_height < MIN_HASHABLE_DIM or plane.full_width < MIN_HASHABLE_DIM:
+        return "0" * 64, 0
+    buf = buffer64(plane)
+    return _bits_hex(dct16(buf)), quality(buf)
+
+
+# Sign patterns of the 16x16 DCT under the dihedral group (the DCT basis' parity along each axis).
+_ODD_I = (np.arange(16) % 2 == 1)[:, None]
+_ODD_J = (np.arange(16) % 2 == 1)[None, :]
+
+
+def dihedral_dcts(d: np.ndarray) -> list[np.ndarray]:
+    """The 16x16 DCT of the original, rot90, rot180, rot270, flip-x, flip-y, flip+1, flip-1 images."""
+    odd_sum = _ODD_I ^ _ODD_J
+    return [
+        d,
+        np.where(_ODD_J, d, -d).T,
+        np.where(odd_sum, -d, d),
+        np.where(_ODD_I, d, -d).T,
+        np.where(_ODD_I, d, -d),
+        np.where(_ODD_J, d, -d),
+        d.T,
+        np.where(odd_sum, -d, d).T,
+    ]
+
+
+def pdq_plane_dihedral_hex(plane: LumaPlane) -> list[tuple[str, int]]:
+    """The eight dihedral PDQ hashes of a luma plane (same order as ``pdqhash.compute_dihedral``)."""
+    if plane.full_height < MIN_HASHABLE_DIM or plane.full_width < MIN_HASHABLE_DIM:
+        return [("0" * 64, 0)] * 8
+    buf = buffer64(plane)
+    q = quality(buf)
+    return [(_bits_hex(v), q) for v in dihedral_dcts(dct16(buf))]
+
+
+def luma_from_rgb(rgb: np.ndarray) -> np.ndarray:
+    """The reference's luma (Rec. 601 weights) of an RGB array, as float32."""
+    a = np.asarray(rgb, dtype=np.float32)
+    return a[..., 0] * np.float32(0.299) + a[..., 1] * np.float32(0.587) + a[..., 2] * np.float32(0.114)
