@@ -95,7 +95,6 @@ class TorchPDQ:
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         self._dct = torch.tensor(dct_matrix(), dtype=torch.float32, device=self.device)
-        self._luma = torch.tensor(LUMA, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._mats: dict[int, torch.Tensor] = {}
 
     def _matrix(self, n: int) -> torch.Tensor:
@@ -112,10 +111,12 @@ class TorchPDQ:
         x = pixels.to(self.device, non_blocking=True)
         if x.ndim != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected (N, 1 or 3, H, W) pixels, got {tuple(x.shape)}")
-        x = x.float()
         if x.shape[1] == 1:
-            return x[:, 0]
-        return (x * self._luma).sum(dim=1)
+            return x[:, 0].float()
+        r, g, b = LUMA
+        out = x[:, 0].float().mul_(r)  # one channel at a time: no (N, 3, H, W) float copy
+        out.add_(x[:, 1].float(), alpha=g)
+        return out.add_(x[:, 2].float(), alpha=b)
 
     def buffer64(self, luma: torch.Tensor) -> torch.Tensor:
         """(N, H, W) luminance -> (N, 64, 64): PDQ's box-filtered, decimated buffer."""
