@@ -2,10 +2,11 @@
 
 Two ways to the same distances, both exact:
 
-- ``popcount``: hashes as 4 x int64 words; XOR, then a SWAR popcount (torch has no popcount
-  instruction): pairwise bit sums, nibble sums, byte sums, then the bytes folded with shifts. No
-  multiplication, so nothing overflows, and the arithmetic right shift of negative words is masked
-  off at every step. Lean on memory (32 bytes per bank entry); the default on the CPU.
+- ``popcount``: hashes as 4 x int64 words; XOR, then a popcount. torch has no popcount operator, so on
+  a GPU it is SWAR bit arithmetic (:func:`popcount64`: pairwise bit sums, nibble sums, byte sums, the
+  bytes folded with shifts; no multiplication, so nothing overflows, and the sign bits an arithmetic
+  right shift brings in are masked off); on the CPU, numpy's ``bitwise_count`` (the POPCNT
+  instruction) on the same memory. Lean on memory (32 bytes per bank entry); the default on the CPU.
 - ``matmul``: hashes as +-1 vectors; for two such vectors ``distance = (256 - a.b) / 2``, and the dot
   products of a whole query batch against a bank chunk are one matrix product, which a GPU runs on
   its tensor cores (float16 +-1 inputs; every partial sum is an integer of at most 256, exact in
@@ -67,7 +68,7 @@ class TorchMatcher:
         device: torch.device | str = "cpu",
         method: Method = "auto",
         chunk_rows: int | None = None,
-        max_pairs: int = 1 << 26,
+        max_pairs: int = 1 << 24,
     ) -> None:
         self.device = torch.device(device)
         if method == "auto":
@@ -75,6 +76,7 @@ class TorchMatcher:
         if method not in ("popcount", "matmul"):
             raise ValueError(f"unknown method {method!r}")
         self.method = method
+        self._dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.ids = np.asarray(ids, dtype=np.int64)
         if words.shape != (len(self.ids), 4):
             raise ValueError(f"expected ({len(self.ids)}, 4) words, got {words.shape}")
@@ -82,10 +84,12 @@ class TorchMatcher:
         self.chunk_rows = chunk_rows
         self.max_pairs = max_pairs
         bank = words_to_int64(words).to(self.device)
+        self._cols: np.ndarray | None = None
         if method == "popcount":
             self._bank = bank
+            if self.device.type == "cpu":
+                self._cols = np.ascontiguousarray(np.asarray(words, dtype=np.uint64).T)  # (4, n)
         else:
-            self._dtype = torch.float16 if self.device.type == "cuda" else torch.float32
             self._bank = torch.cat(
                 [words_to_signs(c, self._dtype) for c in bank.split(1 << 18)]
                 if len(bank)
@@ -104,28 +108,59 @@ class TorchMatcher:
     def _rows_per_step(self, queries: int) -> int:
         if self.chunk_rows:
             return self.chunk_rows
-        per_pair = 1 if self.method == "matmul" else 4  # (q, rows, 4) words for popcount
-        return max(1024, self.max_pairs // max(1, queries * per_pair))
+        per_pair = 1.0 if self.method == "matmul" else 4.0  # (q, rows, 4) words for popcount
+        if self.device.type == "cuda":
+            per_pair /= 16  # a GPU has the memory, and big steps keep it busy
+        else:
+            per_pair *= 8  # small steps stay in the CPU's caches
+        return max(256, int(self.max_pairs // max(1.0, queries * per_pair)))
 
     def distances(self, queries: torch.Tensor) -> torch.Tensor:
         """(Q, 4) int64 query words -> (Q, bank) int32 distances. For tests and small banks."""
-        return torch.cat([d for _, d in self._chunks(queries)], dim=1)
+        return torch.cat([self._distances(q, c) for q, c in self._chunks(queries.to(self.device))], dim=1)
 
-    def _chunks(self, queries: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
-        return list(self._iter_chunks(queries))
-
-    def _iter_chunks(self, queries: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
-        q = queries.to(self.device)
+    def _chunks(self, q: torch.Tensor) -> Iterator[tuple[torch.Tensor, slice]]:
+        """The queries in this method's form, with each slice of bank rows to compare them with."""
         step = self._rows_per_step(len(q))
+        qf = words_to_signs(q, self._dtype) if self.method == "matmul" else q
+        for start in range(0, len(self._bank), step):
+            yield qf, slice(start, start + step)
+
+    def _distances(self, q: torch.Tensor, rows: slice) -> torch.Tensor:
         if self.method == "matmul":
-            qs = words_to_signs(q, self._dtype)
-            for start in range(0, len(self._bank), step):
-                dots = qs @ self._bank[start : start + step].T
-                yield start, ((256 - dots.float()) * 0.5).round().to(torch.int32)
+            return ((256 - (q @ self._bank[rows].T).float()) * 0.5).round().to(torch.int32)
+        if self._cols is not None:
+            return torch.from_numpy(self._cpu_distances(q, rows))
+        return popcount64(q[:, None, :] ^ self._bank[None, rows, :]).sum(dim=2, dtype=torch.int32)
+
+    def _cpu_distances(self, q: torch.Tensor, rows: slice) -> np.ndarray:
+        """The CPU: numpy has the POPCNT instruction (``np.bitwise_count``). One word column at a time
+        keeps every array contiguous and (Q, rows) in size, with no slow 4-wide reduction."""
+        assert self._cols is not None
+        qw = q.numpy().view(np.uint64)
+        d = np.bitwise_count(self._cols[0, None, rows] ^ qw[:, 0, None]).astype(np.int32)
+        for k in range(1, 4):
+            d += np.bitwise_count(self._cols[k, None, rows] ^ qw[:, k, None])
+        return d
+
+    def _hits(self, q: torch.Tensor, rows: slice, max_distance: int) -> tuple[np.ndarray, ...]:
+        """(query index, bank row, distance) of every pair within max_distance in this slice."""
+        start = rows.start or 0
+        if self._cols is not None:  # all numpy: its comparisons and nonzero are the fastest on a CPU
+            d = self._cpu_distances(q, rows)
+            qi, ri = np.nonzero(d <= max_distance)
+            return qi, ri + start, d[qi, ri]
+        if self.method == "matmul":
+            # distance <= t  <=>  dot >= 256 - 2t: compare the dot products themselves, so only the few
+            # hits, not the whole (Q x rows) block, are ever turned into distances
+            dots = q @ self._bank[rows].T
+            tqi, tri = torch.nonzero(dots >= 256 - 2 * max_distance, as_tuple=True)
+            tdist = ((256 - dots[tqi, tri].float()) * 0.5).round().to(torch.int32)
         else:
-            for start in range(0, len(self._bank), step):
-                x = q[:, None, :] ^ self._bank[None, start : start + step, :]
-                yield start, popcount64(x).sum(dim=2, dtype=torch.int32)
+            dd = self._distances(q, rows)
+            tqi, tri = torch.nonzero(dd <= max_distance, as_tuple=True)
+            tdist = dd[tqi, tri]
+        return tqi.cpu().numpy(), tri.cpu().numpy() + start, tdist.cpu().numpy()
 
     def match_words(
         self, queries: np.ndarray | torch.Tensor, max_distance: int, top_k: int | None = None
@@ -136,13 +171,9 @@ class TorchMatcher:
         out: list[list[tuple[int, int]]] = [[] for _ in range(len(q))]
         if len(q) == 0 or len(self._bank) == 0:
             return out
-        for start, d in self._iter_chunks(q):
-            qi, ri = torch.nonzero(d <= max_distance, as_tuple=True)
-            if len(qi) == 0:
-                continue
-            dist = d[qi, ri].cpu().numpy()
-            rows = ri.cpu().numpy() + start
-            for a, r, dd in zip(qi.cpu().numpy().tolist(), rows.tolist(), dist.tolist(), strict=True):
+        for qf, rows in self._chunks(q.to(self.device)):
+            qi, ri, dist = self._hits(qf, rows, max_distance)
+            for a, r, dd in zip(qi.tolist(), ri.tolist(), dist.tolist(), strict=True):
                 out[a].append((int(self.ids[r]), int(dd)))
         for hits in out:
             hits.sort(key=lambda t: (t[1], t[0]))

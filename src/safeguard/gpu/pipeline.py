@@ -85,13 +85,13 @@ class BatchHasher:
 
     def hash_pixels(self, images: Sequence[torch.Tensor]) -> list[PDQResult]:
         """(C, H, W) images of any sizes -> PDQ results, hashing each same-shape group as one batch."""
-        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        groups: dict[tuple[object, ...], list[int]] = defaultdict(list)
         for i, im in enumerate(images):
-            groups[tuple(im.shape)].append(i)
+            groups[(*im.shape, str(im.device))].append(i)
         out: list[PDQResult | None] = [None] * len(images)
         with torch.inference_mode():
             for idx in groups.values():
-                batch = torch.stack([images[i].to(self.device, non_blocking=True) for i in idx])
+                batch = torch.stack([images[i] for i in idx]).to(self.device)  # one copy per group
                 bits, quality = self.pdq.hash_pixels(batch)
                 for i, h, q in zip(idx, bits_to_hex(bits), quality.cpu().tolist(), strict=True):
                     out[i] = PDQResult(h, int(q))
