@@ -124,7 +124,9 @@ def main() -> None:
     )
     want = {img: row for row, (img, _) in planted.items()}
 
-    table = Table(title=f"{w}x{h} JPEGs: decode + PDQ + match against {args.bank:,} hashes (threshold {args.threshold})")
+    table = Table(
+        title=f"{w}x{h} JPEGs: decode + PDQ + match against {args.bank:,} hashes (threshold {args.threshold})"
+    )
     cols = ["pipeline", "decode", "images", "img/s", "vs reference", "decode ms/img", "hash ms/img", "match ms/img"]
     cols += ["drift mean", "drift p99", "drift max", "planted found"]
     for c in cols:

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch")
 
-from safeguard.cli import app  # noqa: E402
-from tests.media_factory import image_bytes  # noqa: E402
+from safeguard.cli import app
+from tests.media_factory import image_bytes
 
 runner = CliRunner()
 

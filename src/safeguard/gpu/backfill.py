@@ -49,12 +49,8 @@ class PDQBankEntries:
 
 def load_pdq_entries(db: Database, bank_names: list[str] | None, default_threshold: int) -> PDQBankEntries:
     with db.read() as s:
-        q = select(Bank)
-        if bank_names:
-            q = q.where(Bank.name.in_(bank_names))
-        else:
-            q = q.where(Bank.enabled.is_(True))
-        banks = list(s.execute(q).scalars())
+        chosen = Bank.name.in_(bank_names) if bank_names else Bank.enabled.is_(True)
+        banks = list(s.execute(select(Bank).where(chosen)).scalars())
         missing = sorted(set(bank_names or []) - {b.name for b in banks})
         if missing:
             raise NotFound(f"no such bank: {', '.join(missing)}")

@@ -56,12 +56,12 @@ def _apply_box_on_right(m: np.ndarray, w: int) -> np.ndarray:
     """
     n = m.shape[1]
     lo, hi = _box_bounds(n, w)
-    weighted = m / (hi - lo + 1)[None, :]
-    diff = np.zeros((m.shape[0], n + 1))
-    np.add.at(diff, (slice(None), lo), weighted)
-    np.add.at(diff, (slice(None), hi + 1), -weighted)
-    out: np.ndarray = np.cumsum(diff, axis=1)[:, :n]
-    return out
+    weighted = (m / (hi - lo + 1)[None, :]).T  # (n, rows)
+    diff = np.zeros((n + 1, m.shape[0]))
+    np.add.at(diff, lo, weighted)
+    np.add.at(diff, hi + 1, -weighted)
+    out: np.ndarray = np.cumsum(diff, axis=0)[:n].T
+    return np.ascontiguousarray(out)
 
 
 @lru_cache(maxsize=64)
