@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 pytest.importorskip("torch")
@@ -62,3 +63,22 @@ def test_backfill_errors(store: Path) -> None:
     assert invoke("backfill", str(media), "--bank", "nope", "--device", "cpu")[0] == 1
     assert invoke("backfill", str(media), "--device", "tpu")[0] == 2
     assert invoke("backfill", str(media), "--decode", "sloppy")[0] != 0
+
+
+def test_backfill_matches_rotations_for_dihedral_banks_only(store: Path) -> None:
+    from tests.media_factory import encode, make_image
+
+    media = store / "media"
+    (media / "turned.png").write_bytes(encode(make_image(1).transpose(Image.Transpose.ROTATE_90), "PNG"))
+    assert invoke("bank", "create", "turns", "--dihedral")[0] == 0
+    assert invoke("bank", "create", "plain")[0] == 0
+    for bank in ("turns", "plain"):
+        assert invoke("bank", "add", bank, str(media / "img1.jpg"))[0] == 0
+    code, out = invoke("backfill", str(media), "--device", "cpu", "--jsonl")
+    assert code == 0, out
+    lines = {Path(d["path"]).name: d for d in map(json.loads, out.splitlines())}
+    assert {m["bank"] for m in lines["img1.jpg"]["matches"]} == {"turns", "plain"}
+    assert all(m["variant"] == 0 for m in lines["img1.jpg"]["matches"])
+    turned = lines["turned.png"]["matches"]
+    assert [m["bank"] for m in turned] == ["turns"]  # the plain bank does not look at rotations
+    assert turned[0]["variant"] > 0 and turned[0]["distance"] <= 31

@@ -75,3 +75,19 @@ def test_hash_has_half_its_bits_set_and_flat_image_has_low_quality() -> None:
 def test_bad_shape_is_refused() -> None:
     with pytest.raises(ValueError):
         TorchPDQ("cpu").hash_pixels(torch.zeros((1, 2, 10, 10), dtype=torch.uint8))
+
+
+def test_dihedral_variants_match_pdqhash() -> None:
+    from safeguard.signals.pdq import pdq_dihedral_hex
+
+    hasher = TorchPDQ("cpu")
+    for seed, size in [(1, (320, 240)), (2, (203, 311)), (3, (64, 64))]:
+        im = make_image(seed, size)
+        ref = pdq_dihedral_hex(im)
+        bits, quality = hasher.hash_pixels_dihedral(_pixels(np.asarray(im)))
+        assert bits.shape == (1, 8, 256)
+        got = bits_to_hex(bits[0])
+        assert [hamming_hex(a, b) for (a, _), b in zip(ref, got, strict=True)] == [0] * 8
+        assert abs(int(quality[0]) - ref[0][1]) <= 1
+        plain, _ = hasher.hash_pixels(_pixels(np.asarray(im)))
+        assert torch.equal(plain[0], bits[0, 0])

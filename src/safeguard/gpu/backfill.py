@@ -5,8 +5,8 @@ reports; it does not decide: no decision or event is recorded, no action runs. T
 are the files to pass through ``safeguard scan`` (or ``/v1/scan``), which applies the policy and records
 the decisions. Thresholds are the banks' own: an entry is reported up to the bank's PDQ review
 threshold, labelled ``match`` within its match threshold and ``review`` beyond it, as the hash-match
-detector does. Disabled banks and entries are left out. Only the original orientation is compared
-(banks marked dihedral get their rotations and flips checked by ``scan``).
+detector does. Disabled banks and entries are left out. Banks marked dihedral are also matched against the seven
+rotated and flipped variants of each file's hash, as in a scan (``variant`` 1-7 in the output).
 
 The command is registered in ``safeguard.cli``; this module imports torch only when it runs, so the
 CLI starts without the ``gpu`` extra installed.
@@ -32,6 +32,14 @@ from safeguard.store import Database
 from safeguard.store.models import Bank, BankEntry
 
 
+@dataclass(frozen=True)
+class BankInfo:
+    name: str
+    match_threshold: int
+    review_threshold: int
+    dihedral: bool
+
+
 @dataclass
 class PDQBankEntries:
     """Every enabled PDQ entry of the chosen banks, as arrays (row order = matcher row order)."""
@@ -40,11 +48,15 @@ class PDQBankEntries:
     bank_ids: np.ndarray
     categories: list[str | None]
     words: np.ndarray
-    banks: dict[int, tuple[str, int, int]]  # bank id -> (name, match threshold, review threshold)
+    banks: dict[int, BankInfo]
 
     @property
     def search_radius(self) -> int:
-        return max((r for _, _, r in self.banks.values()), default=0)
+        return max((b.review_threshold for b in self.banks.values()), default=0)
+
+    @property
+    def dihedral(self) -> bool:
+        return any(b.dihedral for b in self.banks.values())
 
 
 def load_pdq_entries(db: Database, bank_names: list[str] | None, default_threshold: int) -> PDQBankEntries:
@@ -57,10 +69,10 @@ def load_pdq_entries(db: Database, bank_names: list[str] | None, default_thresho
         disabled = sorted(b.name for b in banks if not b.enabled)
         if disabled:
             raise InvalidInput(f"bank disabled: {', '.join(disabled)}")
-        meta: dict[int, tuple[str, int, int]] = {}
+        meta: dict[int, BankInfo] = {}
         for b in banks:
             match_th = int(b.thresholds.get("pdq", default_threshold))
-            meta[b.id] = (b.name, match_th, int(b.review_thresholds.get("pdq", match_th)))
+            meta[b.id] = BankInfo(b.name, match_th, int(b.review_thresholds.get("pdq", match_th)), bool(b.dihedral))
         rows = (
             s.execute(
                 select(BankEntry.id, BankEntry.bank_id, BankEntry.value, BankEntry.category)
@@ -123,6 +135,7 @@ def backfill(
             batch_size=batch_size,
             draft=s.pdq_draft_size if decode == "fast" else 0,
             max_pixels=s.max_image_pixels,
+            dihedral=entries.dihedral,
         )
     except ConfigError as exc:
         cli.err.print(f"[red]{exc.message}")
@@ -139,9 +152,11 @@ def backfill(
         batch: list[tuple[Path, Any]] = []
 
         def flush() -> None:
-            ok = [(p, r) for p, r in batch if not isinstance(r, SafeguardError)]
-            found = matcher.match_hex([r.hash for _, r in ok], radius) if ok else []
-            hits_of = {id(r): h for (_, r), h in zip(ok, found, strict=True)}
+            ok = [r for _, r in batch if not isinstance(r, SafeguardError)]
+            per = 8 if entries.dihedral else 1
+            queries = [v for r in ok for v in (r.variants if entries.dihedral else (r.hash,))]
+            found = matcher.match_hex(queries, radius) if queries else []
+            hits_of = {id(r): found[per * k : per * k + per] for k, r in enumerate(ok)}
             for p, r in batch:
                 if isinstance(r, SafeguardError):
                     counts["error"] += 1
@@ -178,19 +193,27 @@ def backfill(
         raise typer.Exit(1)
 
 
-def _matches(entries: PDQBankEntries, hits: list[tuple[int, int]]) -> list[dict[str, Any]]:
-    """Matcher hits (row, distance) -> reportable matches within each bank's own review threshold."""
+def _matches(entries: PDQBankEntries, variant_hits: list[list[tuple[int, int]]]) -> list[dict[str, Any]]:
+    """Matcher hits, one list per hash variant, of (row, distance) -> reportable matches: the nearest
+    variant per entry (variants 1-7 only for dihedral banks), within the bank's review threshold."""
+    best: dict[int, tuple[int, int]] = {}  # row -> (distance, variant)
+    for variant, hits in enumerate(variant_hits):
+        for row, dist in hits:
+            bank = entries.banks[int(entries.bank_ids[row])]
+            if dist > bank.review_threshold or (variant and not bank.dihedral):
+                continue
+            if row not in best or (dist, variant) < best[row]:
+                best[row] = (dist, variant)
     out = []
-    for row, dist in hits:
-        name, match_th, review_th = entries.banks[int(entries.bank_ids[row])]
-        if dist > review_th:
-            continue
+    for row, (dist, variant) in sorted(best.items(), key=lambda kv: (kv[1], kv[0])):
+        bank = entries.banks[int(entries.bank_ids[row])]
         out.append(
             {
-                "bank": name,
+                "bank": bank.name,
                 "entry_id": int(entries.entry_ids[row]),
                 "distance": dist,
-                "level": "match" if dist <= match_th else "review",
+                "level": "match" if dist <= bank.match_threshold else "review",
+                "variant": variant,
                 "category": entries.categories[row],
             }
         )

@@ -141,6 +141,28 @@ class TorchPDQ:
         """(N, C, H, W) same-size images -> ((N, 256) bool bits, (N,) int quality)."""
         return self.hash_luma(self.luma(pixels))
 
+    def hash_pixels_dihedral(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, C, H, W) same-size images -> ((N, 8, 256) bool bits, (N,) int quality).
+
+        The eight variants in pdqhash's ``compute_dihedral`` order: original, rotated 90, 180 and 270
+        degrees, flipped in x and in y, and flipped about both diagonals. Rotating or flipping an image
+        only transposes its DCT block and changes the sign of odd rows or columns, so the variants cost
+        a few element-wise products, not seven more downsamplings (the reference does the same).
+        """
+        buf = self.buffer64(self.luma(pixels))
+        quality = quality_of(buf)
+        with _full_float32():
+            c = self._dct @ buf @ self._dct.T  # (N, 16, 16)
+        odd = torch.arange(16, device=c.device) % 2 == 1
+        s = torch.where(odd, 1.0, -1.0)  # +1 on odd frequencies, -1 on even ones
+        si, sj = s.view(16, 1), s.view(1, 16)
+        sij = torch.where(odd.view(16, 1) ^ odd.view(1, 16), -1.0, 1.0)
+        t = lambda m: m.transpose(-1, -2)  # noqa: E731
+        variants = [c, t(c * sj), c * sij, t(c * si), c * si, c * sj, t(c), t(c * sij)]
+        coeffs = torch.stack(variants, dim=1).reshape(c.shape[0], 8, 256).flip(-1)
+        median = coeffs.kthvalue(_MEDIAN_RANK, dim=2, keepdim=True).values
+        return coeffs > median, quality
+
 
 def quality_of(buf: torch.Tensor) -> torch.Tensor:
     """PDQ's quality (0-100) from (N, 64, 64) buffers: the sum of quantised neighbour gradients / 90."""
@@ -151,7 +173,7 @@ def quality_of(buf: torch.Tensor) -> torch.Tensor:
 
 def bits_to_hex(bits: torch.Tensor) -> list[str]:
     """(N, 256) bool bits, bit 0 most significant -> 64-character hex strings."""
-    packed = np.packbits(bits.to("cpu", torch.uint8).numpy(), axis=1)
+    packed = np.packbits(bits.to("cpu", torch.uint8).numpy().reshape(-1, 256), axis=1)
     return [row.tobytes().hex() for row in packed]
 
 

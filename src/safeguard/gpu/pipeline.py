@@ -30,6 +30,8 @@ K = TypeVar("K")
 class PDQResult:
     hash: str
     quality: int
+    #: with ``dihedral``: the eight variants (``variants[0] == hash``), in pdqhash's compute_dihedral order
+    variants: tuple[str, ...] = ()
 
 
 class BatchHasher:
@@ -44,12 +46,15 @@ class BatchHasher:
         max_pixels: int = 100_000_000,
         decode_threads: int | None = None,
         nvjpeg: bool = True,
+        dihedral: bool = False,
     ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.batch_size = max(1, batch_size)
         #: CPU decoding only: JPEG DCT-scaled luma down to this short side (0: full decode)
         self.draft = draft
         self.max_pixels = max_pixels
+        #: also compute the seven rotated and flipped variants of each hash (nearly free)
+        self.dihedral = dihedral
         self.pdq = TorchPDQ(self.device)
         self.nvjpeg = NvJpegDecoder.for_device(self.device) if nvjpeg else None
         self._pool = ThreadPoolExecutor(decode_threads or min(16, os.cpu_count() or 1))
@@ -92,6 +97,13 @@ class BatchHasher:
         with torch.inference_mode():
             for idx in groups.values():
                 batch = torch.stack([images[i] for i in idx]).to(self.device)  # one copy per group
+                if self.dihedral:
+                    bits, quality = self.pdq.hash_pixels_dihedral(batch)
+                    hexes = bits_to_hex(bits)
+                    for k, (i, q) in enumerate(zip(idx, quality.cpu().tolist(), strict=True)):
+                        variants = tuple(hexes[8 * k : 8 * k + 8])
+                        out[i] = PDQResult(variants[0], int(q), variants)
+                    continue
                 bits, quality = self.pdq.hash_pixels(batch)
                 for i, h, q in zip(idx, bits_to_hex(bits), quality.cpu().tolist(), strict=True):
                     out[i] = PDQResult(h, int(q))
