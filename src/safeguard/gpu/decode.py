@@ -98,12 +98,14 @@ class NvJpegDecoder:
         inputs = [torch.frombuffer(bytearray(datas[i]), dtype=torch.uint8) for i in todo]
         try:
             images = self._tvio.decode_jpeg(inputs, mode=mode, device=self.device)
-        except RuntimeError:  # one bad file fails the batch: retry one by one, leaving failures to the CPU
+        except (RuntimeError, TypeError, ValueError):
+            # one bad file fails the whole batch (and torchvision before 0.19 takes no lists): one by
+            # one, leaving the files nvJPEG refuses to the CPU decoder
             images = []
             for t in inputs:
                 try:
                     images.append(self._tvio.decode_jpeg(t, mode=mode, device=self.device))
-                except RuntimeError:
+                except (RuntimeError, TypeError, ValueError):
                     images.append(None)
         for i, im in zip(todo, images, strict=True):
             out[i] = im

@@ -157,11 +157,14 @@ class TorchPDQ:
         s = torch.where(odd, 1.0, -1.0)  # +1 on odd frequencies, -1 on even ones
         si, sj = s.view(16, 1), s.view(1, 16)
         sij = torch.where(odd.view(16, 1) ^ odd.view(1, 16), -1.0, 1.0)
-        t = lambda m: m.transpose(-1, -2)  # noqa: E731
-        variants = [c, t(c * sj), c * sij, t(c * si), c * si, c * sj, t(c), t(c * sij)]
+        variants = [c, _t(c * sj), c * sij, _t(c * si), c * si, c * sj, _t(c), _t(c * sij)]
         coeffs = torch.stack(variants, dim=1).reshape(c.shape[0], 8, 256).flip(-1)
         median = coeffs.kthvalue(_MEDIAN_RANK, dim=2, keepdim=True).values
         return coeffs > median, quality
+
+
+def _t(m: torch.Tensor) -> torch.Tensor:
+    return m.transpose(-1, -2)
 
 
 def quality_of(buf: torch.Tensor) -> torch.Tensor:
