@@ -156,7 +156,7 @@ def backfill(
             per = 8 if entries.dihedral else 1
             queries = [v for r in ok for v in (r.variants if entries.dihedral else (r.hash,))]
             found = matcher.match_hex(queries, radius) if queries else []
-            hits_of = {id(r): found[per * k : per * k + per] for k, r in enumerate(ok)}
+            hits = iter([found[per * k : per * k + per] for k in range(len(ok))])  # in the order of ``ok``
             for p, r in batch:
                 if isinstance(r, SafeguardError):
                     counts["error"] += 1
@@ -165,7 +165,7 @@ def backfill(
                         print(json.dumps({"path": str(p), "error": r.to_dict()["error"]}))
                     continue
                 counts["hashed"] += 1
-                matches = _matches(entries, hits_of[id(r)])
+                matches = _matches(entries, next(hits))
                 counts["matched"] += bool(matches)
                 if as_json:
                     print(json.dumps({"path": str(p), "pdq": r.hash, "quality": r.quality, "matches": matches}))
