@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
@@ -113,19 +114,26 @@ def backfill(
 ) -> None:
     """Hash files in batches on a GPU (or the CPU) and report which match the banks' PDQ entries."""
     from safeguard import cli
+    from safeguard.gpu.device import require_torch
+
+    if decode not in ("exact", "fast"):
+        raise typer.BadParameter("--decode must be exact or fast")
+    try:
+        require_torch()
+    except ConfigError as exc:
+        cli.err.print(f"[red]{escape(exc.message)}")
+        raise typer.Exit(2) from None
     from safeguard.gpu.match import TorchMatcher
     from safeguard.gpu.pipeline import BatchHasher
     from safeguard.signals import get_signal_type
 
-    if decode not in ("exact", "fast"):
-        raise typer.BadParameter("--decode must be exact or fast")
     s = cli.settings()
     files = cli._iter_files(paths)
     e = cli.engine()
     try:
         entries = load_pdq_entries(e.db, bank, get_signal_type("pdq").default_threshold)
     except SafeguardError as exc:
-        cli.err.print(f"[red]{exc.code}: {exc.message}")
+        cli.err.print(f"[red]{exc.code}: {escape(exc.message)}")
         raise typer.Exit(1) from None
     finally:
         e.close()
@@ -138,7 +146,7 @@ def backfill(
             dihedral=entries.dihedral,
         )
     except ConfigError as exc:
-        cli.err.print(f"[red]{exc.message}")
+        cli.err.print(f"[red]{escape(exc.message)}")
         raise typer.Exit(2) from None
     cli.err.print(f"device: {hasher.describe()}")
     cli.err.print(f"{len(files)} files; {len(entries.entry_ids)} PDQ entries in {len(entries.banks)} bank(s)")
@@ -160,7 +168,7 @@ def backfill(
             for p, r in batch:
                 if isinstance(r, SafeguardError):
                     counts["error"] += 1
-                    cli.err.print(f"[red]{p}: {r.code}: {r.message}")
+                    cli.err.print(f"[red]{escape(str(p))}: {r.code}: {escape(r.message)}")
                     if as_json:
                         print(json.dumps({"path": str(p), "error": r.to_dict()["error"]}))
                     continue
