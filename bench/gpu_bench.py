@@ -37,6 +37,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _images import jpeg_bytes, photo_like
+from safeguard.config import Settings
+from safeguard.gpu.decode import Pixels
 from safeguard.gpu.match import TorchMatcher
 from safeguard.gpu.pipeline import BatchHasher
 from safeguard.index.hamming import hex_to_words
@@ -137,7 +139,7 @@ def main() -> None:
     )  # fmt: skip
 
     for mode in args.decode.split(","):
-        hasher = BatchHasher(dev, batch_size=batch_size, draft=512 if mode == "fast" else 0)
+        hasher = BatchHasher(dev, batch_size=batch_size, draft=Settings().pdq_draft_size if mode == "fast" else 0)
         if mode == "fast" and hasher.nvjpeg is not None:
             console.print("note: fast mode changes only CPU decoding; nvJPEG decodes JPEGs in full")
         hasher.hash_batch(datas[:batch_size])  # warm-up: CUDA context, per-size matrices, nvJPEG handles
@@ -153,7 +155,7 @@ def main() -> None:
             decoded = hasher.decode(chunk)
             _sync(dev)
             t1 = time.perf_counter()
-            results = hasher.hash_pixels([d for d in decoded if isinstance(d, torch.Tensor)])
+            results = hasher.hash_pixels([d for d in decoded if isinstance(d, Pixels)])
             t2 = time.perf_counter()
             hits = matcher.match_hex([r.hash for r in results], args.threshold)
             t3 = time.perf_counter()

@@ -7,9 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from safeguard.gpu.pdq import TorchPDQ, bits_to_hex, downsample_matrix, window_size  # noqa: E402
+from safeguard.gpu.pdq import TorchPDQ, bits_to_hex  # noqa: E402
 from safeguard.signals.base import hamming_hex  # noqa: E402
 from safeguard.signals.pdq import pdq_hex  # noqa: E402
+from safeguard.signals.pdqmath import axis_weights, window_size  # noqa: E402
 from tests.media_factory import make_image  # noqa: E402
 
 SIZES = [(320, 240), (640, 360), (97, 61), (300, 500), (40, 30)]
@@ -26,10 +27,10 @@ def test_window_sizes_follow_pdq() -> None:
 def test_downsample_rows_are_averages() -> None:
     # every output sample is a weighted average of input pixels: rows sum to one, weights >= 0
     for n in (7, 64, 720, 1283):
-        m = downsample_matrix(n)
+        m = axis_weights(n)
         assert m.shape == (64, n)
-        np.testing.assert_allclose(m.sum(axis=1), 1.0, rtol=1e-12)
-        assert (m >= -1e-15).all()
+        np.testing.assert_allclose(m.sum(axis=1), 1.0, rtol=1e-5)
+        assert (m >= -1e-7).all()
 
 
 def test_drift_from_pdqhash_on_generated_images() -> None:

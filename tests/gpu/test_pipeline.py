@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from safeguard.errors import ConfigError, SafeguardError  # noqa: E402
-from safeguard.gpu.decode import NvJpegDecoder  # noqa: E402
+from safeguard.gpu.decode import NvJpegDecoder, Pixels  # noqa: E402
 from safeguard.gpu.device import describe_device, resolve_device  # noqa: E402
 from safeguard.gpu.pipeline import BatchHasher, PDQResult  # noqa: E402
 from safeguard.media import Media  # noqa: E402
@@ -38,11 +38,14 @@ def test_mixed_batch_matches_the_scan_path() -> None:
 
 def test_fast_decode_matches_the_scan_paths_fast_mode() -> None:
     datas = [image_bytes(s, size=(1600, 1200)) for s in range(3)]
-    with BatchHasher("cpu", draft=512) as hasher:
+    with BatchHasher("cpu", draft=256) as hasher:
+        decoded = hasher.decode(datas)
         results = hasher.hash_batch(datas)
+    # the reduced luma plane (1/4 here) travels with the size it stands for
+    assert all(isinstance(d, Pixels) and d.block == 4 and d.data.shape == (1, 300, 400) for d in decoded)
     for data, r in zip(datas, results, strict=True):
         assert isinstance(r, PDQResult)
-        assert hamming_hex(_cpu_pdq(data, 512)[0], r.hash) <= 2
+        assert hamming_hex(_cpu_pdq(data, 256)[0], r.hash) <= 2
 
 
 def test_pixel_limit_is_enforced() -> None:

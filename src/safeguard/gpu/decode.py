@@ -8,8 +8,8 @@ branch). Before any pixel is decoded, each JPEG's header is read with Pillow and
 ``max_pixels``: the same decompression-bomb guard an upload gets. A JPEG nvJPEG refuses (CMYK, an
 unusual sampling, a truncated file) falls back to the CPU decoder, which then gives the precise error.
 
-The CPU decoder is :meth:`safeguard.media.Media.hash_image`: the image PDQ is computed from in a scan,
-so ``draft`` (JPEG DCT scaling of the luma plane, ``SAFEGUARD_PDQ_DRAFT_SIZE``) behaves as it does there.
+The CPU decoder decodes as a scan does for PDQ (``Media.pdq_plane``, else the full decode), so ``draft``
+(JPEG DCT scaling of the luma plane, ``SAFEGUARD_PDQ_DRAFT_SIZE``) behaves as it does there.
 The GPU always decodes in full: it is cheap there, and it keeps the hash closest to the reference.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import io
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,14 +29,36 @@ from safeguard.media import Media
 from safeguard.media.decode import sniff_media_type
 
 
-def decode_cpu(data: bytes, *, max_pixels: int, draft: int = 0) -> torch.Tensor:
-    """Image bytes -> (C, H, W) uint8 CPU tensor, C = 3 (RGB) or 1 (luma). Raises SafeguardError."""
+@dataclass(frozen=True)
+class Pixels:
+    """(C, h, w) uint8 pixels, C = 3 (RGB) or 1 (luma), and the image size they stand for: ``block`` > 1
+    when a JPEG's luma plane was reduced by DCT scaling (see ``Media.pdq_plane``)."""
+
+    data: torch.Tensor
+    full_height: int
+    full_width: int
+    block: int = 1
+
+    @classmethod
+    def of(cls, t: torch.Tensor) -> Pixels:
+        return cls(t, int(t.shape[-2]), int(t.shape[-1]))
+
+    @property
+    def full(self) -> tuple[int, int, int]:
+        return self.full_height, self.full_width, self.block
+
+
+def decode_cpu(data: bytes, *, max_pixels: int, draft: int = 0) -> Pixels:
+    """Image bytes -> pixels on the CPU, decoded as a scan decodes them for PDQ. Raises SafeguardError."""
     media = Media.from_bytes(data, max_pixels=max_pixels, hash_draft=draft)
     if not media.is_image:
         raise UnsupportedMedia(f"{media.media_type} is not an image")
-    arr = np.asarray(media.hash_image())
-    t = torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True))
-    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+    plane = media.pdq_plane()
+    if plane is not None:
+        t = torch.from_numpy(np.array(plane.pixels, dtype=np.uint8, copy=True)).unsqueeze(0)
+        return Pixels(t, plane.full_height, plane.full_width, plane.block)
+    t = torch.from_numpy(np.array(np.asarray(media.hash_image()), dtype=np.uint8, copy=True))
+    return Pixels.of(t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous())
 
 
 def _torchvision_io() -> Any | None:

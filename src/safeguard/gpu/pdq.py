@@ -6,10 +6,10 @@ of those steps is linear and acts on one axis at a time, so for an H x W image t
 
     buffer64 = A_h @ luma @ A_w.T      with A_h (64 x H) = sample_rows · box_H · box_H
 
-and likewise A_w for the columns. A and its box filters are built once per image size (in float64, with
-the reference's window sizes and edge handling: a window of ``ceil(n / 128)`` pixels per pass, averaged
-over the pixels that exist at the borders) and cached; a batch of same-size images is then two batched
-matrix products, which is what a GPU is best at. The rest follows PDQ exactly: the 16x16 block of the
+and likewise A_w for the columns. The matrices are :func:`safeguard.signals.pdqmath.axis_weights`, the
+same ones the CPU scan path uses (the reference's window sizes and edge handling), including their
+block-summed form for a JPEG luma plane reduced by DCT scaling; a batch of same-size images is then two
+batched matrix products, which is what a GPU is best at. The rest follows PDQ exactly: the 16x16 block of the
 64x64 DCT-II that skips the DC row and column, the median (the 128th smallest of the 256 coefficients, as
 Torben's method returns), one bit per coefficient above it, and the gradient-based quality.
 
@@ -21,72 +21,13 @@ from ``pdqhash`` on generated images.
 
 from __future__ import annotations
 
-import math
-from functools import lru_cache
-
 import numpy as np
 import torch
 
+from safeguard.signals.pdqmath import DCT16, axis_weights
+
 LUMA = (0.299, 0.587, 0.114)  # PDQ's RGB to luminance weights
-_WINDOW_DIVISOR = 128  # two passes of n/128 make one 64th of the image: a full output cell
 _MEDIAN_RANK = 128  # Torben's median of 256 values: the 128th smallest
-
-
-def window_size(n: int) -> int:
-    """PDQ's box-filter window for a dimension of ``n`` pixels: n / 128, rounded up."""
-    return (n + _WINDOW_DIVISOR - 1) // _WINDOW_DIVISOR
-
-
-def _box_bounds(n: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """First and last input index each output of PDQ's 1-D box filter averages.
-
-    The reference's window reaches ``w - (w + 2) // 2`` pixels back and ``(w + 2) // 2 - 1`` ahead
-    (3 and 3 for a window of 7, 3 and 4 for 8) and is cut short at the borders.
-    """
-    half = (w + 2) // 2
-    o = np.arange(n)
-    return np.maximum(o - (w - half), 0), np.minimum(o + half - 1, n - 1)
-
-
-def _apply_box_on_right(m: np.ndarray, w: int) -> np.ndarray:
-    """``m @ box`` for PDQ's (n x n) box-filter matrix, without building the matrix.
-
-    Row o of ``box`` holds ``1/count`` on columns lo[o]..hi[o]; so ``m @ box`` adds each ``m[:, o] /
-    count`` to a column range: a difference array and a cumulative sum, O(rows x n).
-    """
-    n = m.shape[1]
-    lo, hi = _box_bounds(n, w)
-    weighted = (m / (hi - lo + 1)[None, :]).T  # (n, rows)
-    diff = np.zeros((n + 1, m.shape[0]))
-    np.add.at(diff, lo, weighted)
-    np.add.at(diff, hi + 1, -weighted)
-    out: np.ndarray = np.cumsum(diff, axis=0)[:n].T
-    return np.ascontiguousarray(out)
-
-
-@lru_cache(maxsize=64)
-def downsample_matrix(n: int) -> np.ndarray:
-    """The (64 x n) float64 matrix that takes one axis of n pixels to PDQ's 64 samples."""
-    if n < 1:
-        raise ValueError("dimension must be positive")
-    w = window_size(n)
-    rows = ((2 * np.arange(64) + 1) * n) // 128  # int((i + 0.5) * n / 64), in exact integers
-    m = np.zeros((64, n))
-    m[np.arange(64), rows] = 1.0
-    for _ in range(2):  # two passes along this axis; the other axis's passes commute with these
-        m = _apply_box_on_right(m, w)
-    m.setflags(write=False)
-    return m
-
-
-@lru_cache(maxsize=1)
-def dct_matrix() -> np.ndarray:
-    """PDQ's 16 x 64 DCT-II rows 1..16 (the DC row 0 is skipped), scaled by sqrt(2/64)."""
-    i = np.arange(1, 17)[:, None]
-    j = np.arange(64)[None, :]
-    d: np.ndarray = math.sqrt(2.0 / 64.0) * np.cos(math.pi / 2 / 64.0 * i * (2 * j + 1))
-    d.setflags(write=False)
-    return d
 
 
 class TorchPDQ:
@@ -94,16 +35,16 @@ class TorchPDQ:
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
-        self._dct = torch.tensor(dct_matrix(), dtype=torch.float32, device=self.device)
-        self._mats: dict[int, torch.Tensor] = {}
+        self._dct = torch.tensor(DCT16, dtype=torch.float32, device=self.device)
+        self._mats: dict[tuple[int, int], torch.Tensor] = {}
 
-    def _matrix(self, n: int) -> torch.Tensor:
-        m = self._mats.get(n)
+    def _matrix(self, n: int, block: int = 1) -> torch.Tensor:
+        m = self._mats.get((n, block))
         if m is None:
             if len(self._mats) > 256:
                 self._mats.clear()
-            m = torch.tensor(downsample_matrix(n), dtype=torch.float32, device=self.device)
-            self._mats[n] = m
+            m = torch.tensor(axis_weights(n, block), dtype=torch.float32, device=self.device)
+            self._mats[(n, block)] = m
         return m
 
     def luma(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -118,30 +59,43 @@ class TorchPDQ:
         out.add_(x[:, 1].float(), alpha=g)
         return out.add_(x[:, 2].float(), alpha=b)
 
-    def buffer64(self, luma: torch.Tensor) -> torch.Tensor:
-        """(N, H, W) luminance -> (N, 64, 64): PDQ's box-filtered, decimated buffer."""
-        _, h, w = luma.shape
-        with _full_float32():
-            return self._matrix(h) @ luma @ self._matrix(w).T
+    def buffer64(self, luma: torch.Tensor, full: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """(N, h, w) luminance -> (N, 64, 64): PDQ's box-filtered, decimated buffer.
 
-    def hash_luma(self, luma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ``full`` = (height, width, block) when the planes were reduced ``block`` times by DCT scaling
+        from a (height x width) image: the weights are then the original size's, summed per block.
+        """
+        _, h, w = luma.shape
+        fh, fw, block = full if full is not None else (h, w, 1)
+        if (-(-fh // block), -(-fw // block)) != (h, w):
+            raise ValueError(f"planes are {h}x{w}, not a {fh}x{fw} image reduced {block} times")
+        with _full_float32():
+            return self._matrix(fh, block) @ luma @ self._matrix(fw, block).T
+
+    def hash_luma(
+        self, luma: torch.Tensor, full: tuple[int, int, int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, H, W) luminance of same-size images -> ((N, 256) bool bits, (N,) int quality).
 
         Bits come in the order of pdqhash's vector (element m is coefficient 255 - m of the row-major
         16x16 DCT block), so :func:`bits_to_hex` writes the same hex as ``safeguard.signals.pdq``.
         """
-        buf = self.buffer64(luma.to(self.device).float())
+        buf = self.buffer64(luma.to(self.device).float(), full)
         quality = quality_of(buf)
         with _full_float32():
             coeffs = (self._dct @ buf @ self._dct.T).reshape(buf.shape[0], 256).flip(1)
         median = coeffs.kthvalue(_MEDIAN_RANK, dim=1, keepdim=True).values
         return coeffs > median, quality
 
-    def hash_pixels(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def hash_pixels(
+        self, pixels: torch.Tensor, full: tuple[int, int, int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, C, H, W) same-size images -> ((N, 256) bool bits, (N,) int quality)."""
-        return self.hash_luma(self.luma(pixels))
+        return self.hash_luma(self.luma(pixels), full)
 
-    def hash_pixels_dihedral(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def hash_pixels_dihedral(
+        self, pixels: torch.Tensor, full: tuple[int, int, int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, C, H, W) same-size images -> ((N, 8, 256) bool bits, (N,) int quality).
 
         The eight variants in pdqhash's ``compute_dihedral`` order: original, rotated 90, 180 and 270
@@ -149,7 +103,7 @@ class TorchPDQ:
         only transposes its DCT block and changes the sign of odd rows or columns, so the variants cost
         a few element-wise products, not seven more downsamplings (the reference does the same).
         """
-        buf = self.buffer64(self.luma(pixels))
+        buf = self.buffer64(self.luma(pixels), full)
         quality = quality_of(buf)
         with _full_float32():
             c = self._dct @ buf @ self._dct.T  # (N, 16, 16)

@@ -19,7 +19,7 @@ from typing import TypeVar
 import torch
 
 from safeguard.errors import SafeguardError
-from safeguard.gpu.decode import NvJpegDecoder, decode_cpu
+from safeguard.gpu.decode import NvJpegDecoder, Pixels, decode_cpu
 from safeguard.gpu.device import describe_device, resolve_device
 from safeguard.gpu.pdq import TorchPDQ, bits_to_hex
 
@@ -72,39 +72,42 @@ class BatchHasher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _decode_one(self, data: bytes) -> torch.Tensor | SafeguardError:
+    def _decode_one(self, data: bytes) -> Pixels | SafeguardError:
         try:
             return decode_cpu(data, max_pixels=self.max_pixels, draft=self.draft)
         except SafeguardError as exc:
             return exc
 
-    def decode(self, datas: Sequence[bytes]) -> list[torch.Tensor | SafeguardError]:
-        """Each input -> (C, H, W) uint8 pixels (on the GPU when nvJPEG decoded them) or its error."""
-        first: list[torch.Tensor | SafeguardError | None] = (
-            self.nvjpeg.decode(list(datas), self.max_pixels) if self.nvjpeg else [None] * len(datas)
-        )
+    def decode(self, datas: Sequence[bytes]) -> list[Pixels | SafeguardError]:
+        """Each input -> its pixels (on the GPU when nvJPEG decoded them) or its error."""
+        first: list[Pixels | SafeguardError | None] = [
+            Pixels.of(r) if isinstance(r, torch.Tensor) else r
+            for r in (self.nvjpeg.decode(list(datas), self.max_pixels) if self.nvjpeg else [None] * len(datas))
+        ]
         rest = [i for i, r in enumerate(first) if r is None]
         for i, r in zip(rest, self._pool.map(self._decode_one, [datas[i] for i in rest]), strict=True):
             first[i] = r
         return [r for r in first if r is not None]
 
-    def hash_pixels(self, images: Sequence[torch.Tensor]) -> list[PDQResult]:
-        """(C, H, W) images of any sizes -> PDQ results, hashing each same-shape group as one batch."""
+    def hash_pixels(self, images: Sequence[Pixels | torch.Tensor]) -> list[PDQResult]:
+        """Images of any sizes -> PDQ results, hashing each same-shape group as one batch."""
+        pixels = [im if isinstance(im, Pixels) else Pixels.of(im) for im in images]
         groups: dict[tuple[object, ...], list[int]] = defaultdict(list)
-        for i, im in enumerate(images):
-            groups[(*im.shape, str(im.device))].append(i)
+        for i, px in enumerate(pixels):
+            groups[(*px.data.shape, str(px.data.device), px.full)].append(i)
         out: list[PDQResult | None] = [None] * len(images)
         with torch.inference_mode():
             for idx in groups.values():
-                batch = torch.stack([images[i] for i in idx]).to(self.device)  # one copy per group
+                batch = torch.stack([pixels[i].data for i in idx]).to(self.device)  # one copy per group
+                full = pixels[idx[0]].full
                 if self.dihedral:
-                    bits, quality = self.pdq.hash_pixels_dihedral(batch)
+                    bits, quality = self.pdq.hash_pixels_dihedral(batch, full)
                     hexes = bits_to_hex(bits)
                     for k, (i, q) in enumerate(zip(idx, quality.cpu().tolist(), strict=True)):
                         variants = tuple(hexes[8 * k : 8 * k + 8])
                         out[i] = PDQResult(variants[0], int(q), variants)
                     continue
-                bits, quality = self.pdq.hash_pixels(batch)
+                bits, quality = self.pdq.hash_pixels(batch, full)
                 for i, h, q in zip(idx, bits_to_hex(bits), quality.cpu().tolist(), strict=True):
                     out[i] = PDQResult(h, int(q))
         return [r for r in out if r is not None]
@@ -112,7 +115,7 @@ class BatchHasher:
     def hash_batch(self, datas: Sequence[bytes]) -> list[PDQResult | SafeguardError]:
         """Each input -> its PDQ hash and quality, or the error its bytes give."""
         decoded = self.decode(datas)
-        hashed = iter(self.hash_pixels([d for d in decoded if isinstance(d, torch.Tensor)]))
+        hashed = iter(self.hash_pixels([d for d in decoded if isinstance(d, Pixels)]))
         return [d if isinstance(d, SafeguardError) else next(hashed) for d in decoded]
 
     def iter_hash(self, items: Iterable[tuple[K, bytes]]) -> Iterator[tuple[K, PDQResult | SafeguardError]]:

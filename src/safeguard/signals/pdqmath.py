@@ -37,27 +37,48 @@ JAROSZ_DIVISOR = 128
 MIN_HASHABLE_DIM = 5
 
 
+def window_size(n: int) -> int:
+    """PDQ's box-filter window for an axis of ``n`` pixels: n / 128, rounded up."""
+    return (n + JAROSZ_DIVISOR - 1) // JAROSZ_DIVISOR
+
+
 def _box_bounds(n: int, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inclusive input range each output of the reference's 1-D box filter averages (edges shrink)."""
+    """Inclusive input range each output of the reference's 1-D box filter averages (edges shrink).
+
+    The window reaches ``w - (w + 2) // 2`` pixels back and ``(w + 2) // 2 - 1`` ahead (3 and 3 for a
+    window of 7, 3 and 4 for 8) and is cut short at the borders.
+    """
     half = (window + 2) // 2
     out = np.arange(n)
     return np.maximum(0, out - (window - half)), np.minimum(n - 1, out + half - 1)
 
 
+def _apply_box_on_right(m: np.ndarray, window: int) -> np.ndarray:
+    """``m @ box`` for the reference's (n x n) box-filter matrix, without building it: row o of ``box``
+    holds ``1/count`` on columns lo[o]..hi[o], so each ``m[:, o] / count`` is added to a column range
+    (a difference array and a cumulative sum)."""
+    n = m.shape[1]
+    lo, hi = _box_bounds(n, window)
+    weighted = (m / (hi - lo + 1)[None, :]).T
+    diff = np.zeros((n + 1, m.shape[0]))
+    np.add.at(diff, lo, weighted)
+    np.add.at(diff, hi + 1, -weighted)
+    return np.ascontiguousarray(np.cumsum(diff, axis=0)[:n].T)
+
+
 @functools.lru_cache(maxsize=128)
 def axis_weights(n: int, block: int = 1) -> np.ndarray:
-    """64 x ceil(n / block) weights: two box passes and 64-point sampling along an axis of ``n`` pixels."""
-    window = (n + JAROSZ_DIVISOR - 1) // JAROSZ_DIVISOR
-    lo, hi = _box_bounds(n, window)
-    full = np.zeros((64, n), dtype=np.float64)
-    for i in range(64):
-        p = int(((i + 0.5) * n) / 64)  # the sample the reference keeps (pixel centres)
-        outer = 1.0 / (hi[p] - lo[p] + 1)
-        for j in range(lo[p], hi[p] + 1):  # second pass: average of first-pass outputs
-            full[i, lo[j] : hi[j] + 1] += outer / (hi[j] - lo[j] + 1)
+    """64 x ceil(n / block) float32 weights: two box passes and 64-point sampling along an axis of ``n``
+    pixels, summed over blocks of ``block`` pixels when the plane was reduced by DCT scaling."""
+    if n < 1 or block < 1:
+        raise ValueError("dimension and block must be positive")
+    full = np.zeros((64, n))
+    full[np.arange(64), ((2 * np.arange(64) + 1) * n) // 128] = 1.0  # int((i + 0.5) * n / 64): pixel centres
+    for _ in range(2):  # two passes along this axis; the other axis' passes commute with these
+        full = _apply_box_on_right(full, window_size(n))
     if block > 1:
         m = -(-n // block)
-        reduced = np.zeros((m, 64), dtype=np.float64)
+        reduced = np.zeros((m, 64))
         np.add.at(reduced, np.minimum(np.arange(n) // block, m - 1), full.T)
         full = reduced.T
     out = np.ascontiguousarray(full, dtype=np.float32)
