@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, literal, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -59,6 +59,36 @@ MAX_ATTEMPTS = 5
 CONV: Table = GroomingConversationRow.__table__  # type: ignore[assignment]
 USERS: Table = GroomingUserRow.__table__  # type: ignore[assignment]
 LEDGER: Table = GroomingMessageRow.__table__  # type: ignore[assignment]
+
+# Statements built once, with bound parameters, and run on the session's Connection: building Core
+# statements per request and sending them through the ORM session cost more than the SQL itself.
+_LEDGER_INSERT = insert(LEDGER)
+_LEDGER_LOOKUP = select(LEDGER.c.message_id, LEDGER.c.digest, LEDGER.c.decision_id, LEDGER.c.result).where(
+    LEDGER.c.conversation_id == bindparam("cid"), LEDGER.c.message_id.in_(bindparam("ids", expanding=True))
+)
+_CONV_Q = select(
+    literal("c").label("k"), CONV.c.conversation_id.label("id"), CONV.c.state, CONV.c.updated_at, CONV.c.version
+).where(CONV.c.conversation_id == bindparam("cid"))
+_USERS_Q = select(
+    literal("u").label("k"), USERS.c.user_id.label("id"), USERS.c.state, USERS.c.updated_at, USERS.c.version
+).where(USERS.c.user_id.in_(bindparam("uids", expanding=True)))
+_BOTH_Q = _CONV_Q.union_all(_USERS_Q)
+_CONV_LOCK_Q = _CONV_Q.with_for_update()
+_USERS_LOCK_Q = _USERS_Q.with_for_update()
+
+
+def _versioned_update(table: Table, key_col: Any, columns: tuple[str, ...]) -> Any:
+    return (
+        update(table)
+        .where(key_col == bindparam("key"), table.c.version == bindparam("old_version"))
+        .values({c: bindparam("new_" + c) for c in (*columns, "updated_at", "version")})
+    )
+
+
+_CONV_COLUMNS = ("state", "risk", "messages")
+_USER_COLUMNS = ("state", "risk")
+_CONV_WRITE = (insert(CONV), _versioned_update(CONV, CONV.c.conversation_id, _CONV_COLUMNS), "conversation_id")
+_USER_WRITE = (insert(USERS), _versioned_update(USERS, USERS.c.user_id, _USER_COLUMNS), "user_id")
 
 
 def message_digest(m: Message) -> str:
@@ -285,24 +315,18 @@ class GroomingService:
         sender_risks = {uid: ust.risk() for uid, ust in users.items()}
         if not new_steps:
             return _Txn(conv, steps, [], sender_risks, replay_id or decision_id, None, {})
-        s.execute(insert(LEDGER), ledger)  # a message id seen before: IntegrityError, careful path
-        writes = {
-            ckey: self._write(
-                s,
-                CONV,
-                CONV.c.conversation_id,
-                conversation_id,
-                conv_row,
-                now,
-                state=conv.to_json(),
-                risk=max(st.risk for st in conv.senders.values()),
-                messages=conv.n,
-            )
+        conn = s.connection()
+        conn.execute(_LEDGER_INSERT, ledger)  # a message id seen before: IntegrityError, careful path
+        conv_values = {
+            "state": conv.to_json(),
+            "risk": max(st.risk for st in conv.senders.values()),
+            "messages": conv.n,
         }
+        writes = {ckey: _write(conn, _CONV_WRITE, conversation_id, conv_row, now, conv_values)}
         for uid, ust in users.items():
             key = _user_key(uid)
-            writes[key] = self._write(
-                s, USERS, USERS.c.user_id, uid, rows.get(key), now, state=ust.to_json(), risk=ust.risk()
+            writes[key] = _write(
+                conn, _USER_WRITE, uid, rows.get(key), now, {"state": ust.to_json(), "risk": ust.risk()}
             )
         # Step 4 in the same transaction: the decision, its case, outbox rows and events commit with the
         # state, or none of it does.
@@ -312,7 +336,8 @@ class GroomingService:
         outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
         if (outcome.reasons and news) or self.record_all:
             content = self._content(conversation_id, messages, conv, steps, locale)
-            recorded = self.engine.decide_in(s, content, findings, actor=actor, decision_id=decision_id)
+            with s.no_autoflush:  # one flush at the end instead of one before each of the actions' queries
+                recorded = self.engine.decide_in(s, content, findings, actor=actor, decision_id=decision_id)
             decision = dict(recorded.to_dict(), recorded=True)
         else:
             decision = self._unrecorded(findings, outcome)
@@ -322,10 +347,8 @@ class GroomingService:
         return row.updated_at + self.ttl > now
 
     def _ledger(self, s: Session, conversation_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-        stmt = select(LEDGER.c.message_id, LEDGER.c.digest, LEDGER.c.decision_id, LEDGER.c.result).where(
-            LEDGER.c.conversation_id == conversation_id, LEDGER.c.message_id.in_(ids)
-        )
-        return {r.message_id: r._asdict() for r in s.execute(stmt)}
+        rows = s.connection().execute(_LEDGER_LOOKUP, {"cid": conversation_id, "ids": ids})
+        return {r.message_id: r._asdict() for r in rows}
 
     def _load(self, s: Session, conversation_id: str, senders: list[str], *, careful: bool) -> dict[str, CachedRow]:
         """The conversation's and the senders' state rows that exist: from the cache, else one SELECT."""
@@ -343,43 +366,19 @@ class GroomingService:
                     need_users.append(uid)
                 else:
                     out[_user_key(uid)] = hit
-        conv_q = select(
-            literal("c").label("k"), CONV.c.conversation_id.label("id"), CONV.c.state, CONV.c.updated_at, CONV.c.version
-        ).where(CONV.c.conversation_id == conversation_id)
-        user_q = select(
-            literal("u").label("k"), USERS.c.user_id.label("id"), USERS.c.state, USERS.c.updated_at, USERS.c.version
-        ).where(USERS.c.user_id.in_(need_users))
         if careful and not self.engine.db.is_sqlite:
             # lock what exists, so that the versioned writes below cannot lose to another writer
-            queries: list[Any] = [conv_q.with_for_update()] + ([user_q.with_for_update()] if need_users else [])
+            queries: list[Any] = [_CONV_LOCK_Q] + ([_USERS_LOCK_Q] if need_users else [])
         elif need_conv and need_users:
-            queries = [conv_q.union_all(user_q)]
+            queries = [_BOTH_Q]
         else:
-            queries = ([conv_q] if need_conv else []) + ([user_q] if need_users else [])
+            queries = ([_CONV_Q] if need_conv else []) + ([_USERS_Q] if need_users else [])
+        conn = s.connection()
         for q in queries:
-            for r in s.execute(q):
+            for r in conn.execute(q, {"cid": conversation_id, "uids": need_users}):
                 key = _conv_key(r.id) if r.k == "c" else _user_key(r.id)
                 out[key] = CachedRow(int(r.version), _utc(r.updated_at), r.state)
         return out
-
-    @staticmethod
-    def _write(
-        s: Session, table: Table, key_col: Any, key: str, row: CachedRow | None, now: datetime, **values: Any
-    ) -> CachedRow:
-        """INSERT a new state row, or UPDATE it if its version is still the one read (else retry)."""
-        if row is None:
-            version = secrets.randbits(62) or 1
-            s.execute(insert(table).values({key_col.name: key, "updated_at": now, "version": version, **values}))
-        else:
-            version = row.version + 1
-            res = s.execute(
-                update(table)
-                .where(key_col == key, table.c.version == row.version)
-                .values(updated_at=now, version=version, **values)
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
-                raise _Retry
-        return CachedRow(version, now, values["state"])
 
     def _content(
         self,
@@ -525,6 +524,31 @@ class GroomingService:
                 "messages": row.messages,
                 "state": json.loads(row.state),
             }
+
+
+def _write(
+    conn: Connection,
+    stmts: tuple[Any, Any, str],
+    key: str,
+    row: CachedRow | None,
+    now: datetime,
+    values: dict[str, Any],
+) -> CachedRow:
+    """INSERT a new state row, or UPDATE it if its version is still the one read (else retry)."""
+    insert_stmt, update_stmt, key_name = stmts
+    if row is None:
+        version = secrets.randbits(62) or 1
+        conn.execute(insert_stmt, {key_name: key, "updated_at": now, "version": version, **values})
+    else:
+        version = row.version + 1
+        params = {"new_" + k: v for k, v in values.items()}
+        res = conn.execute(
+            update_stmt,
+            {"key": key, "old_version": row.version, "new_updated_at": now, "new_version": version, **params},
+        )
+        if res.rowcount != 1:
+            raise _Retry
+    return CachedRow(version, now, values["state"])
 
 
 def _focus(conv: ConversationState) -> tuple[str | None, SenderState | None]:
