@@ -163,8 +163,8 @@ def main() -> None:
             )
         )
         for name, xs, note in (
-            ("  no decision recorded", unrec, "state + ledger: one transaction"),
-            ("  decision recorded", rec, "+ decision, case, outbox, events"),
+            ("  no decision recorded", unrec, "ledger insert + versioned state updates, one transaction"),
+            ("  decision recorded", rec, "+ decision, case, outbox, events in the same transaction"),
         ):
             if xs:
                 rows.append(
