@@ -80,6 +80,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Grooming detection: conversation and user state idle longer than this expires (seconds).",
     ),
     Setting("grooming_max_text_chars", int, 4000, "Grooming detection: longest message text accepted (413 above)."),
+    Setting(
+        "grooming_state_cache_entries",
+        int,
+        20_000,
+        "Grooming detection: conversation and sender state rows each process keeps in memory (0: none). "
+        "Writes are checked against the row's version, so a stale copy is noticed and reloaded.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -123,6 +130,7 @@ class Settings:
     pdq_draft_size: int = 256
     grooming_state_ttl_seconds: float = 30 * 24 * 3600.0
     grooming_max_text_chars: int = 4000
+    grooming_state_cache_entries: int = 20_000
 
     @property
     def hash_draft(self) -> int:

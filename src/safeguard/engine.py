@@ -135,8 +135,30 @@ class Engine:
         decision_id: str | None = None,
     ) -> Decision:
         """Apply the policy to findings, run the actions and record everything in one transaction."""
+        decision = self._new_decision(content, findings, signals, decision_id)
+        pending = decision_id is not None
+        return self.recorder.submit(lambda s: self._record(s, content, decision, findings, actor, pending))
+
+    def decide_in(
+        self,
+        session: Session,
+        content: Content,
+        findings: list[Finding],
+        *,
+        actor: str = "system",
+        decision_id: str | None = None,
+    ) -> Decision:
+        """:meth:`decide` inside the caller's write transaction, for a detector whose own rows (grooming
+        state) must commit together with the decision: one transaction instead of two, and no window in
+        which one is durable without the other. ``decision_id`` must be new (no pending row to complete)."""
+        decision = self._new_decision(content, findings, None, decision_id)
+        return self._record(session, content, decision, findings, actor)
+
+    def _new_decision(
+        self, content: Content, findings: list[Finding], signals: list[Signal] | None, decision_id: str | None
+    ) -> Decision:
         outcome = evaluate(self.policy, findings, content.kind)
-        decision = Decision(
+        return Decision(
             id=decision_id or Decision.new_id(),
             verdict=outcome.verdict,
             findings=tuple(findings),
@@ -149,8 +171,6 @@ class Engine:
             user_id=content.user_id,
             signals=tuple(signals or ()),
         )
-        pending = decision_id is not None
-        return self.recorder.submit(lambda s: self._record(s, content, decision, findings, actor, pending))
 
     def _record(
         self,

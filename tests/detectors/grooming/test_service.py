@@ -157,9 +157,9 @@ def test_bad_batches_change_no_state(svc: GroomingService) -> None:
 def test_idle_state_expires(svc: GroomingService) -> None:
     svc.post("c6", [msg(i, t) for i, t in enumerate(GROOMING_LINES[:5])])
     old = datetime.now(UTC) - svc.ttl - timedelta(seconds=5)
-    with svc.engine.db.write() as s:
+    with svc.engine.db.write() as s:  # every writer bumps the version: that is how caches notice
         for model in (GroomingConversationRow, GroomingUserRow):
-            s.execute(update(model).values(updated_at=old))
+            s.execute(update(model).values(updated_at=old, version=model.version + 1))
         s.execute(update(GroomingMessageRow).values(created_at=old))
     out = svc.post("c6", [msg(10, "hi")])
     assert out["conversation_risk"] < 0.5  # started afresh

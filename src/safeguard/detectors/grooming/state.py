@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from safeguard.detectors.grooming.indicators import STAGES
@@ -72,10 +72,29 @@ class ConversationState:
                 del self.evidence[0]
 
     def to_json(self) -> str:
-        d = asdict(self)
-        for s in d["senders"].values():
-            s["sim"] = [round(x, 3) for x in s["sim"]]
-            s["risk"] = round(s["risk"], 4)
+        # Written out rather than dataclasses.asdict, which deep-copies every list: this runs for every
+        # message the service stores, and asdict was most of its CPU time.
+        d = {
+            "n": self.n,
+            "last_at": self.last_at,
+            "last_id": self.last_id,
+            "senders": {
+                k: {
+                    "hits": s.hits,
+                    "sim": [round(x, 3) for x in s.sim],
+                    "first": s.first,
+                    "n": s.n,
+                    "band": s.band,
+                    "acct": s.acct,
+                    "to_minor": s.to_minor,
+                    "prior": s.prior,
+                    "risk": round(s.risk, 4),
+                }
+                for k, s in self.senders.items()
+            },
+            "evidence": self.evidence,
+            "alerted_at": self.alerted_at,
+        }
         return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -114,7 +133,7 @@ class UserState:
         return 1.0 - p
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps({"convs": self.convs, "minors": self.minors}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | None) -> UserState:

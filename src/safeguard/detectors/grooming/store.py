@@ -4,6 +4,11 @@ State rows hold the small JSON documents from :mod:`.state` (no message text bey
 snippets). The ledger keeps, per platform message id, a digest of what was sent and the answer we
 gave, so a retried request gets the same answer (idempotency) and a reused id with different content
 is refused. Rows idle past the TTL are treated as absent and removed by :func:`purge_expired`.
+
+State rows carry a ``version``: every write is ``UPDATE ... WHERE version = <the version read>``, so a
+process that wrote from a stale copy (its in-process cache, or a read another process overtook)
+changes nothing, notices, and reloads. A new row starts at a random version, so a row purged and
+created again never repeats a version that a cache may still hold.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from safeguard.store.models import Base, UTCDateTime, utcnow
@@ -24,6 +29,7 @@ class GroomingConversationRow(Base):
     risk: Mapped[float] = mapped_column(Float, default=0.0, index=True)
     messages: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class GroomingUserRow(Base):
@@ -32,6 +38,7 @@ class GroomingUserRow(Base):
     state: Mapped[str] = mapped_column(Text)
     risk: Mapped[float] = mapped_column(Float, default=0.0, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class GroomingMessageRow(Base):
