@@ -3,6 +3,8 @@
 SQLite runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout, and write transactions start
 with ``BEGIN IMMEDIATE`` so that two processes never both read-then-write on a stale snapshot.
 PostgreSQL uses the ordinary driver transactions; appends to the event chain lock its head row.
+WAL checkpoints run in a background thread per process (``store/checkpoint.py``), not inside the
+commit that happens to fill the log.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from safeguard.store.checkpoint import SAFETY_NET_PAGES, Checkpointer
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -39,6 +43,12 @@ class Database:
             self._write_engine = self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
+        #: WAL checkpoints in a background thread, started by the first write (file databases only)
+        self.checkpointer: Checkpointer | None = None
+        if self.is_sqlite:
+            path = make_url(url).database
+            if path and path != ":memory:" and "mode=memory" not in url:
+                self.checkpointer = Checkpointer(path)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -48,6 +58,8 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any exception."""
+        if self.checkpointer is not None:
+            self.checkpointer.ensure_running()
         with self._write() as s, s.begin():
             yield s
 
@@ -64,6 +76,8 @@ class Database:
             command.upgrade(cfg, "head")
 
     def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.engine.dispose()
 
 
@@ -76,6 +90,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")  # Checkpointer does it off the request path
         cur.close()
 
     @event.listens_for(engine, "begin")
