@@ -21,6 +21,9 @@ from safeguard.keys import Principal
 router = APIRouter(prefix="/v1", tags=["scan"])
 
 CONTEXT_FIELDS = ("content_id", "user_id", "conversation_id", "stream_id")
+# Hash-only requests with at most this many signals are matched on the event loop (each lookup takes
+# well under a millisecond); bigger ones, and uploads, are matched in a worker thread.
+INLINE_SIGNALS = 8
 
 
 class SignalIn(BaseModel):
@@ -85,12 +88,18 @@ async def scan(
         return JSONResponse(
             {"id": decision_id, "status": "pending", "href": f"/v1/decisions/{decision_id}"}, status_code=202
         )
-    decision = await run_in_threadpool(svc.engine.scan, content, actor=who.actor)
+    engine = svc.engine
+    if content.data is None and len(content.signals) <= INLINE_SIGNALS:
+        # a few hashes match in well under a millisecond: on the loop, no thread hop
+        decision = await engine.scan_async(content, actor=who.actor)
+    else:  # decoding and hashing run in a thread; the wait for the commit does not hold one
+        work = await run_in_threadpool(engine.prepare, content, actor=who.actor)
+        decision = await engine.recorder.submit_async(work)
     elapsed = time.perf_counter() - t0
     metrics.observe_scan(decision.verdict.value, content.kind.value, elapsed)
     body = decision.to_dict()
     body["timing_ms"] = round(elapsed * 1000, 3)
-    return body
+    return JSONResponse(body)  # plain JSON types already: skip FastAPI's jsonable_encoder walk
 
 
 def _defer(request: Request, content: Content) -> bool:
