@@ -3,10 +3,17 @@
 SQLite runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout, and write transactions start
 with ``BEGIN IMMEDIATE`` so that two processes never both read-then-write on a stale snapshot.
 PostgreSQL uses the ordinary driver transactions; appends to the event chain lock its head row.
+
+SQLite's own wait for its write lock is a sleep-and-retry loop (sleeps of up to 100 ms), so API
+worker processes that all record decisions waited far longer than the transactions they queued
+behind. Writers to a SQLite file therefore first take an exclusive ``flock`` on ``<db>.writelock``:
+the kernel wakes the next writer the moment the lock is released.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +22,11 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: SQLite's own busy wait only
+    fcntl = None  # type: ignore[assignment]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -38,6 +50,15 @@ class Database:
         else:
             self._write_engine = self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._thread_lock = threading.RLock()
+        self._lock_depth = 0
+        self._lock_fd: int | None = None
+        self._lock_pid = 0
+        self._lock_path: str | None = None
+        if self.is_sqlite and fcntl is not None:
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:" and "mode=memory" not in url:
+                self._lock_path = path.split("?", 1)[0] + ".writelock"
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @contextmanager
@@ -48,8 +69,30 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any exception."""
-        with self._write() as s, s.begin():
+        with self._writer_lock(), self._write() as s, s.begin():
             yield s
+
+    @contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        """Serialise SQLite writers across threads and processes with a blocking lock (no-op elsewhere)."""
+        if self._lock_path is None:
+            yield
+            return
+        with self._thread_lock:
+            outermost = self._lock_depth == 0
+            fd = self._lock_fd
+            if outermost:
+                if fd is None or self._lock_pid != os.getpid():  # first use in this (possibly forked) process
+                    fd = self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                    self._lock_pid = os.getpid()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+                if outermost and fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent)."""
@@ -65,6 +108,9 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._lock_fd is not None and self._lock_pid == os.getpid():
+            os.close(self._lock_fd)
+        self._lock_fd = None
 
 
 def _configure_sqlite(engine: Engine) -> None:
