@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Connection, Table, select
 from sqlalchemy.orm import Session
 
 from safeguard.store.models import Event, EventChainHead, utcnow
 
 GENESIS = "0" * 64
+EVENTS = cast(Table, Event.__table__)
+HEAD = cast(Table, EventChainHead.__table__)
 
 
 def canonical(obj: Any) -> str:
@@ -109,16 +111,8 @@ class EventDraft:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-def append_many(session: Session, drafts: Sequence[EventDraft]) -> int:
-    """Append events with one multi-row INSERT inside the caller's write transaction; returns the last seq.
-
-    The same chain as :func:`append` (and freely mixed with it in one transaction), without an ORM
-    object per event: the group-commit recorder writes a whole batch of decisions' events this way.
-    """
-    if not drafts:
-        return int(_locked_head(session).seq)
-    head = _locked_head(session)
-    seq, prev = head.seq, head.hash
+def _rows(seq: int, prev: str, drafts: Sequence[EventDraft]) -> tuple[list[dict[str, Any]], int, str]:
+    """Chain ``drafts`` after (``seq``, ``prev``): the rows to insert and the new head."""
     created_at = utcnow()
     rows: list[dict[str, Any]] = []
     for d in drafts:
@@ -140,9 +134,39 @@ def append_many(session: Session, drafts: Sequence[EventDraft]) -> int:
             }
         )
         prev = h
-    session.connection().execute(cast(Table, Event.__table__).insert(), rows)
+    return rows, seq, prev
+
+
+def append_many(session: Session, drafts: Sequence[EventDraft]) -> int:
+    """Append events with one multi-row INSERT inside the caller's write transaction; returns the last seq.
+
+    The same chain as :func:`append` (and freely mixed with it in one transaction), without an ORM
+    object per event.
+    """
+    head = _locked_head(session)
+    if not drafts:
+        return int(head.seq)
+    rows, seq, last = _rows(head.seq, head.hash, drafts)
+    session.connection().execute(EVENTS.insert(), rows)
     head.seq = seq
-    head.hash = prev
+    head.hash = last
+    return seq
+
+
+def append_many_core(conn: Connection, drafts: Sequence[EventDraft]) -> int:
+    """:func:`append_many` on a plain Core connection inside a write transaction, for callers that use
+    no ORM session at all (the recorder's batches of plain rows); locks the head row the same way."""
+    got = conn.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()).first()
+    if got is None:
+        conn.execute(HEAD.insert().values(id=1, seq=0, hash=GENESIS))
+        seq, prev = 0, GENESIS
+    else:
+        seq, prev = int(got[0]), str(got[1])
+    if not drafts:
+        return seq
+    rows, seq, last = _rows(seq, prev, drafts)
+    conn.execute(EVENTS.insert(), rows)
+    conn.execute(HEAD.update().where(HEAD.c.id == 1).values(seq=seq, hash=last))
     return seq
 
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -71,6 +71,12 @@ class Database:
         """A transaction that commits on success and rolls back on any exception."""
         with self._writer_lock(), self._write() as s, s.begin():
             yield s
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """:meth:`write` without an ORM session: a Core connection in a write transaction."""
+        with self._writer_lock(), self._write_engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def _writer_lock(self) -> Iterator[None]:

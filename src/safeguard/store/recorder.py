@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.orm import Session
 
 from safeguard import events
@@ -48,19 +48,33 @@ Work = Callable[[Session], Any] | Bulk
 _Item = tuple[Work, "Future[Any]"]
 
 
-def write_bulk(s: Session, bulks: list[Bulk]) -> None:
-    """Write several :class:`Bulk` items: one executemany per table, one for all their events."""
+def _grouped(bulks: list[Bulk]) -> tuple[dict[Table, list[dict[str, Any]]], list[events.EventDraft]]:
     by_table: dict[Table, list[dict[str, Any]]] = {}
     drafts: list[events.EventDraft] = []
     for b in bulks:
         for table, row in b.rows:
             by_table.setdefault(table, []).append(row)
         drafts.extend(b.events)
+    return by_table, drafts
+
+
+def write_bulk(s: Session, bulks: list[Bulk]) -> None:
+    """Write several :class:`Bulk` items in a session: one executemany per table, one for all their events."""
+    by_table, drafts = _grouped(bulks)
     conn = s.connection()
     for table, rows in by_table.items():
         conn.execute(table.insert(), rows)
     if drafts:
-        events.append_many(s, drafts)
+        events.append_many(s, drafts)  # the session's chain head: other writes in this session append too
+
+
+def write_bulk_core(conn: Connection, bulks: list[Bulk]) -> None:
+    """:func:`write_bulk` on a Core connection (no session, so the chain head is read and written in SQL)."""
+    by_table, drafts = _grouped(bulks)
+    for table, rows in by_table.items():
+        conn.execute(table.insert(), rows)
+    if drafts:
+        events.append_many_core(conn, drafts)
 
 
 class Recorder:
@@ -129,6 +143,8 @@ class Recorder:
                         fut.set_exception(exc)
 
     def _commit(self, batch: list[_Item]) -> None:
+        if all(isinstance(w, Bulk) for w, _ in batch) and self._commit_bulk_core(batch):
+            return
         results: list[tuple[Future[Any], bool, Any]] = []
         try:
             with self.db.write() as s:
@@ -154,6 +170,22 @@ class Recorder:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+
+    def _commit_bulk_core(self, batch: list[_Item]) -> bool:
+        """A batch of plain rows only: write it on a Core connection, no ORM session (the common case:
+        a burst of allow decisions). False if it failed; the caller then retries it item by item."""
+        bulks = [w for w, _ in batch if isinstance(w, Bulk)]
+        try:
+            with self.db.write_connection() as conn:
+                write_bulk_core(conn, bulks)
+        except Exception:
+            log.warning("bulk batch of %d failed; retrying its items one by one", len(batch), exc_info=True)
+            return False
+        self.batches += 1
+        self.items += len(batch)
+        for b, (_, fut) in zip(bulks, batch, strict=True):
+            fut.set_result(b.result)
+        return True
 
 
 def _run_one(s: Session, work: Work) -> Any:
