@@ -204,8 +204,7 @@ class Engine:
     ) -> Decision:
         """Write the decision, run its actions and append their events, inside the caller's transaction."""
         subject = ("decision", decision.id)
-        ev = _decision_event(content, decision, findings, actor)
-        events.append(s, ev.type, actor=ev.actor, subject=ev.subject, payload=ev.payload)
+        drafts = [_decision_event(content, decision, findings, actor)]
         ctx = ActionContext(session=s, settings=self.settings, content=content, decision=decision, actor=actor)
         for action in decision.actions:
             handler = self.action_handlers[action.name]
@@ -214,20 +213,17 @@ class Engine:
             if action.name == "case" and "case_id" in result:
                 decision = replace(decision, case_id=int(result["case_id"]))
                 ctx.decision = decision
-            events.append(
-                s,
-                f"action.{action.name}",
-                actor=actor,
-                subject=subject,
-                payload={"params": action.params, "result": result},
+            drafts.append(
+                events.EventDraft(f"action.{action.name}", actor, subject, {"params": action.params, "result": result})
             )
-        row = DecisionRow(**_decision_row(content, decision))
+        events.append_many(s, drafts)  # one INSERT for the decision's and its actions' events
+        row = _decision_row(content, decision)
         # an asynchronous scan (workers/video_jobs.py) completes the pending row it wrote earlier
         if complete_pending:
-            s.merge(row)
+            s.merge(DecisionRow(**row))
+            s.flush()
         else:
-            s.add(row)
-        s.flush()
+            s.connection().execute(DECISIONS.insert(), [row])
         return decision
 
     def get_decision(self, decision_id: str) -> dict[str, Any]:
