@@ -84,6 +84,7 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._pid = 0
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Item]] = {}  # submit_async, per loop turn
         self.batches = 0
         self.items = 0
 
@@ -108,11 +109,25 @@ class Recorder:
         return fut.result()
 
     async def submit_async(self, work: Work) -> Any:
-        """:meth:`submit` for the event loop: the loop serves other requests while the batch commits."""
+        """:meth:`submit` for the event loop: the loop serves other requests while the batch commits.
+
+        Writes submitted during one turn of the loop reach the writer thread together, after the turn:
+        requests that arrived together are matched one after another on the loop, and handing each
+        to the writer at once let it commit the first alone while the rest were still being matched.
+        """
         fut: Future[Any] = Future()
-        self._ensure_thread()
-        self._queue.put((work, fut))
+        loop = asyncio.get_running_loop()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        pending.append((work, fut))
         return await asyncio.wrap_future(fut)
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._ensure_thread()
+        for item in self._pending.pop(loop, ()):
+            self._queue.put(item)
 
     def close(self) -> None:
         if self._thread is not None and self._thread.is_alive():
