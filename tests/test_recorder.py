@@ -179,10 +179,13 @@ def test_append_many_core_and_orm_appends_share_one_chain(db_url: str) -> None:
 def test_scan_async_records_before_returning(engine: Engine) -> None:
     import asyncio
 
-    c = Content(kind=ContentKind.HASHES, signals=(Signal("md5", "0" * 32),))
+    inline = Content(kind=ContentKind.HASHES, signals=(Signal("md5", "0" * 32),))
+    threaded = Content(kind=ContentKind.HASHES, signals=(Signal("md5", "0" * 32),) * 9)
+    assert engine.inline_ok(inline) and not engine.inline_ok(threaded)
 
     async def many() -> list[str]:
-        return [d.id for d in await asyncio.gather(*(engine.scan_async(c) for _ in range(50)))]
+        scans = [engine.scan_async(inline if i % 2 else threaded) for i in range(50)]
+        return [d.id for d in await asyncio.gather(*scans)]
 
     ids = asyncio.run(many())
     with engine.db.read() as s:

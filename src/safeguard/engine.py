@@ -36,6 +36,9 @@ from safeguard.store.models import DecisionRow
 from safeguard.store.recorder import Bulk, Recorder, Work
 
 log = logging.getLogger(__name__)
+# Hash-only scans with at most this many signals may be matched on the API's event loop (each index
+# lookup takes well under a millisecond); see Engine.scan_async.
+INLINE_SIGNALS = 8
 
 
 @dataclass
@@ -115,13 +118,24 @@ class Engine:
         return decision
 
     async def scan_async(self, content: Content, *, actor: str = "system") -> Decision:
-        """:meth:`scan` for the event loop, for contents that are quick to match (hash-only requests):
-        the matching runs inline and the loop serves other requests while the decision commits. A due
-        index refresh (which may apply a large bank change) runs in a thread first, off the loop."""
+        """:meth:`scan` for the event loop. A few hashes for quick detectors only (the usual hash-only
+        request) are matched inline; anything else (bytes, many signals, a slow or remote detector) in
+        a thread. Either way the loop serves other requests while the decision commits. A due index
+        refresh (which may apply a large bank change) runs in a thread first."""
         if self.indexes.refresh_due():
             await asyncio.to_thread(self.indexes.maybe_refresh)
-        decision: Decision = await self.recorder.submit_async(self.prepare(content, actor=actor))
+        if self.inline_ok(content):
+            work = self.prepare(content, actor=actor)
+        else:
+            work = await asyncio.to_thread(self.prepare, content, actor=actor)
+        decision: Decision = await self.recorder.submit_async(work)
         return decision
+
+    def inline_ok(self, content: Content) -> bool:
+        if content.data is not None or len(content.signals) > INLINE_SIGNALS:
+            return False
+        ctx = ScanContext(content=content, signals=list(content.signals))
+        return all(det.quick or not det.applies(ctx) for det in self.detectors)
 
     def prepare(
         self, content: Content, *, actor: str = "system", media: Media | None = None, decision_id: str | None = None

@@ -21,9 +21,6 @@ from safeguard.keys import Principal
 router = APIRouter(prefix="/v1", tags=["scan"])
 
 CONTEXT_FIELDS = ("content_id", "user_id", "conversation_id", "stream_id")
-# Hash-only requests with at most this many signals are matched on the event loop (each lookup takes
-# well under a millisecond); bigger ones, and uploads, are matched in a worker thread.
-INLINE_SIGNALS = 8
 
 
 class SignalIn(BaseModel):
@@ -89,8 +86,7 @@ async def scan(
             {"id": decision_id, "status": "pending", "href": f"/v1/decisions/{decision_id}"}, status_code=202
         )
     engine = svc.engine
-    if content.data is None and len(content.signals) <= INLINE_SIGNALS:
-        # a few hashes match in well under a millisecond: on the loop, no thread hop
+    if content.data is None:  # hash-only: a few hashes are matched on the loop, no thread hop
         decision = await engine.scan_async(content, actor=who.actor)
     else:  # decoding and hashing run in a thread; the wait for the commit does not hold one
         work = await run_in_threadpool(engine.prepare, content, actor=who.actor)

@@ -43,6 +43,7 @@ class _Query:
 
 class HashMatchDetector(Detector):
     name = "hash_match"
+    quick = True
 
     def applies(self, ctx: ScanContext) -> bool:
         return any(s.type != "vpdq" for s in ctx.signals)
