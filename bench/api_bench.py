@@ -3,10 +3,22 @@
 Safeguard is started with ``safeguard serve`` (as ``bench/scan_api.py`` does). The HMA-style side is a
 minimal FastAPI app doing what HMA does per request: full decode + ``pdq_from_bytes`` for uploads,
 then a query of threatexchange's ``PDQIndex`` (``PdqSignal.get_index_cls()``) built from the same
-bank; hash-only requests skip the hashing. Both run under uvicorn on loopback with the same number
-of worker processes and are driven by the same client code.
+bank; hash-only requests skip the hashing. It records nothing; Safeguard records every decision
+durably (decision row and hash-chained events; for a match also the case, outbox row and action
+events) before it answers.
 
-    OMP_NUM_THREADS=1 python -m bench.api_bench [--entries 1000000] [--workers 1] [--requests 200]
+Both run under uvicorn on loopback with the same number of worker processes, one after the other,
+and are driven by the same lean client (``bench/loadgen.py``: keep-alive connections on one event
+loop, so the client costs little of the two cores). Each request kind is sent as a *hit* (the JPEG,
+or its hash, is in the bank: ``block``) and as a *miss* (a different benign JPEG, or its hash:
+``allow``, the common case on a real platform).
+
+Besides requests/s and latency, the table gives each server's CPU time per request (user + system of
+all its processes, from /proc): on a machine shared with other work that figure is steadier than
+throughput.
+
+    OMP_NUM_THREADS=1 python -m bench.api_bench [--entries 1000000] [--workers 1,2,4] [--requests 200]
+        [--concurrency 1,8] [--cases hit,miss] [--kinds upload,hash] [--database-url postgresql+psycopg://...]
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -26,7 +39,8 @@ import numpy as np
 from rich.table import Table
 from tests.media_factory import encode, make_image
 
-from bench.scan_api import console, fill_bank, free_port, percentile, run_load
+from bench.loadgen import json_request, multipart_request, run_load
+from bench.scan_api import console, fill_bank, free_port, percentile
 from safeguard.config import Settings
 from safeguard.keys import KeyService
 from safeguard.media import Media
@@ -57,6 +71,25 @@ async def scan(request: Request):
     return {"verdict": "block" if matches else "allow", "matches": len(matches)}
 """
 
+SAFEGUARD = "Safeguard"
+HMA = "HMA-style"
+
+
+@dataclass
+class Row:
+    kind: str
+    case: str
+    workers: int
+    concurrency: int
+    service: str
+    requests: int
+    rps: float
+    p50: float
+    p99: float
+    mean: float
+    cpu_ms: float
+    verdicts: dict[str, int]
+
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> float:
     t0 = time.perf_counter()
@@ -71,99 +104,170 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> float:
         time.sleep(0.2)
 
 
-def drive(url: str, key: str, jpeg: bytes, hash_payload: dict, requests: int, conc: list[int]) -> list[tuple]:
-    rows = []
-    for kind, payload in (("upload 1080p JPEG", jpeg), ("hash-only PDQ", hash_payload)):
+def _children(pid: int) -> list[int]:
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(p.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its descendants (uvicorn's worker processes)."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        todo.extend(_children(p))
+    return total
+
+
+def drive(
+    service: str, url: str, pid: int, requests: dict[tuple[str, str], bytes], counts: dict[str, int], conc: list[int]
+) -> list[tuple[str, str, int, int, float, list[float], float, dict[str, int]]]:
+    out = []
+    for (kind, case), req in requests.items():
         for c in conc:
-            n = requests if kind.startswith("upload") else requests * 5
-            rps, lat, verdicts = run_load(url, key, "upload" if kind.startswith("upload") else "hash", payload, n, c)
-            rows.append((kind, c, n, rps, percentile(lat, 50), percentile(lat, 99), statistics.fmean(lat), verdicts))
-    return rows
+            n = counts[kind]
+            before = cpu_seconds(pid)
+            r = run_load(url, req, n, c)
+            cpu = cpu_seconds(pid) - before
+            out.append((kind, case, c, n, r.rps, r.latencies_ms, cpu * 1000 / (n + 20), r.verdicts))
+            console.print(
+                f"  {service:9s} {kind:6s} {case:4s} c={c}: {r.rps:8.1f} req/s  p50 {percentile(r.latencies_ms, 50):7.1f}"
+                f"  p99 {percentile(r.latencies_ms, 99):7.1f} ms  cpu {cpu * 1000 / (n + 20):5.2f} ms/req  {r.verdicts}"
+            )
+    return out
+
+
+def start(cmd: list[str], env: dict[str, str], cwd: str | None) -> tuple[subprocess.Popen[bytes], str, float]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port)], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    return proc, url, wait_ready(url, proc)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=1_000_000)
-    ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--requests", type=int, default=200, help="uploads per run (hash-only runs send 10x)")
+    ap.add_argument("--workers", default="1", help="worker process counts to run, e.g. 1,2,4")
     ap.add_argument("--concurrency", default="1,8")
+    ap.add_argument("--cases", default="hit,miss", help="hit (in the bank: block) and/or miss (allow)")
+    ap.add_argument("--kinds", default="upload,hash", help="upload (1080p JPEG) and/or hash (hash-only JSON)")
+    ap.add_argument("--database-url", default="", help="Safeguard's database (default: SQLite in a temp dir)")
+    ap.add_argument("--no-reference", action="store_true", help="run Safeguard only")
     args = ap.parse_args()
     conc = [int(x) for x in args.concurrency.split(",")]
-    console.print(f"load average before: {os.getloadavg()}")
-    jpeg = encode(make_image(42, (1920, 1080)), "JPEG", quality=90)
-    sigs = {s.type: s for s in compute_signals(Media.from_bytes(jpeg))}
-    ref_value = sigs["pdq"].value
-    hash_payload = {"signals": [{"type": "pdq", "value": ref_value, "quality": sigs["pdq"].quality}]}
-    results: dict[str, list[tuple]] = {}
+    worker_counts = [int(x) for x in args.workers.split(",")]
+    cases = args.cases.split(",")
+    kinds = args.kinds.split(",")
+    console.print(f"load average before: {os.getloadavg()}; {os.cpu_count()} CPUs")
+
+    jpegs = {"hit": encode(make_image(42, (1920, 1080)), "JPEG", quality=90)}
+    jpegs["miss"] = encode(make_image(43, (1920, 1080)), "JPEG", quality=90)
+    pdq = {case: {s.type: s for s in compute_signals(Media.from_bytes(j))}["pdq"] for case, j in jpegs.items()}
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "SAFEGUARD_DATA_DIR": tmp, "SAFEGUARD_LOG_LEVEL": "warning", "OMP_NUM_THREADS": "1"}
+        env = {
+            **os.environ,
+            "SAFEGUARD_DATA_DIR": tmp,
+            "SAFEGUARD_LOG_LEVEL": "warning",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": tmp,
+        }
+        if args.database_url:
+            env["SAFEGUARD_DATABASE_URL"] = args.database_url
         settings = Settings.from_env(env)
-        fill_bank(settings, args.entries, [("pdq", ref_value)])
+        import_s = fill_bank(settings, args.entries, [("pdq", pdq["hit"].value)])
+        console.print(f"bank: {args.entries:,} random PDQ entries + the hit JPEG's hash, imported in {import_s:.1f} s")
         db = Database(settings.resolved_database_url)
         key = KeyService(db).create("platform", "bench", actor="bench")["key"]
         db.dispose()
-        # the reference index over the same hashes (fill_bank's generator, same seed)
-        from threatexchange.signal_type.pdq.signal import PdqSignal
-
-        raw = np.random.default_rng(0).integers(0, 256, (args.entries, 32), dtype=np.uint8).tobytes().hex()
-        entries = [(raw[i * 64 : (i + 1) * 64], i) for i in range(args.entries)] + [(ref_value, args.entries)]
-        with console.status("building the reference index"):
-            index = PdqSignal.get_index_cls().build(entries)
         idx_path = Path(tmp) / "hma_index.pickle"
-        with idx_path.open("wb") as f:
-            pickle.dump(index, f, protocol=pickle.HIGHEST_PROTOCOL)
-        del index, entries, raw
-        (Path(tmp) / "hma_app.py").write_text(HMA_APP)
-        servers = {
-            "Safeguard": [sys.executable, "-m", "safeguard.cli", "serve", "--workers", str(args.workers)],
-            "HMA-style (full decode + PDQIndex)": [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "hma_app:app",
-                "--workers",
-                str(args.workers),
-                "--log-level",
-                "warning",
-            ],
+        if not args.no_reference:
+            # the reference index over the same hashes (fill_bank's generator, same seed)
+            from threatexchange.signal_type.pdq.signal import PdqSignal
+
+            raw = np.random.default_rng(0).integers(0, 256, (args.entries, 32), dtype=np.uint8).tobytes().hex()
+            entries = [(raw[i * 64 : (i + 1) * 64], i) for i in range(args.entries)]
+            entries.append((pdq["hit"].value, args.entries))
+            with console.status("building the reference index"):
+                index = PdqSignal.get_index_cls().build(entries)
+            with idx_path.open("wb") as f:
+                pickle.dump(index, f, protocol=pickle.HIGHEST_PROTOCOL)
+            del index, entries, raw
+            (Path(tmp) / "hma_app.py").write_text(HMA_APP)
+
+        counts = {"upload": args.requests, "hash": args.requests * 10}
+        services = {
+            SAFEGUARD: ([sys.executable, "-m", "safeguard.cli", "serve"], None),
+            HMA: ([sys.executable, "-m", "uvicorn", "hma_app:app", "--log-level", "warning"], tmp),
         }
-        for name, cmd in servers.items():
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            proc = subprocess.Popen(
-                [*cmd, "--port", str(port)],
-                env={**env, "HMA_INDEX": str(idx_path), "PYTHONPATH": tmp},
-                cwd=tmp if name != "Safeguard" else None,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            try:
-                ready = wait_ready(url, proc)
-                console.print(f"{name}: ready in {ready:.1f} s")
-                results[name] = drive(url, key, jpeg, hash_payload, args.requests, conc)
-            finally:
-                proc.terminate()
-                proc.wait(20)
-    table = Table(title=f"/v1/scan, {args.entries:,} PDQ entries, {args.workers} worker(s), {os.cpu_count()} CPUs")
-    for col in ("request", "conc.", "service", "req/s", "p50 ms", "p99 ms", "mean ms", "verdicts", "speed-up"):
-        table.add_column(col, justify="left" if col in ("request", "service", "verdicts") else "right")
-    sg, hma = results["Safeguard"], results["HMA-style (full decode + PDQIndex)"]
-    for a, b in zip(sg, hma, strict=True):
-        for name, r in (("Safeguard", a), ("HMA-style", b)):
-            ratio = f"{a[3] / b[3]:.1f}x" if name == "Safeguard" else ""
+        if args.no_reference:
+            del services[HMA]
+        for w in worker_counts:
+            for name, (cmd, cwd) in services.items():
+                proc, url, ready = start([*cmd, "--workers", str(w)], {**env, "HMA_INDEX": str(idx_path)}, cwd)
+                console.print(f"{name}, {w} worker(s): ready in {ready:.1f} s")
+                requests: dict[tuple[str, str], bytes] = {}
+                for kind in kinds:
+                    for case in cases:
+                        if kind == "upload":
+                            requests[(kind, case)] = multipart_request(url, key, jpegs[case])
+                        else:
+                            sig = pdq[case]
+                            payload = {"signals": [{"type": "pdq", "value": sig.value, "quality": sig.quality}]}
+                            requests[(kind, case)] = json_request(url, key, payload)
+                try:
+                    for kind, case, c, n, rps, lat, cpu, verdicts in drive(name, url, proc.pid, requests, counts, conc):
+                        p50, p99, mean = percentile(lat, 50), percentile(lat, 99), statistics.fmean(lat)
+                        rows.append(Row(kind, case, w, c, name, n, rps, p50, p99, mean, cpu, verdicts))
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+    print_table(rows, args.entries)
+    console.print(f"load average after: {os.getloadavg()}")
+
+
+def print_table(rows: list[Row], entries: int) -> None:
+    table = Table(title=f"/v1/scan, {entries:,} PDQ entries, {os.cpu_count()} CPUs")
+    cols = ("request", "case", "workers", "conc.", "service", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "verdicts")
+    for col in (*cols, "speed-up"):
+        table.add_column(col, justify="left" if col in ("request", "case", "service", "verdicts") else "right")
+    by_key = {(r.kind, r.case, r.workers, r.concurrency, r.service): r for r in rows}
+    for r in rows:
+        if r.service != SAFEGUARD:
+            continue
+        ref = by_key.get((r.kind, r.case, r.workers, r.concurrency, HMA))
+        for name, x in ((SAFEGUARD, r), (HMA, ref)):
+            if x is None:
+                continue
             table.add_row(
-                r[0],
-                str(r[1]),
+                "upload 1080p JPEG" if x.kind == "upload" else "hash-only PDQ",
+                x.case,
+                str(x.workers),
+                str(x.concurrency),
                 name,
-                f"{r[3]:,.1f}",
-                f"{r[4]:.1f}",
-                f"{r[5]:.1f}",
-                f"{r[6]:.1f}",
-                ",".join(sorted(r[7])),
-                ratio,
+                f"{x.rps:,.1f}",
+                f"{x.p50:.1f}",
+                f"{x.p99:.1f}",
+                f"{x.cpu_ms:.2f}",
+                ",".join(f"{k}" for k in sorted(x.verdicts)),
+                f"{r.rps / ref.rps:.2f}x" if name == SAFEGUARD and ref is not None else "",
             )
     console.print(table)
-    console.print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -141,3 +141,13 @@ def test_hash_only_validation(engine: Engine) -> None:
         engine.scan(Content(kind=ContentKind.HASHES))
     with engine.db.read() as s:  # bad input changed nothing
         assert s.execute(select(func.count()).select_from(DecisionRow)).scalar_one() == 0
+
+
+def test_which_scans_may_run_on_the_event_loop(engine: Engine) -> None:
+    """Only a few hashes for quick detectors (index lookups) are matched inline by Engine.scan_async."""
+    md5 = Signal("md5", "0" * 32)
+    assert engine.inline_ok(Content(kind=ContentKind.HASHES, signals=(md5,)))
+    assert not engine.inline_ok(Content(kind=ContentKind.HASHES, signals=(md5,) * 9))  # too many
+    assert not engine.inline_ok(Content(kind=ContentKind.IMAGE, data=b"bytes"))  # decoding: a thread
+    vpdq = Signal("vpdq", "0" * 64, 100, 0.0)  # frames go to video_match, which is not marked quick
+    assert not engine.inline_ok(Content(kind=ContentKind.HASHES, signals=(vpdq,)))

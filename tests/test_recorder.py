@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -13,7 +14,7 @@ from safeguard.content import Content, ContentKind, Signal
 from safeguard.engine import Engine
 from safeguard.store import Database
 from safeguard.store.models import DecisionRow, Event
-from safeguard.store.recorder import Recorder
+from safeguard.store.recorder import Bulk, Recorder
 
 
 def test_concurrent_scans_are_all_recorded(engine: Engine) -> None:
@@ -64,7 +65,6 @@ def test_a_failing_write_does_not_undo_its_batch(db_url: str) -> None:
 def test_a_failure_that_created_the_chain_head_does_not_poison_the_batch(db_url: str) -> None:
     """Regression: the first event of a fresh database creates the chain head inside a savepoint; when
     that caller fails, the savepoint's rollback takes the head with it and the others must not reuse it."""
-    from concurrent.futures import Future
 
     db = Database(db_url)
     db.migrate()
@@ -87,3 +87,163 @@ def test_a_failure_that_created_the_chain_head_does_not_poison_the_batch(db_url:
         assert s.execute(select(Event.type).order_by(Event.seq)).scalars().all() == ["test.ok", "test.ok"]
         assert events.verify(s).ok
     db.dispose()
+
+
+# -- plain-row writes (Bulk): allow decisions are recorded without an ORM object per row ----------
+
+
+def _allow(engine: Engine, content_id: str) -> Bulk:
+    c = Content(kind=ContentKind.HASHES, signals=(Signal("md5", "0" * 32),), content_id=content_id)
+    work = engine.prepare(c, actor="test")
+    assert isinstance(work, Bulk)  # nothing matched, no actions: the lean path
+    return work
+
+
+def test_lean_allow_record_matches_the_decision(engine: Engine) -> None:
+    c = Content(kind=ContentKind.HASHES, signals=(Signal("md5", "0" * 32),), content_id="c1", user_id="u1")
+    d = engine.scan(c, actor="tester")
+    assert d.verdict.value == "allow"
+    body = engine.get_decision(d.id)
+    assert body == dict(d.to_dict(), status="done")
+    with engine.db.read() as s:
+        row = s.get(DecisionRow, d.id)
+        assert row is not None and (row.verdict, row.content_id, row.user_id) == ("allow", "c1", "u1")
+        evs = s.execute(select(Event).where(Event.subject_id == d.id)).scalars().all()
+        assert [(e.type, e.actor, e.subject_kind) for e in evs] == [("decision.created", "tester", "decision")]
+        assert evs[0].payload["verdict"] == "allow" and evs[0].payload["content_id"] == "c1"
+        assert events.verify(s).ok
+
+
+def test_mixed_batch_of_functions_and_rows_one_transaction(engine: Engine) -> None:
+    """Functions run in savepoints, all plain rows go in one INSERT per table; the chain covers both."""
+    rec = engine.recorder
+
+    def orm_work(s: Session) -> str:
+        events.append(s, "test.orm", actor="t")
+        return "orm"
+
+    works: list[object] = [_allow(engine, "a"), orm_work, _allow(engine, "b"), _allow(engine, "c")]
+    futures: list[Future[object]] = [Future() for _ in works]
+    rec._commit(list(zip(works, futures, strict=True)))  # type: ignore[arg-type]
+    results = [f.result() for f in futures]
+    assert results[1] == "orm" and [r.content_id for r in results if r != "orm"] == ["a", "b", "c"]  # type: ignore[union-attr]
+    with engine.db.read() as s:
+        assert s.execute(select(func.count()).select_from(DecisionRow)).scalar_one() == 3
+        types = s.execute(select(Event.type).order_by(Event.seq)).scalars().all()
+        assert sorted(types) == ["decision.created"] * 3 + ["test.orm"]
+        assert events.verify(s).ok
+
+
+@pytest.mark.parametrize("with_function", [False, True])
+def test_a_failing_row_fails_alone(engine: Engine, with_function: bool) -> None:
+    """A plain-row batch that fails (here: a duplicate decision id) is retried item by item, on the Core
+    path (rows only) and the session path (rows mixed with functions): only the bad item fails."""
+    good1, good2 = _allow(engine, "g1"), _allow(engine, "g2")
+    dup = _allow(engine, "dup")
+    engine.recorder.submit(dup)  # now its decision id exists
+    works: list[object] = [good1, dup, good2]
+    if with_function:
+        works.insert(1, lambda s: events.append(s, "test.fn", actor="t") and "fn")
+    futures: list[Future[object]] = [Future() for _ in works]
+    engine.recorder._commit(list(zip(works, futures, strict=True)))  # type: ignore[arg-type]
+    failed = [w is dup for w, f in zip(works, futures, strict=True) if f.exception() is not None]
+    assert failed == [True]
+    with engine.db.read() as s:
+        ids = set(s.execute(select(DecisionRow.content_id)).scalars())
+        assert ids == {"g1", "g2", "dup"}
+        n_created = s.execute(select(func.count()).where(Event.type == "decision.created")).scalar_one()
+        assert n_created == 3  # the duplicate's second event was rolled back with its row
+        assert events.verify(s).ok
+
+
+def test_append_many_core_and_orm_appends_share_one_chain(db_url: str) -> None:
+    db = Database(db_url)
+    db.migrate()
+    with db.write_connection() as conn:  # a fresh database: the Core path creates the head
+        assert events.append_many_core(conn, [events.EventDraft("t.core", "a", None, {"n": 1})]) == 1
+    with db.write() as s:
+        events.append(s, "t.orm", actor="a", payload={"n": 2})
+        events.append_many(s, [events.EventDraft("t.many", "a", ("x", "1"), {"n": i}) for i in range(3)])
+        events.append(s, "t.orm", actor="a", payload={"n": 6})
+    with db.write_connection() as conn:
+        assert events.append_many_core(conn, [events.EventDraft("t.core", "a", None, {"n": 7})]) == 7
+    with db.read() as s:
+        assert [e.payload["n"] for e in events.iter_events(s)] == [1, 2, 0, 1, 2, 6, 7]
+        assert events.verify(s) == events.VerifyResult(True, 7)
+        # tampering is still caught in rows written in bulk
+        s.execute(Event.__table__.update().where(Event.seq == 4).values(payload={"n": 99}))
+        assert events.verify(s).first_bad_seq == 4
+    db.dispose()
+
+
+def test_scan_async_records_before_returning(engine: Engine) -> None:
+    import asyncio
+
+    inline = Content(kind=ContentKind.HASHES, signals=(Signal("md5", "0" * 32),))
+    threaded = Content(kind=ContentKind.HASHES, signals=(Signal("md5", "0" * 32),) * 9)
+    assert engine.inline_ok(inline) and not engine.inline_ok(threaded)
+
+    async def many() -> list[str]:
+        scans = [engine.scan_async(inline if i % 2 else threaded) for i in range(50)]
+        return [d.id for d in await asyncio.gather(*scans)]
+
+    ids = asyncio.run(many())
+    with engine.db.read() as s:
+        assert set(s.execute(select(DecisionRow.id)).scalars()) == set(ids)
+        assert events.verify(s).ok
+
+
+def _record_allows(url: str, n: int) -> None:
+    """Runs in a separate process: an API worker recording decisions into the shared database."""
+    from safeguard.config import Settings as _Settings
+
+    e = Engine(_Settings(database_url=url, run_worker=False), migrate=False)
+    c = Content(kind=ContentKind.HASHES, signals=(Signal("md5", "0" * 32),))
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: e.scan(c), range(n)))
+    e.close()
+
+
+def test_worker_processes_share_one_database_and_chain(db_url: str) -> None:
+    """Several processes (as with `safeguard serve --workers 3`) record into one database: with SQLite
+    they queue on the writer lock, with PostgreSQL on the chain head row; nothing is lost or forked."""
+    import multiprocessing
+
+    db = Database(db_url)
+    db.migrate()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_record_allows, args=(db_url, 40)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    with db.read() as s:
+        assert s.execute(select(func.count()).select_from(DecisionRow)).scalar_one() == 120
+        assert events.verify(s) == events.VerifyResult(True, 120)
+    db.dispose()
+
+
+def test_sqlite_writers_wait_on_the_file_lock(tmp_path: Path) -> None:
+    """A second writer (another Database, as another process would have) blocks until the first commits."""
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    a, b = Database(url), Database(url)
+    a.migrate()
+    entered = threading.Event()
+
+    def second() -> None:
+        with b.write():
+            entered.set()
+
+    with a.write() as s:
+        events.append(s, "t.first", actor="a")
+        t = threading.Thread(target=second)
+        t.start()
+        assert not entered.wait(0.3)  # still waiting for the lock
+    assert entered.wait(30)
+    t.join()
+    assert Path(str(tmp_path / "x.db") + ".writelock").exists()
+    a.dispose()
+    b.dispose()

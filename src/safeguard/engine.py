@@ -11,12 +11,14 @@ transaction: a process killed mid-scan leaves all of it or none of it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from safeguard import events, registry
@@ -31,9 +33,12 @@ from safeguard.policy import Policy, evaluate, load_policy
 from safeguard.signals import compute_signals, get_signal_type
 from safeguard.store import Database
 from safeguard.store.models import DecisionRow
-from safeguard.store.recorder import Recorder
+from safeguard.store.recorder import Bulk, Recorder, Work
 
 log = logging.getLogger(__name__)
+# Hash-only scans with at most this many signals may be matched on the API's event loop (each index
+# lookup takes well under a millisecond); see Engine.scan_async.
+INLINE_SIGNALS = 8
 
 
 @dataclass
@@ -106,6 +111,37 @@ class Engine:
     def scan(
         self, content: Content, *, actor: str = "system", media: Media | None = None, decision_id: str | None = None
     ) -> Decision:
+        work = self.prepare(content, actor=actor, media=media, decision_id=decision_id)
+        t = time.perf_counter()
+        decision: Decision = self.recorder.submit(work)
+        self.last_timings.record_ms = (time.perf_counter() - t) * 1000
+        return decision
+
+    async def scan_async(self, content: Content, *, actor: str = "system") -> Decision:
+        """:meth:`scan` for the event loop. A few hashes for quick detectors only (the usual hash-only
+        request) are matched inline; anything else (bytes, many signals, a slow or remote detector) in
+        a thread. Either way the loop serves other requests while the decision commits. A due index
+        refresh (which may apply a large bank change) runs in a thread first."""
+        if self.indexes.refresh_due():
+            await asyncio.to_thread(self.indexes.maybe_refresh)
+        if self.inline_ok(content):
+            work = self.prepare(content, actor=actor)
+        else:
+            work = await asyncio.to_thread(self.prepare, content, actor=actor)
+        decision: Decision = await self.recorder.submit_async(work)
+        return decision
+
+    def inline_ok(self, content: Content) -> bool:
+        if content.data is not None or len(content.signals) > INLINE_SIGNALS:
+            return False
+        ctx = ScanContext(content=content, signals=list(content.signals))
+        return all(det.quick or not det.applies(ctx) for det in self.detectors)
+
+    def prepare(
+        self, content: Content, *, actor: str = "system", media: Media | None = None, decision_id: str | None = None
+    ) -> Work:
+        """Signals, detectors and policy: everything but the write. Give the result to the recorder
+        (``recorder.submit`` or ``submit_async``), which returns the recorded :class:`Decision`."""
         t0 = time.perf_counter()
         signals = self.validate_signals(content.signals)
         if content.data is not None:
@@ -120,10 +156,8 @@ class Engine:
             if det.applies(ctx):
                 findings.extend(det.detect(ctx))
         t2 = time.perf_counter()
-        decision = self.decide(content, findings, signals=signals, actor=actor, decision_id=decision_id)
-        t3 = time.perf_counter()
-        self.last_timings = ScanTimings((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
-        return decision
+        self.last_timings = ScanTimings((t1 - t0) * 1000, (t2 - t1) * 1000)
+        return self.decision_work(content, findings, signals=signals, actor=actor, decision_id=decision_id)
 
     def decide(
         self,
@@ -135,9 +169,9 @@ class Engine:
         decision_id: str | None = None,
     ) -> Decision:
         """Apply the policy to findings, run the actions and record everything in one transaction."""
-        decision = self._new_decision(content, findings, signals, decision_id)
-        pending = decision_id is not None
-        return self.recorder.submit(lambda s: self._record(s, content, decision, findings, actor, pending))
+        work = self.decision_work(content, findings, signals=signals, actor=actor, decision_id=decision_id)
+        decision: Decision = self.recorder.submit(work)
+        return decision
 
     def decide_in(
         self,
@@ -153,6 +187,27 @@ class Engine:
         which one is durable without the other. ``decision_id`` must be new (no pending row to complete)."""
         decision = self._new_decision(content, findings, None, decision_id)
         return self._record(session, content, decision, findings, actor)
+
+    def decision_work(
+        self,
+        content: Content,
+        findings: list[Finding],
+        *,
+        signals: list[Signal] | None = None,
+        actor: str = "system",
+        decision_id: str | None = None,
+    ) -> Work:
+        """Apply the policy; return the write that records the decision (and runs its actions)."""
+        decision = self._new_decision(content, findings, signals, decision_id)
+        pending = decision_id is not None
+        if not decision.actions and not pending:
+            # nothing to run (most scans: allow): the row and its event as data, written in bulk
+            return Bulk(
+                rows=[(DECISIONS, _decision_row(content, decision))],
+                events=[_decision_event(content, decision, findings, actor)],
+                result=decision,
+            )
+        return lambda s: self._record(s, content, decision, findings, actor, pending)
 
     def _new_decision(
         self, content: Content, findings: list[Finding], signals: list[Signal] | None, decision_id: str | None
@@ -183,21 +238,7 @@ class Engine:
     ) -> Decision:
         """Write the decision, run its actions and append their events, inside the caller's transaction."""
         subject = ("decision", decision.id)
-        events.append(
-            s,
-            "decision.created",
-            actor=actor,
-            subject=subject,
-            payload={
-                "verdict": decision.verdict.value,
-                "reasons": list(decision.reasons),
-                "content_kind": content.kind.value,
-                "content_id": content.content_id,
-                "user_id": content.user_id,
-                "findings": [f.to_dict() for f in findings],
-                "policy_version": decision.policy_version,
-            },
-        )
+        drafts = [_decision_event(content, decision, findings, actor)]
         ctx = ActionContext(session=s, settings=self.settings, content=content, decision=decision, actor=actor)
         for action in decision.actions:
             handler = self.action_handlers[action.name]
@@ -206,31 +247,17 @@ class Engine:
             if action.name == "case" and "case_id" in result:
                 decision = replace(decision, case_id=int(result["case_id"]))
                 ctx.decision = decision
-            events.append(
-                s,
-                f"action.{action.name}",
-                actor=actor,
-                subject=subject,
-                payload={"params": action.params, "result": result},
+            drafts.append(
+                events.EventDraft(f"action.{action.name}", actor, subject, {"params": action.params, "result": result})
             )
-        row = DecisionRow(
-            id=decision.id,
-            status="done",
-            created_at=decision.created_at,
-            verdict=decision.verdict.value,
-            content_kind=content.kind.value,
-            content_id=content.content_id,
-            user_id=content.user_id,
-            policy_version=decision.policy_version,
-            case_id=decision.case_id,
-            body=decision.to_dict(),
-        )
+        events.append_many(s, drafts)  # one INSERT for the decision's and its actions' events
+        row = _decision_row(content, decision)
         # an asynchronous scan (workers/video_jobs.py) completes the pending row it wrote earlier
         if complete_pending:
-            s.merge(row)
+            s.merge(DecisionRow(**row))
+            s.flush()
         else:
-            s.add(row)
-        s.flush()
+            s.connection().execute(DECISIONS.insert(), [row])
         return decision
 
     def get_decision(self, decision_id: str) -> dict[str, Any]:
@@ -245,3 +272,39 @@ class Engine:
     def close(self) -> None:
         self.recorder.close()
         self.db.dispose()
+
+
+DECISIONS = cast(Table, DecisionRow.__table__)
+
+
+def _decision_row(content: Content, decision: Decision) -> dict[str, Any]:
+    """The ``decisions`` row of a finished decision (both recording paths write exactly this)."""
+    return {
+        "id": decision.id,
+        "status": "done",
+        "created_at": decision.created_at,
+        "verdict": decision.verdict.value,
+        "content_kind": content.kind.value,
+        "content_id": content.content_id,
+        "user_id": content.user_id,
+        "policy_version": decision.policy_version,
+        "case_id": decision.case_id,
+        "body": decision.to_dict(),
+    }
+
+
+def _decision_event(content: Content, decision: Decision, findings: list[Finding], actor: str) -> events.EventDraft:
+    return events.EventDraft(
+        "decision.created",
+        actor,
+        ("decision", decision.id),
+        {
+            "verdict": decision.verdict.value,
+            "reasons": list(decision.reasons),
+            "content_kind": content.kind.value,
+            "content_id": content.content_id,
+            "user_id": content.user_id,
+            "findings": [f.to_dict() for f in findings],
+            "policy_version": decision.policy_version,
+        },
+    )

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, select
 from sqlalchemy.orm import Session
 
 from safeguard.store.models import Event, EventChainHead, utcnow
 
 GENESIS = "0" * 64
+EVENTS = cast(Table, Event.__table__)
+HEAD = cast(Table, EventChainHead.__table__)
 
 
 def canonical(obj: Any) -> str:
@@ -52,6 +54,21 @@ def event_hash(
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
+def _locked_head(session: Session) -> EventChainHead:
+    """The chain head, locked for this transaction (once; then reused from ``session.info``)."""
+    head = session.info.get("event_chain_head")
+    if head is None or head not in session:  # not yet locked, or created in a savepoint since rolled back
+        head = session.execute(
+            select(EventChainHead).where(EventChainHead.id == 1).with_for_update()
+        ).scalar_one_or_none()
+        if head is None:
+            head = EventChainHead(id=1, seq=0, hash=GENESIS)
+            session.add(head)
+            session.flush()
+        session.info["event_chain_head"] = head
+    return head
+
+
 def append(
     session: Session,
     type_: str,
@@ -62,16 +79,7 @@ def append(
 ) -> Event:
     """Append one event inside the caller's write transaction."""
     payload = json.loads(canonical(payload or {}))  # what the database will give back
-    head = session.info.get("event_chain_head")  # locked once per transaction, then reused
-    if head is None or head not in session:  # not yet locked, or created in a savepoint since rolled back
-        head = session.execute(
-            select(EventChainHead).where(EventChainHead.id == 1).with_for_update()
-        ).scalar_one_or_none()
-        if head is None:
-            head = EventChainHead(id=1, seq=0, hash=GENESIS)
-            session.add(head)
-            session.flush()
-        session.info["event_chain_head"] = head
+    head = _locked_head(session)
     seq = head.seq + 1
     created_at = utcnow()
     sk, sid = subject if subject else (None, None)
@@ -91,6 +99,75 @@ def append(
     head.seq = seq
     head.hash = h
     return ev
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event to append later, in bulk (see :func:`append_many`)."""
+
+    type: str
+    actor: str
+    subject: tuple[str, str] | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def _rows(seq: int, prev: str, drafts: Sequence[EventDraft]) -> tuple[list[dict[str, Any]], int, str]:
+    """Chain ``drafts`` after (``seq``, ``prev``): the rows to insert and the new head."""
+    created_at = utcnow()
+    rows: list[dict[str, Any]] = []
+    for d in drafts:
+        payload = json.loads(canonical(d.payload))
+        seq += 1
+        sk, sid = d.subject if d.subject else (None, None)
+        h = event_hash(prev, seq, created_at, d.type, d.actor, sk, sid, payload)
+        rows.append(
+            {
+                "seq": seq,
+                "created_at": created_at,
+                "type": d.type,
+                "actor": d.actor,
+                "subject_kind": sk,
+                "subject_id": sid,
+                "payload": payload,
+                "prev_hash": prev,
+                "hash": h,
+            }
+        )
+        prev = h
+    return rows, seq, prev
+
+
+def append_many(session: Session, drafts: Sequence[EventDraft]) -> int:
+    """Append events with one multi-row INSERT inside the caller's write transaction; returns the last seq.
+
+    The same chain as :func:`append` (and freely mixed with it in one transaction), without an ORM
+    object per event.
+    """
+    head = _locked_head(session)
+    if not drafts:
+        return int(head.seq)
+    rows, seq, last = _rows(head.seq, head.hash, drafts)
+    session.connection().execute(EVENTS.insert(), rows)
+    head.seq = seq
+    head.hash = last
+    return seq
+
+
+def append_many_core(conn: Connection, drafts: Sequence[EventDraft]) -> int:
+    """:func:`append_many` on a plain Core connection inside a write transaction, for callers that use
+    no ORM session at all (the recorder's batches of plain rows); locks the head row the same way."""
+    got = conn.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()).first()
+    if got is None:
+        conn.execute(HEAD.insert().values(id=1, seq=0, hash=GENESIS))
+        seq, prev = 0, GENESIS
+    else:
+        seq, prev = int(got[0]), str(got[1])
+    if not drafts:
+        return seq
+    rows, seq, last = _rows(seq, prev, drafts)
+    conn.execute(EVENTS.insert(), rows)
+    conn.execute(HEAD.update().where(HEAD.c.id == 1).values(seq=seq, hash=last))
+    return seq
 
 
 @dataclass

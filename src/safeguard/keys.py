@@ -90,6 +90,21 @@ class KeyService:
         with self._lock:
             self._cache.pop(prefix, None)
 
+    def cached(self, key: str | None) -> Principal | None:
+        """The principal for ``key`` if this process checked it against the database within
+        ``CACHE_SECONDS``, without touching the database; ``None`` when :meth:`authenticate` must decide.
+        Request handlers on the event loop call this first and :meth:`authenticate` in a thread."""
+        if not key or not key.startswith("sg_"):
+            return None
+        prefix = key[3:].split("_", 1)[0]
+        hit = self._cache.get(prefix)  # a dict read is atomic; entries are replaced, never mutated
+        if hit is None or time.monotonic() - hit[0] > self.CACHE_SECONDS:
+            return None
+        _, principal, digest = hit
+        if principal is None or not hmac.compare_digest(digest, _hash(key)):
+            return None
+        return principal
+
     def authenticate(self, key: str | None) -> Principal:
         if not key:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")

@@ -66,6 +66,34 @@ def test_scan_hash_only(app_client: TestClient, keys: dict[str, str]) -> None:
     assert r.json()["verdict"] == "allow"
 
 
+def test_hash_only_scans_are_each_recorded_with_their_events(
+    app_client: TestClient, keys: dict[str, str], engine: Engine
+) -> None:
+    """Hash-only scans run on the event loop and share group commits (allow decisions as plain rows):
+    every answered decision is in the database, with its events, and the chain verifies."""
+    from safeguard import events
+    from safeguard.store.models import CaseItem, Event
+
+    added = make_bank_with(app_client, keys, image_bytes(4, "PNG"))
+    pdq = next(s for s in added["added"] if s["type"] == "pdq")["value"]
+    answered = {}
+    for i in range(20):
+        value = pdq if i % 2 else "f" * 64
+        r = app_client.post(
+            "/v1/scan", headers=auth(keys["platform"]), json={"signals": [{"type": "pdq", "value": value}]}
+        )
+        assert r.status_code == 200
+        answered[r.json()["id"]] = r.json()["verdict"]
+    assert sorted(answered.values()) == ["allow"] * 10 + ["block"] * 10
+    with engine.db.read() as s:
+        rows = dict(s.execute(select(DecisionRow.id, DecisionRow.verdict)).all())
+        assert rows == answered
+        assert s.execute(select(func.count()).select_from(CaseItem)).scalar_one() == 10
+        created = s.execute(select(Event.subject_id).where(Event.type == "decision.created")).scalars().all()
+        assert set(created) == set(answered)
+        assert events.verify(s).ok
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status", "code"),
     [

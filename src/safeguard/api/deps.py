@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from safeguard.banks import BankService
 from safeguard.engine import Engine
@@ -20,22 +21,30 @@ class Services:
     banks: BankService
 
 
-def services(request: Request) -> Services:
+# The dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a worker
+# thread, and three thread hops per request cost more than a hash-only scan itself.
+
+
+async def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
 
-def principal(request: Request, svc: Services = Depends(services)) -> Principal:
+async def principal(request: Request, svc: Services = Depends(services)) -> Principal:
     auth = request.headers.get("authorization", "")
     key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
-    return svc.keys.authenticate(key)
+    # a key checked within the last few seconds needs no database read; otherwise read it in a thread
+    p = svc.keys.cached(key)
+    if p is None:
+        p = await run_in_threadpool(svc.keys.authenticate, key)
+    return p
 
 
-def require(*roles: str, admin: bool = True) -> Callable[..., Principal]:
+def require(*roles: str, admin: bool = True) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only the given roles (and ``admin``, unless ``admin=False``)."""
     allowed = set(roles) | ({"admin"} if admin else set())
 
-    def dep(p: Principal = Depends(principal)) -> Principal:
+    async def dep(p: Principal = Depends(principal)) -> Principal:
         if p.role not in allowed:
             raise Forbidden(f"role {p.role!r} may not do this; needs one of {sorted(allowed)}", code="wrong_role")
         return p

@@ -85,12 +85,17 @@ async def scan(
         return JSONResponse(
             {"id": decision_id, "status": "pending", "href": f"/v1/decisions/{decision_id}"}, status_code=202
         )
-    decision = await run_in_threadpool(svc.engine.scan, content, actor=who.actor)
+    engine = svc.engine
+    if content.data is None:  # hash-only: a few hashes are matched on the loop, no thread hop
+        decision = await engine.scan_async(content, actor=who.actor)
+    else:  # decoding and hashing run in a thread; the wait for the commit does not hold one
+        work = await run_in_threadpool(engine.prepare, content, actor=who.actor)
+        decision = await engine.recorder.submit_async(work)
     elapsed = time.perf_counter() - t0
     metrics.observe_scan(decision.verdict.value, content.kind.value, elapsed)
     body = decision.to_dict()
     body["timing_ms"] = round(elapsed * 1000, 3)
-    return body
+    return JSONResponse(body)  # plain JSON types already: skip FastAPI's jsonable_encoder walk
 
 
 def _defer(request: Request, content: Content) -> bool:

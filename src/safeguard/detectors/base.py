@@ -28,6 +28,9 @@ class ScanContext:
 
 class Detector(ABC):
     name: ClassVar[str]
+    #: True when ``detect`` on a few hashes is quick and local (an index lookup, a short database read),
+    #: so the API may run it on its event loop; anything slower or remote keeps the default, a thread.
+    quick: ClassVar[bool] = False
 
     def __init__(self, resources: Resources) -> None:
         self.resources = resources

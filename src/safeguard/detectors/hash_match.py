@@ -13,8 +13,9 @@ uploaded image's PDQ hash.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from safeguard.content import Finding, Signal
 from safeguard.detectors.base import Detector, ScanContext
@@ -34,6 +35,39 @@ DIHEDRAL_NAMES = (
 )
 
 
+# Candidates still enabled, with what scoring needs: one statement, built once, with an expanding IN.
+_CANDIDATES = (
+    select(
+        BankEntry.id,
+        BankEntry.signal_type,
+        BankEntry.category,
+        BankEntry.opinion,
+        Bank.name,
+        Bank.kind,
+        Bank.dihedral,
+        Bank.thresholds,
+        Bank.review_thresholds,
+    )
+    .join(Bank, Bank.id == BankEntry.bank_id)
+    .where(BankEntry.id.in_(bindparam("ids", expanding=True)), BankEntry.enabled.is_(True), Bank.enabled.is_(True))
+)
+
+
+class _Entry(NamedTuple):
+    id: int
+    signal_type: str
+    category: str | None
+    opinion: str
+
+
+class _Bank(NamedTuple):
+    name: str
+    kind: str
+    dihedral: bool
+    thresholds: dict[str, int]
+    review_thresholds: dict[str, int]
+
+
 @dataclass(frozen=True)
 class _Query:
     signal: Signal
@@ -43,6 +77,7 @@ class _Query:
 
 class HashMatchDetector(Detector):
     name = "hash_match"
+    quick = True
 
     def applies(self, ctx: ScanContext) -> bool:
         return any(s.type != "vpdq" for s in ctx.signals)
@@ -83,14 +118,10 @@ class HashMatchDetector(Detector):
                 candidates.setdefault(entry_id, []).append((q, dist))
         if not candidates:
             return []
-        with res.db.read() as s:
-            rows = s.execute(
-                select(BankEntry, Bank)
-                .join(Bank, Bank.id == BankEntry.bank_id)
-                .where(BankEntry.id.in_(list(candidates)), BankEntry.enabled.is_(True), Bank.enabled.is_(True))
-            ).all()
+        with res.db.engine.connect() as conn:  # plain rows: no ORM objects on the request path
+            rows = conn.execute(_CANDIDATES, {"ids": list(candidates)}).all()
         findings: list[Finding] = []
-        for entry, bank in rows:
+        for entry, bank in ((_Entry(*r[:4]), _Bank(*r[4:])) for r in rows):
             st = get_signal_type(entry.signal_type)
             match_th = bank.thresholds.get(st.name, st.default_threshold)
             review_th = bank.review_thresholds.get(st.name, match_th)

@@ -123,8 +123,11 @@ class IndexSet:
                 idx.save(path, change_id=self.change_id)
 
     # -- following changes ---------------------------------------------------------------------
+    def refresh_due(self) -> bool:
+        return time.monotonic() - self._last_check >= self.refresh_seconds
+
     def maybe_refresh(self) -> None:
-        if time.monotonic() - self._last_check >= self.refresh_seconds:
+        if self.refresh_due():
             self.refresh()
 
     def refresh(self, force: bool = False) -> int:

@@ -5,20 +5,32 @@ with ``BEGIN IMMEDIATE`` so that two processes never both read-then-write on a s
 PostgreSQL uses the ordinary driver transactions; appends to the event chain lock its head row.
 WAL checkpoints run in a background thread per process (``store/checkpoint.py``), not inside the
 commit that happens to fill the log.
+
+SQLite's own wait for its write lock is a sleep-and-retry loop (sleeps of up to 100 ms), so API
+worker processes that all record decisions waited far longer than the transactions they queued
+behind. Writers to a SQLite file therefore first take an exclusive ``flock`` on ``<db>.writelock``:
+the kernel wakes the next writer the moment the lock is released.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, make_url
+from sqlalchemy import Connection, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from safeguard.store.checkpoint import SAFETY_NET_PAGES, Checkpointer
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: SQLite's own busy wait only
+    fcntl = None  # type: ignore[assignment]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -42,13 +54,20 @@ class Database:
         else:
             self._write_engine = self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._thread_lock = threading.RLock()
+        self._lock_depth = 0
+        self._lock_fd: int | None = None
+        self._lock_pid = 0
+        self._lock_path: str | None = None
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         #: WAL checkpoints in a background thread, started by the first write (file databases only)
         self.checkpointer: Checkpointer | None = None
         if self.is_sqlite:
-            path = make_url(url).database
-            if path and path != ":memory:" and "mode=memory" not in url:
-                self.checkpointer = Checkpointer(path)
+            db_file = make_url(url).database
+            if db_file and db_file != ":memory:" and "mode=memory" not in url:
+                self.checkpointer = Checkpointer(db_file)
+                if fcntl is not None:
+                    self._lock_path = db_file + ".writelock"
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -60,8 +79,38 @@ class Database:
         """A transaction that commits on success and rolls back on any exception."""
         if self.checkpointer is not None:
             self.checkpointer.ensure_running()
-        with self._write() as s, s.begin():
+        with self._writer_lock(), self._write() as s, s.begin():
             yield s
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """:meth:`write` without an ORM session: a Core connection in a write transaction."""
+        if self.checkpointer is not None:
+            self.checkpointer.ensure_running()
+        with self._writer_lock(), self._write_engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        """Serialise SQLite writers across threads and processes with a blocking lock (no-op elsewhere)."""
+        if self._lock_path is None:
+            yield
+            return
+        with self._thread_lock:
+            outermost = self._lock_depth == 0
+            fd = self._lock_fd
+            if outermost:
+                if fd is None or self._lock_pid != os.getpid():  # first use in this (possibly forked) process
+                    fd = self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                    self._lock_pid = os.getpid()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+                if outermost and fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent)."""
@@ -79,6 +128,9 @@ class Database:
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self.engine.dispose()
+        if self._lock_fd is not None and self._lock_pid == os.getpid():
+            os.close(self._lock_fd)
+        self._lock_fd = None
 
 
 def _configure_sqlite(engine: Engine) -> None:

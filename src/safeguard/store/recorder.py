@@ -2,23 +2,32 @@
 
 Scans record a decision, its actions' rows and their events. Committing each on its own costs a
 transaction per request; under concurrency the :class:`Recorder` lets one writer thread run every
-waiting request's write function inside a single transaction (each in its own SAVEPOINT, so one
-failure does not undo the others), commit once, and wake the waiters. A caller returns only after its
-work has committed, so nothing acknowledged is lost if the process dies; with one caller at a time
-it behaves like a plain transaction.
+waiting request's write inside a single transaction, commit once, and wake the waiters. A caller
+returns only after its work has committed, so nothing acknowledged is lost if the process dies; with
+one caller at a time it behaves like a plain transaction.
+
+A write is either a function of the session (run in its own SAVEPOINT, so one failure does not undo
+the others) or a :class:`Bulk`: plain rows and events with no logic, which the whole batch writes
+with one multi-row INSERT per table. Most scans are ``allow`` decisions with no actions (one decision
+row and one event), and the ORM's per-object cost was most of their recording time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from sqlalchemy import Connection, Table
 from sqlalchemy.orm import Session
 
+from safeguard import events
 from safeguard.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -26,20 +35,61 @@ T = TypeVar("T")
 MAX_BATCH = 256
 
 
+@dataclass
+class Bulk:
+    """Rows to insert and events to append, as data; ``result`` is what the submitter gets back."""
+
+    rows: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
+    events: list[events.EventDraft] = field(default_factory=list)
+    result: Any = None
+
+
+Work = Callable[[Session], Any] | Bulk
+_Item = tuple[Work, "Future[Any]"]
+
+
+def _grouped(bulks: list[Bulk]) -> tuple[dict[Table, list[dict[str, Any]]], list[events.EventDraft]]:
+    by_table: dict[Table, list[dict[str, Any]]] = {}
+    drafts: list[events.EventDraft] = []
+    for b in bulks:
+        for table, row in b.rows:
+            by_table.setdefault(table, []).append(row)
+        drafts.extend(b.events)
+    return by_table, drafts
+
+
+def write_bulk(s: Session, bulks: list[Bulk]) -> None:
+    """Write several :class:`Bulk` items in a session: one executemany per table, one for all their events."""
+    by_table, drafts = _grouped(bulks)
+    conn = s.connection()
+    for table, rows in by_table.items():
+        conn.execute(table.insert(), rows)
+    if drafts:
+        events.append_many(s, drafts)  # the session's chain head: other writes in this session append too
+
+
+def write_bulk_core(conn: Connection, bulks: list[Bulk]) -> None:
+    """:func:`write_bulk` on a Core connection (no session, so the chain head is read and written in SQL)."""
+    by_table, drafts = _grouped(bulks)
+    for table, rows in by_table.items():
+        conn.execute(table.insert(), rows)
+    if drafts:
+        events.append_many_core(conn, drafts)
+
+
 class Recorder:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._queue: queue.SimpleQueue[tuple[Callable[[Session], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._pid = 0
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Item]] = {}  # submit_async, per loop turn
         self.batches = 0
         self.items = 0
 
     def _ensure_thread(self) -> None:
-        import os
-
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
             return
         with self._lock:
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
@@ -47,15 +97,37 @@ class Recorder:
                 self._thread = threading.Thread(target=self._run, name="safeguard-recorder", daemon=True)
                 self._thread.start()
 
-    def submit(self, work: Callable[[Session], T]) -> T:
-        """Run ``work(session)`` in a write transaction shared with other waiting callers; return its result."""
+    def submit(self, work: Work) -> Any:
+        """Run ``work`` (a function of the session, or a :class:`Bulk`) in a write transaction shared with
+        other waiting callers; return its result (a Bulk's ``result``) once that transaction has committed."""
         if threading.current_thread() is self._thread:  # re-entrant use from inside a batch
             with self.db.write() as s:
-                return work(s)
-        fut: Future[T] = Future()
+                return _run_one(s, work)
+        fut: Future[Any] = Future()
         self._ensure_thread()
         self._queue.put((work, fut))
         return fut.result()
+
+    async def submit_async(self, work: Work) -> Any:
+        """:meth:`submit` for the event loop: the loop serves other requests while the batch commits.
+
+        Writes submitted during one turn of the loop reach the writer thread together, after the turn:
+        requests that arrived together are matched one after another on the loop, and handing each
+        to the writer at once let it commit the first alone while the rest were still being matched.
+        """
+        fut: Future[Any] = Future()
+        loop = asyncio.get_running_loop()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        pending.append((work, fut))
+        return await asyncio.wrap_future(fut)
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._ensure_thread()
+        for item in self._pending.pop(loop, ()):
+            self._queue.put(item)
 
     def close(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -85,25 +157,22 @@ class Recorder:
                     if not fut.done():
                         fut.set_exception(exc)
 
-    def _commit(self, batch: list[tuple[Callable[[Session], Any], Future[Any]]]) -> None:
+    def _commit(self, batch: list[_Item]) -> None:
+        if all(isinstance(w, Bulk) for w, _ in batch) and self._commit_bulk_core(batch):
+            return
         results: list[tuple[Future[Any], bool, Any]] = []
         try:
             with self.db.write() as s:
                 if len(batch) == 1:
                     work, fut = batch[0]
-                    results.append((fut, True, work(s)))
+                    results.append((fut, True, _run_one(s, work)))
                 else:
+                    bulks = [(w, f) for w, f in batch if isinstance(w, Bulk)]
                     for work, fut in batch:
-                        try:
-                            with s.begin_nested():
-                                value = work(s)
-                        except Exception as exc:  # this caller's failure (its work or its savepoint); others go on
-                            # Locks and rows taken inside the savepoint are gone with it (PostgreSQL releases
-                            # row locks on ROLLBACK TO SAVEPOINT): forget what the session cached about them.
-                            s.info.clear()
-                            results.append((fut, False, exc))
-                        else:
-                            results.append((fut, True, value))
+                        if not isinstance(work, Bulk):
+                            results.append(_in_savepoint(s, work, fut))
+                    if bulks:
+                        results.extend(_bulks_in_savepoint(s, bulks))
         except Exception as exc:  # the commit itself failed: nobody's work is durable
             for _, fut in batch:
                 if not fut.done():
@@ -116,3 +185,49 @@ class Recorder:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+
+    def _commit_bulk_core(self, batch: list[_Item]) -> bool:
+        """A batch of plain rows only: write it on a Core connection, no ORM session (the common case:
+        a burst of allow decisions). False if it failed; the caller then retries it item by item."""
+        bulks = [w for w, _ in batch if isinstance(w, Bulk)]
+        try:
+            with self.db.write_connection() as conn:
+                write_bulk_core(conn, bulks)
+        except Exception:
+            log.warning("bulk batch of %d failed; retrying its items one by one", len(batch), exc_info=True)
+            return False
+        self.batches += 1
+        self.items += len(batch)
+        for b, (_, fut) in zip(bulks, batch, strict=True):
+            fut.set_result(b.result)
+        return True
+
+
+def _run_one(s: Session, work: Work) -> Any:
+    if isinstance(work, Bulk):
+        write_bulk(s, [work])
+        return work.result
+    return work(s)
+
+
+def _in_savepoint(s: Session, work: Work, fut: Future[Any]) -> tuple[Future[Any], bool, Any]:
+    try:
+        with s.begin_nested():
+            value = _run_one(s, work)
+    except Exception as exc:  # this caller's failure (its work or its savepoint); others go on
+        # Locks and rows taken inside the savepoint are gone with it (PostgreSQL releases row locks on
+        # ROLLBACK TO SAVEPOINT): forget what the session cached about them.
+        s.info.clear()
+        return (fut, False, exc)
+    return (fut, True, value)
+
+
+def _bulks_in_savepoint(s: Session, bulks: list[tuple[Bulk, Future[Any]]]) -> list[tuple[Future[Any], bool, Any]]:
+    """All bulk items in one savepoint; if that fails, each in its own, so only the bad one fails."""
+    try:
+        with s.begin_nested():
+            write_bulk(s, [b for b, _ in bulks])
+    except Exception:
+        s.info.clear()
+        return [_in_savepoint(s, b, fut) for b, fut in bulks]
+    return [(fut, True, b.result) for b, fut in bulks]
