@@ -26,7 +26,7 @@ from PIL import Image
 
 from safeguard.errors import MediaError, SafeguardError, UnsupportedMedia
 from safeguard.media import Media
-from safeguard.media.decode import sniff_media_type
+from safeguard.media.decode import check_pixels, sniff_media_type
 
 
 @dataclass(frozen=True)
@@ -89,17 +89,11 @@ class NvJpegDecoder:
     def check_header(data: bytes, max_pixels: int) -> None:
         """Raise MediaError when the JPEG's declared size is over ``max_pixels`` (no pixels decoded)."""
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                w, h = im.size
+            im = Image.open(io.BytesIO(data))
         except Exception as exc:
             raise MediaError(f"image could not be decoded: {exc}", code="corrupt_media") from exc
-        if w * h > max_pixels:
-            raise MediaError(
-                f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}",
-                code="too_many_pixels",
-                status=413,
-                details={"width": w, "height": h, "max_pixels": max_pixels},
-            )
+        with im:
+            check_pixels(im, max_pixels)
 
     def decode(self, datas: list[bytes], max_pixels: int) -> list[torch.Tensor | SafeguardError | None]:
         """Each JPEG -> (3, H, W) uint8 on the device, a SafeguardError (over the pixel limit), or None:

@@ -89,7 +89,8 @@ def _decoding() -> Iterator[None]:
         raise MediaError(f"image could not be decoded: {exc}", code="corrupt_media") from exc
 
 
-def _check_pixels(im: Image.Image, max_pixels: int) -> None:
+def check_pixels(im: Image.Image, max_pixels: int) -> None:
+    """Raise ``too_many_pixels`` (413) when an opened image's declared size is over the limit."""
     width, height = im.size
     if width * height > max_pixels:
         raise MediaError(
@@ -113,7 +114,7 @@ def decode_image(
         raise MediaError("empty file", code="empty_media")
     with _decoding():
         im = Image.open(io.BytesIO(data))
-        _check_pixels(im, max_pixels)  # from the header, before any pixel is decoded
+        check_pixels(im, max_pixels)  # from the header, before any pixel is decoded
         if draft is not None and im.format == "JPEG":
             im.draft(draft_mode, draft)
         im.load()
@@ -132,7 +133,7 @@ def decode_jpeg_luma(data: bytes, *, max_pixels: int, min_side: int) -> LumaPlan
     small to reduce, or a decoder that picked another scale."""
     with _decoding():
         im = Image.open(io.BytesIO(data))
-        _check_pixels(im, max_pixels)
+        check_pixels(im, max_pixels)
         width, height = im.size
         if im.format != "JPEG" or im.mode not in ("L", "RGB"):  # CMYK/YCCK: its "luma" is not PDQ's
             return None
