@@ -57,7 +57,7 @@ def decode_cpu(data: bytes, *, max_pixels: int, draft: int = 0) -> Pixels:
     if plane is not None:
         t = torch.from_numpy(np.array(plane.pixels, dtype=np.uint8, copy=True)).unsqueeze(0)
         return Pixels(t, plane.full_height, plane.full_width, plane.block)
-    t = torch.from_numpy(np.array(np.asarray(media.hash_image()), dtype=np.uint8, copy=True))
+    t = torch.from_numpy(np.array(np.asarray(media.image()), dtype=np.uint8, copy=True))
     return Pixels.of(t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous())
 
 

@@ -188,10 +188,6 @@ class Media:
             self._image = decode_image(self.data, max_pixels=self.max_pixels)
         return self._image
 
-    def hash_image(self) -> Image.Image:
-        """The full decode perceptual hashes fall back to when :meth:`pdq_plane` offers nothing cheaper."""
-        return self.image()
-
     def pdq_plane(self) -> LumaPlane | None:
         """The JPEG's luma plane, reduced by DCT scaling, for PDQ's linear form; None to hash the full decode.
 

@@ -51,7 +51,7 @@ def pdq_dihedral_hex(im: Image.Image) -> list[tuple[str, int]]:
 def media_dihedral_hex(media: Media) -> list[tuple[str, int]]:
     """The dihedral PDQ hashes of an uploaded image, decoded the way :class:`PDQSignal` decodes it."""
     plane = media.pdq_plane()
-    return pdq_plane_dihedral_hex(plane) if plane is not None else pdq_dihedral_hex(media.hash_image())
+    return pdq_plane_dihedral_hex(plane) if plane is not None else pdq_dihedral_hex(media.image())
 
 
 class PDQSignal(SignalType):
@@ -67,7 +67,7 @@ class PDQSignal(SignalType):
 
     def compute(self, media: Media) -> list[Signal]:
         plane = media.pdq_plane()
-        value, quality = pdq_plane_hex(plane) if plane is not None else pdq_hex(media.hash_image())
+        value, quality = pdq_plane_hex(plane) if plane is not None else pdq_hex(media.image())
         return [Signal(self.name, value, quality=quality)]
 
     def validate(self, value: str) -> str:
