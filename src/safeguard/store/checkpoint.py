@@ -44,12 +44,11 @@ class Checkpointer:
                 self._thread = threading.Thread(target=self._run, name="safeguard-wal-checkpoint", daemon=True)
                 self._thread.start()
 
-    def checkpoint(self, conn: sqlite3.Connection) -> int:
-        """One PASSIVE checkpoint; returns the frames copied into the database file."""
-        busy, log_frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    def checkpoint(self, conn: sqlite3.Connection) -> None:
+        """One PASSIVE checkpoint; counts the frames now in the database file."""
+        _busy, _log_frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self.runs += 1
         self.frames += max(0, int(done))
-        return int(done) if not busy and log_frames >= 0 else 0
 
     def _run(self) -> None:
         try:
