@@ -155,3 +155,29 @@ def test_duplicate_ids_in_one_add_keep_last() -> None:
     mih.add([1, 1], ["0" * 64, "f" * 64])
     assert mih.query("f" * 64, 0) == [(1, 0)]
     assert mih.query("0" * 64, 0) == []
+
+
+@pytest.mark.parametrize("tables", [11, 12, 16])
+def test_radii_keep_the_pigeonhole_bound(tables: int) -> None:
+    mih = MIHIndex(tables=tables)
+    for d in range(64):
+        radii = mih.radii(d)
+        assert len(radii) == tables
+        assert sum(r + 1 for r in radii) == d + 1  # the fewest probes that still cannot miss
+        assert max(radii) - min(radii) <= 1
+        assert radii == sorted(radii)  # the larger radius on the last (narrowest) tables
+    if tables == 11:  # d = 40: eight tables at radius 3 and three at 2, not eleven at 3
+        assert mih.radii(40) == [2] * 3 + [3] * 8
+
+
+def test_settle_folds_the_delta_into_the_tables() -> None:
+    rng = np.random.default_rng(3)
+    values = _bank(rng, 40_000, False)
+    mih = MIHIndex(merge_threshold=50_000)
+    mih.add(list(range(20_000)), values[:20_000])  # the first bulk add builds the tables
+    mih.add(list(range(20_000, 40_000)), values[20_000:])  # the second waits in the brute-force delta
+    assert len(mih._d_ids) == 20_000
+    before = [mih.query(values[i], 31) for i in (1, 25_000)]
+    mih.settle()
+    assert len(mih._d_ids) == 0 and len(mih) == 40_000 and mih.tables == 16
+    assert [mih.query(values[i], 31) for i in (1, 25_000)] == before

@@ -37,6 +37,10 @@ class SignalIndex(ABC):
     def query_many(self, values: Sequence[str], max_distance: int) -> list[list[tuple[int, int]]]:
         return [self.query(v, max_distance) for v in values]
 
+    def settle(self) -> None:
+        """Fold changes buffered for cheap patching into the main structure (after a bulk load)."""
+        return None
+
     @abstractmethod
     def __len__(self) -> int: ...
 

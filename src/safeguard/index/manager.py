@@ -104,6 +104,8 @@ class IndexSet:
                     if t in indexes:
                         indexes[t].add(ids, vals)
                 last = rows[-1][0]
+        for idx in indexes.values():
+            idx.settle()
         self.indexes = indexes
         self.change_id = head
         self.refresh(force=True)

@@ -1,10 +1,13 @@
 """Exact Hamming search by multi-index hashing (MIH), in numpy, with memory-mappable snapshots.
 
-Why it is exact: split the 256 bits into ``m`` disjoint substrings. If two hashes differ in ``d``
-bits, some substring differs in at most ``floor(d / m)`` bits (pigeonhole). So probing every
-substring's table with every key within radius ``r = floor(d / m)`` of the query's substring finds
-every entry within distance ``d``; each candidate is then verified by XOR and popcount on the full
-256 bits. Nothing is approximate: recall is 1.0 for every ``max_distance`` (a distance past what
+Why it is exact: split the 256 bits into ``m`` disjoint substrings and give substring ``t`` a
+radius ``r_t`` with ``sum(r_t + 1) > d``. If two hashes differ in ``d`` bits, some substring ``t``
+differs in at most ``r_t`` bits (pigeonhole: were every substring ``r_t + 1`` or more bits apart, the
+hashes would be more than ``d`` apart). So probing every substring's table with every key within
+``r_t`` of the query's substring finds every entry within distance ``d``; each candidate is then
+verified by XOR and popcount on the full 256 bits. The radii need not be equal (Norouzi et al.'s
+generalised pigeonhole): for ``d = 40`` and 11 substrings, eight at radius 3 and three at radius 2
+suffice, a quarter fewer probes than eleven at ``floor(40 / 11) = 3``. Nothing is approximate: recall is 1.0 for every ``max_distance`` (a distance past what
 the probe tables are built for falls back to a brute-force scan, still exact).
 
 Layout (CSR, one table per substring): ``offsets`` holds, for each table, ``2**width + 1`` start
@@ -48,7 +51,9 @@ def _widths(bits: int, m: int) -> list[int]:
 
 
 def _masks(width: int, radius: int) -> np.ndarray:
-    """Every ``width``-bit mask with at most ``radius`` bits set, lightest first."""
+    """Every ``width``-bit mask with at most ``radius`` bits set, lightest first (none for ``radius < 0``)."""
+    if radius < 0:
+        return np.zeros(0, dtype=np.int64)
     out = [0]
     for r in range(1, radius + 1):
         out.extend(sum(1 << b for b in c) for c in itertools.combinations(range(width), r))
@@ -85,7 +90,7 @@ class MIHIndex(SignalIndex):
 
     ``tables`` fixes the number of substrings; by default it follows the bank's size (no tables under
     32K rows, 16 x 16 bits under 500K, 11 x 23-24 bits above). A query whose radius per substring
-    (``max_distance // tables``) passes ``max_radius`` is answered by a scan: slower, still exact.
+    (see :meth:`radii`) passes ``max_radius`` is answered by a scan: slower, still exact.
     """
 
     snapshot_suffix = ".mih"
@@ -206,6 +211,12 @@ class MIHIndex(SignalIndex):
         self._d_row = {}
         self._build(ids, hashes)
 
+    def settle(self) -> None:
+        """Compact if anything is buffered: a bulk load in chunks leaves up to ``merge_threshold`` rows in
+        the delta, which every query would otherwise scan by brute force (about 2 ms at 50K rows)."""
+        if len(self._d_ids) or self._dead:
+            self.compact()
+
     # -- changes ---------------------------------------------------------------------------
     def _main_rows(self, ids: np.ndarray) -> np.ndarray:
         """Rows of the main part holding these ids (live or not); -1 where absent."""
@@ -263,18 +274,27 @@ class MIHIndex(SignalIndex):
         return len(self._ids) - self._dead + len(self._d_ids)
 
     # -- queries ---------------------------------------------------------------------------
-    def _probes(self, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(table of each probe, xor mask of each probe, offsets base of each probe) for a substring radius."""
-        got = self._probe_cache.get(radius)
+    def radii(self, max_distance: int) -> list[int]:
+        """Per-table probe radii for ``max_distance``: the fewest that keep ``sum(r_t + 1) > max_distance``.
+
+        ``max_distance + 1 = q * m + rem``: ``rem`` tables probe radius ``q`` and the rest ``q - 1``.
+        The larger radius goes to the narrowest tables (the last ones), whose balls are smallest.
+        """
+        q, rem = divmod(max_distance + 1, self.tables)
+        return [q - 1] * (self.tables - rem) + [q] * rem
+
+    def _probes(self, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(table of each probe, xor mask of each probe, offsets base of each probe) for a query distance."""
+        got = self._probe_cache.get(max_distance)
         if got is None:
             tabs, masks = [], []
-            for t, w in enumerate(self.widths):
-                mk = _masks(w, radius)
+            for t, (w, r) in enumerate(zip(self.widths, self.radii(max_distance), strict=True)):
+                mk = _masks(w, r)
                 tabs.append(np.full(len(mk), t, dtype=np.int64))
                 masks.append(mk)
             ptab = np.concatenate(tabs)
             got = (ptab, np.concatenate(masks), self._table_base[ptab])
-            self._probe_cache[radius] = got
+            self._probe_cache[max_distance] = got
         return got
 
     def _keys(self, q: np.ndarray) -> np.ndarray:
@@ -336,7 +356,7 @@ class MIHIndex(SignalIndex):
         out_q, out_id, out_d = [], [], []
         n = len(self._ids)
         if n:
-            radius = max_distance // self.tables if self.tables else -1
+            radius = max(self.radii(max_distance)) if self.tables else -1
             if not 0 <= radius <= self.max_radius:
                 qi, rows, dist = self._scan(q, self._hashes, max_distance)
                 keep = self._live[rows]
@@ -344,7 +364,7 @@ class MIHIndex(SignalIndex):
                 out_id.append(self._ids[rows[keep]])
                 out_d.append(dist[keep])
             else:
-                ptab, pmask, pbase = self._probes(radius)
+                ptab, pmask, pbase = self._probes(max_distance)
                 keys = self._keys(q)  # (nq, tables)
                 pos = (pbase + (keys[:, ptab] ^ pmask)).ravel()
                 cand, probe = self._candidates(pos)
