@@ -71,3 +71,35 @@ def test_rewritten_history_detected(db_url: str) -> None:
     with db.read() as s:
         r = events.verify(s)
     assert not r.ok and r.first_bad_seq == 3 and "link" in r.problem
+
+
+def test_a_session_reused_after_commit_chains_onto_other_writers(db_url: str) -> None:
+    db = Database(db_url)
+    db.migrate()
+    s = db._write()  # one Session object for two transactions, as a long-lived worker might hold it
+    with s.begin():
+        events.append(s, "test.a", actor="t")
+    fill(db, 2)  # another session moves the head meanwhile
+    with s.begin():
+        events.append(s, "test.a", actor="t")
+    s.close()
+    with db.read() as r:
+        assert events.verify(r).ok and events.verify(r).checked == 4
+
+
+def test_an_append_in_a_rolled_back_savepoint_is_forgotten(db_url: str) -> None:
+    db = Database(db_url)
+    db.migrate()
+    fill(db, 1)
+    with db.write() as s:
+        events.append(s, "test.kept", actor="t")
+        try:
+            with s.begin_nested():
+                events.append_many(s, [events.EventDraft("test.dropped", "t")])
+                raise RuntimeError("roll this savepoint back")
+        except RuntimeError:
+            pass
+        events.append(s, "test.kept", actor="t")
+    with db.read() as r:
+        assert events.verify(r).ok
+        assert [e.type for e in events.iter_events(r)] == ["test.event", "test.kept", "test.kept"]

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, event, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from safeguard.store.models import Event, EventChainHead, utcnow
 
@@ -54,19 +54,42 @@ def event_hash(
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
-def _locked_head(session: Session) -> EventChainHead:
-    """The chain head, locked for this transaction (once; then reused from ``session.info``)."""
-    head = session.info.get("event_chain_head")
-    if head is None or head not in session:  # not yet locked, or created in a savepoint since rolled back
-        head = session.execute(
-            select(EventChainHead).where(EventChainHead.id == 1).with_for_update()
-        ).scalar_one_or_none()
-        if head is None:
-            head = EventChainHead(id=1, seq=0, hash=GENESIS)
-            session.add(head)
-            session.flush()
-        session.info["event_chain_head"] = head
+_HEAD_KEY = "event_chain_head"
+_SELECT_HEAD = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()
+
+
+def _lock_head_core(conn: Connection) -> tuple[int, str]:
+    """Lock the chain head row for this transaction and return (seq, hash); create it on first use."""
+    got = conn.execute(_SELECT_HEAD).first()
+    if got is None:
+        conn.execute(HEAD.insert().values(id=1, seq=0, hash=GENESIS))
+        return 0, GENESIS
+    return int(got[0]), str(got[1])
+
+
+def _head(session: Session) -> list[Any]:
+    """The chain head ``[seq, hash]``, locked for this transaction; cached in ``session.info``.
+
+    Plain Core statements, no ORM object: the head is read and locked once per transaction level and
+    written back with one UPDATE per append. The cache is dropped whenever a transaction or savepoint
+    of the session ends (see :func:`_forget_head`), so a savepoint rolled back after an append, or the
+    next transaction on the same session, reads the head again instead of chaining onto a stale one.
+    """
+    head: list[Any] | None = session.info.get(_HEAD_KEY)
+    if head is None:
+        head = list(_lock_head_core(session.connection()))
+        session.info[_HEAD_KEY] = head
     return head
+
+
+def _set_head(session: Session, head: list[Any], seq: int, last: str) -> None:
+    session.connection().execute(HEAD.update().where(HEAD.c.id == 1).values(seq=seq, hash=last))
+    head[0], head[1] = seq, last
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_head(session: Session, transaction: SessionTransaction) -> None:
+    session.info.pop(_HEAD_KEY, None)
 
 
 def append(
@@ -79,11 +102,11 @@ def append(
 ) -> Event:
     """Append one event inside the caller's write transaction."""
     payload = json.loads(canonical(payload or {}))  # what the database will give back
-    head = _locked_head(session)
-    seq = head.seq + 1
+    head = _head(session)
+    seq = head[0] + 1
     created_at = utcnow()
     sk, sid = subject if subject else (None, None)
-    h = event_hash(head.hash, seq, created_at, type_, actor, sk, sid, payload)
+    h = event_hash(head[1], seq, created_at, type_, actor, sk, sid, payload)
     ev = Event(
         seq=seq,
         created_at=created_at,
@@ -92,12 +115,11 @@ def append(
         subject_kind=sk,
         subject_id=sid,
         payload=payload,
-        prev_hash=head.hash,
+        prev_hash=head[1],
         hash=h,
     )
     session.add(ev)
-    head.seq = seq
-    head.hash = h
+    _set_head(session, head, seq, h)
     return ev
 
 
@@ -143,25 +165,19 @@ def append_many(session: Session, drafts: Sequence[EventDraft]) -> int:
     The same chain as :func:`append` (and freely mixed with it in one transaction), without an ORM
     object per event.
     """
-    head = _locked_head(session)
+    head = _head(session)
     if not drafts:
-        return int(head.seq)
-    rows, seq, last = _rows(head.seq, head.hash, drafts)
+        return int(head[0])
+    rows, seq, last = _rows(head[0], head[1], drafts)
     session.connection().execute(EVENTS.insert(), rows)
-    head.seq = seq
-    head.hash = last
+    _set_head(session, head, seq, last)
     return seq
 
 
 def append_many_core(conn: Connection, drafts: Sequence[EventDraft]) -> int:
     """:func:`append_many` on a plain Core connection inside a write transaction, for callers that use
     no ORM session at all (the recorder's batches of plain rows); locks the head row the same way."""
-    got = conn.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()).first()
-    if got is None:
-        conn.execute(HEAD.insert().values(id=1, seq=0, hash=GENESIS))
-        seq, prev = 0, GENESIS
-    else:
-        seq, prev = int(got[0]), str(got[1])
+    seq, prev = _lock_head_core(conn)
     if not drafts:
         return seq
     rows, seq, last = _rows(seq, prev, drafts)

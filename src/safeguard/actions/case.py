@@ -1,60 +1,78 @@
-"""Open a case for human review, or add the decision to the subject's open case."""
+"""Open a case for human review, or add the decision to the subject's open case.
+
+Written with Core statements on the transaction's connection, not ORM objects: this runs inside the
+decision's write for every match, and the unit of work (autoflushes, identity map, flush ordering)
+cost several times the SQL itself (docs/performance.md, "Matching uploads").
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 
 from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.content import Action
 from safeguard.store.models import Case, CaseItem, utcnow
+
+CASES = cast(Table, Case.__table__)
+CASE_ITEMS = cast(Table, CaseItem.__table__)
+_OPEN_CASE = (
+    select(CASES.c.id, CASES.c.priority, CASES.c.verdict)
+    .where(
+        CASES.c.subject_kind == bindparam("kind"),
+        CASES.c.subject_id == bindparam("sid"),
+        CASES.c.status == "open",
+    )
+    .order_by(CASES.c.id.desc())
+    .limit(1)
+)
 
 
 class OpenCase(ActionHandler):
     name = "case"
 
     def run(self, action: Action, ctx: ActionContext) -> dict[str, Any]:
-        s = ctx.session
+        conn = ctx.session.connection()
         kind, sid = ctx.content.subject()
         priority = int(action.params.get("priority", 2))
-        case = s.execute(
-            select(Case)
-            .where(Case.subject_kind == kind, Case.subject_id == sid, Case.status == "open")
-            .order_by(Case.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        created = case is None
-        if case is None:
-            case = Case(
-                subject_kind=kind,
-                subject_id=sid,
-                status="open",
-                priority=priority,
-                verdict=ctx.decision.verdict.value,
-                reason=", ".join(ctx.decision.reasons),
-                opened_at=utcnow(),
-                updated_at=utcnow(),
-            )
-            s.add(case)
-            s.flush()
+        verdict = ctx.decision.verdict.value
+        now = utcnow()
+        found = conn.execute(_OPEN_CASE, {"kind": kind, "sid": sid}).first()
+        if found is None:
+            case_id = conn.execute(
+                CASES.insert().values(
+                    subject_kind=kind,
+                    subject_id=sid,
+                    status="open",
+                    priority=priority,
+                    verdict=verdict,
+                    reason=", ".join(ctx.decision.reasons),
+                    opened_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key[0]
         else:
-            case.priority = min(case.priority, priority)
-            if ctx.decision.verdict.severity > _severity(case.verdict):
-                case.verdict = ctx.decision.verdict.value
-            case.updated_at = utcnow()
-        s.add(
-            CaseItem(
-                case_id=case.id,
+            case_id, old_priority, old_verdict = found
+            priority = min(old_priority, priority)
+            if ctx.decision.verdict.severity <= _severity(old_verdict):
+                verdict = old_verdict
+            conn.execute(
+                CASES.update().where(CASES.c.id == case_id).values(priority=priority, verdict=verdict, updated_at=now)
+            )
+        conn.execute(
+            CASE_ITEMS.insert().values(
+                case_id=case_id,
                 decision_id=ctx.decision.id,
                 summary={
                     "verdict": ctx.decision.verdict.value,
                     "content_id": ctx.content.content_id,
                     "findings": [f.to_dict() for f in ctx.decision.findings],
                 },
+                created_at=now,
             )
         )
-        return {"case_id": case.id, "created": created, "priority": case.priority}
+        return {"case_id": int(case_id), "created": found is None, "priority": priority}
 
 
 def _severity(verdict: str) -> int:

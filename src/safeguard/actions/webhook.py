@@ -1,33 +1,39 @@
-"""Notify the platform by webhook: one outbox row per endpoint, delivered by the outbox worker."""
+"""Notify the platform by webhook: one outbox row per endpoint, delivered by the outbox worker.
+
+Core statements on the transaction's connection (no ORM objects): see actions/case.py for why.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.content import Action
 from safeguard.store.models import OutboxMessage, WebhookEndpoint
+
+OUTBOX = cast(Table, OutboxMessage.__table__)
+ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
+_ENABLED = select(ENDPOINTS.c.url, ENDPOINTS.c.secret, ENDPOINTS.c.events).where(ENDPOINTS.c.enabled.is_(True))
 
 
 def endpoints_for(ctx: ActionContext, topic: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if ctx.settings.webhook_url:
         out.append((ctx.settings.webhook_url, ctx.settings.webhook_secret))
-    for ep in ctx.session.execute(select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))).scalars():
-        if not ep.events or topic in ep.events:
-            out.append((ep.url, ep.secret))
+    for url, secret, topics in ctx.session.connection().execute(_ENABLED):
+        if not topics or topic in topics:
+            out.append((url, secret))
     return out
 
 
 def enqueue(ctx: ActionContext, topic: str, payload: dict[str, Any]) -> list[int]:
+    conn = ctx.session.connection()
     ids = []
     for url, secret in endpoints_for(ctx, topic):
-        msg = OutboxMessage(topic=topic, endpoint_url=url, endpoint_secret=secret, payload=payload)
-        ctx.session.add(msg)
-        ctx.session.flush()
-        ids.append(msg.id)
+        row = {"topic": topic, "endpoint_url": url, "endpoint_secret": secret, "payload": payload}
+        ids.append(int(conn.execute(OUTBOX.insert().values(**row)).inserted_primary_key[0]))
     return ids
 
 
