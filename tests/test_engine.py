@@ -151,3 +151,16 @@ def test_which_scans_may_run_on_the_event_loop(engine: Engine) -> None:
     assert not engine.inline_ok(Content(kind=ContentKind.IMAGE, data=b"bytes"))  # decoding: a thread
     vpdq = Signal("vpdq", "0" * 64, 100, 0.0)  # frames go to video_match, which is not marked quick
     assert not engine.inline_ok(Content(kind=ContentKind.HASHES, signals=(vpdq,)))
+
+
+def test_decision_ids_are_time_ordered() -> None:
+    import time as _time
+
+    from safeguard.content import Decision
+
+    first = Decision.new_id()
+    _time.sleep(0.002)
+    ids = [Decision.new_id() for _ in range(100)]
+    assert all(len(i) == 36 and i.startswith("dec_") for i in [first, *ids])
+    assert all(first < i for i in ids)  # later ids sort after earlier ones: appends to the key index
+    assert len(set(ids)) == 100

@@ -9,7 +9,8 @@ JSON, process and database boundaries), so they are small frozen dataclasses wit
 
 from __future__ import annotations
 
-import uuid
+import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -162,7 +163,13 @@ class Decision:
 
     @staticmethod
     def new_id() -> str:
-        return "dec_" + uuid.uuid4().hex
+        """``dec_`` and 32 hex digits: 48 bits of milliseconds since the epoch, then 80 random bits.
+
+        Time-ordered like UUIDv7, so new decisions land at the right-hand end of the primary-key
+        index instead of on a random page each: a group commit of allow decisions writes a few pages,
+        not one per decision.
+        """
+        return f"dec_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
     @staticmethod
     def now() -> datetime:
