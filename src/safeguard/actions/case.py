@@ -41,7 +41,8 @@ class OpenCase(ActionHandler):
         found = conn.execute(_OPEN_CASE, {"kind": kind, "sid": sid}).first()
         if found is None:
             case_id = conn.execute(
-                CASES.insert().values(
+                CASES.insert()
+                .values(
                     subject_kind=kind,
                     subject_id=sid,
                     status="open",
@@ -51,7 +52,8 @@ class OpenCase(ActionHandler):
                     opened_at=now,
                     updated_at=now,
                 )
-            ).inserted_primary_key[0]
+                .returning(CASES.c.id)
+            ).scalar_one()
         else:
             case_id, old_priority, old_verdict = found
             priority = min(old_priority, priority)

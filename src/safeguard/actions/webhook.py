@@ -33,7 +33,7 @@ def enqueue(ctx: ActionContext, topic: str, payload: dict[str, Any]) -> list[int
     ids = []
     for url, secret in endpoints_for(ctx, topic):
         row = {"topic": topic, "endpoint_url": url, "endpoint_secret": secret, "payload": payload}
-        ids.append(int(conn.execute(OUTBOX.insert().values(**row)).inserted_primary_key[0]))
+        ids.append(int(conn.execute(OUTBOX.insert().values(**row).returning(OUTBOX.c.id)).scalar_one()))
     return ids
 
 
