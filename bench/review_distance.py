@@ -94,6 +94,7 @@ def main() -> None:
                         results[name] = res
                 for name, radii in layouts.items():
                     idx.radii = radii  # type: ignore[method-assign]
+                    idx._probe_cache.clear()
                     ptab, _, _ = idx._probes(d)
                     ok = all(
                         results[name][k] == sorted(brute(bank, qs[k], d))
@@ -114,6 +115,7 @@ def main() -> None:
                         f"{'yes' if ok else 'NO'} ({min(len(qs), args.brute_queries)} vs brute force)",
                     )
                 idx.radii = per_table  # type: ignore[method-assign]
+                idx._probe_cache.clear()
     console.print(table)
     console.print(f"load average after: {os.getloadavg()}")
 
