@@ -26,7 +26,7 @@ from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Decision, Finding, Signal
 from safeguard.detectors.base import Detector, ScanContext
-from safeguard.errors import InvalidInput
+from safeguard.errors import InvalidInput, SafeguardError
 from safeguard.index.manager import BankMeta, IndexSet
 from safeguard.media import Media
 from safeguard.policy import Policy, evaluate, load_policy
@@ -150,14 +150,56 @@ class Engine:
         if media is None and not signals and content.kind in (ContentKind.IMAGE, ContentKind.VIDEO, ContentKind.HASHES):
             raise InvalidInput("send the media bytes or at least one signal", code="nothing_to_scan")
         t1 = time.perf_counter()
-        ctx = ScanContext(content=content, signals=signals, media=media)
-        findings: list[Finding] = []
-        for det in self.detectors:
-            if det.applies(ctx):
-                findings.extend(det.detect(ctx))
+        findings = self._findings([ScanContext(content=content, signals=signals, media=media)])[0]
         t2 = time.perf_counter()
         self.last_timings = ScanTimings((t1 - t0) * 1000, (t2 - t1) * 1000)
         return self.decision_work(content, findings, signals=signals, actor=actor, decision_id=decision_id)
+
+    def prepare_many(self, contents: list[Content], *, actor: str = "system") -> list[Work]:
+        """:meth:`prepare` for several hash-only contents (``POST /v1/scan/batch``), one decision each.
+
+        Every item's signals are validated before any detector runs, so a bad item fails the whole
+        request with its position and nothing is written. Detectors see the items together
+        (:meth:`Detector.detect_many`: one index call per signal type, one candidate read)."""
+        ctxs = []
+        for i, content in enumerate(contents):
+            if content.data is not None:
+                raise InvalidInput(f"item {i}: a batch carries hashes only", code="invalid_request")
+            try:
+                signals = self.validate_signals(content.signals)
+            except SafeguardError as exc:
+                raise type(exc)(
+                    f"item {i}: {exc.message}",
+                    code=exc.code,
+                    status=exc.status,
+                    details={"item": i, "error": exc.details},
+                ) from exc
+            if not signals:
+                raise InvalidInput(f"item {i}: send at least one signal", code="nothing_to_scan", details={"item": i})
+            ctxs.append(ScanContext(content=content, signals=signals))
+        findings = self._findings(ctxs)
+        return [
+            self.decision_work(ctx.content, found, signals=ctx.signals, actor=actor)
+            for ctx, found in zip(ctxs, findings, strict=True)
+        ]
+
+    async def scan_many_async(self, contents: list[Content], *, actor: str = "system") -> list[Decision]:
+        """:meth:`prepare_many` in a thread, then every item's write handed to the recorder together (they
+        share group commits); returns the recorded decisions in the items' order."""
+        if self.indexes.refresh_due():
+            await asyncio.to_thread(self.indexes.maybe_refresh)
+        works = await asyncio.to_thread(self.prepare_many, contents, actor=actor)
+        return list(await asyncio.gather(*(self.recorder.submit_async(w) for w in works)))
+
+    def _findings(self, ctxs: list[ScanContext]) -> list[list[Finding]]:
+        """Every applicable detector's findings for each context, in detector order."""
+        out: list[list[Finding]] = [[] for _ in ctxs]
+        for det in self.detectors:
+            chosen = [i for i, ctx in enumerate(ctxs) if det.applies(ctx)]
+            if chosen:
+                for i, found in zip(chosen, det.detect_many([ctxs[i] for i in chosen]), strict=True):
+                    out[i].extend(found)
+        return out
 
     def decide(
         self,

@@ -245,3 +245,80 @@ def test_ops_endpoints(app_client: TestClient, keys: dict[str, str]) -> None:
     assert "safeguard_scans_total" in m and "safeguard_index_entries" in m
     spec = app_client.get("/openapi.json").json()
     assert "/v1/scan" in spec["paths"] and "multipart/form-data" in str(spec["paths"]["/v1/scan"])
+
+
+def test_scan_batch_gives_each_item_its_recorded_decision(
+    app_client: TestClient, keys: dict[str, str], engine: Engine
+) -> None:
+    """``POST /v1/scan/batch``: one decision per item, in order, each recorded as ``/v1/scan`` records it
+    (row, events, case item for a match), and the same verdicts as one request per item."""
+    from safeguard import events
+    from safeguard.store.models import CaseItem
+
+    added = make_bank_with(app_client, keys, image_bytes(4, "PNG"))
+    pdq = next(s for s in added["added"] if s["type"] == "pdq")["value"]
+    near = format(int(pdq, 16) ^ 0b111, "064x")  # 3 bits away: still a match
+    values = [pdq, "f" * 64, near, "0" * 63 + "1"]
+    items = [{"signals": [{"type": "pdq", "value": v}], "content_id": f"c{i}"} for i, v in enumerate(values)]
+    r = app_client.post("/v1/scan/batch", headers=auth(keys["platform"]), json={"items": items})
+    assert r.status_code == 200, r.text
+    got = r.json()["decisions"]
+    assert [d["verdict"] for d in got] == ["block", "allow", "block", "allow"]
+    assert [d["content_id"] for d in got] == ["c0", "c1", "c2", "c3"]
+    assert [f["distance"] for f in got[2]["findings"]] == [3]
+    one_by_one = [
+        app_client.post("/v1/scan", headers=auth(keys["platform"]), json=item).json()["verdict"] for item in items
+    ]
+    assert one_by_one == [d["verdict"] for d in got]
+    for d in got:
+        assert (
+            app_client.get(f"/v1/decisions/{d['id']}", headers=auth(keys["moderator"])).json()["verdict"]
+            == d["verdict"]
+        )
+    with engine.db.read() as s:
+        assert s.execute(select(func.count()).select_from(DecisionRow)).scalar_one() == 8
+        assert s.execute(select(func.count()).select_from(CaseItem)).scalar_one() == 4
+        assert events.verify(s).ok
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"items": []}, 422, "invalid_request"),
+        ({"items": [{"signals": [{"type": "pdq", "value": "f" * 64}]}] * 1001}, 422, "invalid_request"),
+        (
+            {
+                "items": [
+                    {"signals": [{"type": "pdq", "value": "f" * 64}]},
+                    {"signals": [{"type": "pdq", "value": "xyz"}]},
+                ]
+            },
+            422,
+            "invalid_signal",
+        ),
+        ({"items": [{"signals": [{"type": "nope", "value": "f" * 64}]}]}, 422, "unknown_signal"),
+        ({"signals": [{"type": "pdq", "value": "f" * 64}]}, 422, "invalid_request"),
+    ],
+)
+def test_scan_batch_bad_input_fails_whole_and_records_nothing(
+    app_client: TestClient, keys: dict[str, str], engine: Engine, body: dict, status: int, code: str
+) -> None:  # type: ignore[type-arg]
+    r = app_client.post("/v1/scan/batch", headers=auth(keys["platform"]), json=body)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+    if code == "invalid_signal":
+        assert r.json()["error"]["details"]["item"] == 1
+    with engine.db.read() as s:
+        assert s.execute(select(func.count()).select_from(DecisionRow)).scalar_one() == 0
+
+
+def test_scan_batch_needs_the_platform_role(app_client: TestClient, keys: dict[str, str]) -> None:
+    body = {"items": [{"signals": [{"type": "pdq", "value": "f" * 64}]}]}
+    assert app_client.post("/v1/scan/batch", headers=auth(keys["moderator"]), json=body).status_code == 403
+    assert app_client.post("/v1/scan/batch", json=body).status_code == 401
+    r = app_client.post(
+        "/v1/scan/batch",
+        headers=auth(keys["platform"]),
+        content=b"x",
+    )
+    assert r.status_code == 415

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -39,6 +39,15 @@ class HashScanIn(BaseModel):
     conversation_id: str | None = Field(default=None, max_length=200)
     stream_id: str | None = Field(default=None, max_length=200)
     context: dict[str, Any] = Field(default_factory=dict)
+
+
+#: items in one ``POST /v1/scan/batch`` (each is a full hash-only scan with its own decision)
+MAX_BATCH_ITEMS = 1000
+
+
+class HashBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[HashScanIn] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
 
 
 SCAN_OPENAPI: dict[str, Any] = {
@@ -98,6 +107,26 @@ async def scan(
     return JSONResponse(body)  # plain JSON types already: skip FastAPI's jsonable_encoder walk
 
 
+@router.post("/scan/batch", summary="Scan up to 1,000 hash-only items in one request: one recorded decision each")
+async def scan_batch(
+    request: Request, svc: Services = Depends(services), who: Principal = Depends(require("platform"))
+) -> Any:
+    """For callers that check many hashes at once (a backfill, a client that batches on-device hashes):
+    the same decision per item as ``POST /v1/scan`` with its JSON body, recorded the same way, with
+    the HTTP and index work shared. Items are validated first; one bad item fails the request (its
+    position in ``details.item``) and nothing is written."""
+    t0 = time.perf_counter()
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        raise UnsupportedMedia("send application/json with 'items'", code="unsupported_content_type")
+    body = _parse(HashBatchIn, await request.body(), "invalid hash-batch request")
+    contents = [_hash_content(item) for item in body.items]
+    decisions = await svc.engine.scan_many_async(contents, actor=who.actor)
+    elapsed = time.perf_counter() - t0
+    for d in decisions:
+        metrics.observe_scan(d.verdict.value, ContentKind.HASHES.value, elapsed / len(decisions))
+    return JSONResponse({"decisions": [d.to_dict() for d in decisions], "timing_ms": round(elapsed * 1000, 3)})
+
+
 def _defer(request: Request, content: Content) -> bool:
     """Large or long videos (or any, with ``?async=true``) are scanned in the background: 202 now, webhook later."""
     from safeguard.workers.video_jobs import should_defer
@@ -133,16 +162,23 @@ async def _from_form(request: Request, svc: Services) -> Content:
     )
 
 
-async def _from_json(request: Request) -> Content:
-    raw = await request.body()
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _parse(model: type[_Model], raw: bytes, what: str) -> _Model:
     try:
-        body = HashScanIn.model_validate(json.loads(raw or b"null"))
+        return model.model_validate(json.loads(raw or b"null"))
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"invalid JSON: {exc.msg}", code="invalid_json") from exc
     except ValidationError as exc:
-        raise InvalidInput(
-            "invalid hash-scan request", code="invalid_request", details=json.loads(exc.json(include_url=False))
-        ) from exc
+        raise InvalidInput(what, code="invalid_request", details=json.loads(exc.json(include_url=False))) from exc
+
+
+async def _from_json(request: Request) -> Content:
+    return _hash_content(_parse(HashScanIn, await request.body(), "invalid hash-scan request"))
+
+
+def _hash_content(body: HashScanIn) -> Content:
     signals = tuple(Signal(s.type, s.value, s.quality, s.timestamp) for s in body.signals)
     return Content(
         kind=ContentKind.HASHES, signals=signals, context=body.context, **{f: getattr(body, f) for f in CONTEXT_FIELDS}

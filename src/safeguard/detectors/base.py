@@ -40,3 +40,7 @@ class Detector(ABC):
 
     @abstractmethod
     def detect(self, ctx: ScanContext) -> list[Finding]: ...
+
+    def detect_many(self, ctxs: list[ScanContext]) -> list[list[Finding]]:
+        """Findings for several contents at once (``POST /v1/scan/batch``); override to share work."""
+        return [self.detect(ctx) for ctx in ctxs]

@@ -13,7 +13,7 @@ uploaded image's PDQ hash.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
 
@@ -83,43 +83,57 @@ class HashMatchDetector(Detector):
         return any(s.type != "vpdq" for s in ctx.signals)
 
     def detect(self, ctx: ScanContext) -> list[Finding]:
+        return self.detect_many([ctx])[0]
+
+    def detect_many(self, ctxs: list[ScanContext]) -> list[list[Finding]]:
+        """Findings for several contents: one index call per signal type for all their hashes (MIH
+        answers a batch in vectorised passes) and one database read for all their candidates."""
         res = self.resources
         res.indexes.maybe_refresh()
         banks = res.bank_cache()
-        queries: list[_Query] = []
-        for sig in ctx.signals:
-            if sig.type == "vpdq":  # video frames are matched as videos by detectors/video_match.py
-                continue
-            queries.append(_Query(sig, sig.value, 0))
-            if (
-                sig.type == "pdq"
-                and sig.timestamp is None
-                and ctx.media is not None
-                and ctx.media.is_image
-                and any(b.dihedral and b.enabled for b in banks.values())
-            ):
-                for k, (v, _q) in enumerate(media_dihedral_hex(ctx.media)):
-                    if k and v != sig.value:
-                        queries.append(_Query(sig, v, k))
-        candidates: dict[int, list[tuple[_Query, int]]] = {}
-        for q in queries:
-            index = res.indexes.get(q.signal.type)
+        dihedral = any(b.dihedral and b.enabled for b in banks.values())
+        by_type: dict[str, list[tuple[int, _Query]]] = {}
+        for i, ctx in enumerate(ctxs):
+            for sig in ctx.signals:
+                if sig.type == "vpdq":  # video frames are matched as videos by detectors/video_match.py
+                    continue
+                by_type.setdefault(sig.type, []).append((i, _Query(sig, sig.value, 0)))
+                if (
+                    sig.type == "pdq"
+                    and sig.timestamp is None
+                    and dihedral
+                    and ctx.media is not None
+                    and ctx.media.is_image
+                ):
+                    for k, (v, _q) in enumerate(media_dihedral_hex(ctx.media)):
+                        if k and v != sig.value:
+                            by_type[sig.type].append((i, _Query(sig, v, k)))
+        candidates: list[dict[int, list[tuple[_Query, int]]]] = [{} for _ in ctxs]
+        for signal_type, queries in by_type.items():
+            index = res.indexes.get(signal_type)
             if index is None or len(index) == 0:
                 continue
             radius = max(
                 (
-                    b.review_thresholds.get(q.signal.type, b.thresholds.get(q.signal.type, 0))
+                    b.review_thresholds.get(signal_type, b.thresholds.get(signal_type, 0))
                     for b in banks.values()
                     if b.enabled
                 ),
                 default=0,
             )
-            for entry_id, dist in index.query(q.value, radius):
-                candidates.setdefault(entry_id, []).append((q, dist))
-        if not candidates:
-            return []
+            values = [q.value for _, q in queries]
+            hits = index.query_many(values, radius) if len(values) > 1 else [index.query(values[0], radius)]
+            for (i, q), found in zip(queries, hits, strict=True):
+                for entry_id, dist in found:
+                    candidates[i].setdefault(entry_id, []).append((q, dist))
+        wanted = {entry_id for c in candidates for entry_id in c}
+        if not wanted:
+            return [[] for _ in ctxs]
         with res.db.engine.connect() as conn:  # plain rows: no ORM objects on the request path
-            rows = conn.execute(_CANDIDATES, {"ids": list(candidates)}).all()
+            rows = conn.execute(_CANDIDATES, {"ids": list(wanted)}).all()
+        return [self._score(c, [r for r in rows if r[0] in c]) if c else [] for c in candidates]
+
+    def _score(self, candidates: dict[int, list[tuple[_Query, int]]], rows: list[Any]) -> list[Finding]:
         findings: list[Finding] = []
         for entry, bank in ((_Entry(*r[:4]), _Bank(*r[4:])) for r in rows):
             st = get_signal_type(entry.signal_type)
