@@ -7,6 +7,9 @@ bank; hash-only requests skip the hashing. It records nothing; Safeguard records
 durably (decision row and hash-chained events; for a match also the case, outbox row and action
 events) before it answers.
 
+``--kinds batch`` sends ``POST /v1/scan/batch`` with ``--batch-items`` hash-only items per request
+(the harness gets the same route: a loop of index queries); its rows count lookups, not requests.
+
 Both run under uvicorn on loopback with the same number of worker processes, one after the other,
 and are driven by the same lean client (``bench/loadgen.py``: keep-alive connections on one event
 loop, so the client costs little of the two cores). Each request kind is sent as a *hit* (the JPEG,
@@ -18,7 +21,8 @@ all its processes, from /proc): on a machine shared with other work that figure 
 throughput.
 
     OMP_NUM_THREADS=1 python -m bench.api_bench [--entries 1000000] [--workers 1,2,4] [--requests 200]
-        [--concurrency 1,8] [--cases hit,miss] [--kinds upload,hash] [--database-url postgresql+psycopg://...]
+        [--concurrency 1,8] [--cases hit,miss] [--kinds upload,hash,batch] [--batch-items 100]
+        [--database-url postgresql+psycopg://...]
 """
 
 from __future__ import annotations
@@ -69,6 +73,14 @@ async def scan(request: Request):
         value = (await request.json())["signals"][0]["value"]
     matches = INDEX.query(value)
     return {"verdict": "block" if matches else "allow", "matches": len(matches)}
+
+@app.post("/v1/scan/batch")
+async def scan_batch(request: Request):
+    out = []
+    for item in (await request.json())["items"]:
+        matches = INDEX.query(item["signals"][0]["value"])
+        out.append({"verdict": "block" if matches else "allow", "matches": len(matches)})
+    return {"decisions": out}
 """
 
 SAFEGUARD = "Safeguard"
@@ -165,7 +177,10 @@ def main() -> None:
     ap.add_argument("--workers", default="1", help="worker process counts to run, e.g. 1,2,4")
     ap.add_argument("--concurrency", default="1,8")
     ap.add_argument("--cases", default="hit,miss", help="hit (in the bank: block) and/or miss (allow)")
-    ap.add_argument("--kinds", default="upload,hash", help="upload (1080p JPEG) and/or hash (hash-only JSON)")
+    ap.add_argument(
+        "--kinds", default="upload,hash", help="upload (1080p JPEG), hash (hash-only JSON), batch (/v1/scan/batch)"
+    )
+    ap.add_argument("--batch-items", type=int, default=100, help="hash-only items per batch request")
     ap.add_argument("--database-url", default="", help="Safeguard's database (default: SQLite in a temp dir)")
     ap.add_argument("--no-reference", action="store_true", help="run Safeguard only")
     args = ap.parse_args()
@@ -210,7 +225,13 @@ def main() -> None:
             del index, entries, raw
             (Path(tmp) / "hma_app.py").write_text(HMA_APP)
 
-        counts = {"upload": args.requests, "hash": args.requests * 10}
+        counts = {"upload": args.requests, "hash": args.requests * 10, "batch": max(20, args.requests // 2)}
+        # a batch's misses are distinct hashes (none in the bank); its hits are the banked hash, repeated
+        rng = np.random.default_rng(99)
+        batch_values = {
+            "miss": [bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(args.batch_items)],
+            "hit": [pdq["hit"].value] * args.batch_items,
+        }
         services = {
             SAFEGUARD: ([sys.executable, "-m", "safeguard.cli", "serve"], None),
             HMA: ([sys.executable, "-m", "uvicorn", "hma_app:app", "--log-level", "warning"], tmp),
@@ -226,12 +247,17 @@ def main() -> None:
                     for case in cases:
                         if kind == "upload":
                             requests[(kind, case)] = multipart_request(url, key, jpegs[case])
+                        elif kind == "batch":
+                            items = [{"signals": [{"type": "pdq", "value": v}]} for v in batch_values[case]]
+                            requests[(kind, case)] = json_request(url, key, {"items": items}, path="/v1/scan/batch")
                         else:
                             sig = pdq[case]
                             payload = {"signals": [{"type": "pdq", "value": sig.value, "quality": sig.quality}]}
                             requests[(kind, case)] = json_request(url, key, payload)
                 try:
                     for kind, case, c, n, rps, lat, cpu, verdicts in drive(name, url, proc.pid, requests, counts, conc):
+                        if kind == "batch":  # per lookup: throughput x items, CPU / items (latency per request)
+                            n, rps, cpu = n * args.batch_items, rps * args.batch_items, cpu / args.batch_items
                         p50, p99, mean = percentile(lat, 50), percentile(lat, 99), statistics.fmean(lat)
                         rows.append(Row(kind, case, w, c, name, n, rps, p50, p99, mean, cpu, verdicts))
                 finally:
@@ -254,8 +280,9 @@ def print_table(rows: list[Row], entries: int) -> None:
         for name, x in ((SAFEGUARD, r), (HMA, ref)):
             if x is None:
                 continue
+            label = {"upload": "upload 1080p JPEG", "hash": "hash-only PDQ", "batch": "batch: lookups/s"}
             table.add_row(
-                "upload 1080p JPEG" if x.kind == "upload" else "hash-only PDQ",
+                label[x.kind],
                 x.case,
                 str(x.workers),
                 str(x.concurrency),

@@ -131,7 +131,8 @@ class HashMatchDetector(Detector):
             return [[] for _ in ctxs]
         with res.db.engine.connect() as conn:  # plain rows: no ORM objects on the request path
             rows = conn.execute(_CANDIDATES, {"ids": list(wanted)}).all()
-        return [self._score(c, [r for r in rows if r[0] in c]) if c else [] for c in candidates]
+        by_id = {r[0]: r for r in rows}
+        return [self._score(c, [by_id[e] for e in c if e in by_id]) if c else [] for c in candidates]
 
     def _score(self, candidates: dict[int, list[tuple[_Query, int]]], rows: list[Any]) -> list[Finding]:
         findings: list[Finding] = []
