@@ -144,7 +144,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 def drive(
-    service: str, url: str, pid: int, requests: dict[tuple[str, str], bytes], counts: dict[str, int], conc: list[int]
+    service: str,
+    url: str,
+    pid: int,
+    requests: dict[tuple[str, str], bytes | list[bytes]],
+    counts: dict[str, int],
+    conc: list[int],
 ) -> list[tuple[str, str, int, int, float, list[float], float, dict[str, int]]]:
     out = []
     for (kind, case), req in requests.items():
@@ -181,6 +186,11 @@ def main() -> None:
         "--kinds", default="upload,hash", help="upload (1080p JPEG), hash (hash-only JSON), batch (/v1/scan/batch)"
     )
     ap.add_argument("--batch-items", type=int, default=100, help="hash-only items per batch request")
+    ap.add_argument(
+        "--repeat-hash",
+        action="store_true",
+        help="hash-only: send one hash over and over (runs before 2026-11-23 16:30)",
+    )
     ap.add_argument("--database-url", default="", help="Safeguard's database (default: SQLite in a temp dir)")
     ap.add_argument("--no-reference", action="store_true", help="run Safeguard only")
     args = ap.parse_args()
@@ -226,12 +236,21 @@ def main() -> None:
             (Path(tmp) / "hma_app.py").write_text(HMA_APP)
 
         counts = {"upload": args.requests, "hash": args.requests * 10, "batch": max(20, args.requests // 2)}
-        # a batch's misses are distinct hashes (none in the bank); its hits are the banked hash, repeated
+        # Misses are distinct random hashes (none in the bank). Hits are distinct near-duplicates of the
+        # banked hash (1-20 bits flipped: re-encodes and resizes of a known image). A batch holds
+        # --batch-items of them; hash-only requests cycle through 1,000 of each.
         rng = np.random.default_rng(99)
-        batch_values = {
-            "miss": [bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(args.batch_items)],
-            "hit": [pdq["hit"].value] * args.batch_items,
+        hit_int = int(pdq["hit"].value, 16)
+
+        def near(k: int) -> str:
+            flips = rng.choice(256, 1 + k % 20, replace=False)
+            return format(hit_int ^ sum(1 << int(b) for b in flips), "064x")
+
+        hash_values = {
+            "miss": [bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(1000)],
+            "hit": [near(k) for k in range(1000)],
         }
+        batch_values = {case: values[: args.batch_items] for case, values in hash_values.items()}
         services = {
             SAFEGUARD: ([sys.executable, "-m", "safeguard.cli", "serve"], None),
             HMA: ([sys.executable, "-m", "uvicorn", "hma_app:app", "--log-level", "warning"], tmp),
@@ -242,7 +261,7 @@ def main() -> None:
             for name, (cmd, cwd) in services.items():
                 proc, url, ready = start([*cmd, "--workers", str(w)], {**env, "HMA_INDEX": str(idx_path)}, cwd)
                 console.print(f"{name}, {w} worker(s): ready in {ready:.1f} s")
-                requests: dict[tuple[str, str], bytes] = {}
+                requests: dict[tuple[str, str], bytes | list[bytes]] = {}
                 for kind in kinds:
                     for case in cases:
                         if kind == "upload":
@@ -250,10 +269,15 @@ def main() -> None:
                         elif kind == "batch":
                             items = [{"signals": [{"type": "pdq", "value": v}]} for v in batch_values[case]]
                             requests[(kind, case)] = json_request(url, key, {"items": items}, path="/v1/scan/batch")
-                        else:
+                        elif args.repeat_hash:
                             sig = pdq[case]
                             payload = {"signals": [{"type": "pdq", "value": sig.value, "quality": sig.quality}]}
                             requests[(kind, case)] = json_request(url, key, payload)
+                        else:  # distinct hashes, sent in turn: what a platform's traffic looks like
+                            requests[(kind, case)] = [
+                                json_request(url, key, {"signals": [{"type": "pdq", "value": v}]})
+                                for v in hash_values[case]
+                            ]
                 try:
                     for kind, case, c, n, rps, lat, cpu, verdicts in drive(name, url, proc.pid, requests, counts, conc):
                         if kind == "batch":  # per lookup: throughput x items, CPU / items (latency per request)

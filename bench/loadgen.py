@@ -68,17 +68,21 @@ def _verdict(body: bytes, status: int) -> str:
     return body[i + len(marker) : j].decode()
 
 
-async def _run(url: str, request: bytes, total: int, concurrency: int, warmup: int) -> LoadResult:
+async def _run(url: str, request: bytes | list[bytes], total: int, concurrency: int, warmup: int) -> LoadResult:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     latencies: list[float] = []
     verdicts: dict[str, int] = {}
     remaining = total
     clock = time.perf_counter
+    pool = [request] if isinstance(request, bytes) else request
+    sent = 0
 
     async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[float, str]:
+        nonlocal sent
         t = clock()
-        writer.write(request)
+        writer.write(pool[sent % len(pool)])  # a list of requests is sent in turn, round robin
+        sent += 1
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = -1
@@ -113,8 +117,9 @@ async def _run(url: str, request: bytes, total: int, concurrency: int, warmup: i
     return LoadResult(total, clock() - t0, latencies, verdicts)
 
 
-def run_load(url: str, request: bytes, total: int, concurrency: int, warmup: int = 20) -> LoadResult:
-    """Send ``request`` ``total`` times over ``concurrency`` keep-alive connections; time each one."""
+def run_load(url: str, request: bytes | list[bytes], total: int, concurrency: int, warmup: int = 20) -> LoadResult:
+    """Send ``request`` (or each of a list in turn) ``total`` times over ``concurrency`` keep-alive
+    connections; time each one."""
     try:
         import uvloop
 
