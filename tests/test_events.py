@@ -103,3 +103,16 @@ def test_an_append_in_a_rolled_back_savepoint_is_forgotten(db_url: str) -> None:
     with db.read() as r:
         assert events.verify(r).ok
         assert [e.type for e in events.iter_events(r)] == ["test.event", "test.kept", "test.kept"]
+
+
+def test_appends_across_released_savepoints_chain(db_url: str) -> None:
+    db = Database(db_url)
+    db.migrate()
+    with db.write() as s:
+        for i in range(3):
+            with s.begin_nested():  # released: its append and head update stay in the transaction
+                events.append_many(s, [events.EventDraft("test.inner", "t", payload={"i": i})])
+            events.append(s, "test.outer", actor="t")
+    with db.read() as r:
+        result = events.verify(r)
+        assert result.ok and result.checked == 6

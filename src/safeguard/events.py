@@ -71,9 +71,10 @@ def _head(session: Session) -> list[Any]:
     """The chain head ``[seq, hash]``, locked for this transaction; cached in ``session.info``.
 
     Plain Core statements, no ORM object: the head is read and locked once per transaction level and
-    written back with one UPDATE per append. The cache is dropped whenever a transaction or savepoint
-    of the session ends (see :func:`_forget_head`), so a savepoint rolled back after an append, or the
-    next transaction on the same session, reads the head again instead of chaining onto a stale one.
+    written back with one UPDATE per append. The cache is dropped when the transaction ends or any
+    rollback happens, a savepoint's included (see :func:`_forget_head`), so a savepoint rolled back
+    after an append, or the next transaction on the same session, reads the head again instead of
+    chaining onto a stale one.
     """
     head: list[Any] | None = session.info.get(_HEAD_KEY)
     if head is None:
@@ -89,6 +90,14 @@ def _set_head(session: Session, head: list[Any], seq: int, last: str) -> None:
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_head(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the transaction itself ended: the next one must lock and read again
+        session.info.pop(_HEAD_KEY, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_head_on_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    # Any rollback, a savepoint's included: its appends and head UPDATE are undone (and PostgreSQL
+    # releases the row lock taken inside it). A released savepoint keeps the cache: its writes stay.
     session.info.pop(_HEAD_KEY, None)
 
 
