@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, event, select
+from sqlalchemy import Connection, Table, bindparam, event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from safeguard.store.models import Event, EventChainHead, utcnow
@@ -83,8 +83,11 @@ def _head(session: Session) -> list[Any]:
     return head
 
 
+_SET_HEAD = HEAD.update().where(HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+
+
 def _set_head(session: Session, head: list[Any], seq: int, last: str) -> None:
-    session.connection().execute(HEAD.update().where(HEAD.c.id == 1).values(seq=seq, hash=last))
+    session.connection().execute(_SET_HEAD, {"new_seq": seq, "new_hash": last})
     head[0], head[1] = seq, last
 
 
@@ -191,7 +194,7 @@ def append_many_core(conn: Connection, drafts: Sequence[EventDraft]) -> int:
         return seq
     rows, seq, last = _rows(seq, prev, drafts)
     conn.execute(EVENTS.insert(), rows)
-    conn.execute(HEAD.update().where(HEAD.c.id == 1).values(seq=seq, hash=last))
+    conn.execute(_SET_HEAD, {"new_seq": seq, "new_hash": last})
     return seq
 
 

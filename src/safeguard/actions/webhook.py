@@ -28,12 +28,15 @@ def endpoints_for(ctx: ActionContext, topic: str) -> list[tuple[str, str]]:
     return out
 
 
+_INSERT_OUTBOX = OUTBOX.insert().returning(OUTBOX.c.id)
+
+
 def enqueue(ctx: ActionContext, topic: str, payload: dict[str, Any]) -> list[int]:
     conn = ctx.session.connection()
     ids = []
     for url, secret in endpoints_for(ctx, topic):
         row = {"topic": topic, "endpoint_url": url, "endpoint_secret": secret, "payload": payload}
-        ids.append(int(conn.execute(OUTBOX.insert().values(**row).returning(OUTBOX.c.id)).scalar_one()))
+        ids.append(int(conn.execute(_INSERT_OUTBOX, row).scalar_one()))
     return ids
 
 
