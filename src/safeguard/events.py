@@ -70,8 +70,8 @@ def _lock_head_core(conn: Connection) -> tuple[int, str]:
 def _head(session: Session) -> list[Any]:
     """The chain head ``[seq, hash]``, locked for this transaction; cached in ``session.info``.
 
-    Plain Core statements, no ORM object: the head is read and locked once per transaction level and
-    written back with one UPDATE per append. The cache is dropped when the transaction ends or any
+    Plain Core statements, no ORM object: the head is read and locked once per transaction and written
+    back with one UPDATE per append. The cache is dropped when the transaction ends or any
     rollback happens, a savepoint's included (see :func:`_forget_head`), so a savepoint rolled back
     after an append, or the next transaction on the same session, reads the head again instead of
     chaining onto a stale one.

@@ -2,7 +2,8 @@
 
 Written with Core statements on the transaction's connection, not ORM objects: this runs inside the
 decision's write for every match, and the unit of work (autoflushes, identity map, flush ordering)
-cost several times the SQL itself (docs/performance.md, "Matching uploads").
+cost several times the SQL itself (docs/performance.md, section 5). The statements are built once and
+executed with parameters: one built per call with ``.values(...)`` pays for its cache key every time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from safeguard.store.models import Case, CaseItem, utcnow
 
 CASES = cast(Table, Case.__table__)
 CASE_ITEMS = cast(Table, CaseItem.__table__)
+
 _OPEN_CASE = (
     select(CASES.c.id, CASES.c.priority, CASES.c.verdict)
     .where(
@@ -27,10 +29,6 @@ _OPEN_CASE = (
     .order_by(CASES.c.id.desc())
     .limit(1)
 )
-
-
-# Built once, executed with parameters: a statement built per call with ``.values(...)`` pays for its
-# cache key every time (a tenth of a match's recording CPU).
 _INSERT_CASE = CASES.insert().returning(CASES.c.id)
 _UPDATE_CASE = (
     CASES.update()

@@ -121,8 +121,7 @@ class HashMatchDetector(Detector):
                 ),
                 default=0,
             )
-            values = [q.value for _, q in queries]
-            hits = index.query_many(values, radius) if len(values) > 1 else [index.query(values[0], radius)]
+            hits = index.query_many([q.value for _, q in queries], radius)
             for (i, q), found in zip(queries, hits, strict=True):
                 for entry_id, dist in found:
                     candidates[i].setdefault(entry_id, []).append((q, dist))

@@ -7,8 +7,9 @@ hashes would be more than ``d`` apart). So probing every substring's table with 
 ``r_t`` of the query's substring finds every entry within distance ``d``; each candidate is then
 verified by XOR and popcount on the full 256 bits. The radii need not be equal (Norouzi et al.'s
 generalised pigeonhole): for ``d = 40`` and 11 substrings, eight at radius 3 and three at radius 2
-suffice, a quarter fewer probes than eleven at ``floor(40 / 11) = 3``. Nothing is approximate: recall is 1.0 for every ``max_distance`` (a distance past what
-the probe tables are built for falls back to a brute-force scan, still exact).
+suffice, a quarter fewer probes than eleven at ``floor(40 / 11) = 3``. Nothing is approximate:
+recall is 1.0 for every ``max_distance`` (a distance past what the probe tables are built for falls
+back to a brute-force scan, still exact).
 
 Layout (CSR, one table per substring): ``offsets`` holds, for each table, ``2**width + 1`` start
 positions into ``rows``; ``rows[t*N + k]`` are row numbers sorted by that table's key. A probe is
@@ -283,6 +284,10 @@ class MIHIndex(SignalIndex):
         q, rem = divmod(max_distance + 1, self.tables)
         return [q - 1] * (self.tables - rem) + [q] * rem
 
+    def _probed(self, max_distance: int) -> bool:
+        """Whether a query at ``max_distance`` probes the tables (else the main part is scanned)."""
+        return bool(self.tables) and 0 <= max(self.radii(max_distance)) <= self.max_radius
+
     def _probes(self, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(table of each probe, xor mask of each probe, offsets base of each probe) for a query distance."""
         got = self._probe_cache.get(max_distance)
@@ -356,8 +361,7 @@ class MIHIndex(SignalIndex):
         out_q, out_id, out_d = [], [], []
         n = len(self._ids)
         if n:
-            radius = max(self.radii(max_distance)) if self.tables else -1
-            if not 0 <= radius <= self.max_radius:
+            if not self._probed(max_distance):
                 qi, rows, dist = self._scan(q, self._hashes, max_distance)
                 keep = self._live[rows]
                 out_q.append(qi[keep])
@@ -415,8 +419,7 @@ class MIHIndex(SignalIndex):
             return out
         # Batches bound the temporary arrays: about 256K probe positions per call (at d = 40, 1M entries
         # and 11 tables, 15 queries per call ran at 514 us/query, 256 per call at 739; one at a time 551).
-        probed = self.tables and len(self._ids) and max(self.radii(max_distance)) <= self.max_radius
-        probes = len(self._probes(max_distance)[0]) if probed else 1
+        probes = len(self._probes(max_distance)[0]) if len(self._ids) and self._probed(max_distance) else 1
         step = max(1, min(256, (1 << 18) // max(1, probes)))
         for b in range(0, len(values), step):
             chunk = list(values[b : b + step])
