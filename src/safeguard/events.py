@@ -19,6 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
+from safeguard.store import driver
 from safeguard.store.models import Event, EventChainHead, utcnow
 
 GENESIS = "0" * 64
@@ -189,13 +190,22 @@ def append_many(session: Session, drafts: Sequence[EventDraft]) -> int:
 def append_many_core(conn: Connection, drafts: Sequence[EventDraft]) -> int:
     """:func:`append_many` on a plain Core connection inside a write transaction, for callers that use
     no ORM session at all (the recorder's batches of plain rows); locks the head row the same way."""
-    seq, prev = _lock_head_core(conn)
+    got = _SELECT_HEAD_DRIVER.first(conn)  # the statement _lock_head_core runs, on the DBAPI cursor
+    if got is None:
+        seq, prev = _lock_head_core(conn)
+    else:
+        seq, prev = int(got[0]), str(got[1])
     if not drafts:
         return seq
     rows, seq, last = _rows(seq, prev, drafts)
-    conn.execute(EVENTS.insert(), rows)
-    conn.execute(_SET_HEAD, {"new_seq": seq, "new_hash": last})
+    _INSERT_EVENTS.executemany(conn, rows)
+    _SET_HEAD_DRIVER.executemany(conn, [{"new_seq": seq, "new_hash": last}])
     return seq
+
+
+_SELECT_HEAD_DRIVER = driver.Prepared(_SELECT_HEAD)
+_SET_HEAD_DRIVER = driver.Prepared(_SET_HEAD)
+_INSERT_EVENTS = driver.Prepared(EVENTS.insert())
 
 
 @dataclass
