@@ -55,6 +55,7 @@ def create_app(
     errors.install(app)
     for r in (scan.router, banks.router, records.router, admin.router, conversations.router, streams.router):
         app.include_router(r)
+    app.add_middleware(scan.HashScanRoute, svc=svc)  # inside the body limit, which add_middleware puts around it
     # A little headroom over the file limit for the multipart envelope and form fields.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 64 * 1024)
     return app

@@ -31,8 +31,13 @@ async def services(request: Request) -> Services:
 
 
 async def principal(request: Request, svc: Services = Depends(services)) -> Principal:
-    auth = request.headers.get("authorization", "")
-    key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
+    return await authenticate(svc, request.headers.get("authorization"), request.headers.get("x-api-key"))
+
+
+async def authenticate(svc: Services, authorization: str | None, x_api_key: str | None) -> Principal:
+    """The principal of a request's API key (``Authorization: Bearer`` or ``X-API-Key``), or ``Unauthorized``."""
+    auth = authorization or ""
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else x_api_key
     # a key checked within the last few seconds needs no database read; otherwise read it in a thread
     p = svc.keys.cached(key)
     if p is None:
@@ -40,13 +45,21 @@ async def principal(request: Request, svc: Services = Depends(services)) -> Prin
     return p
 
 
+def allowed_roles(*roles: str, admin: bool = True) -> frozenset[str]:
+    return frozenset(roles) | ({"admin"} if admin else frozenset())
+
+
+def check_role(p: Principal, allowed: frozenset[str]) -> Principal:
+    if p.role not in allowed:
+        raise Forbidden(f"role {p.role!r} may not do this; needs one of {sorted(allowed)}", code="wrong_role")
+    return p
+
+
 def require(*roles: str, admin: bool = True) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only the given roles (and ``admin``, unless ``admin=False``)."""
-    allowed = set(roles) | ({"admin"} if admin else set())
+    allowed = allowed_roles(*roles, admin=admin)
 
     async def dep(p: Principal = Depends(principal)) -> Principal:
-        if p.role not in allowed:
-            raise Forbidden(f"role {p.role!r} may not do this; needs one of {sorted(allowed)}", code="wrong_role")
-        return p
+        return check_role(p, allowed)
 
     return dep

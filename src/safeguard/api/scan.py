@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from safeguard.api import metrics
-from safeguard.api.deps import Services, require, services
-from safeguard.content import Content, ContentKind, Signal
-from safeguard.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from safeguard.api.deps import Services, allowed_roles, authenticate, check_role, require, services
+from safeguard.content import Content, ContentKind, Decision, Signal
+from safeguard.errors import InvalidInput, PayloadTooLarge, SafeguardError, UnsupportedMedia
 from safeguard.keys import Principal
 
 router = APIRouter(prefix="/v1", tags=["scan"])
@@ -76,10 +77,10 @@ async def scan(
 ) -> Any:
     t0 = time.perf_counter()
     ctype = request.headers.get("content-type", "")
+    if ctype.startswith("application/json"):  # usually answered by HashScanRoute before it gets here
+        return JSONResponse(await scan_json(svc, who, await request.body(), t0))
     if ctype.startswith("multipart/form-data"):
         content = await _from_form(request, svc)
-    elif ctype.startswith("application/json"):
-        content = await _from_json(request)
     else:
         raise UnsupportedMedia(
             "send multipart/form-data with a 'file' field, or application/json with 'signals'",
@@ -95,16 +96,76 @@ async def scan(
             {"id": decision_id, "status": "pending", "href": f"/v1/decisions/{decision_id}"}, status_code=202
         )
     engine = svc.engine
-    if content.data is None:  # hash-only: a few hashes are matched on the loop, no thread hop
-        decision = await engine.scan_async(content, actor=who.actor)
-    else:  # decoding and hashing run in a thread; the wait for the commit does not hold one
-        work = await run_in_threadpool(engine.prepare, content, actor=who.actor)
-        decision = await engine.recorder.submit_async(work)
+    # decoding and hashing run in a thread; the wait for the commit does not hold one
+    work = await run_in_threadpool(engine.prepare, content, actor=who.actor)
+    decision = await engine.recorder.submit_async(work)
+    return JSONResponse(_answer(decision, content, t0))  # plain JSON types: skip FastAPI's jsonable_encoder
+
+
+async def scan_json(svc: Services, who: Principal, raw: bytes, t0: float) -> dict[str, Any]:
+    """The hash-only scan (a JSON body): parse, match, record; returns the response body."""
+    content = _hash_content(_parse(HashScanIn, raw, "invalid hash-scan request"))
+    # a few hashes are matched on the loop, no thread hop (see Engine.scan_async)
+    decision = await svc.engine.scan_async(content, actor=who.actor)
+    return _answer(decision, content, t0)
+
+
+def _answer(decision: Decision, content: Content, t0: float) -> dict[str, Any]:
     elapsed = time.perf_counter() - t0
     metrics.observe_scan(decision.verdict.value, content.kind.value, elapsed)
     body = decision.to_dict()
     body["timing_ms"] = round(elapsed * 1000, 3)
-    return JSONResponse(body)  # plain JSON types already: skip FastAPI's jsonable_encoder walk
+    return body
+
+
+_PLATFORM = allowed_roles("platform")
+
+
+class HashScanRoute:
+    """ASGI middleware that answers ``POST /v1/scan`` with a JSON body itself: the hot path of a
+    platform that hashes on its side. Same authentication, role check, parsing, decision, errors and
+    response as the FastAPI route, which still serves every other request, documents this one in
+    OpenAPI, and answers it where this middleware is not installed.
+
+    Why: FastAPI's routing, dependency resolution and middleware layers cost about as much CPU as the
+    scan itself (a hash lookup and its recorded decision); see docs/performance.md.
+    """
+
+    def __init__(self, app: ASGIApp, svc: Services, path: str = "/v1/scan") -> None:
+        self.app = app
+        self.svc = svc
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        ctype = authorization = x_api_key = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                ctype = value
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-api-key":
+                x_api_key = value.decode("latin-1")
+        if ctype is None or not ctype.startswith(b"application/json"):
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        chunks = []
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body", False):
+                break
+        try:
+            who = check_role(await authenticate(self.svc, authorization, x_api_key), _PLATFORM)
+            response = JSONResponse(await scan_json(self.svc, who, b"".join(chunks), t0))
+        except SafeguardError as exc:
+            response = JSONResponse(exc.to_dict(), status_code=exc.status)
+        await response(scope, receive, send)
 
 
 @router.post("/scan/batch", summary="Scan up to 1,000 hash-only items in one request: one recorded decision each")
@@ -172,10 +233,6 @@ def _parse(model: type[_Model], raw: bytes, what: str) -> _Model:
         raise InvalidInput(f"invalid JSON: {exc.msg}", code="invalid_json") from exc
     except ValidationError as exc:
         raise InvalidInput(what, code="invalid_request", details=json.loads(exc.json(include_url=False))) from exc
-
-
-async def _from_json(request: Request) -> Content:
-    return _hash_content(_parse(HashScanIn, await request.body(), "invalid hash-scan request"))
 
 
 def _hash_content(body: HashScanIn) -> Content:
