@@ -128,7 +128,7 @@ def test_snapshot_round_trip(tmp_path, mmap: bool) -> None:
     mih.save(path, change_id=43)  # overwrite in place
     loaded, meta = MIHIndex.load(path, mmap=mmap)
     assert meta == {"change_id": 43}
-    assert isinstance(loaded._hashes, np.memmap) == mmap
+    assert isinstance(loaded._hashes.base, np.memmap) == mmap  # mapped pages, seen through a plain ndarray
     qs = _queries(rng, values, 20)
     _same(loaded, ref, qs, radii=(31,))
     # a loaded (read-only) snapshot still takes patches

@@ -481,7 +481,9 @@ class MIHIndex(SignalIndex):
         idx._configure(int(info["tables"]))
         mode: Literal["r"] | None = "r" if mmap else None
         names = ("ids", "hashes", "offsets", "rows", "occ")
-        arrs = {n: np.load(path / f"{n}.npy", mmap_mode=mode, allow_pickle=False) for n in names}
+        # Plain ndarray views of the maps (the mapping lives on in their .base), so that a query's fancy
+        # indexing skips np.memmap's Python-level __getitem__ and __array_finalize__.
+        arrs = {n: np.load(path / f"{n}.npy", mmap_mode=mode, allow_pickle=False).view(np.ndarray) for n in names}
         n = len(arrs["ids"])
         if (
             arrs["hashes"].shape != (n, idx.words)
