@@ -59,6 +59,23 @@ def test_block_on_banked_image_with_case_webhook_and_events(engine: Engine, bank
     # a second decision about the same user joins the open case
     d2 = engine.scan(image(data, content_id="up-2", user_id="u-1"))
     assert d2.case_id == d.case_id
+    with engine.db.read() as s:
+        assert s.execute(select(func.count()).select_from(OutboxMessage)).scalar_one() == 2
+        msg = s.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars().first()
+        assert msg is not None and (msg.status, msg.attempts, msg.last_error) == ("pending", 0, "")
+        assert msg.next_attempt_at is not None and msg.created_at is not None
+    # every statement of this write ran on the DBAPI cursor, none fell back to Core (store/driver.py)
+    from safeguard import events
+    from safeguard.actions import case, webhook
+    from safeguard.store import driver
+
+    dialect = engine.db.engine.dialect.name
+    hot = [case._OPEN_CASE_D, case._INSERT_CASE_D, case._UPDATE_CASE_D, case._INSERT_ITEM_D, webhook._INSERT_OUTBOX_D]
+    hot += [events._SELECT_HEAD_DRIVER, events._SET_HEAD_DRIVER, events._INSERT_EVENTS]
+    hot.append(driver.inserter(DecisionRow.__table__))  # type: ignore[arg-type]
+    for prepared in hot:
+        used = {k: v for k, v in prepared._compiled.items() if k[0] == dialect}
+        assert used and all(v is not None for v in used.values()), prepared.stmt
 
 
 def test_exact_hash_match(engine: Engine, banks: BankService) -> None:

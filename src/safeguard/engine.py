@@ -31,7 +31,7 @@ from safeguard.index.manager import BankMeta, IndexSet
 from safeguard.media import Media
 from safeguard.policy import Policy, evaluate, load_policy
 from safeguard.signals import compute_signals, get_signal_type
-from safeguard.store import Database
+from safeguard.store import Database, driver
 from safeguard.store.models import DecisionRow
 from safeguard.store.recorder import Bulk, Recorder, Work
 
@@ -299,7 +299,7 @@ class Engine:
             s.merge(DecisionRow(**row))
             s.flush()
         else:
-            s.connection().execute(DECISIONS.insert(), [row])
+            driver.inserter(DECISIONS).executemany(s.connection(), [row])
         return decision
 
     def get_decision(self, decision_id: str) -> dict[str, Any]:

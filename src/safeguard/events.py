@@ -61,7 +61,7 @@ _SELECT_HEAD = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_up
 
 def _lock_head_core(conn: Connection) -> tuple[int, str]:
     """Lock the chain head row for this transaction and return (seq, hash); create it on first use."""
-    got = conn.execute(_SELECT_HEAD).first()
+    got = _SELECT_HEAD_DRIVER.first(conn)
     if got is None:
         conn.execute(HEAD.insert().values(id=1, seq=0, hash=GENESIS))
         return 0, GENESIS
@@ -85,10 +85,14 @@ def _head(session: Session) -> list[Any]:
 
 
 _SET_HEAD = HEAD.update().where(HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+# the chain's hot statements, run on the DBAPI cursor (store/driver.py)
+_SELECT_HEAD_DRIVER = driver.Prepared(_SELECT_HEAD)
+_SET_HEAD_DRIVER = driver.Prepared(_SET_HEAD)
+_INSERT_EVENTS = driver.Prepared(EVENTS.insert())
 
 
 def _set_head(session: Session, head: list[Any], seq: int, last: str) -> None:
-    session.connection().execute(_SET_HEAD, {"new_seq": seq, "new_hash": last})
+    _SET_HEAD_DRIVER.executemany(session.connection(), [{"new_seq": seq, "new_hash": last}])
     head[0], head[1] = seq, last
 
 
@@ -182,7 +186,7 @@ def append_many(session: Session, drafts: Sequence[EventDraft]) -> int:
     if not drafts:
         return int(head[0])
     rows, seq, last = _rows(head[0], head[1], drafts)
-    session.connection().execute(EVENTS.insert(), rows)
+    _INSERT_EVENTS.executemany(session.connection(), rows)
     _set_head(session, head, seq, last)
     return seq
 
@@ -190,22 +194,13 @@ def append_many(session: Session, drafts: Sequence[EventDraft]) -> int:
 def append_many_core(conn: Connection, drafts: Sequence[EventDraft]) -> int:
     """:func:`append_many` on a plain Core connection inside a write transaction, for callers that use
     no ORM session at all (the recorder's batches of plain rows); locks the head row the same way."""
-    got = _SELECT_HEAD_DRIVER.first(conn)  # the statement _lock_head_core runs, on the DBAPI cursor
-    if got is None:
-        seq, prev = _lock_head_core(conn)
-    else:
-        seq, prev = int(got[0]), str(got[1])
+    seq, prev = _lock_head_core(conn)
     if not drafts:
         return seq
     rows, seq, last = _rows(seq, prev, drafts)
     _INSERT_EVENTS.executemany(conn, rows)
     _SET_HEAD_DRIVER.executemany(conn, [{"new_seq": seq, "new_hash": last}])
     return seq
-
-
-_SELECT_HEAD_DRIVER = driver.Prepared(_SELECT_HEAD)
-_SET_HEAD_DRIVER = driver.Prepared(_SET_HEAD)
-_INSERT_EVENTS = driver.Prepared(EVENTS.insert())
 
 
 @dataclass

@@ -14,6 +14,7 @@ from sqlalchemy import Table, bindparam, select
 
 from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.content import Action
+from safeguard.store.driver import Prepared
 from safeguard.store.models import Case, CaseItem, utcnow
 
 CASES = cast(Table, Case.__table__)
@@ -36,6 +37,10 @@ _UPDATE_CASE = (
     .values(priority=bindparam("new_priority"), verdict=bindparam("new_verdict"), updated_at=bindparam("now"))
 )
 _INSERT_ITEM = CASE_ITEMS.insert()
+# run on the DBAPI cursor with SQLAlchemy's SQL and bind processing (store/driver.py)
+_OPEN_CASE_D, _INSERT_CASE_D, _UPDATE_CASE_D, _INSERT_ITEM_D = map(
+    Prepared, (_OPEN_CASE, _INSERT_CASE, _UPDATE_CASE, _INSERT_ITEM)
+)
 
 
 class OpenCase(ActionHandler):
@@ -47,7 +52,7 @@ class OpenCase(ActionHandler):
         priority = int(action.params.get("priority", 2))
         verdict = ctx.decision.verdict.value
         now = utcnow()
-        found = conn.execute(_OPEN_CASE, {"kind": kind, "sid": sid}).first()
+        found = _OPEN_CASE_D.first(conn, {"kind": kind, "sid": sid})
         if found is None:
             row = {
                 "subject_kind": kind,
@@ -59,22 +64,25 @@ class OpenCase(ActionHandler):
                 "opened_at": now,
                 "updated_at": now,
             }
-            case_id = conn.execute(_INSERT_CASE, row).scalar_one()
+            got = _INSERT_CASE_D.first(conn, row)
+            if got is None:
+                raise RuntimeError("INSERT ... RETURNING gave no row")
+            case_id = got[0]
         else:
             case_id, old_priority, old_verdict = found
             priority = min(old_priority, priority)
             if ctx.decision.verdict.severity <= _severity(old_verdict):
                 verdict = old_verdict
-            conn.execute(
-                _UPDATE_CASE, {"case_id": case_id, "new_priority": priority, "new_verdict": verdict, "now": now}
+            _UPDATE_CASE_D.executemany(
+                conn, [{"case_id": case_id, "new_priority": priority, "new_verdict": verdict, "now": now}]
             )
         summary = {
             "verdict": ctx.decision.verdict.value,
             "content_id": ctx.content.content_id,
             "findings": [f.to_dict() for f in ctx.decision.findings],
         }
-        conn.execute(
-            _INSERT_ITEM, {"case_id": case_id, "decision_id": ctx.decision.id, "summary": summary, "created_at": now}
+        _INSERT_ITEM_D.executemany(
+            conn, [{"case_id": case_id, "decision_id": ctx.decision.id, "summary": summary, "created_at": now}]
         )
         return {"case_id": int(case_id), "created": found is None, "priority": priority}
 

@@ -11,7 +11,8 @@ from sqlalchemy import Table, select
 
 from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.content import Action
-from safeguard.store.models import OutboxMessage, WebhookEndpoint
+from safeguard.store.driver import Prepared
+from safeguard.store.models import OutboxMessage, WebhookEndpoint, utcnow
 
 OUTBOX = cast(Table, OutboxMessage.__table__)
 ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
@@ -29,14 +30,30 @@ def endpoints_for(ctx: ActionContext, topic: str) -> list[tuple[str, str]]:
 
 
 _INSERT_OUTBOX = OUTBOX.insert().returning(OUTBOX.c.id)
+_INSERT_OUTBOX_D = Prepared(_INSERT_OUTBOX)  # on the DBAPI cursor (store/driver.py)
 
 
 def enqueue(ctx: ActionContext, topic: str, payload: dict[str, Any]) -> list[int]:
     conn = ctx.session.connection()
     ids = []
+    now = utcnow()
     for url, secret in endpoints_for(ctx, topic):
-        row = {"topic": topic, "endpoint_url": url, "endpoint_secret": secret, "payload": payload}
-        ids.append(int(conn.execute(_INSERT_OUTBOX, row).scalar_one()))
+        row = {
+            "topic": topic,
+            "endpoint_url": url,
+            "endpoint_secret": secret,
+            "payload": payload,
+            # the columns' defaults, given here so that the driver runs the INSERT as compiled
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": "",
+            "created_at": now,
+        }
+        got = _INSERT_OUTBOX_D.first(conn, row)
+        if got is None:
+            raise RuntimeError("INSERT ... RETURNING gave no row")
+        ids.append(int(got[0]))
     return ids
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.expression import ClauseElement, Executable
@@ -102,3 +102,14 @@ class Prepared:
         finally:
             cur.close()
         return None if got is None else tuple(got)
+
+
+_INSERTS: dict[Table, Prepared] = {}
+
+
+def inserter(table: Table) -> Prepared:
+    """The plain ``table.insert()``, prepared (one per table)."""
+    got = _INSERTS.get(table)
+    if got is None:
+        got = _INSERTS[table] = Prepared(table.insert())
+    return got

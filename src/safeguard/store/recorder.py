@@ -73,19 +73,9 @@ def write_bulk_core(conn: Connection, bulks: list[Bulk]) -> None:
     """:func:`write_bulk` on a Core connection (no session, so the chain head is read and written in SQL)."""
     by_table, drafts = _grouped(bulks)
     for table, rows in by_table.items():
-        _insert(table).executemany(conn, rows)
+        driver.inserter(table).executemany(conn, rows)
     if drafts:
         events.append_many_core(conn, drafts)
-
-
-_INSERTS: dict[Table, driver.Prepared] = {}
-
-
-def _insert(table: Table) -> driver.Prepared:
-    stmt = _INSERTS.get(table)
-    if stmt is None:
-        stmt = _INSERTS[table] = driver.Prepared(table.insert())
-    return stmt
 
 
 class Recorder:
