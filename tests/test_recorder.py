@@ -247,3 +247,66 @@ def test_sqlite_writers_wait_on_the_file_lock(tmp_path: Path) -> None:
     assert Path(str(tmp_path / "x.db") + ".writelock").exists()
     a.dispose()
     b.dispose()
+
+
+# -- rerunnable writes: a batch shares one savepoint, and reruns one by one only when that fails ----
+
+
+def test_rerunnable_writes_share_a_savepoint_and_fail_alone(db_url: str) -> None:
+    from safeguard.store.recorder import Rerunnable
+
+    db = Database(db_url)
+    db.migrate()
+    rec = Recorder(db)
+    runs: dict[int, int] = {}
+
+    def write(i: int, fail: bool) -> Rerunnable:
+        def work(s: Session) -> int:
+            runs[i] = runs.get(i, 0) + 1  # observed by the test only: counts the reruns
+            events.append(s, "test.ok" if not fail else "test.bad", actor="t", payload={"i": i})
+            if fail:
+                raise ValueError(f"write {i} fails")
+            return i
+
+        return Rerunnable(work)
+
+    # all succeed: one savepoint, each ran once
+    futures: list[Future[object]] = [Future() for _ in range(5)]
+    rec._commit([(write(i, False), f) for i, f in enumerate(futures)])
+    assert [f.result() for f in futures] == [0, 1, 2, 3, 4] and set(runs.values()) == {1}
+    # one fails: the shared savepoint is rolled back, each write reruns alone, only the bad one fails
+    runs.clear()
+    futures = [Future() for _ in range(5)]
+    rec._commit([(write(10 + i, i == 2), f) for i, f in enumerate(futures)])
+    assert [f.exception() is None for f in futures] == [True, True, False, True, True]
+    assert runs == {10: 2, 11: 2, 12: 2, 13: 1, 14: 1}  # the bad one stopped the shared run at 12
+    with db.read() as s:
+        got = s.execute(select(Event.type, Event.payload).order_by(Event.seq)).all()
+        assert [p["i"] for t, p in got] == [0, 1, 2, 3, 4, 10, 11, 13, 14]
+        assert {t for t, _ in got} == {"test.ok"}
+        assert events.verify(s).ok
+    db.dispose()
+
+
+def test_matches_are_rerunnable_unless_an_action_is_not(engine: Engine) -> None:
+    from safeguard.actions.base import ActionContext, ActionHandler
+    from safeguard.banks import BankService
+    from safeguard.content import Action
+    from safeguard.store.recorder import Rerunnable
+
+    BankService(engine.db).create("b", actor="t", default_category="A1")
+    BankService(engine.db).add_entry("b", signal_type="md5", value="1" * 32, actor="t")
+    hit = Content(kind=ContentKind.HASHES, signals=(Signal("md5", "1" * 32),), user_id="u1")
+    work = engine.prepare(hit)
+    assert isinstance(work, Rerunnable)  # block, case, webhook: database writes only
+
+    class Remote(ActionHandler):  # a plug-in that does not say it may run twice
+        name = "case"
+
+        def run(self, action: Action, ctx: ActionContext) -> dict[str, object]:
+            return {}
+
+    engine.action_handlers["case"] = Remote()
+    work = engine.prepare(hit)
+    assert callable(work) and not isinstance(work, Rerunnable | Bulk)
+    assert engine.recorder.submit(work).verdict.value == "block"

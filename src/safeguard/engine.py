@@ -33,7 +33,7 @@ from safeguard.policy import Policy, evaluate, load_policy
 from safeguard.signals import compute_signals, get_signal_type
 from safeguard.store import Database, driver
 from safeguard.store.models import DecisionRow
-from safeguard.store.recorder import Bulk, Recorder, Work
+from safeguard.store.recorder import Bulk, Recorder, Rerunnable, Work
 
 log = logging.getLogger(__name__)
 # Hash-only scans with at most this many signals may be matched on the API's event loop (each index
@@ -249,7 +249,15 @@ class Engine:
                 events=[_decision_event(content, decision, findings, actor)],
                 result=decision,
             )
-        return lambda s: self._record(s, content, decision, findings, actor, pending)
+
+        def record(s: Session) -> Decision:
+            return self._record(s, content, decision, findings, actor, pending)
+
+        # the built-in actions only write through the session: a batch of such decisions may share
+        # one savepoint (store/recorder.py); a pending row's ORM merge keeps its own
+        if not pending and all(self.action_handlers[a.name].rerunnable for a in decision.actions):
+            return Rerunnable(record)
+        return record
 
     def _new_decision(
         self, content: Content, findings: list[Finding], signals: list[Signal] | None, decision_id: str | None

@@ -33,6 +33,10 @@ class ActionHandler(ABC):
     #: "platform": the platform carries it out (the engine records and returns it);
     #: "engine": the engine does it (here, or by enqueueing work)
     performed_by: ClassVar[str] = "engine"
+    #: True when ``run`` changes nothing but the database, through ``ctx.session``: no Python state, no
+    #: I/O. The recorder may then run it again after rolling back a savepoint (several decisions share
+    #: one savepoint; if that fails, each is rerun in its own). Leave False when unsure.
+    rerunnable: ClassVar[bool] = False
 
     @abstractmethod
     def run(self, action: Action, ctx: ActionContext) -> dict[str, Any]:

@@ -45,6 +45,7 @@ _OPEN_CASE_D, _INSERT_CASE_D, _UPDATE_CASE_D, _INSERT_ITEM_D = map(
 
 class OpenCase(ActionHandler):
     name = "case"
+    rerunnable = True  # database writes only
 
     def run(self, action: Action, ctx: ActionContext) -> dict[str, Any]:
         conn = ctx.session.connection()

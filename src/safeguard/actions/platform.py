@@ -10,6 +10,7 @@ from safeguard.content import Action
 
 class PlatformAction(ActionHandler):
     performed_by = "platform"
+    rerunnable = True  # returns data only
 
     def run(self, action: Action, ctx: ActionContext) -> dict[str, Any]:
         return {"performed_by": "platform"}

@@ -48,6 +48,7 @@ def terminate_payload(ctx: ActionContext) -> dict[str, Any]:
 
 class TerminateStream(ActionHandler):
     name = "terminate_stream"
+    rerunnable = True  # database writes only
     performed_by = "platform"
 
     def run(self, action: Action, ctx: ActionContext) -> dict[str, Any]:

@@ -59,6 +59,7 @@ def enqueue(ctx: ActionContext, topic: str, payload: dict[str, Any]) -> list[int
 
 class NotifyWebhook(ActionHandler):
     name = "webhook"
+    rerunnable = True  # database writes only
 
     def run(self, action: Action, ctx: ActionContext) -> dict[str, Any]:
         topic = str(action.params.get("topic", "decision." + ctx.decision.verdict.value))

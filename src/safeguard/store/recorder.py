@@ -7,8 +7,9 @@ returns only after its work has committed, so nothing acknowledged is lost if th
 one caller at a time it behaves like a plain transaction.
 
 A write is either a function of the session (run in its own SAVEPOINT, so one failure does not undo
-the others) or a :class:`Bulk`: plain rows and events with no logic, which the whole batch writes
-with one multi-row INSERT per table. Most scans are ``allow`` decisions with no actions (one decision
+the others), a :class:`Rerunnable` function (which changes nothing but the database: the batch runs
+all of them in one savepoint and, only if that fails, each in its own), or a :class:`Bulk`: plain
+rows and events with no logic, which the whole batch writes with one multi-row INSERT per table. Most scans are ``allow`` decisions with no actions (one decision
 row and one event), and the ORM's per-object cost was most of their recording time.
 """
 
@@ -43,6 +44,22 @@ class Bulk:
     rows: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
     events: list[events.EventDraft] = field(default_factory=list)
     result: Any = None
+
+
+class Rerunnable:
+    """A write that changes nothing but the database, so it may run again after a rollback.
+
+    A savepoint per write cost about as much as a matched decision's own statements; a batch's
+    rerunnable writes share one, and are rerun one savepoint each only when that fails.
+    """
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Session], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, s: Session) -> Any:
+        return self.fn(s)
 
 
 Work = Callable[[Session], Any] | Bulk
@@ -169,9 +186,12 @@ class Recorder:
                     results.append((fut, True, _run_one(s, work)))
                 else:
                     bulks = [(w, f) for w, f in batch if isinstance(w, Bulk)]
+                    reruns = [(w, f) for w, f in batch if isinstance(w, Rerunnable)]
                     for work, fut in batch:
-                        if not isinstance(work, Bulk):
+                        if not isinstance(work, Bulk | Rerunnable):
                             results.append(_in_savepoint(s, work, fut))
+                    if reruns:
+                        results.extend(_reruns_in_savepoint(s, reruns))
                     if bulks:
                         results.extend(_bulks_in_savepoint(s, bulks))
         except Exception as exc:  # the commit itself failed: nobody's work is durable
@@ -221,6 +241,22 @@ def _in_savepoint(s: Session, work: Work, fut: Future[Any]) -> tuple[Future[Any]
         s.info.clear()
         return (fut, False, exc)
     return (fut, True, value)
+
+
+def _reruns_in_savepoint(
+    s: Session, items: list[tuple[Rerunnable, Future[Any]]]
+) -> list[tuple[Future[Any], bool, Any]]:
+    """Rerunnable writes in one savepoint; if any fails, all are rolled back and rerun one savepoint
+    each, so only the failing ones fail."""
+    if len(items) == 1:
+        return [_in_savepoint(s, *items[0])]
+    try:
+        with s.begin_nested():
+            values = [work(s) for work, _ in items]
+    except Exception:
+        s.info.clear()
+        return [_in_savepoint(s, work, fut) for work, fut in items]
+    return [(fut, True, value) for (_, fut), value in zip(items, values, strict=True)]
 
 
 def _bulks_in_savepoint(s: Session, bulks: list[tuple[Bulk, Future[Any]]]) -> list[tuple[Future[Any], bool, Any]]:
