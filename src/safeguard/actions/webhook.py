@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import ColumnDefault, Table, select
 
 from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.content import Action
@@ -31,6 +31,11 @@ def endpoints_for(ctx: ActionContext, topic: str) -> list[tuple[str, str]]:
 
 _INSERT_OUTBOX = OUTBOX.insert().returning(OUTBOX.c.id)
 _INSERT_OUTBOX_D = Prepared(_INSERT_OUTBOX)  # on the DBAPI cursor (store/driver.py)
+# The model's scalar column defaults (status, attempts, last_error), sent with every row with the
+# timestamps: the driver runs an INSERT only as compiled, with no default computed at execution time.
+_SCALAR_DEFAULTS = {
+    c.key: c.default.arg for c in OUTBOX.columns if isinstance(c.default, ColumnDefault) and c.default.is_scalar
+}
 
 
 def enqueue(ctx: ActionContext, topic: str, payload: dict[str, Any]) -> list[int]:
@@ -43,11 +48,8 @@ def enqueue(ctx: ActionContext, topic: str, payload: dict[str, Any]) -> list[int
             "endpoint_url": url,
             "endpoint_secret": secret,
             "payload": payload,
-            # the columns' defaults, given here so that the driver runs the INSERT as compiled
-            "status": "pending",
-            "attempts": 0,
+            **_SCALAR_DEFAULTS,
             "next_attempt_at": now,
-            "last_error": "",
             "created_at": now,
         }
         got = _INSERT_OUTBOX_D.first(conn, row)

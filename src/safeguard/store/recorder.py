@@ -6,11 +6,14 @@ waiting request's write inside a single transaction, commit once, and wake the w
 returns only after its work has committed, so nothing acknowledged is lost if the process dies; with
 one caller at a time it behaves like a plain transaction.
 
-A write is either a function of the session (run in its own SAVEPOINT, so one failure does not undo
-the others), a :class:`Rerunnable` function (which changes nothing but the database: the batch runs
-all of them in one savepoint and, only if that fails, each in its own), or a :class:`Bulk`: plain
-rows and events with no logic, which the whole batch writes with one multi-row INSERT per table. Most scans are ``allow`` decisions with no actions (one decision
-row and one event), and the ORM's per-object cost was most of their recording time.
+A write is one of three kinds:
+
+- a function of the session, run in its own SAVEPOINT, so one failure does not undo the others;
+- a :class:`Rerunnable` function, which changes nothing but the database. The batch runs all of them
+  in one savepoint and, only if that fails, each in its own.
+- a :class:`Bulk`: plain rows and events with no logic. The whole batch writes them with one
+  multi-row INSERT per table. Most scans are ``allow`` decisions with no actions (one decision row
+  and one event), and the ORM's per-object cost was most of their recording time.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from safeguard.store.db import Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+W = TypeVar("W", "Bulk", "Rerunnable")
 MAX_BATCH = 256
 
 
@@ -243,28 +247,31 @@ def _in_savepoint(s: Session, work: Work, fut: Future[Any]) -> tuple[Future[Any]
     return (fut, True, value)
 
 
-def _reruns_in_savepoint(
-    s: Session, items: list[tuple[Rerunnable, Future[Any]]]
+def _together(
+    s: Session, items: list[tuple[W, Future[Any]]], run_all: Callable[[list[W]], list[Any]]
 ) -> list[tuple[Future[Any], bool, Any]]:
-    """Rerunnable writes in one savepoint; if any fails, all are rolled back and rerun one savepoint
-    each, so only the failing ones fail."""
+    """Run ``items`` together in one savepoint (``run_all`` returns each one's value); if that fails,
+    roll it back and run each in its own savepoint, so only the failing ones fail."""
     if len(items) == 1:
         return [_in_savepoint(s, *items[0])]
     try:
         with s.begin_nested():
-            values = [work(s) for work, _ in items]
+            values = run_all([work for work, _ in items])
     except Exception:
         s.info.clear()
         return [_in_savepoint(s, work, fut) for work, fut in items]
     return [(fut, True, value) for (_, fut), value in zip(items, values, strict=True)]
 
 
+def _reruns_in_savepoint(
+    s: Session, items: list[tuple[Rerunnable, Future[Any]]]
+) -> list[tuple[Future[Any], bool, Any]]:
+    return _together(s, items, lambda works: [work(s) for work in works])
+
+
 def _bulks_in_savepoint(s: Session, bulks: list[tuple[Bulk, Future[Any]]]) -> list[tuple[Future[Any], bool, Any]]:
-    """All bulk items in one savepoint; if that fails, each in its own, so only the bad one fails."""
-    try:
-        with s.begin_nested():
-            write_bulk(s, [b for b, _ in bulks])
-    except Exception:
-        s.info.clear()
-        return [_in_savepoint(s, b, fut) for b, fut in bulks]
-    return [(fut, True, b.result) for b, fut in bulks]
+    def run_all(works: list[Bulk]) -> list[Any]:
+        write_bulk(s, works)
+        return [b.result for b in works]
+
+    return _together(s, bulks, run_all)
