@@ -85,3 +85,20 @@ def test_prepared_head_statements_keep_the_chain(db_url: str) -> None:
         assert events.verify(s).ok
         assert events.verify(s).checked == 5
     db.dispose()
+
+
+def test_values_fixed_in_the_statement_are_bind_processed(db_url: str) -> None:
+    """A literal compared in the statement (here a UTC timestamp, through its TypeDecorator) must reach
+    the database as ``Connection.execute`` would send it, or the row is not found."""
+    from sqlalchemy import select as sa_select
+
+    db = Database(db_url)
+    db.migrate()
+    row = _row(7)
+    with db.write_connection() as conn:
+        conn.execute(DECISIONS.insert(), [row])
+    stmt = sa_select(DECISIONS.c.id).where(DECISIONS.c.created_at == row["created_at"])
+    with db.write_connection() as conn:
+        assert conn.execute(stmt).first() == (row["id"],)
+        assert Prepared(stmt).first(conn) == (row["id"],)
+    db.dispose()

@@ -26,13 +26,17 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 _Processor = Callable[[Any], Any] | None
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
     names: tuple[str, ...]  # bind names, in the order a positional paramstyle wants them
     positional: bool
     processors: tuple[_Processor, ...]
-    literals: dict[str, Any]  # binds with a value fixed in the statement (``WHERE id = 1``)
+    literals: dict[str, Any]  # binds with a value fixed in the statement (``WHERE id = 1``), processed
 
     def params(self, values: Mapping[str, Any]) -> Any:
         vals = [
@@ -61,11 +65,17 @@ class Prepared:
         if isinstance(compiled, SQLCompiler):
             names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.bind_names.values())
             binds = compiled.binds
-            literals = {n: binds[n].effective_value for n in names if n not in keys and not binds[n].required}
+            procs = {n: binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names}
+            # values fixed in the statement go through their bind processor too, once, here
+            literals = {
+                n: (procs[n] or _same)(binds[n].effective_value)
+                for n in names
+                if n not in keys and not binds[n].required
+            }
             complete = all(n in keys or n in literals for n in names)
             computed = getattr(compiled, "insert_prefetch", None) or getattr(compiled, "postfetch", None)
             if complete and not computed:
-                processors = tuple(binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
+                processors = tuple(procs[n] for n in names)
                 out = _Compiled(str(compiled), names, bool(compiled.positional), processors, literals)
         self._compiled[ck] = out
         return out
