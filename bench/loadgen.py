@@ -5,6 +5,8 @@ a thread pool of ``httpx`` clients spends more CPU per request than a hash-only 
 measures itself. Here each of ``concurrency`` keep-alive connections sends one pre-built request,
 reads the response (``Content-Length`` framed, as FastAPI and uvicorn send it) and sends the next,
 all on one asyncio loop (uvloop when installed). The same client drives both services in a run.
+Warm-up requests go over the same connections, all at once, before the clock starts, so that every
+worker process that will be timed has served a few requests first.
 """
 
 from __future__ import annotations
@@ -73,7 +75,6 @@ async def _run(url: str, request: bytes | list[bytes], total: int, concurrency: 
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     latencies: list[float] = []
     verdicts: dict[str, int] = {}
-    remaining = total
     clock = time.perf_counter
     pool = [request] if isinstance(request, bytes) else request
     sent = 0
@@ -95,26 +96,29 @@ async def _run(url: str, request: bytes | list[bytes], total: int, concurrency: 
         body = await reader.readexactly(length)
         return (clock() - t) * 1000, _verdict(body, status)
 
-    async def conn() -> None:
-        nonlocal remaining
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            while remaining > 0:
-                remaining -= 1
-                ms, v = await one(reader, writer)
+    async def drain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: list[int], timed: bool) -> None:
+        while count[0] > 0:
+            count[0] -= 1
+            ms, v = await one(reader, writer)
+            if timed:
                 latencies.append(ms)
                 verdicts[v] = verdicts.get(v, 0) + 1
-        finally:
-            writer.close()
 
-    # warm-up on one connection: imports, caches and the first transaction happen outside the timing
-    reader, writer = await asyncio.open_connection(host, port)
-    for _ in range(warmup):
-        await one(reader, writer)
-    writer.close()
-    t0 = clock()
-    await asyncio.gather(*(conn() for _ in range(concurrency)))
-    return LoadResult(total, clock() - t0, latencies, verdicts)
+    conns = [await asyncio.open_connection(host, port) for _ in range(concurrency)]
+    try:
+        # warm-up on the connections that are then timed, all at once: every worker process that
+        # accepted one of them has served requests (imports, caches, first transactions) before the
+        # clock starts, not just the one that would take a lone warm-up connection
+        warm = [max(warmup, concurrency if warmup else 0)]
+        await asyncio.gather(*(drain(r, w, warm, False) for r, w in conns))
+        todo = [total]
+        t0 = clock()
+        await asyncio.gather(*(drain(r, w, todo, True) for r, w in conns))
+        seconds = clock() - t0
+    finally:
+        for _, w in conns:
+            w.close()
+    return LoadResult(total, seconds, latencies, verdicts)
 
 
 def run_load(url: str, request: bytes | list[bytes], total: int, concurrency: int, warmup: int = 20) -> LoadResult:

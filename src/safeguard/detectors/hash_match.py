@@ -113,15 +113,7 @@ class HashMatchDetector(Detector):
             index = res.indexes.get(signal_type)
             if index is None or len(index) == 0:
                 continue
-            radius = max(
-                (
-                    b.review_thresholds.get(signal_type, b.thresholds.get(signal_type, 0))
-                    for b in banks.values()
-                    if b.enabled
-                ),
-                default=0,
-            )
-            hits = index.query_many([q.value for _, q in queries], radius)
+            hits = index.query_many([q.value for _, q in queries], res.indexes.query_radius(signal_type))
             for (i, q), found in zip(queries, hits, strict=True):
                 for entry_id, dist in found:
                     candidates[i].setdefault(entry_id, []).append((q, dist))

@@ -41,6 +41,11 @@ class SignalIndex(ABC):
         """Fold changes buffered for cheap patching into the main structure (after a bulk load)."""
         return None
 
+    def warm(self, max_distance: int) -> None:
+        """Get ready for queries at ``max_distance`` before the first request (a worker's start):
+        whatever the first query would otherwise pay for (page faults, cached probe sets)."""
+        return None
+
     @abstractmethod
     def __len__(self) -> int: ...
 

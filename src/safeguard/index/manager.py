@@ -78,8 +78,22 @@ class IndexSet:
                 self.indexes = {k: v[0] for k, v in loaded.items()}
                 self.change_id = next(iter(loaded.values()))[1]
                 self.refresh(force=True)
-                return
-            self._build(head)
+            else:
+                self._build(head)
+            for name, idx in self.indexes.items():
+                idx.warm(self.query_radius(name))
+
+    def query_radius(self, signal_type: str) -> int:
+        """How far a query of this signal type reaches: the widest review (else match) threshold of
+        any enabled bank, so that one index call finds every candidate any bank could count."""
+        return max(
+            (
+                b.review_thresholds.get(signal_type, b.thresholds.get(signal_type, 0))
+                for b in self.banks.values()
+                if b.enabled
+            ),
+            default=0,
+        )
 
     def _build(self, head: int) -> None:
         indexes = {st.name: index_for(st) for st in signal_types()}
