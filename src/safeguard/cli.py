@@ -101,7 +101,7 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
 ) -> None:
     """Run the HTTP API (migrates the database first)."""
-    import uvicorn
+    from safeguard.api.workers import run as run_workers
 
     s = settings()
     e = engine()
@@ -114,14 +114,10 @@ def serve(
     console.print(f"[bold green]Safeguard[/] on {url}  (database: {s.resolved_database_url})")
     console.print(f"  API docs:   {url}/docs   (OpenAPI: {url}/openapi.json)")
     console.print("  API key:    safeguard keys create --role platform   (also moderator, admin, auditor)")
-    uvicorn.run(
-        "safeguard.api.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers or s.workers,
-        log_level=s.log_level,
-    )
+    # several workers: one listening socket each (SO_REUSEPORT), so connections spread over them
+    rc = run_workers(host, port, workers or s.workers, s.log_level)
+    if rc:
+        raise typer.Exit(rc)
 
 
 @app.command()

@@ -1,0 +1,137 @@
+"""`safeguard serve --workers 2`: each worker listens on its own SO_REUSEPORT socket, connections
+reach both, a worker that dies is replaced, and SIGTERM stops them all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_server_process import free_port
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; SO_REUSEPORT balancing")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids = (task / "children").read_text().split()
+        out += [int(k) for k in kids]
+    return out
+
+
+def _sockets(port: int, state: str) -> set[str]:
+    """Inodes of the sockets on local ``port`` in ``state`` (/proc/net/tcp*: 0A listening, 01 established)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == state:
+                found.add(f[9])
+    return found
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    out = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(target[8:-1])
+    return out
+
+
+def _workers(pid: int, port: int) -> dict[int, set[str]]:
+    """The children of ``pid`` that hold a socket listening on ``port``, and those sockets."""
+    listening = _sockets(port, "0A")
+    found = {}
+    for child in _children(pid):
+        try:
+            mine = _socket_inodes(child) & listening
+        except OSError:
+            continue
+        if mine:
+            found[child] = mine
+    return found
+
+
+def _wait(cond, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    env = {**os.environ, "SAFEGUARD_DATA_DIR": str(tmp_path / "data"), "SAFEGUARD_LOG_LEVEL": "warning"}
+    env.pop("SAFEGUARD_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "safeguard.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait(lambda: len(_workers(proc.pid, port)) == 2 or proc.poll() is not None)
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_each_worker_listens_on_its_own_socket_and_takes_connections(served) -> None:  # type: ignore[no-untyped-def]
+    proc, port = served
+    workers = _workers(proc.pid, port)
+    assert len(workers) == 2
+    a, b = workers.values()
+    assert a.isdisjoint(b)  # two sockets, not one shared socket
+    url = f"http://127.0.0.1:{port}/healthz"
+    _wait(lambda: httpx.get(url, timeout=2).status_code == 200)
+    # twenty keep-alive connections held open at once: the kernel hashes them over the two sockets,
+    # so each worker holds some of them (all twenty on one worker: odds of about 2 in a million)
+    clients = [httpx.Client() for _ in range(20)]
+    try:
+        for c in clients:
+            assert c.get(url, timeout=5).status_code == 200
+        held = {pid: len(_socket_inodes(pid) & _sockets(port, "01")) for pid in workers}
+        assert sum(held.values()) == 20 and all(n > 0 for n in held.values()), held
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_a_dead_worker_is_replaced_and_sigterm_stops_all(served) -> None:  # type: ignore[no-untyped-def]
+    proc, port = served
+    time.sleep(5.5)  # past the crash-loop guard
+    first = _workers(proc.pid, port)
+    victim = next(iter(first))
+    os.kill(victim, signal.SIGKILL)
+    _wait(lambda: len(_workers(proc.pid, port)) == 2 and victim not in _workers(proc.pid, port))
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    kids = list(_workers(proc.pid, port))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(40) == 0
+    assert not any(Path(f"/proc/{k}").exists() and _state(k) != "Z" for k in kids)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
