@@ -129,7 +129,7 @@ def test_snapshot_round_trip(tmp_path, mmap: bool) -> None:
     loaded, meta = MIHIndex.load(path, mmap=mmap)
     assert meta == {"change_id": 43}
     assert isinstance(loaded._hashes.base, np.memmap) == mmap  # mapped pages, seen through a plain ndarray
-    loaded.warm(31)  # faults the mapped pages in and builds the probe set; answers stay the same
+    loaded.warm(31)  # builds the probe set; answers stay the same
     assert set(loaded._probe_cache) == {31}
     qs = _queries(rng, values, 20)
     _same(loaded, ref, qs, radii=(31,))

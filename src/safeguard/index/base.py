@@ -43,7 +43,7 @@ class SignalIndex(ABC):
 
     def warm(self, max_distance: int) -> None:
         """Get ready for queries at ``max_distance`` before the first request (a worker's start):
-        whatever the first query would otherwise pay for (page faults, cached probe sets)."""
+        whatever the first query would otherwise pay for (such as cached probe sets)."""
         return None
 
     @abstractmethod

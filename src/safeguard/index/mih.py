@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import mmap
 import os
 import shutil
 from collections.abc import Sequence
@@ -45,8 +44,6 @@ from safeguard.index.base import SignalIndex
 from safeguard.index.hamming import hex_to_words
 
 FORMAT = "safeguard-mih-1"
-#: reading one byte in every page of a mapped array faults all of it in
-PAGE_BYTES = mmap.PAGESIZE
 
 
 def _widths(bits: int, m: int) -> list[int]:
@@ -275,16 +272,14 @@ class MIHIndex(SignalIndex):
             self.compact()
 
     def warm(self, max_distance: int) -> None:
-        """Fault in every page of the memory-mapped arrays and build the probe set for ``max_distance``.
+        """Build the probe set for ``max_distance`` and run one query, so that a worker's first request
+        does not pay for them (the first query at 1M entries and d = 40 took 20-29 ms).
 
-        A freshly mapped snapshot is read from the page cache one page fault at a time: a worker's
-        first queries at 1M entries took 2 ms on average over the first 50 (29 ms for the first)
-        against 0.6 ms once warm. Reading one byte per page costs ~50 ms at 1M entries, once per
-        process, and the pages stay shared between workers (docs/performance.md, section 5).
+        The mapped pages are not faulted in ahead: reading one byte per page (~50 ms at 1M entries)
+        made the first queries fast, but steady-state queries ran 0-30% slower afterwards in an
+        interleaved in-process A/B (docs/performance.md, section 5), so the pages fault in as
+        queries reach them.
         """
-        for arr in (self._ids, self._hashes, self._offsets, self._rows, self._occ):
-            if arr is not None and isinstance(arr.base, np.memmap) and arr.size:
-                int(arr.reshape(-1).view(np.uint8)[::PAGE_BYTES].sum())
         if self._probed(max_distance):
             self._probes(max_distance)
         self.query_many(["0" * (self.bits // 4)], max_distance)
