@@ -116,7 +116,8 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> float:
         time.sleep(0.2)
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
     out = []
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
@@ -139,7 +140,7 @@ def cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        todo.extend(_children(p))
+        todo.extend(child_pids(p))
     return total
 
 

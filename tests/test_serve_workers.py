@@ -13,18 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bench.api_bench import child_pids
 
 from tests.test_server_process import free_port
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; SO_REUSEPORT balancing")
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        kids = (task / "children").read_text().split()
-        out += [int(k) for k in kids]
-    return out
 
 
 def _sockets(port: int, state: str) -> set[str]:
@@ -56,7 +49,7 @@ def _workers(pid: int, port: int) -> dict[int, set[str]]:
     """The children of ``pid`` that hold a socket listening on ``port``, and those sockets."""
     listening = _sockets(port, "0A")
     found = {}
-    for child in _children(pid):
+    for child in child_pids(pid):
         try:
             mine = _socket_inodes(child) & listening
         except OSError:

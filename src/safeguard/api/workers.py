@@ -101,13 +101,10 @@ class Supervisor:
 
 
 def run(host: str, port: int, workers: int, log_level: str = "info") -> int:
-    """Serve the API with ``workers`` processes (one process: plain uvicorn)."""
+    """Serve the API with ``workers`` processes (one process, or no ``SO_REUSEPORT``: plain uvicorn)."""
+    if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
+        return Supervisor(host, port, workers, log_level).run()
     import uvicorn
 
-    if workers <= 1:
-        uvicorn.run(APP, factory=True, host=host, port=port, log_level=log_level)
-        return 0
-    if not hasattr(socket, "SO_REUSEPORT"):
-        uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, log_level=log_level)
-        return 0
-    return Supervisor(host, port, workers, log_level).run()
+    uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, log_level=log_level)
+    return 0
