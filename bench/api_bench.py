@@ -11,8 +11,9 @@ events) before it answers.
 (the harness gets the same route: a loop of index queries); its rows count lookups, not requests.
 
 Both run under uvicorn on loopback with the same number of worker processes, one after the other,
-and are driven by the same lean client (``bench/loadgen.py``: keep-alive connections on one event
-loop, so the client costs little of the two cores). Each request kind is sent as a *hit* (the JPEG,
+each worker with its own ``SO_REUSEPORT`` socket (``safeguard.api.workers``, as ``safeguard serve
+--workers N`` runs), and are driven by the same lean client (``bench/loadgen.py``: keep-alive
+connections on one event loop, so the client costs little of the two cores). Each request kind is sent as a *hit* (the JPEG,
 or its hash, is in the bank: ``block``) and as a *miss* (a different benign JPEG, or its hash:
 ``allow``, the common case on a real platform).
 
@@ -45,6 +46,7 @@ from tests.media_factory import encode, make_image
 
 from bench.loadgen import json_request, multipart_request, run_load
 from bench.scan_api import console, fill_bank, free_port, percentile
+from safeguard.banks.service import BankService
 from safeguard.config import Settings
 from safeguard.keys import KeyService
 from safeguard.media import Media
@@ -83,6 +85,18 @@ async def scan_batch(request: Request):
     return {"decisions": out}
 """
 
+#: starts the harness with Safeguard's worker supervisor: with uvicorn's own ``--workers`` (one shared
+#: socket) eight keep-alive connections often all land on one worker (docs/performance.md, section 5)
+HMA_SERVE = """
+import argparse
+from safeguard.api.workers import run
+ap = argparse.ArgumentParser()
+ap.add_argument("--workers", type=int, default=1)
+ap.add_argument("--port", type=int, required=True)
+a = ap.parse_args()
+raise SystemExit(run("127.0.0.1", a.port, a.workers, "warning", app="hma_app:app", factory=False))
+"""
+
 SAFEGUARD = "Safeguard"
 HMA = "HMA-style"
 
@@ -101,6 +115,7 @@ class Row:
     mean: float
     cpu_ms: float
     verdicts: dict[str, int]
+    split: str = ""
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> float:
@@ -135,13 +150,40 @@ def cpu_seconds(pid: int) -> float:
     todo = [pid]
     while todo:
         p = todo.pop()
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total += _own_cpu(p)
         todo.extend(child_pids(p))
     return total
+
+
+def _own_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each worker process: the children of a supervisor (not multiprocessing's resource
+    tracker), or ``pid`` itself if it has none."""
+    workers = [p for p in child_pids(pid) if b"resource_tracker" not in _cmdline(p)]
+    return {p: cpu_seconds(p) for p in workers or [pid]}
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def split(before: dict[int, float], after: dict[int, float]) -> str:
+    """Each worker's share of the CPU between two :func:`worker_cpu` readings, in percent, largest first
+    (the kernel spreads connections over the workers' sockets by a hash: eight connections do not
+    always split evenly, and a worker with more of them is the bottleneck)."""
+    used = sorted((after[p] - before.get(p, 0.0) for p in after), reverse=True)
+    total = sum(used) or 1.0
+    return "/".join(f"{100 * u / total:.0f}" for u in used)
 
 
 def drive(
@@ -151,18 +193,20 @@ def drive(
     requests: dict[tuple[str, str], bytes | list[bytes]],
     counts: dict[str, int],
     conc: list[int],
-) -> list[tuple[str, str, int, int, float, list[float], float, dict[str, int]]]:
+) -> list[tuple[str, str, int, int, float, list[float], float, dict[str, int], str]]:
     out = []
     for (kind, case), req in requests.items():
         for c in conc:
             n = counts[kind]
-            before = cpu_seconds(pid)
+            before, per_worker = cpu_seconds(pid), worker_cpu(pid)
             r = run_load(url, req, n, c)
             cpu = cpu_seconds(pid) - before
-            out.append((kind, case, c, n, r.rps, r.latencies_ms, cpu * 1000 / (n + 20), r.verdicts))
+            shares = split(per_worker, worker_cpu(pid))
+            out.append((kind, case, c, n, r.rps, r.latencies_ms, cpu * 1000 / (n + 20), r.verdicts, shares))
             console.print(
                 f"  {service:9s} {kind:6s} {case:4s} c={c}: {r.rps:8.1f} req/s  p50 {percentile(r.latencies_ms, 50):7.1f}"
-                f"  p99 {percentile(r.latencies_ms, 99):7.1f} ms  cpu {cpu * 1000 / (n + 20):5.2f} ms/req  {r.verdicts}"
+                f"  p99 {percentile(r.latencies_ms, 99):7.1f} ms  cpu {cpu * 1000 / (n + 20):5.2f} ms/req"
+                f"  split {shares}  {r.verdicts}"
             )
     return out
 
@@ -194,6 +238,12 @@ def main() -> None:
     )
     ap.add_argument("--database-url", default="", help="Safeguard's database (default: SQLite in a temp dir)")
     ap.add_argument("--no-reference", action="store_true", help="run Safeguard only")
+    ap.add_argument(
+        "--review-threshold",
+        type=int,
+        default=None,
+        help="the bank's PDQ review distance (default: the product's, 40; 31 queries what the reference does)",
+    )
     args = ap.parse_args()
     conc = [int(x) for x in args.concurrency.split(",")]
     worker_counts = [int(x) for x in args.workers.split(",")]
@@ -220,6 +270,11 @@ def main() -> None:
         console.print(f"bank: {args.entries:,} random PDQ entries + the hit JPEG's hash, imported in {import_s:.1f} s")
         db = Database(settings.resolved_database_url)
         key = KeyService(db).create("platform", "bench", actor="bench")["key"]
+        banks = BankService(db)
+        if args.review_threshold is not None:
+            banks.update("bench", actor="bench", review_thresholds={"pdq": args.review_threshold})
+        review = banks.describe("bench")["review_thresholds"]["pdq"]
+        console.print(f"Safeguard's bank: match at distance <= 31, review up to {review}; the reference: <= 31")
         db.dispose()
         idx_path = Path(tmp) / "hma_index.pickle"
         if not args.no_reference:
@@ -254,7 +309,8 @@ def main() -> None:
         batch_values = {case: values[: args.batch_items] for case, values in hash_values.items()}
         services = {
             SAFEGUARD: ([sys.executable, "-m", "safeguard.cli", "serve"], None),
-            HMA: ([sys.executable, "-m", "uvicorn", "hma_app:app", "--log-level", "warning"], tmp),
+            # served like Safeguard: one process, or a socket per worker (safeguard.api.workers)
+            HMA: ([sys.executable, "-c", HMA_SERVE], tmp),
         }
         if args.no_reference:
             del services[HMA]
@@ -280,11 +336,13 @@ def main() -> None:
                                 for v in hash_values[case]
                             ]
                 try:
-                    for kind, case, c, n, rps, lat, cpu, verdicts in drive(name, url, proc.pid, requests, counts, conc):
+                    for kind, case, c, n, rps, lat, cpu, verdicts, shares in drive(
+                        name, url, proc.pid, requests, counts, conc
+                    ):
                         if kind == "batch":  # per lookup: throughput x items, CPU / items (latency per request)
                             n, rps, cpu = n * args.batch_items, rps * args.batch_items, cpu / args.batch_items
                         p50, p99, mean = percentile(lat, 50), percentile(lat, 99), statistics.fmean(lat)
-                        rows.append(Row(kind, case, w, c, name, n, rps, p50, p99, mean, cpu, verdicts))
+                        rows.append(Row(kind, case, w, c, name, n, rps, p50, p99, mean, cpu, verdicts, shares))
                 finally:
                     proc.terminate()
                     proc.wait(30)
@@ -294,7 +352,19 @@ def main() -> None:
 
 def print_table(rows: list[Row], entries: int) -> None:
     table = Table(title=f"/v1/scan, {entries:,} PDQ entries, {os.cpu_count()} CPUs")
-    cols = ("request", "case", "workers", "conc.", "service", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "verdicts")
+    cols = (
+        "request",
+        "case",
+        "workers",
+        "conc.",
+        "service",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU ms/req",
+        "CPU split %",
+        "verdicts",
+    )
     for col in (*cols, "speed-up"):
         table.add_column(col, justify="left" if col in ("request", "case", "service", "verdicts") else "right")
     by_key = {(r.kind, r.case, r.workers, r.concurrency, r.service): r for r in rows}
@@ -316,6 +386,7 @@ def print_table(rows: list[Row], entries: int) -> None:
                 f"{x.p50:.1f}",
                 f"{x.p99:.1f}",
                 f"{x.cpu_ms:.2f}",
+                x.split,
                 ",".join(f"{k}" for k in sorted(x.verdicts)),
                 f"{r.rps / ref.rps:.2f}x" if name == SAFEGUARD and ref is not None else "",
             )

@@ -128,3 +128,45 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+APP = """
+async def app(scope, receive, send):
+    import os
+    if scope["type"] != "http":
+        return
+    body = str(os.getpid()).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def test_the_supervisor_serves_any_app_the_same_way(tmp_path: Path) -> None:
+    """The end-to-end benchmark serves its reference harness through the same supervisor (a socket per
+    worker), so both sides of a 2-worker row really run two workers; and its CPU split shows it."""
+    from bench.api_bench import split, worker_cpu
+
+    (tmp_path / "plain_app.py").write_text(APP)
+    port = free_port()
+    code = f"from safeguard.api.workers import run; raise SystemExit(run('127.0.0.1', {port}, 2, 'warning', app='plain_app:app', factory=False))"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stderr=subprocess.PIPE)
+    try:
+        _wait(lambda: len(_workers(proc.pid, port)) == 2 or proc.poll() is not None)
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        before = worker_cpu(proc.pid)
+        assert set(before) == set(_workers(proc.pid, port))
+        clients = [httpx.Client() for _ in range(20)]
+        try:
+            pids = {int(c.get(f"http://127.0.0.1:{port}/", timeout=5).text) for c in clients}
+        finally:
+            for c in clients:
+                c.close()
+        assert pids == set(before)  # each worker answered some of the twenty connections
+        shares = split(before, {p: before[p] + cpu for p, cpu in zip(before, (0.3, 0.1), strict=True)})
+        assert shares == "75/25"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(40) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

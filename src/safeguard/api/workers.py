@@ -41,25 +41,33 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, log_level: str) -> None:
+def _worker(host: str, port: int, log_level: str, app: str, factory: bool) -> None:
     import uvicorn
 
     sock = bind(host, port)
-    config = uvicorn.Config(APP, factory=True, host=host, port=port, log_level=log_level)
+    config = uvicorn.Config(app, factory=factory, host=host, port=port, log_level=log_level)
     uvicorn.Server(config).run(sockets=[sock])
 
 
 class Supervisor:
-    """Start ``workers`` processes on ``host:port``, keep them running, stop them on a signal."""
+    """Start ``workers`` processes on ``host:port``, keep them running, stop them on a signal.
 
-    def __init__(self, host: str, port: int, workers: int, log_level: str = "info") -> None:
+    ``app`` is uvicorn's import string (Safeguard's app factory by default; the end-to-end benchmark
+    serves its reference harness the same way, so both sides get the same sockets)."""
+
+    def __init__(
+        self, host: str, port: int, workers: int, log_level: str = "info", app: str = APP, factory: bool = True
+    ) -> None:
         self.host, self.port, self.workers, self.log_level = host, port, workers, log_level
+        self.app, self.factory = app, factory
         self._ctx = multiprocessing.get_context("spawn")
         self._procs: list[BaseProcess] = []
         self._stop = threading.Event()
 
     def _start_one(self) -> BaseProcess:
-        p = self._ctx.Process(target=_worker, args=(self.host, self.port, self.log_level), name="safeguard-api")
+        p = self._ctx.Process(
+            target=_worker, args=(self.host, self.port, self.log_level, self.app, self.factory), name="safeguard-api"
+        )
         p.start()
         return p
 
@@ -100,11 +108,11 @@ class Supervisor:
         return rc
 
 
-def run(host: str, port: int, workers: int, log_level: str = "info") -> int:
-    """Serve the API with ``workers`` processes (one process, or no ``SO_REUSEPORT``: plain uvicorn)."""
+def run(host: str, port: int, workers: int, log_level: str = "info", app: str = APP, factory: bool = True) -> int:
+    """Serve ``app`` with ``workers`` processes (one process, or no ``SO_REUSEPORT``: plain uvicorn)."""
     if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
-        return Supervisor(host, port, workers, log_level).run()
+        return Supervisor(host, port, workers, log_level, app, factory).run()
     import uvicorn
 
-    uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, log_level=log_level)
+    uvicorn.run(app, factory=factory, host=host, port=port, workers=workers, log_level=log_level)
     return 0
