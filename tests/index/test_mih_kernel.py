@@ -1,0 +1,77 @@
+"""The compiled MIH loop (``_mihkernel.c``) against the numpy path and brute force: same answers on
+every layout (with and without the occupancy bitmap), with tombstones and a delta, one query or a
+batch, and more matches than its first output buffer holds."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from safeguard.index import mih as mih_module
+from safeguard.index.hamming import HammingIndex
+from safeguard.index.mih import MIHIndex
+from tests.index.test_mih import _bank, _flip, _queries
+
+needs_kernel = pytest.mark.skipif(mih_module.KERNEL is None, reason="the C extension was not built here")
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: the extension is optional")
+def test_the_extension_is_built_where_a_compiler_is() -> None:
+    assert mih_module.KERNEL is not None
+
+
+def _three(values: list[str], ids: list[int], **kw: int) -> tuple[MIHIndex, MIHIndex, HammingIndex]:
+    fast, slow, ref = MIHIndex(**kw), MIHIndex(**kw), HammingIndex()
+    slow.kernel = False
+    for idx in (fast, slow, ref):
+        idx.add(ids, values)
+    return fast, slow, ref
+
+
+def _agree(fast: MIHIndex, slow: MIHIndex, ref: HammingIndex, qs: list[str], radii: tuple[int, ...]) -> None:
+    for r in radii:
+        want = [sorted(ref.query(q, r)) for q in qs]
+        assert [fast.query(q, r) for q in qs] == want
+        assert [slow.query(q, r) for q in qs] == want
+        assert fast.query_many(qs, r) == want
+        assert slow.query_many(qs, r) == want
+
+
+@needs_kernel
+@pytest.mark.parametrize("tables", [11, 12, 16])
+@pytest.mark.parametrize("clustered", [False, True])
+def test_same_answers_as_numpy_and_brute_force(tables: int, clustered: bool) -> None:
+    rng = np.random.default_rng(40 + tables + 100 * clustered)
+    values = _bank(rng, 4000, clustered)
+    fast, slow, ref = _three(values, list(range(1, 4001)), tables=tables)
+    assert fast._occ is not None  # small bank, wide keys: the bitmap path
+    _agree(fast, slow, ref, _queries(rng, values, 40), (0, 8, 31, 32, 40))
+
+
+@needs_kernel
+def test_without_the_occupancy_bitmap() -> None:
+    rng = np.random.default_rng(41)
+    values = _bank(rng, 40_000, False)
+    fast, slow, ref = _three(values, list(range(40_000)), tables=16)
+    assert fast._occ is None  # 40K rows over 16-bit keys: most buckets are full
+    _agree(fast, slow, ref, _queries(rng, values, 10), (31, 40))
+
+
+@needs_kernel
+def test_tombstones_delta_and_many_matches() -> None:
+    rng = np.random.default_rng(42)
+    centre = _bank(rng, 1, False)[0]
+    # 3,000 near copies of one centre: a query at the centre matches hundreds (past the first buffer)
+    values = [_flip(rng, centre, int(rng.integers(0, 12))) for _ in range(3000)]
+    fast, slow, ref = _three(values, list(range(3000)), tables=12)
+    gone = list(range(0, 3000, 3))
+    extra_ids = list(range(5000, 5100))
+    extra = [_flip(rng, centre, 5) for _ in extra_ids]
+    for idx in (fast, slow, ref):
+        idx.remove(gone)
+        idx.add(extra_ids, extra)
+    qs = [centre, _flip(rng, centre, 20), *_queries(rng, values, 5)]
+    assert len(ref.query(centre, 31)) > 1000
+    _agree(fast, slow, ref, qs, (0, 31, 40))
