@@ -148,6 +148,7 @@ class MIHIndex(SignalIndex):
         self._d_ids = np.zeros(0, dtype=np.int64)
         self._d_hashes = np.zeros((0, self.words), dtype=np.uint64)
         self._d_row: dict[int, int] = {}
+        self._kernel_cap = 1024  # room for matches in a compiled search (grows to what a bank needs)
 
     def _configure(self, tables: int) -> None:
         """Set the substring layout; ``tables == 0`` means no tables (brute-force main part)."""
@@ -453,7 +454,7 @@ class MIHIndex(SignalIndex):
         offsets, rows, hashes = self._offsets, self._rows, self._hashes
         occ = None if self._occ is None else self._occ.ctypes.data
         live = self._live.view(np.uint8)
-        cap = 256
+        cap = self._kernel_cap
         while True:
             out = np.empty((3, cap), dtype=np.int64)
             n = KERNEL(
@@ -467,7 +468,9 @@ class MIHIndex(SignalIndex):
                 raise MemoryError("MIH search: no memory for its scratch buffers")
             if n <= cap:
                 break
-            cap = n  # more matches than room: run again with enough
+            # more matches than room (a query near a dense cluster): run again with enough, and start
+            # there next time, so that such banks do not search every query twice
+            cap = self._kernel_cap = 2 * n
         # one entry can be reached from several tables: keep each (query, row) once
         pair, first = np.unique(out[0, :n] * len(self._ids) + out[1, :n], return_index=True)
         qi, found = np.divmod(pair, len(self._ids))
