@@ -14,6 +14,11 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* above this many candidates for one query, duplicates (one entry reached from several tables) are
+ * dropped before verification */
+#define SG_DEDUPE_ABOVE 1024
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #define SG_CLONES __attribute__((target_clones("popcnt", "default")))
@@ -28,8 +33,8 @@ static inline int64_t sg_load(const void *base, int is64, int64_t i) {
 /*
  * For each query k (4 words at q[4k..4k+3], its table keys at keys[k*tables..]), probe every
  * (table, mask) pair of the probe set and report each main-part row within max_distance that is live.
- * A row reached from several tables is reported once per table it was reached from; the caller
- * dedupes the (few) matches. Writes up to cap (query, row, distance) triples and returns how many
+ * A row reached from several tables may be reported more than once (the caller dedupes the matches);
+ * past SG_DEDUPE_ABOVE candidates they are deduped before verification. Writes up to cap (query, row, distance) triples and returns how many
  * matches there were in all: if that is more than cap, call again with a larger buffer. Returns -1
  * if scratch memory could not be had.
  *
@@ -49,7 +54,7 @@ int64_t sg_mih_search(const uint64_t *q, const int64_t *keys, int64_t nq, int64_
     int64_t *pos = malloc(sizeof(int64_t) * (size_t)(nprobes > 0 ? nprobes : 1));
     int64_t *lo = malloc(sizeof(int64_t) * (size_t)(nprobes > 0 ? nprobes : 1));
     int64_t *hi = malloc(sizeof(int64_t) * (size_t)(nprobes > 0 ? nprobes : 1));
-    int64_t *cand = NULL, ncand = 0;
+    int64_t *cand = NULL, ncand = 0, *set = NULL, nset = 0;
     if (pos == NULL || lo == NULL || hi == NULL) {
         free(pos);
         free(lo);
@@ -93,6 +98,40 @@ int64_t sg_mih_search(const uint64_t *q, const int64_t *keys, int64_t nq, int64_
         for (int64_t i = 0; i < b; i++)
             for (int64_t j = lo[i]; j < hi[i]; j++)
                 cand[c++] = sg_load(rows, rows64, j);
+        if (c > SG_DEDUPE_ABOVE) {
+            /* near a dense cluster an entry is a candidate in most tables: keep each row once, so that
+             * its hash is read from memory once (an open-addressing set that fits in L2) */
+            int64_t slots = 1;
+            while (slots < 2 * c)
+                slots <<= 1;
+            if (slots > nset) {
+                int64_t *grown = realloc(set, sizeof(int64_t) * (size_t)slots);
+                if (grown == NULL) {
+                    found = -1;
+                    break;
+                }
+                set = grown;
+                nset = slots;
+            }
+            memset(set, 0xff, sizeof(int64_t) * (size_t)slots);
+            const uint64_t mask = (uint64_t)slots - 1;
+            int64_t w = 0;
+            for (int64_t i = 0; i < c; i++) {
+                const int64_t r = cand[i];
+                uint64_t h = ((uint64_t)r * 0x9E3779B97F4A7C15ull) >> 20;
+                for (;; h++) {
+                    int64_t *slot = set + (h & mask);
+                    if (*slot == r)
+                        break;
+                    if (*slot < 0) {
+                        *slot = r;
+                        cand[w++] = r;
+                        break;
+                    }
+                }
+            }
+            c = w;
+        }
         for (int64_t i = 0; i < c; i++) {
             const int64_t r = cand[i];
             const uint64_t *h = hashes + 4 * r;
@@ -109,14 +148,18 @@ int64_t sg_mih_search(const uint64_t *q, const int64_t *keys, int64_t nq, int64_
         }
     }
     free(cand);
+    free(set);
     free(pos);
     free(lo);
     free(hi);
     return found;
 }
 
-static struct PyModuleDef sg_module = {PyModuleDef_HEAD_INIT, "_mihkernel",
-                                       "MIH search loop; called through ctypes (see safeguard.index.mih).",
-                                       -1, NULL};
+static struct PyModuleDef sg_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_mihkernel",
+    .m_doc = "MIH search loop; called through ctypes (see safeguard.index.mih).",
+    .m_size = -1,
+};
 
 PyMODINIT_FUNC PyInit__mihkernel(void) { return PyModule_Create(&sg_module); }
