@@ -19,7 +19,7 @@ a few thousand random reads at 10M entries.
 
 Where the optional C extension is built (``setup.py``; ``_mihkernel.c``), those passes run in one
 compiled call per batch instead, on the same arrays and with the same answers, with the GIL released:
-about 1.5x faster per query at 1M entries and 16-18% more hash-only scans per second end to end
+1.3-1.5x faster per query at 1M entries and 16-18% more hash-only scans per second end to end
 (docs/performance.md). Without a C compiler the install goes on without it and the numpy path answers.
 
 Changes patch the index without a rebuild: additions go to a small brute-force *delta* buffer that
