@@ -26,6 +26,18 @@
 #define SG_CLONES
 #endif
 
+/* make *buf (of *size entries) hold at least need entries; 0 if memory ran out (*buf is kept) */
+static int sg_reserve(int64_t **buf, int64_t *size, int64_t need) {
+    if (need <= *size)
+        return 1;
+    int64_t *grown = realloc(*buf, sizeof(int64_t) * (size_t)need);
+    if (grown == NULL)
+        return 0;
+    *buf = grown;
+    *size = need;
+    return 1;
+}
+
 static inline int64_t sg_load(const void *base, int is64, int64_t i) {
     return is64 ? ((const int64_t *)base)[i] : (int64_t)((const int32_t *)base)[i];
 }
@@ -85,14 +97,9 @@ int64_t sg_mih_search(const uint64_t *q, const int64_t *keys, int64_t nq, int64_
             b += e > s;
             total += e - s;
         }
-        if (total > ncand) {
-            int64_t *grown = realloc(cand, sizeof(int64_t) * (size_t)total);
-            if (grown == NULL) {
-                found = -1;
-                break;
-            }
-            cand = grown;
-            ncand = total;
+        if (!sg_reserve(&cand, &ncand, total)) {
+            found = -1;
+            break;
         }
         int64_t c = 0;
         for (int64_t i = 0; i < b; i++)
@@ -104,14 +111,9 @@ int64_t sg_mih_search(const uint64_t *q, const int64_t *keys, int64_t nq, int64_
             int64_t slots = 1;
             while (slots < 2 * c)
                 slots <<= 1;
-            if (slots > nset) {
-                int64_t *grown = realloc(set, sizeof(int64_t) * (size_t)slots);
-                if (grown == NULL) {
-                    found = -1;
-                    break;
-                }
-                set = grown;
-                nset = slots;
+            if (!sg_reserve(&set, &nset, slots)) {
+                found = -1;
+                break;
             }
             memset(set, 0xff, sizeof(int64_t) * (size_t)slots);
             const uint64_t mask = (uint64_t)slots - 1;

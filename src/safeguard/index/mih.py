@@ -19,7 +19,7 @@ a few thousand random reads at 10M entries.
 
 Where the optional C extension is built (``setup.py``; ``_mihkernel.c``), those passes run in one
 compiled call per batch instead, on the same arrays and with the same answers, with the GIL released:
-1.3-1.5x faster per query at 1M entries and 16-18% more hash-only scans per second end to end
+1.3-1.7x faster per query at 1M entries and 16-18% more hash-only scans per second end to end
 (docs/performance.md). Without a C compiler the install goes on without it and the numpy path answers.
 
 Changes patch the index without a rebuild: additions go to a small brute-force *delta* buffer that
@@ -451,9 +451,10 @@ class MIHIndex(SignalIndex):
         ptab, pmask, pbase = self._probes(max_distance)
         q = np.ascontiguousarray(q, dtype=np.uint64)
         keys = np.ascontiguousarray(self._keys(q), dtype=np.int64)
-        offsets, rows, hashes = self._offsets, self._rows, self._hashes
-        occ = None if self._occ is None else self._occ.ctypes.data
-        live = self._live.view(np.uint8)
+        # the loop reads raw memory: C-contiguous arrays (the index's own are; this only checks)
+        offsets, rows, hashes = (np.ascontiguousarray(a) for a in (self._offsets, self._rows, self._hashes))
+        occ = None if self._occ is None else np.ascontiguousarray(self._occ).ctypes.data
+        live = np.ascontiguousarray(self._live).view(np.uint8)
         cap = self._kernel_cap
         while True:
             out = np.empty((3, cap), dtype=np.int64)
