@@ -96,19 +96,28 @@ class Result:
 
 
 def time_queries(fn, queries: list[str], label: str) -> tuple[list, np.ndarray]:
-    """Time ``fn`` on each query. The progress bar is redrawn here, between queries: a bar that
-    refreshes from its own thread takes the GIL whenever a query runs in C code without it (numpy,
-    faiss, Safeguard's compiled MIH loop) and holds the query's return back, which showed up as p99
-    outliers of a millisecond or more on 10M-entry banks."""
+    """Time ``fn`` on each query, for either side alike.
+
+    The progress bar is redrawn here, between queries: a bar that refreshes from its own thread takes
+    the GIL whenever a query runs in C code without it (numpy, faiss, Safeguard's compiled MIH loop)
+    and holds the query's return back. And the cyclic garbage collector is off while the clock runs,
+    as ``timeit`` does: the answers kept for the recall check (about 322,000 tuples on a clustered
+    10M bank) made collections ever longer, and whichever query triggered one was charged for it
+    (10M clustered, compiled loop: p99 1.235 ms with it on, 0.677 ms with it off, 0.765 ms when the
+    answers are not kept; docs/performance.md, section 1)."""
     out, lat = [], np.empty(len(queries))
-    with Progress(console=console, transient=True, auto_refresh=False) as progress:
-        task = progress.add_task(label, total=len(queries))
-        for k, q in enumerate(queries):
-            t = time.perf_counter()
-            out.append(fn(q))
-            lat[k] = time.perf_counter() - t
-            if k % 100 == 99:
-                progress.update(task, completed=k + 1, refresh=True)
+    gc.disable()
+    try:
+        with Progress(console=console, transient=True, auto_refresh=False) as progress:
+            task = progress.add_task(label, total=len(queries))
+            for k, q in enumerate(queries):
+                t = time.perf_counter()
+                out.append(fn(q))
+                lat[k] = time.perf_counter() - t
+                if k % 100 == 99:
+                    progress.update(task, completed=k + 1, refresh=True)
+    finally:
+        gc.enable()
     return out, lat
 
 
