@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,8 +25,8 @@ import numpy as np
 from rich.progress import track
 from rich.table import Table
 
-from bench.api_bench import wait_ready
-from bench.scan_api import console, fill_bank, free_port, percentile
+from bench.api_bench import start
+from bench.scan_api import console, fill_bank, percentile
 from safeguard.config import Settings
 from safeguard.keys import KeyService
 from safeguard.store import Database
@@ -63,16 +62,11 @@ def main() -> None:
         moderator = keys.create("moderator", "bench-mod", actor="bench")["key"]
         platform = keys.create("platform", "bench", actor="bench")["key"]
         db.dispose()
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "safeguard.cli", "serve", "--workers", str(args.workers), "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        proc, url, ready = start(
+            [sys.executable, "-m", "safeguard.cli", "serve", "--workers", str(args.workers)], env, None
         )
         try:
-            console.print(f"serve --workers {args.workers}: ready in {wait_ready(url, proc):.1f} s")
+            console.print(f"serve --workers {args.workers}: ready in {ready:.1f} s")
             first, confirmed, misses = [], [], []
             for _ in track(range(args.adds), description="add, then scan until blocked", console=console):
                 value = bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex()
@@ -100,7 +94,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
-    refresh = Settings.from_env(env).index_refresh_seconds
+    refresh = settings.index_refresh_seconds
     table = Table(
         title=f"New entry to block, {args.entries:,}-entry bank, {args.workers} workers, refresh every {refresh} s"
     )
