@@ -40,7 +40,7 @@ def _agree(fast: MIHIndex, slow: MIHIndex, ref: HammingIndex, qs: list[str], rad
 
 
 @needs_kernel
-@pytest.mark.parametrize("tables", [11, 12, 16])
+@pytest.mark.parametrize("tables", [11, 12, 13, 16])
 @pytest.mark.parametrize("clustered", [False, True])
 def test_same_answers_as_numpy_and_brute_force(tables: int, clustered: bool) -> None:
     rng = np.random.default_rng(40 + tables + 100 * clustered)
@@ -75,3 +75,27 @@ def test_tombstones_delta_and_many_matches() -> None:
     qs = [centre, _flip(rng, centre, 20), *_queries(rng, values, 5)]
     assert len(ref.query(centre, 31)) > 1000
     _agree(fast, slow, ref, qs, (0, 31, 40))
+
+
+@needs_kernel
+def test_cached_addresses_follow_replaced_arrays(tmp_path) -> None:
+    """The loop's array addresses are cached per index: tombstones (written in place), a compaction
+    (new tables and hashes) and the mapped arrays of a loaded snapshot must all show in the answers."""
+    rng = np.random.default_rng(43)
+    values = _bank(rng, 40_000, False)  # past MIHIndex.SCAN_BELOW, so that a loaded index keeps tables
+    ids = list(range(40_000))
+    built, slow, ref = _three(values, ids)
+    built.save(tmp_path / "s.mih")
+    fast, _ = MIHIndex.load(tmp_path / "s.mih", mmap=True)
+    qs = _queries(rng, values, 20)
+    _agree(fast, slow, ref, qs, (31, 40))  # addresses taken and cached
+    gone = ids[::20]  # tombstones, too few for a compaction
+    for idx in (fast, slow, ref):
+        idx.remove(gone)
+    assert fast._dead == len(gone)
+    _agree(fast, slow, ref, qs, (31, 40))
+    before = fast._kargs
+    fast.compact()  # new tables, new hashes
+    slow.compact()
+    _agree(fast, slow, ref, qs, (31, 40))
+    assert before is not None and fast._kargs is not None and fast._kargs[2] != before[2]

@@ -20,6 +20,9 @@
  * dropped before verification */
 #define SG_DEDUPE_ABOVE 1024
 
+/* the most tables a search takes (the caller checks; MIHIndex uses at most 16) */
+#define SG_MAX_TABLES 64
+
 #if defined(__GNUC__) && defined(__x86_64__)
 #define SG_CLONES __attribute__((target_clones("popcnt", "default")))
 #else
@@ -43,7 +46,7 @@ static inline int64_t sg_load(const void *base, int is64, int64_t i) {
 }
 
 /*
- * For each query k (4 words at q[4k..4k+3], its table keys at keys[k*tables..]), probe every
+ * For each query k (4 words at q[4k..4k+3]; its key in table t is bits starts[t] .. + widths[t]), probe every
  * (table, mask) pair of the probe set and report each main-part row within max_distance that is live.
  * A row reached from several tables may be reported more than once (the caller dedupes the matches);
  * past SG_DEDUPE_ABOVE candidates they are deduped before verification. Writes up to cap (query, row, distance) triples and returns how many
@@ -56,8 +59,19 @@ static inline int64_t sg_load(const void *base, int is64, int64_t i) {
  * (3) the candidates' row numbers; (4) each candidate verified with XOR and popcount. A plain nested loop (probe, then bucket, then row) was slower than numpy: every
  * occupancy test was a mispredicted branch with a cache miss behind it.
  */
+/* bits [start, start + width) of a 4-word hash (bit 0 = the most significant of word 0), as in
+ * mih._extract; width <= 32 */
+static inline int64_t sg_key(const uint64_t *h, int64_t start, int64_t width) {
+    const int64_t wi = start >> 6, off = start & 63;
+    const uint64_t mask = (1ull << width) - 1;
+    if (off + width <= 64)
+        return (int64_t)((h[wi] >> (64 - off - width)) & mask);
+    const int64_t lo = off + width - 64;
+    return (int64_t)(((h[wi] << lo) | (h[wi + 1] >> (64 - lo))) & mask);
+}
+
 SG_CLONES
-int64_t sg_mih_search(const uint64_t *q, const int64_t *keys, int64_t nq, int64_t tables,
+int64_t sg_mih_search(const uint64_t *q, int64_t nq, int64_t tables, const int64_t *starts, const int64_t *widths,
                       const int64_t *ptab, const int64_t *pmask, const int64_t *pbase, int64_t nprobes,
                       const uint8_t *occ, const void *offsets, int off64, const void *rows, int rows64,
                       const uint64_t *hashes, const uint8_t *live, int64_t max_distance,
@@ -75,7 +89,9 @@ int64_t sg_mih_search(const uint64_t *q, const int64_t *keys, int64_t nq, int64_
     }
     for (int64_t k = 0; k < nq; k++) {
         const uint64_t q0 = q[4 * k], q1 = q[4 * k + 1], q2 = q[4 * k + 2], q3 = q[4 * k + 3];
-        const int64_t *kk = keys + k * tables;
+        int64_t kk[SG_MAX_TABLES];
+        for (int64_t t = 0; t < tables; t++)
+            kk[t] = sg_key(q + 4 * k, starts[t], widths[t]);
         int64_t m = 0;
         if (occ != NULL) {
             for (int64_t p = 0; p < nprobes; p++) {

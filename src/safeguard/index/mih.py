@@ -63,8 +63,12 @@ def _load_kernel() -> Callable[..., int] | None:
     fn = ctypes.CDLL(ext.__file__).sg_mih_search
     p, i, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     fn.restype = i
-    fn.argtypes = [p, p, i, i, p, p, p, i, p, p, flag, p, flag, p, p, i, p, p, p, i]
+    fn.argtypes = [p, i, i, p, p, p, p, p, i, p, p, flag, p, flag, p, p, i, p, p, p, i]
     return fn
+
+
+#: the most tables the compiled loop takes (``SG_MAX_TABLES`` in ``_mihkernel.c``)
+KERNEL_MAX_TABLES = 64
 
 
 #: ``None`` where the extension is missing; an index's ``kernel`` attribute picks per index
@@ -154,6 +158,9 @@ class MIHIndex(SignalIndex):
         """Set the substring layout; ``tables == 0`` means no tables (brute-force main part)."""
         self.tables = tables
         self._probe_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._probe_addrs: dict[int, tuple[int, int, int, int]] = {}
+        self._layout = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        self._kargs: tuple[tuple[object, ...], tuple[object, ...], tuple[int, ...]] | None = None
         if not tables:
             self.widths, self.starts, self._shifts = [], [], []
             self.max_radius = -1
@@ -165,6 +172,7 @@ class MIHIndex(SignalIndex):
         # probe sets grow as width**radius: stop where a scan of 10M rows would be cheaper anyway
         self.max_radius = 3 if max(self.widths) <= 24 else 2
         self.starts = [sum(self.widths[:t]) for t in range(tables)]
+        self._layout = (np.asarray(self.starts, dtype=np.int64), np.asarray(self.widths, dtype=np.int64))
         self._shifts = [(self.bits - s - w, (1 << w) - 1) for s, w in zip(self.starts, self.widths, strict=True)]
         sizes = [(1 << w) + 1 for w in self.widths]
         self._table_base = np.cumsum([0, *sizes[:-1]]).astype(np.int64)
@@ -410,7 +418,7 @@ class MIHIndex(SignalIndex):
                 out_q.append(qi[keep])
                 out_id.append(self._ids[rows[keep]])
                 out_d.append(dist[keep])
-            elif self.kernel and KERNEL is not None and self.words == 4:
+            elif self.kernel and KERNEL is not None and self.words == 4 and self.tables <= KERNEL_MAX_TABLES:
                 qi, rows, dist = self._kernel_search(q, max_distance)
                 out_q.append(qi)
                 out_id.append(self._ids[rows])
@@ -445,25 +453,58 @@ class MIHIndex(SignalIndex):
             return e, e, e
         return np.concatenate(out_q), np.concatenate(out_id), np.concatenate(out_d)
 
+    def _kernel_arrays(self) -> tuple[int, ...]:
+        """Addresses (and index widths) of the arrays the compiled loop reads, for this index's current
+        arrays: taking an array's address costs about 2 us in numpy, a dozen per query was a third of
+        a single query's time at distance 31. Cached, and re-taken whenever any of the arrays was
+        replaced (a build, a compaction, a load, the first tombstone on a mapped snapshot)."""
+        arrays = (self._offsets, self._rows, self._hashes, self._occ, self._live, *self._layout)
+        cached = self._kargs
+        if cached is not None and all(a is b for a, b in zip(cached[0], arrays, strict=True)):
+            return cached[2]
+        # the loop reads raw memory: C-contiguous arrays (the index's own are; this only checks)
+        offsets, rows, hashes, starts, widths = (
+            np.ascontiguousarray(a) for a in (self._offsets, self._rows, self._hashes, *self._layout)
+        )
+        live = np.ascontiguousarray(self._live).view(np.uint8)
+        occ = None if self._occ is None else np.ascontiguousarray(self._occ)
+        addrs = (
+            starts.ctypes.data,
+            widths.ctypes.data,
+            0 if occ is None else occ.ctypes.data,
+            offsets.ctypes.data,
+            int(offsets.dtype == np.int64),
+            rows.ctypes.data,
+            int(rows.dtype == np.int64),
+            hashes.ctypes.data,
+            live.ctypes.data,
+        )
+        # the originals (compared by identity next time) and what the addresses point into (kept alive)
+        self._kargs = (arrays, (offsets, rows, hashes, starts, widths, live, occ), addrs)
+        return addrs
+
+    def _probe_arrays(self, max_distance: int) -> tuple[int, int, int, int]:
+        got = self._probe_addrs.get(max_distance)
+        if got is None:
+            ptab, pmask, pbase = self._probes(max_distance)  # cached with it, so the addresses stay valid
+            got = self._probe_addrs[max_distance] = (ptab.ctypes.data, pmask.ctypes.data, pbase.ctypes.data, len(ptab))
+        return got
+
     def _kernel_search(self, q: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query number, row, distance) of the live main-part matches, through the compiled loop."""
         assert KERNEL is not None
-        ptab, pmask, pbase = self._probes(max_distance)
+        starts, widths, occ, offsets, off64, rows, rows64, hashes, live = self._kernel_arrays()
+        ptab, pmask, pbase, nprobes = self._probe_arrays(max_distance)
         q = np.ascontiguousarray(q, dtype=np.uint64)
-        keys = np.ascontiguousarray(self._keys(q), dtype=np.int64)
-        # the loop reads raw memory: C-contiguous arrays (the index's own are; this only checks)
-        offsets, rows, hashes = (np.ascontiguousarray(a) for a in (self._offsets, self._rows, self._hashes))
-        occ = None if self._occ is None else np.ascontiguousarray(self._occ).ctypes.data
-        live = np.ascontiguousarray(self._live).view(np.uint8)
+        qp = q.ctypes.data
         cap = self._kernel_cap
         while True:
-            out = np.empty((3, cap), dtype=np.int64)
+            out = np.empty(3 * cap, dtype=np.int64)
+            o = out.ctypes.data
             n = KERNEL(
-                q.ctypes.data, keys.ctypes.data, len(q), self.tables,
-                ptab.ctypes.data, pmask.ctypes.data, pbase.ctypes.data, len(ptab),
-                occ, offsets.ctypes.data, int(offsets.dtype == np.int64),
-                rows.ctypes.data, int(rows.dtype == np.int64), hashes.ctypes.data, live.ctypes.data, max_distance,
-                out[0].ctypes.data, out[1].ctypes.data, out[2].ctypes.data, cap,
+                qp, len(q), self.tables, starts, widths, ptab, pmask, pbase, nprobes,
+                occ, offsets, off64, rows, rows64, hashes, live, max_distance,
+                o, o + 8 * cap, o + 16 * cap, cap,
             )  # fmt: skip
             if n < 0:
                 raise MemoryError("MIH search: no memory for its scratch buffers")
@@ -472,10 +513,13 @@ class MIHIndex(SignalIndex):
             # more matches than room (a query near a dense cluster): run again with enough, and start
             # there next time, so that such banks do not search every query twice
             cap = self._kernel_cap = 2 * n
+        qi, found, dist = out[:n], out[cap : cap + n], out[2 * cap : 2 * cap + n]
+        if n <= 1:  # a miss, or one match: nothing to dedupe (the usual single-hash scan)
+            return qi, found, dist
         # one entry can be reached from several tables: keep each (query, row) once
-        pair, first = np.unique(out[0, :n] * len(self._ids) + out[1, :n], return_index=True)
+        pair, first = np.unique(qi * len(self._ids) + found, return_index=True)
         qi, found = np.divmod(pair, len(self._ids))
-        return qi, found, out[2, :n][first]
+        return qi, found, dist[first]
 
     @staticmethod
     def _scan(q: np.ndarray, hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
