@@ -1,7 +1,11 @@
-"""The SQLite bulk-upsert path keeps import semantics: last row wins, updates re-enable, change log covers ids."""
+"""The bulk-upsert paths (SQLite: multi-row SQL on the driver; PostgreSQL: COPY into a staging table)
+keep import semantics: last row wins, updates re-enable, the change log covers every id."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from sqlalchemy import select
 
 from safeguard.banks.service import BankService
@@ -14,14 +18,25 @@ def _rows(values: list[str], **kw) -> list[Row]:
     return [Row(line=k + 1, signal_type="pdq", value=v, **kw) for k, v in enumerate(values)]
 
 
-def test_bulk_upsert_semantics(tmp_path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'b.db'}")
+def test_bulk_upsert_semantics(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = Database(db_url)
     db.migrate()
     svc = BankService(db)
+    copied: list[int] = []
+    real_copy = BankService._pg_copy_upsert
+
+    def spy(self: BankService, s: Any, values: list[dict[str, Any]]) -> list[int] | None:
+        got = real_copy(self, s, values)
+        copied.append(-1 if got is None else len(got))
+        return got
+
+    monkeypatch.setattr(BankService, "_pg_copy_upsert", spy)
     svc.create("b", actor="t", kind="other", default_category="A1")
     values = [f"{k:064x}" for k in range(7000)]  # more than one SQL chunk and one batch
     res = svc.import_rows("b", _rows(values, provenance={"list": "x"}), actor="t", source="s", batch_size=5000)
     assert res.added_or_updated == 7000
+    # PostgreSQL (psycopg 3) takes the COPY path for every batch; SQLite its own
+    assert copied == ([] if db.is_sqlite else [5000, 2000])
     with db.read() as s:
         entries = s.execute(select(BankEntry).order_by(BankEntry.id)).scalars().all()
         assert len(entries) == 7000

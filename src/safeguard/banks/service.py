@@ -8,6 +8,7 @@ writing transaction so that change ids become visible in order and no follower s
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -294,6 +295,8 @@ class BankService:
                 ]
                 if self.db.is_sqlite:
                     ids.extend(self._sqlite_upsert(s, values))
+                elif len(values) >= self.COPY_FROM and (copied := self._pg_copy_upsert(s, values)) is not None:
+                    ids.extend(copied)
                 else:
                     # executemany with one compiled statement (SQLAlchemy's "insertmanyvalues" batches
                     # it into multi-row INSERT ... RETURNING)
@@ -385,6 +388,49 @@ class BankService:
                 "source = excluded.source, provenance = excluded.provenance, enabled = 1 RETURNING id"
             )
             ids.extend(int(i) for (i,) in conn.exec_driver_sql(sql, tuple(params)).all())
+        return ids
+
+    _STAGING = "sg_entry_import"
+    #: batches from this many rows up go through COPY on PostgreSQL; a few rows (an entry added through
+    #: the API) take the single statement, one round trip instead of four
+    COPY_FROM = 64
+
+    def _pg_copy_upsert(self, s: Session, values: list[dict[str, Any]]) -> list[int] | None:
+        """The upsert on PostgreSQL through psycopg's COPY: the batch goes into a session-local staging
+        table, then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... RETURNING id`` moves it.
+
+        SQLAlchemy's executemany spent ~80% of a 1M-row import in the client (111 s in all, against
+        the 60 s target). Same semantics as the other paths: the caller has already kept the last
+        row per value, an upsert re-enables, and the ids come back for the change log. ``None`` where
+        the driver is not psycopg 3 (the caller then uses the generic statement).
+        """
+        raw = s.connection().connection.driver_connection
+        if raw is None or type(raw).__module__.split(".")[0] != "psycopg":
+            return None
+        cols = ", ".join(self._UPSERT_COLS)
+        provenance = self._UPSERT_COLS.index("provenance")
+        with raw.cursor() as cur:
+            # a temporary table lives as long as the connection; ON COMMIT DELETE ROWS empties it per batch
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {self._STAGING} (bank_id bigint, signal_type varchar(32), "
+                "value varchar(512), category varchar(64), source varchar(200), provenance json, "
+                "added_by varchar(200), added_at timestamptz, enabled boolean, opinion varchar(16)) "
+                "ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(f"COPY {self._STAGING} ({cols}) FROM STDIN") as copy:
+                for v in values:
+                    row = [v[c] for c in self._UPSERT_COLS]
+                    row[provenance] = json.dumps(row[provenance]) if row[provenance] else "{}"
+                    copy.write_row(row)
+            # in index order, as on SQLite: the unique index's B-tree is walked forward
+            cur.execute(
+                f"INSERT INTO {BankEntry.__tablename__} ({cols}) SELECT {cols} FROM {self._STAGING} "
+                "ORDER BY signal_type, value "
+                "ON CONFLICT (bank_id, signal_type, value) DO UPDATE SET category = excluded.category, "
+                "source = excluded.source, provenance = excluded.provenance, enabled = true RETURNING id"
+            )
+            ids = [int(i) for (i,) in cur.fetchall()]
+            cur.execute(f"TRUNCATE {self._STAGING}")  # a second batch in the same transaction starts empty
         return ids
 
     def add_entry(
