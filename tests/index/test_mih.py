@@ -76,7 +76,7 @@ def test_adds_and_removes_patch_without_rebuild() -> None:
     rng = np.random.default_rng(3)
     values = _bank(rng, 4000, True)
     mih, ref = _pair(values, list(range(4000)), tables=12)
-    tables_before = mih._rows
+    tables_before = mih._hashes
     # remove a slice, replace some values, add new entries: all go to tombstones and the delta
     rm = list(range(0, 4000, 7))
     mih.remove(rm)
@@ -85,12 +85,12 @@ def test_adds_and_removes_patch_without_rebuild() -> None:
     new_vals = [_flip(rng, values[int(rng.integers(4000))], int(rng.integers(0, 10))) for _ in new_ids]
     mih.add(new_ids, new_vals)
     ref.add(new_ids, new_vals)
-    assert mih._rows is tables_before, "patching must not rebuild the tables"
+    assert mih._hashes is tables_before, "patching must not rebuild the tables"
     assert len(mih) == len(ref)
     qs = _queries(rng, values + new_vals, 30)
     _same(mih, ref, qs, radii=(0, 31, 40))
     mih.compact()
-    assert mih._rows is not tables_before
+    assert mih._hashes is not tables_before
     _same(mih, ref, qs, radii=(31,))
 
 

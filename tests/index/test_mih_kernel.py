@@ -1,6 +1,6 @@
-"""The compiled MIH loop (``_mihkernel.c``) against the numpy path and brute force: same answers on
-every layout (with and without the occupancy bitmap), with tombstones and a delta, one query or a
-batch, and more matches than its first output buffer holds."""
+"""The compiled MIH loops (``_mihkernel.c``) against the numpy path and brute force: same answers on
+both layouts (sparse: bitmap, ranks and inline hashes; dense: offsets), with tombstones and a delta,
+buckets of several rows, one query or a batch, and more matches than the first output buffer holds."""
 
 from __future__ import annotations
 
@@ -46,16 +46,16 @@ def test_same_answers_as_numpy_and_brute_force(tables: int, clustered: bool) -> 
     rng = np.random.default_rng(40 + tables + 100 * clustered)
     values = _bank(rng, 4000, clustered)
     fast, slow, ref = _three(values, list(range(1, 4001)), tables=tables)
-    assert fast._occ is not None  # small bank, wide keys: the bitmap path
+    assert fast._occ is not None  # small bank, wide keys: the sparse layout
     _agree(fast, slow, ref, _queries(rng, values, 40), (0, 8, 31, 32, 40))
 
 
 @needs_kernel
-def test_without_the_occupancy_bitmap() -> None:
+def test_dense_layout() -> None:
     rng = np.random.default_rng(41)
     values = _bank(rng, 40_000, False)
     fast, slow, ref = _three(values, list(range(40_000)), tables=16)
-    assert fast._occ is None  # 40K rows over 16-bit keys: most buckets are full
+    assert fast._occ is None and len(fast._offsets)  # 40K rows over 16-bit keys: most buckets are full
     _agree(fast, slow, ref, _queries(rng, values, 10), (31, 40))
 
 
@@ -99,3 +99,34 @@ def test_cached_addresses_follow_replaced_arrays(tmp_path) -> None:
     slow.compact()
     _agree(fast, slow, ref, qs, (31, 40))
     assert before is not None and fast._kargs is not None and fast._kargs[2] != before[2]
+
+
+@needs_kernel
+def test_sparse_layout_buckets_of_several_rows_and_snapshots(tmp_path) -> None:
+    """Near copies of a few centres share buckets: the sparse layout's overflow lists must be read
+    (by both paths), and a saved snapshot must load to the same layout and answers."""
+    rng = np.random.default_rng(44)
+    centres = _bank(rng, 20, False)
+    values = [_flip(rng, centres[k % 20], int(rng.integers(0, 6))) for k in range(3000)]
+    fast, slow, ref = _three(values, list(range(3000)), tables=11)
+    assert fast._occ is not None
+    assert len(fast._ovf_rows) > 100  # many buckets of several rows
+    assert (fast._ent_rows < 0).sum() == len(fast._ovf_off) - 1
+    qs = [*centres[:5], *_queries(rng, values, 20)]
+    _agree(fast, slow, ref, qs, (0, 12, 31, 40))
+    fast.save(tmp_path / "s.mih")
+    loaded, _ = MIHIndex.load(tmp_path / "s.mih", mmap=True)
+    assert loaded._occ is not None and len(loaded._rank) == len(loaded._occ) // 8
+    _agree(loaded, slow, ref, qs, (31, 40))
+
+
+def test_older_snapshots_are_refused(tmp_path) -> None:
+    """A snapshot of the previous format is refused (the index manager then rebuilds from the database)."""
+    rng = np.random.default_rng(45)
+    idx = MIHIndex(tables=11)
+    idx.add(list(range(100)), _bank(rng, 100, False))
+    idx.save(tmp_path / "s.mih")
+    meta = tmp_path / "s.mih" / "meta.json"
+    meta.write_text(meta.read_text().replace(mih_module.FORMAT, "safeguard-mih-1"))
+    with pytest.raises(ValueError, match="not a safeguard-mih-2 snapshot"):
+        MIHIndex.load(tmp_path / "s.mih")

@@ -173,6 +173,94 @@ int64_t sg_mih_search(const uint64_t *q, int64_t nq, int64_t tables, const int64
     return found;
 }
 
+/*
+ * sg_mih_search for the sparse layout (MIHIndex._build_sparse): most buckets empty, a bitmap of the
+ * non-empty ones read as 64-bit words (occ), the set bits before each word (rank), and per non-empty
+ * bucket r either its one row (ent_rows[r] >= 0) with a copy of that row's hash (ent_hash[4r..]), or
+ * -(k + 1) for a bucket of several rows, listed at ovf_rows[ovf_off[k] .. ovf_off[k + 1]] and verified
+ * against hashes. Same contract as sg_mih_search otherwise.
+ *
+ * Passes per query: (1) probe positions, keeping the occupied ones; (2) their bucket numbers (one
+ * read of rank and a popcount); (3) each bucket's row and inline hash, read side by side, verified
+ * at once; buckets of several rows are set aside; (4) those, row by row. A single-row bucket costs
+ * one random read of 36 bytes instead of the dense layout's three dependent reads.
+ */
+SG_CLONES
+int64_t sg_mih_search_sparse(const uint64_t *q, int64_t nq, int64_t tables, const int64_t *starts,
+                             const int64_t *widths, const int64_t *ptab, const int64_t *pmask, const int64_t *pbase,
+                             int64_t nprobes, const uint64_t *occ, const uint32_t *rank, const void *ent_rows,
+                             const uint64_t *ent_hash, const int64_t *ovf_off, const void *ovf_rows, int rows64,
+                             const uint64_t *hashes, const uint8_t *live, int64_t max_distance, int64_t *out_q,
+                             int64_t *out_row, int64_t *out_dist, int64_t cap) {
+    int64_t found = 0;
+    const size_t room = (size_t)(nprobes > 0 ? nprobes : 1);
+    int64_t *pos = malloc(sizeof(int64_t) * room);
+    int64_t *rk = malloc(sizeof(int64_t) * room);
+    int64_t *multi = malloc(sizeof(int64_t) * room);
+    if (pos == NULL || rk == NULL || multi == NULL) {
+        free(pos);
+        free(rk);
+        free(multi);
+        return -1;
+    }
+    for (int64_t k = 0; k < nq; k++) {
+        const uint64_t *qk = q + 4 * k;
+        const uint64_t q0 = qk[0], q1 = qk[1], q2 = qk[2], q3 = qk[3];
+        int64_t kk[SG_MAX_TABLES];
+        for (int64_t t = 0; t < tables; t++)
+            kk[t] = sg_key(qk, starts[t], widths[t]);
+        int64_t m = 0;
+        for (int64_t p = 0; p < nprobes; p++) {
+            const int64_t x = pbase[p] + (kk[ptab[p]] ^ pmask[p]);
+            pos[m] = x;
+            m += (int64_t)((occ[x >> 6] >> (x & 63)) & 1);
+        }
+        for (int64_t i = 0; i < m; i++) {
+            const int64_t x = pos[i];
+            const uint64_t below = occ[x >> 6] & ((1ull << (x & 63)) - 1);
+            rk[i] = (int64_t)rank[x >> 6] + __builtin_popcountll(below);
+        }
+        int64_t nm = 0;
+        for (int64_t i = 0; i < m; i++) {
+            const int64_t r = rk[i];
+            const int64_t row = sg_load(ent_rows, rows64, r);
+            const uint64_t *h = ent_hash + 4 * r;
+            const int64_t d = __builtin_popcountll(h[0] ^ q0) + __builtin_popcountll(h[1] ^ q1) +
+                              __builtin_popcountll(h[2] ^ q2) + __builtin_popcountll(h[3] ^ q3);
+            if (row < 0) {
+                multi[nm++] = -row - 1;
+            } else if (d <= max_distance && live[row]) {
+                if (found < cap) {
+                    out_q[found] = k;
+                    out_row[found] = row;
+                    out_dist[found] = d;
+                }
+                found++;
+            }
+        }
+        for (int64_t i = 0; i < nm; i++) {
+            for (int64_t j = ovf_off[multi[i]]; j < ovf_off[multi[i] + 1]; j++) {
+                const int64_t row = sg_load(ovf_rows, rows64, j);
+                const uint64_t *h = hashes + 4 * row;
+                const int64_t d = __builtin_popcountll(h[0] ^ q0) + __builtin_popcountll(h[1] ^ q1) +
+                                  __builtin_popcountll(h[2] ^ q2) + __builtin_popcountll(h[3] ^ q3);
+                if (d <= max_distance && live[row]) {
+                    if (found < cap) {
+                        out_q[found] = k;
+                        out_row[found] = row;
+                        out_dist[found] = d;
+                    }
+                    found++;
+                }
+            }
+        }
+    }
+    free(pos);
+    free(rk);
+    free(multi);
+    return found;
+}
+
 static struct PyModuleDef sg_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_mihkernel",

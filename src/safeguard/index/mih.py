@@ -11,11 +11,16 @@ suffice, a quarter fewer probes than eleven at ``floor(40 / 11) = 3``. Nothing i
 recall is 1.0 for every ``max_distance`` (a distance past what the probe tables are built for falls
 back to a brute-force scan, still exact).
 
-Layout (CSR, one table per substring): ``offsets`` holds, for each table, ``2**width + 1`` start
-positions into ``rows``; ``rows[t*N + k]`` are row numbers sorted by that table's key. A probe is
-two array reads; candidates of all probes of one query (or of a batch of queries) are expanded and
-verified in a handful of vectorised numpy calls, so per-query cost is a few dozen numpy calls plus
-a few thousand random reads at 10M entries.
+Two layouts, one table per substring. *Dense* (most buckets full, e.g. 10M entries over 23-24-bit
+keys; CSR): ``offsets`` holds, for each table, ``2**width + 1`` start positions into ``rows``;
+``rows[t*N + k]`` are row numbers sorted by that table's key; a probe reads two offsets, then rows,
+then each row's hash. *Sparse* (most buckets empty, e.g. 1M entries over the same keys; see
+:meth:`MIHIndex._build_sparse`): a bitmap of the non-empty buckets with a running count per 64-bit
+word gives a non-empty bucket's number, under which a one-row bucket keeps its row and a copy of its
+hash, so that a probe verifies with one random read (a few rows share an overflow list). At 1M
+entries the sparse layout is a fifth smaller (448 vs 569 MB) and the service spent ~10% less CPU per
+hash-only scan with it (docs/performance.md, section 1). Candidates of all probes of one query (or
+of a batch of queries) are expanded and verified in a handful of vectorised numpy calls.
 
 Where the optional C extension is built (``setup.py``; ``_mihkernel.c``), those passes run in one
 compiled call per batch instead, on the same arrays and with the same answers, with the GIL released:
@@ -41,6 +46,7 @@ import itertools
 import json
 import os
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -50,29 +56,34 @@ import numpy as np
 from safeguard.index.base import SignalIndex
 from safeguard.index.hamming import hex_to_words
 
-FORMAT = "safeguard-mih-1"
+FORMAT = "safeguard-mih-2"  # 2: the sparse layout (an older snapshot is rebuilt from the database)
+#: the arrays of a snapshot, one .npy file each
+_PARTS = ("ids", "hashes", "offsets", "rows", "occ", "rank", "ent_rows", "ent_hash", "ovf_off", "ovf_rows")
 
 
-def _load_kernel() -> Callable[..., int] | None:
-    """The compiled probe-and-verify loop (``_mihkernel.c``), or ``None`` where it was not built: the
-    extension is optional (``setup.py``), and the numpy path gives the same answers without it."""
+def _load_kernel() -> tuple[Callable[..., int], Callable[..., int]] | None:
+    """The compiled probe-and-verify loops (``_mihkernel.c``: dense and sparse layouts), or ``None``
+    where they were not built: the extension is optional (``setup.py``), and the numpy path gives the
+    same answers without it."""
     try:
         ext = importlib.import_module("safeguard.index._mihkernel")
     except ImportError:
         return None
-    fn = ctypes.CDLL(ext.__file__).sg_mih_search
+    lib = ctypes.CDLL(ext.__file__)
     p, i, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    fn.restype = i
-    fn.argtypes = [p, i, i, p, p, p, p, p, i, p, p, flag, p, flag, p, p, i, p, p, p, i]
-    return fn
-
-
-#: the most tables the compiled loop takes (``SG_MAX_TABLES`` in ``_mihkernel.c``)
-KERNEL_MAX_TABLES = 64
+    dense, sparse = lib.sg_mih_search, lib.sg_mih_search_sparse
+    dense.restype = sparse.restype = i
+    dense.argtypes = [p, i, i, p, p, p, p, p, i, p, p, flag, p, flag, p, p, i, p, p, p, i]
+    sparse.argtypes = [p, i, i, p, p, p, p, p, i, p, p, p, p, p, p, flag, p, p, i, p, p, p, i]
+    return dense, sparse
 
 
 #: ``None`` where the extension is missing; an index's ``kernel`` attribute picks per index
-KERNEL = _load_kernel()
+_KERNELS = _load_kernel()
+KERNEL, KERNEL_SPARSE = _KERNELS if _KERNELS is not None else (None, None)
+
+#: the most tables the compiled loop takes (``SG_MAX_TABLES`` in ``_mihkernel.c``)
+KERNEL_MAX_TABLES = 64
 
 
 def _widths(bits: int, m: int) -> list[int]:
@@ -146,6 +157,7 @@ class MIHIndex(SignalIndex):
         self._offsets = np.zeros(0, dtype=np.int32)
         self._rows = np.zeros(0, dtype=np.int32)
         self._occ: np.ndarray | None = None
+        self._clear_sparse()
         self._live = np.zeros(0, dtype=bool)
         self._dead = 0
         # delta part (brute force)
@@ -200,10 +212,14 @@ class MIHIndex(SignalIndex):
         self._ids, self._hashes = ids, hashes
         self._live = np.ones(n, dtype=bool)
         self._dead = 0
+        self._offsets = np.zeros(0, dtype=np.int32)
+        self._rows = np.zeros(0, dtype=np.int32)
+        self._occ = None
+        self._clear_sparse()
         if not self.tables:
-            self._offsets = np.zeros(0, dtype=np.int32)
-            self._rows = np.zeros(0, dtype=np.int32)
-            self._occ = None
+            return
+        if self._sparse_fits(n):
+            self._build_sparse(hashes)
             return
         row_dtype = np.int32 if n < 2**31 else np.int64
         off_dtype = np.int32 if n * self.tables < 2**31 else np.int64
@@ -218,20 +234,66 @@ class MIHIndex(SignalIndex):
             offsets[base + 1 : base + 1 + (1 << w)] += t * n
             rows[t * n : (t + 1) * n] = np.argsort(key, kind="stable").astype(row_dtype)
         self._offsets, self._rows = offsets, rows
-        self._occ = self._occupancy(offsets, n)
 
-    def _occupancy(self, offsets: np.ndarray, n: int) -> np.ndarray | None:
-        """Bitmap of non-empty buckets, when most buckets are empty.
+    def _sparse_fits(self, n: int) -> bool:
+        """Whether most buckets are empty (a bank of ``n`` rows over at most half of the narrowest
+        table's keys): then the sparse layout, else the dense one."""
+        return n * 2 <= (1 << min(self.widths)) and sys.byteorder == "little"
 
-        With wide substrings and a bank smaller than ``2**width`` most probes hit empty buckets; a
-        bitmap (1/32 of the offsets' size, so it stays in cache) skips them without touching the
-        offsets array, which is where the random memory reads of a query go otherwise.
+    def _clear_sparse(self) -> None:
+        self._occ64 = np.zeros(0, dtype=np.uint64)
+        self._rank = np.zeros(0, dtype=np.uint32)
+        self._ent_rows = np.zeros(0, dtype=np.int32)
+        self._ent_hash = np.zeros((0, self.words), dtype=np.uint64)
+        self._ovf_off = np.zeros(1, dtype=np.int64)
+        self._ovf_rows = np.zeros(0, dtype=np.int32)
+
+    def _build_sparse(self, hashes: np.ndarray) -> None:
+        """The sparse layout: when most buckets are empty, a dense ``offsets`` array (one entry per
+        possible key, ~450 MB for 11 tables of 23-24 bits) is mostly repeated numbers, and a probe that
+        finds a bucket reads it, then ``rows``, then the row's hash: three dependent random reads.
+
+        Here a bitmap marks the non-empty buckets (``_occ``; read as 64-bit words) and ``_rank``
+        counts the set bits before each word, so a non-empty bucket's number among all non-empty
+        buckets is one cached read and a popcount. Bucket ``r`` holding one row (~94% at 1M entries
+        over 23-24-bit keys) keeps that row in ``_ent_rows[r]`` and a copy of its hash in
+        ``_ent_hash[r]``: the probe verifies from there, one random read instead of three. A bucket
+        of several rows stores ``-(k + 1)``; its rows are ``_ovf_rows[_ovf_off[k]:_ovf_off[k + 1]]``
+        and are verified against ``_hashes`` as in the dense layout.
         """
-        if n * 2 > (1 << min(self.widths)):
-            return None
-        nonempty = np.zeros(len(offsets), dtype=bool)
-        nonempty[:-1] = offsets[1:] != offsets[:-1]
-        return np.packbits(nonempty, bitorder="little")
+        n = len(self._ids)
+        row_dtype = np.int32 if n < 2**31 else np.int64
+        nonempty = np.zeros(self._n_offsets, dtype=bool)
+        ent_rows, ovf_rows, ovf_lens = [], [], []
+        n_multi = 0
+        for t, (s, w) in enumerate(zip(self.starts, self.widths, strict=True)):
+            key = _extract(hashes, s, w)
+            order = np.argsort(key, kind="stable")
+            sk = key[order]
+            first = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1]])) if n else order
+            counts = np.diff(np.append(first, n))
+            nonempty[int(self._table_base[t]) + sk[first]] = True
+            er = order[first].astype(np.int64)
+            multi = np.flatnonzero(counts > 1)
+            er[multi] = -(n_multi + np.arange(len(multi), dtype=np.int64) + 1)
+            n_multi += len(multi)
+            pos, _ = _expand(first[multi], first[multi] + counts[multi])
+            ovf_rows.append(order[pos])
+            ovf_lens.append(counts[multi])
+            ent_rows.append(er)
+        occ = np.packbits(nonempty, bitorder="little")
+        occ = np.concatenate([occ, np.zeros(-len(occ) % 8, dtype=np.uint8)])
+        words = occ.view(np.uint64)
+        rank = np.zeros(len(words), dtype=np.uint32)
+        np.cumsum(np.bitwise_count(words)[:-1], out=rank[1:], dtype=np.uint32)
+        er_all = np.concatenate(ent_rows)
+        ent_hash = self._hashes[np.maximum(er_all, 0)]
+        ent_hash[er_all < 0] = 0
+        self._occ, self._occ64, self._rank = occ, words, rank
+        self._ent_rows = er_all.astype(row_dtype)
+        self._ent_hash = np.ascontiguousarray(ent_hash)
+        self._ovf_off = np.concatenate([[0], np.cumsum(np.concatenate(ovf_lens))]).astype(np.int64)
+        self._ovf_rows = np.concatenate(ovf_rows).astype(row_dtype)
 
     @classmethod
     def build(cls, ids: Sequence[int] | np.ndarray, hashes: np.ndarray, **kw: int) -> MIHIndex:
@@ -367,24 +429,40 @@ class MIHIndex(SignalIndex):
 
     def _candidates(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows listed in the buckets at offsets positions ``pos``, and which probe each came from."""
-        sel = None
         if self._occ is not None:
-            sel = np.flatnonzero((self._occ[pos >> 3] >> (pos & 7).astype(np.uint8)) & 1)
-            pos = pos[sel]
+            return self._sparse_candidates(pos)
         starts = self._offsets[pos]
         lens = self._offsets[pos + 1] - starts
         nz = np.flatnonzero(lens)
-        nz_probe = sel[nz] if sel is not None else nz
         if len(nz) == 0:
             return np.zeros(0, dtype=np.int64), nz
         s = starts[nz].astype(np.int64)
         ln = lens[nz]
         if int(ln.max()) == 1:
-            return self._rows[s], nz_probe
+            return self._rows[s], nz
         first = np.cumsum(ln) - ln
         which = np.repeat(np.arange(len(nz)), ln)
         cpos = np.arange(int(first[-1] + ln[-1]), dtype=np.int64) + (s - first)[which]
-        return self._rows[cpos], nz_probe[which]
+        return self._rows[cpos], nz[which]
+
+    def _sparse_candidates(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_candidates` in the sparse layout (see :meth:`_build_sparse`)."""
+        word_at = pos >> 6
+        bit = (pos & 63).astype(np.uint64)
+        words = self._occ64[word_at]
+        sel = np.flatnonzero((words >> bit) & np.uint64(1))
+        if len(sel) == 0:
+            return np.zeros(0, dtype=np.int64), sel
+        below = words[sel] & ((np.uint64(1) << bit[sel]) - np.uint64(1))
+        rank = self._rank[word_at[sel]].astype(np.int64) + np.bitwise_count(below)
+        er = self._ent_rows[rank].astype(np.int64)
+        single = er >= 0
+        if bool(single.all()):
+            return er, sel
+        k = -er[~single] - 1
+        cpos, which = _expand(self._ovf_off[k], self._ovf_off[k + 1])
+        multi_probe = sel[~single][which]
+        return np.concatenate([er[single], self._ovf_rows[cpos]]), np.concatenate([sel[single], multi_probe])
 
     @staticmethod
     def _popcount_rows(x: np.ndarray) -> np.ndarray:
@@ -458,29 +536,43 @@ class MIHIndex(SignalIndex):
         arrays: taking an array's address costs about 2 us in numpy, a dozen per query was a third of
         a single query's time at distance 31. Cached, and re-taken whenever any of the arrays was
         replaced (a build, a compaction, a load, the first tombstone on a mapped snapshot)."""
-        arrays = (self._offsets, self._rows, self._hashes, self._occ, self._live, *self._layout)
+        sparse = self._occ is not None
+        if sparse:
+            arrays: tuple[np.ndarray, ...] = (
+                self._occ64, self._rank, self._ent_rows, self._ent_hash, self._ovf_off, self._ovf_rows,
+            )  # fmt: skip
+        else:
+            arrays = (self._offsets, self._rows)
+        arrays = (*arrays, self._hashes, self._live, *self._layout)
         cached = self._kargs
-        if cached is not None and all(a is b for a, b in zip(cached[0], arrays, strict=True)):
+        if (
+            cached is not None
+            and len(cached[0]) == len(arrays)
+            and all(a is b for a, b in zip(cached[0], arrays, strict=True))
+        ):
             return cached[2]
         # the loop reads raw memory: C-contiguous arrays (the index's own are; this only checks)
-        offsets, rows, hashes, starts, widths = (
-            np.ascontiguousarray(a) for a in (self._offsets, self._rows, self._hashes, *self._layout)
-        )
-        live = np.ascontiguousarray(self._live).view(np.uint8)
-        occ = None if self._occ is None else np.ascontiguousarray(self._occ)
-        addrs = (
-            starts.ctypes.data,
-            widths.ctypes.data,
-            0 if occ is None else occ.ctypes.data,
-            offsets.ctypes.data,
-            int(offsets.dtype == np.int64),
-            rows.ctypes.data,
-            int(rows.dtype == np.int64),
-            hashes.ctypes.data,
-            live.ctypes.data,
-        )
+        conv = tuple(np.ascontiguousarray(a) for a in arrays)
+        *main, hashes, live, starts, widths = conv
+        live = live.view(np.uint8)
+        head = (starts.ctypes.data, widths.ctypes.data)
+        body: tuple[int, ...]
+        if sparse:
+            occ, rank, ent_rows, ent_hash, ovf_off, ovf_rows = main
+            if ent_rows.dtype != ovf_rows.dtype:
+                raise ValueError("sparse MIH layout: row arrays of different widths")
+            body = (
+                occ.ctypes.data, rank.ctypes.data, ent_rows.ctypes.data, ent_hash.ctypes.data,
+                ovf_off.ctypes.data, ovf_rows.ctypes.data, int(ent_rows.dtype == np.int64),
+            )  # fmt: skip
+        else:
+            offsets, rows = main
+            body = (
+                0, offsets.ctypes.data, int(offsets.dtype == np.int64), rows.ctypes.data, int(rows.dtype == np.int64),
+            )  # fmt: skip
+        addrs = (*head, *body, hashes.ctypes.data, live.ctypes.data)
         # the originals (compared by identity next time) and what the addresses point into (kept alive)
-        self._kargs = (arrays, (offsets, rows, hashes, starts, widths, live, occ), addrs)
+        self._kargs = (arrays, (*conv, live), addrs)
         return addrs
 
     def _probe_arrays(self, max_distance: int) -> tuple[int, int, int, int]:
@@ -492,20 +584,17 @@ class MIHIndex(SignalIndex):
 
     def _kernel_search(self, q: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query number, row, distance) of the live main-part matches, through the compiled loop."""
-        assert KERNEL is not None
-        starts, widths, occ, offsets, off64, rows, rows64, hashes, live = self._kernel_arrays()
+        assert KERNEL is not None and KERNEL_SPARSE is not None
+        arrays = self._kernel_arrays()
+        fn = KERNEL_SPARSE if self._occ is not None else KERNEL
         ptab, pmask, pbase, nprobes = self._probe_arrays(max_distance)
         q = np.ascontiguousarray(q, dtype=np.uint64)
-        qp = q.ctypes.data
+        head = (q.ctypes.data, len(q), self.tables, *arrays[:2], ptab, pmask, pbase, nprobes, *arrays[2:])
         cap = self._kernel_cap
         while True:
             out = np.empty(3 * cap, dtype=np.int64)
             o = out.ctypes.data
-            n = KERNEL(
-                qp, len(q), self.tables, starts, widths, ptab, pmask, pbase, nprobes,
-                occ, offsets, off64, rows, rows64, hashes, live, max_distance,
-                o, o + 8 * cap, o + 16 * cap, cap,
-            )  # fmt: skip
+            n = fn(*head, max_distance, o, o + 8 * cap, o + 16 * cap, cap)
             if n < 0:
                 raise MemoryError("MIH search: no memory for its scratch buffers")
             if n <= cap:
@@ -572,6 +661,11 @@ class MIHIndex(SignalIndex):
             idx._build(np.asarray(arrays["ids"], dtype=np.int64), np.asarray(arrays["hashes"], dtype=np.uint64))
         return idx
 
+    def _parts(self) -> dict[str, np.ndarray]:
+        """Every array a snapshot holds (empty ones for the layout not in use)."""
+        occ = self._occ if self._occ is not None else np.zeros(0, dtype=np.uint8)
+        return {name: occ if name == "occ" else getattr(self, f"_{name}") for name in _PARTS}
+
     def save(self, path: Path, **meta: int) -> None:
         """Write a snapshot directory atomically (write beside, then rename over)."""
         if len(self._d_ids) or self._dead:
@@ -582,9 +676,7 @@ class MIHIndex(SignalIndex):
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        occ = self._occ if self._occ is not None else np.zeros(0, dtype=np.uint8)
-        parts = {"ids": self._ids, "hashes": self._hashes, "offsets": self._offsets, "rows": self._rows, "occ": occ}
-        for name, arr in parts.items():
+        for name, arr in self._parts().items():
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
         (tmp / "meta.json").write_text(json.dumps({"format": FORMAT, **self._config(), "meta": meta}))
         old = path.with_name(path.name + f".old{os.getpid()}")
@@ -604,18 +696,45 @@ class MIHIndex(SignalIndex):
         idx = cls(bits=int(info["bits"]))
         idx._configure(int(info["tables"]))
         mode: Literal["r"] | None = "r" if mmap else None
-        names = ("ids", "hashes", "offsets", "rows", "occ")
         # Plain ndarray views of the maps (the mapping lives on in their .base), so that a query's fancy
         # indexing skips np.memmap's Python-level __getitem__ and __array_finalize__.
-        arrs = {n: np.load(path / f"{n}.npy", mmap_mode=mode, allow_pickle=False).view(np.ndarray) for n in names}
+        arrs = {
+            name: np.load(path / f"{name}.npy", mmap_mode=mode, allow_pickle=False).view(np.ndarray) for name in _PARTS
+        }
         n = len(arrs["ids"])
-        if (
-            arrs["hashes"].shape != (n, idx.words)
-            or len(arrs["offsets"]) != idx._n_offsets
-            or len(arrs["rows"]) != n * idx.tables
-        ):
+        occ = arrs["occ"]
+        if len(occ):  # sparse layout
+            n_buckets = len(arrs["ent_rows"])
+            ok = (
+                len(occ) == -(-idx._n_offsets // 64) * 8
+                and len(arrs["rank"]) == len(occ) // 8
+                and arrs["ent_hash"].shape == (n_buckets, idx.words)
+                and len(arrs["ovf_off"]) >= 1
+                and len(arrs["ovf_rows"]) == int(arrs["ovf_off"][-1])
+            )
+        else:
+            ok = len(arrs["offsets"]) == idx._n_offsets and len(arrs["rows"]) == n * idx.tables
+        # the compiled loop reads these as raw memory: their types must be the ones it was built for
+        rows_t = arrs["ent_rows"].dtype if len(occ) else arrs["rows"].dtype
+        types_ok = (
+            arrs["ids"].dtype == np.int64
+            and arrs["hashes"].dtype == np.uint64
+            and rows_t in (np.int32, np.int64)
+            and (
+                (occ.dtype == np.uint8 and arrs["rank"].dtype == np.uint32 and arrs["ent_hash"].dtype == np.uint64)
+                and arrs["ovf_off"].dtype == np.int64
+                and arrs["ovf_rows"].dtype == rows_t
+                if len(occ)
+                else arrs["offsets"].dtype in (np.int32, np.int64)
+            )
+        )
+        if arrs["hashes"].shape != (n, idx.words) or not ok or not types_ok:
             raise ValueError(f"{path} does not match its meta.json")
-        idx._ids, idx._hashes, idx._offsets, idx._rows = arrs["ids"], arrs["hashes"], arrs["offsets"], arrs["rows"]
-        idx._occ = arrs["occ"] if len(arrs["occ"]) else None
+        for name in _PARTS:
+            setattr(idx, f"_{name}", arrs[name])
+        if len(occ):
+            idx._occ64 = occ.view(np.uint64)
+        else:
+            idx._occ = None
         idx._live = np.ones(n, dtype=bool)
         return idx, {k: int(v) for k, v in info.get("meta", {}).items()}
