@@ -58,3 +58,39 @@ def test_bulk_upsert_semantics(db_url: str, monkeypatch: pytest.MonkeyPatch) -> 
         assert (e.id, e.enabled, e.category) == (first_ids[values[0]], True, "C")
         last = s.execute(select(EntryChange).order_by(EntryChange.id.desc())).scalars().first()
         assert last.entry_id <= e.id <= last.last_entry_id
+
+
+def test_import_and_its_audit_event_commit_together(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry added through the API is one write transaction: the rows, the change log and the
+    ``bank.imported`` event (with the import's counts) commit together; a multi-batch import writes its
+    event with the last batch."""
+    from safeguard.store.models import Event
+
+    db = Database(db_url)
+    db.migrate()
+    svc = BankService(db)
+    svc.create("b", actor="t", kind="other")
+    writes = 0
+    real_write = db.write
+
+    def counting_write(*a: Any, **kw: Any) -> Any:
+        nonlocal writes
+        writes += 1
+        return real_write(*a, **kw)
+
+    monkeypatch.setattr(db, "write", counting_write)
+    svc.add_entry("b", signal_type="pdq", value="cd" * 32, actor="t")
+    assert writes == 1
+    writes = 0
+    res = svc.import_rows("b", _rows([f"{k:064x}" for k in range(250)]), actor="t", batch_size=100)
+    assert res.added_or_updated == 250 and writes == 3  # batches of 100, 100 and 50 (+ the event)
+    writes = 0
+    svc.import_rows("b", [], actor="t")  # nothing to write but the event
+    assert writes == 1
+    with db.read() as s:
+        payloads = [
+            e.payload
+            for e in s.execute(select(Event).where(Event.type == "bank.imported").order_by(Event.seq)).scalars()
+        ]
+    assert [p["added_or_updated"] for p in payloads] == [1, 250, 0]
+    db.dispose()

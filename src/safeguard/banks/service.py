@@ -251,85 +251,104 @@ class BankService:
                 if progress:
                     progress(len(batch))
                 batch = []
-        if batch:
-            self._write_batch(bank_id, batch, actor, source, result)
-            if progress:
-                progress(len(batch))
-        with self.db.write() as s:
-            events.append(
-                s,
-                "bank.imported",
-                actor=actor,
-                subject=("bank", str(bank_id)),
-                payload={k: v for k, v in result.to_dict(max_errors=20).items()},
-            )
+        # the last batch and the import's audit event share one transaction: an entry added through
+        # the API is one write, not two (docs/performance.md, section 5)
+        self._write_batch(bank_id, batch, actor, source, result, summary=True)
+        if progress and batch:
+            progress(len(batch))
         return result
 
     def _insert(self, s: Session) -> Any:
         return (sqlite.insert if self.db.is_sqlite else postgresql.insert)(BankEntry)
 
-    def _write_batch(self, bank_id: int, batch: list[Row], actor: str, source: str, result: ImportResult) -> None:
+    def _write_batch(
+        self, bank_id: int, batch: list[Row], actor: str, source: str, result: ImportResult, *, summary: bool = False
+    ) -> None:
+        """Write one batch in a transaction; with ``summary``, the import's ``bank.imported`` event too
+        (``batch`` may then be empty: the event alone)."""
         upserts = {(r.signal_type, r.value): r for r in batch if not r.delete}  # last row wins
         deletes = [r for r in batch if r.delete]
         with self.db.write() as s:
-            self._lock_changes(s)
-            bank = s.get(Bank, bank_id)
-            assert bank is not None
-            ids: list[int] = []
-            if upserts:
-                now = utcnow()
-                values = [
-                    {
-                        "bank_id": bank_id,
-                        "signal_type": r.signal_type,
-                        "value": r.value,
-                        "category": r.category or bank.default_category,
-                        "source": r.source or source,
-                        "provenance": r.provenance,
-                        "added_by": actor,
-                        "added_at": now,
-                        "enabled": True,
-                        "opinion": "none",
-                    }
-                    for r in upserts.values()
-                ]
-                if self.db.is_sqlite:
-                    ids.extend(self._sqlite_upsert(s, values))
-                elif len(values) >= self.COPY_FROM and (copied := self._pg_copy_upsert(s, values)) is not None:
-                    ids.extend(copied)
-                else:
-                    # executemany with one compiled statement (SQLAlchemy's "insertmanyvalues" batches
-                    # it into multi-row INSERT ... RETURNING)
-                    ins = self._insert(s)
-                    stmt = ins.on_conflict_do_update(
-                        index_elements=["bank_id", "signal_type", "value"],
-                        set_={
-                            "category": ins.excluded.category,
-                            "source": ins.excluded.source,
-                            "provenance": ins.excluded.provenance,
-                            "enabled": True,
-                        },
-                    ).returning(BankEntry.id)
-                    ids.extend(s.execute(stmt, values).scalars().all())
-                result.added_or_updated += len(values)
-            for r in deletes:
-                got = (
-                    s.execute(
-                        update(BankEntry)
-                        .where(
-                            BankEntry.bank_id == bank_id,
-                            BankEntry.signal_type == r.signal_type,
-                            BankEntry.value == r.value,
-                        )
-                        .values(enabled=False)
-                        .returning(BankEntry.id)
-                    )
-                    .scalars()
-                    .all()
+            if batch:
+                self._write_rows(s, bank_id, upserts, deletes, actor, source, result)
+            if summary:
+                events.append(
+                    s,
+                    "bank.imported",
+                    actor=actor,
+                    subject=("bank", str(bank_id)),
+                    payload={k: v for k, v in result.to_dict(max_errors=20).items()},
                 )
-                ids.extend(got)
-                result.deleted += len(got)
-            self._record_changes(s, bank, ids)
+
+    def _write_rows(
+        self,
+        s: Session,
+        bank_id: int,
+        upserts: dict[tuple[str, str], Row],
+        deletes: list[Row],
+        actor: str,
+        source: str,
+        result: ImportResult,
+    ) -> None:
+        """Upserts and deletes of one batch, and their change-log ranges, in the caller's transaction."""
+        self._lock_changes(s)
+        bank = s.get(Bank, bank_id)
+        assert bank is not None
+        ids: list[int] = []
+        if upserts:
+            now = utcnow()
+            values = [
+                {
+                    "bank_id": bank_id,
+                    "signal_type": r.signal_type,
+                    "value": r.value,
+                    "category": r.category or bank.default_category,
+                    "source": r.source or source,
+                    "provenance": r.provenance,
+                    "added_by": actor,
+                    "added_at": now,
+                    "enabled": True,
+                    "opinion": "none",
+                }
+                for r in upserts.values()
+            ]
+            if self.db.is_sqlite:
+                ids.extend(self._sqlite_upsert(s, values))
+            elif len(values) >= self.COPY_FROM and (copied := self._pg_copy_upsert(s, values)) is not None:
+                ids.extend(copied)
+            else:
+                # executemany with one compiled statement (SQLAlchemy's "insertmanyvalues" batches
+                # it into multi-row INSERT ... RETURNING)
+                ins = self._insert(s)
+                stmt = ins.on_conflict_do_update(
+                    index_elements=["bank_id", "signal_type", "value"],
+                    set_={
+                        "category": ins.excluded.category,
+                        "source": ins.excluded.source,
+                        "provenance": ins.excluded.provenance,
+                        "enabled": True,
+                    },
+                ).returning(BankEntry.id)
+                ids.extend(s.execute(stmt, values).scalars().all())
+            result.added_or_updated += len(values)
+        for r in deletes:
+            got = (
+                s.execute(
+                    update(BankEntry)
+                    .where(
+                        BankEntry.bank_id == bank_id,
+                        BankEntry.signal_type == r.signal_type,
+                        BankEntry.value == r.value,
+                    )
+                    .values(enabled=False)
+                    .returning(BankEntry.id)
+                )
+                .scalars()
+                .all()
+            )
+            ids.extend(got)
+            result.deleted += len(got)
+        self._record_changes(s, bank, ids)
 
     _UPSERT_COLS = (
         "bank_id",
