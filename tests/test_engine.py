@@ -38,6 +38,9 @@ def test_block_on_banked_image_with_case_webhook_and_events(engine: Engine, bank
     banks.add_entry("csam", signal_type="pdq", value=pdq_of(data).value, actor="t")
     with engine.db.write() as s:
         s.add(WebhookEndpoint(url="http://127.0.0.1:9/hook", secret="s" * 20, events=[], enabled=True))
+        # subscribed to another topic, and a disabled one: neither gets this decision
+        s.add(WebhookEndpoint(url="http://127.0.0.1:9/other", secret="s" * 20, events=["decision.review"]))
+        s.add(WebhookEndpoint(url="http://127.0.0.1:9/off", secret="s" * 20, events=[], enabled=False))
     # a re-encoded, resized copy: different bytes, near-identical PDQ
     copy = encode(make_image(2).resize((300, 225)), "PNG")
     d = engine.scan(image(copy, content_id="up-1", user_id="u-1"), actor="svc")
@@ -54,6 +57,7 @@ def test_block_on_banked_image_with_case_webhook_and_events(engine: Engine, bank
         assert s.execute(select(func.count()).select_from(CaseItem)).scalar_one() == 1
         [msg] = s.execute(select(OutboxMessage)).scalars().all()
         assert msg.topic == "decision.block" and msg.payload["decision"]["id"] == d.id
+        assert msg.endpoint_url == "http://127.0.0.1:9/hook"
         types = [e.type for e in s.execute(select(Event).order_by(Event.seq)).scalars()]
     assert types[-4:] == ["decision.created", "action.block", "action.case", "action.webhook"]
     # a second decision about the same user joins the open case
@@ -71,6 +75,7 @@ def test_block_on_banked_image_with_case_webhook_and_events(engine: Engine, bank
 
     dialect = engine.db.engine.dialect.name
     hot = [case._OPEN_CASE_D, case._INSERT_CASE_D, case._UPDATE_CASE_D, case._INSERT_ITEM_D, webhook._INSERT_OUTBOX_D]
+    hot.append(webhook._ENABLED)
     hot += [events._SELECT_HEAD_DRIVER, events._SET_HEAD_DRIVER, events._INSERT_EVENTS]
     hot.append(driver.inserter(DecisionRow.__table__))  # type: ignore[arg-type]
     for prepared in hot:

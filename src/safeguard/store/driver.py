@@ -113,6 +113,20 @@ class Prepared:
             cur.close()
         return None if got is None else tuple(got)
 
+    def all(self, conn: Connection, values: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Every row of ``conn.execute(stmt, values)`` as plain tuples. No result processing, as for
+        :meth:`first`: a JSON column arrives as the driver gives it (text on SQLite)."""
+        values = values or {}
+        c = self._compile(conn, tuple(values))
+        if c is None:
+            return [tuple(r) for r in conn.execute(cast(Executable, self.stmt), dict(values))]
+        cur = conn.connection.cursor()
+        try:
+            cur.execute(c.sql, c.params(values))
+            return [tuple(r) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
 
 _INSERTS: dict[Table, Prepared] = {}
 
