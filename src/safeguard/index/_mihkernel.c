@@ -1,14 +1,15 @@
 /*
- * The MIH probe-and-verify loop in C, for safeguard.index.mih (loaded with ctypes).
+ * The MIH probe-and-verify loops in C, for safeguard.index.mih (loaded with ctypes): one for each of
+ * MIHIndex's layouts (dense: offsets and rows; sparse: bitmap, ranks and inline hashes).
  *
  * numpy answers a query in a few dozen vectorised passes over temporaries (probe positions, the
- * occupancy test, bucket ranges, candidate rows, their hashes, distances). Here one pass per query
- * goes from probe to verified match, touching each candidate's hash once, with the next bucket's
- * reads prefetched. Same arrays, same answers: the numpy path stays as the fallback and as the
- * reference the tests compare this with (tests/index/test_mih_kernel.py).
+ * occupancy test, bucket ranges, candidate rows, their hashes, distances). Here a few tight passes per
+ * query go from probe to verified match, touching each candidate's hash once. Same arrays, same
+ * answers: the numpy path stays as the fallback and as the reference the tests compare these with
+ * (tests/index/test_mih_kernel.py).
  *
  * It is a CPython extension module only so that setuptools builds and installs it; Python calls
- * its plain C function through ctypes (no Python objects cross).
+ * its plain C functions through ctypes (no Python objects cross).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -45,20 +46,28 @@ static inline int64_t sg_load(const void *base, int is64, int64_t i) {
     return is64 ? ((const int64_t *)base)[i] : (int64_t)((const int32_t *)base)[i];
 }
 
-/*
- * For each query k (4 words at q[4k..4k+3]; its key in table t is bits starts[t] .. + widths[t]), probe every
- * (table, mask) pair of the probe set and report each main-part row within max_distance that is live.
- * A row reached from several tables may be reported more than once (the caller dedupes the matches);
- * past SG_DEDUPE_ABOVE candidates they are deduped before verification. Writes up to cap (query, row, distance) triples and returns how many
- * matches there were in all: if that is more than cap, call again with a larger buffer. Returns -1
- * if scratch memory could not be had.
- *
- * Each query runs in three branch-free passes, as the numpy path does, so that the random reads of
- * a pass are independent of each other and the CPU overlaps them: (1) probe positions and their
- * occupancy bits, keeping the occupied ones; (2) their buckets' ranges, keeping the non-empty ones;
- * (3) the candidates' row numbers; (4) each candidate verified with XOR and popcount. A plain nested loop (probe, then bucket, then row) was slower than numpy: every
- * occupancy test was a mispredicted branch with a cache miss behind it.
- */
+/* Hamming distance of a 4-word hash to the query's words (inlined into each target clone) */
+static inline __attribute__((always_inline)) int64_t sg_dist(const uint64_t *h, uint64_t q0, uint64_t q1, uint64_t q2,
+                                                             uint64_t q3) {
+    return __builtin_popcountll(h[0] ^ q0) + __builtin_popcountll(h[1] ^ q1) + __builtin_popcountll(h[2] ^ q2) +
+           __builtin_popcountll(h[3] ^ q3);
+}
+
+/* one match: written while there is room, counted either way (the caller retries with room for all) */
+typedef struct {
+    int64_t *q, *row, *dist;
+    int64_t cap, found;
+} sg_out;
+
+static inline void sg_emit(sg_out *out, int64_t k, int64_t row, int64_t d) {
+    if (out->found < out->cap) {
+        out->q[out->found] = k;
+        out->row[out->found] = row;
+        out->dist[out->found] = d;
+    }
+    out->found++;
+}
+
 /* bits [start, start + width) of a 4-word hash (bit 0 = the most significant of word 0), as in
  * mih._extract; width <= 32 */
 static inline int64_t sg_key(const uint64_t *h, int64_t start, int64_t width) {
@@ -70,13 +79,29 @@ static inline int64_t sg_key(const uint64_t *h, int64_t start, int64_t width) {
     return (int64_t)(((h[wi] << lo) | (h[wi + 1] >> (64 - lo))) & mask);
 }
 
+/*
+ * The dense layout (MIHIndex, most buckets full): for each query k (4 words at q[4k..4k+3]; its key in
+ * table t is bits starts[t] .. starts[t] + widths[t]), probe every (table, mask) pair of the probe set
+ * and report each main-part row within max_distance that is live. A row reached from several tables
+ * may be reported more than once (the caller dedupes the matches); past SG_DEDUPE_ABOVE candidates they
+ * are deduped before verification. Writes up to cap (query, row, distance) triples and returns how
+ * many matches there were in all: if that is more than cap, call again with a larger buffer. Returns
+ * -1 if scratch memory could not be had.
+ *
+ * Each query runs in branch-free passes, as the numpy path does, so that the random reads of a pass
+ * are independent of each other and the CPU overlaps them: (1) probe positions; (2) their buckets'
+ * ranges, keeping the non-empty ones; (3) the candidates' row numbers; (4) each candidate verified
+ * with XOR and popcount. A plain nested loop (probe, then bucket, then row) was slower than numpy:
+ * every bucket test was a mispredicted branch with a cache miss behind it.
+ */
 SG_CLONES
 int64_t sg_mih_search(const uint64_t *q, int64_t nq, int64_t tables, const int64_t *starts, const int64_t *widths,
                       const int64_t *ptab, const int64_t *pmask, const int64_t *pbase, int64_t nprobes,
-                      const uint8_t *occ, const void *offsets, int off64, const void *rows, int rows64,
+                      const void *offsets, int off64, const void *rows, int rows64,
                       const uint64_t *hashes, const uint8_t *live, int64_t max_distance,
                       int64_t *out_q, int64_t *out_row, int64_t *out_dist, int64_t cap) {
-    int64_t found = 0;
+    sg_out out = {out_q, out_row, out_dist, cap, 0};
+    int failed = 0;
     int64_t *pos = malloc(sizeof(int64_t) * (size_t)(nprobes > 0 ? nprobes : 1));
     int64_t *lo = malloc(sizeof(int64_t) * (size_t)(nprobes > 0 ? nprobes : 1));
     int64_t *hi = malloc(sizeof(int64_t) * (size_t)(nprobes > 0 ? nprobes : 1));
@@ -92,18 +117,9 @@ int64_t sg_mih_search(const uint64_t *q, int64_t nq, int64_t tables, const int64
         int64_t kk[SG_MAX_TABLES];
         for (int64_t t = 0; t < tables; t++)
             kk[t] = sg_key(q + 4 * k, starts[t], widths[t]);
-        int64_t m = 0;
-        if (occ != NULL) {
-            for (int64_t p = 0; p < nprobes; p++) {
-                const int64_t x = pbase[p] + (kk[ptab[p]] ^ pmask[p]);
-                pos[m] = x;
-                m += (occ[x >> 3] >> (x & 7)) & 1;
-            }
-        } else {
-            for (int64_t p = 0; p < nprobes; p++)
-                pos[p] = pbase[p] + (kk[ptab[p]] ^ pmask[p]);
-            m = nprobes;
-        }
+        const int64_t m = nprobes;
+        for (int64_t p = 0; p < nprobes; p++)
+            pos[p] = pbase[p] + (kk[ptab[p]] ^ pmask[p]);
         int64_t b = 0, total = 0;
         for (int64_t i = 0; i < m; i++) {
             const int64_t s = sg_load(offsets, off64, pos[i]);
@@ -114,7 +130,7 @@ int64_t sg_mih_search(const uint64_t *q, int64_t nq, int64_t tables, const int64
             total += e - s;
         }
         if (!sg_reserve(&cand, &ncand, total)) {
-            found = -1;
+            failed = 1;
             break;
         }
         int64_t c = 0;
@@ -128,7 +144,7 @@ int64_t sg_mih_search(const uint64_t *q, int64_t nq, int64_t tables, const int64
             while (slots < 2 * c)
                 slots <<= 1;
             if (!sg_reserve(&set, &nset, slots)) {
-                found = -1;
+                failed = 1;
                 break;
             }
             memset(set, 0xff, sizeof(int64_t) * (size_t)slots);
@@ -152,17 +168,9 @@ int64_t sg_mih_search(const uint64_t *q, int64_t nq, int64_t tables, const int64
         }
         for (int64_t i = 0; i < c; i++) {
             const int64_t r = cand[i];
-            const uint64_t *h = hashes + 4 * r;
-            const int64_t d = __builtin_popcountll(h[0] ^ q0) + __builtin_popcountll(h[1] ^ q1) +
-                              __builtin_popcountll(h[2] ^ q2) + __builtin_popcountll(h[3] ^ q3);
-            if (d <= max_distance && live[r]) {
-                if (found < cap) {
-                    out_q[found] = k;
-                    out_row[found] = r;
-                    out_dist[found] = d;
-                }
-                found++;
-            }
+            const int64_t d = sg_dist(hashes + 4 * r, q0, q1, q2, q3);
+            if (d <= max_distance && live[r])
+                sg_emit(&out, k, r, d);
         }
     }
     free(cand);
@@ -170,7 +178,7 @@ int64_t sg_mih_search(const uint64_t *q, int64_t nq, int64_t tables, const int64
     free(pos);
     free(lo);
     free(hi);
-    return found;
+    return failed ? -1 : out.found;
 }
 
 /*
@@ -192,7 +200,7 @@ int64_t sg_mih_search_sparse(const uint64_t *q, int64_t nq, int64_t tables, cons
                              const uint64_t *ent_hash, const int64_t *ovf_off, const void *ovf_rows, int rows64,
                              const uint64_t *hashes, const uint8_t *live, int64_t max_distance, int64_t *out_q,
                              int64_t *out_row, int64_t *out_dist, int64_t cap) {
-    int64_t found = 0;
+    sg_out out = {out_q, out_row, out_dist, cap, 0};
     const size_t room = (size_t)(nprobes > 0 ? nprobes : 1);
     int64_t *pos = malloc(sizeof(int64_t) * room);
     int64_t *rk = malloc(sizeof(int64_t) * room);
@@ -224,41 +232,25 @@ int64_t sg_mih_search_sparse(const uint64_t *q, int64_t nq, int64_t tables, cons
         for (int64_t i = 0; i < m; i++) {
             const int64_t r = rk[i];
             const int64_t row = sg_load(ent_rows, rows64, r);
-            const uint64_t *h = ent_hash + 4 * r;
-            const int64_t d = __builtin_popcountll(h[0] ^ q0) + __builtin_popcountll(h[1] ^ q1) +
-                              __builtin_popcountll(h[2] ^ q2) + __builtin_popcountll(h[3] ^ q3);
-            if (row < 0) {
+            const int64_t d = sg_dist(ent_hash + 4 * r, q0, q1, q2, q3);
+            if (row < 0)
                 multi[nm++] = -row - 1;
-            } else if (d <= max_distance && live[row]) {
-                if (found < cap) {
-                    out_q[found] = k;
-                    out_row[found] = row;
-                    out_dist[found] = d;
-                }
-                found++;
-            }
+            else if (d <= max_distance && live[row])
+                sg_emit(&out, k, row, d);
         }
         for (int64_t i = 0; i < nm; i++) {
             for (int64_t j = ovf_off[multi[i]]; j < ovf_off[multi[i] + 1]; j++) {
                 const int64_t row = sg_load(ovf_rows, rows64, j);
-                const uint64_t *h = hashes + 4 * row;
-                const int64_t d = __builtin_popcountll(h[0] ^ q0) + __builtin_popcountll(h[1] ^ q1) +
-                                  __builtin_popcountll(h[2] ^ q2) + __builtin_popcountll(h[3] ^ q3);
-                if (d <= max_distance && live[row]) {
-                    if (found < cap) {
-                        out_q[found] = k;
-                        out_row[found] = row;
-                        out_dist[found] = d;
-                    }
-                    found++;
-                }
+                const int64_t d = sg_dist(hashes + 4 * row, q0, q1, q2, q3);
+                if (d <= max_distance && live[row])
+                    sg_emit(&out, k, row, d);
             }
         }
     }
     free(pos);
     free(rk);
     free(multi);
-    return found;
+    return out.found;
 }
 
 static struct PyModuleDef sg_module = {

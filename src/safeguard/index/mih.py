@@ -73,7 +73,7 @@ def _load_kernel() -> tuple[Callable[..., int], Callable[..., int]] | None:
     p, i, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     dense, sparse = lib.sg_mih_search, lib.sg_mih_search_sparse
     dense.restype = sparse.restype = i
-    dense.argtypes = [p, i, i, p, p, p, p, p, i, p, p, flag, p, flag, p, p, i, p, p, p, i]
+    dense.argtypes = [p, i, i, p, p, p, p, p, i, p, flag, p, flag, p, p, i, p, p, p, i]
     sparse.argtypes = [p, i, i, p, p, p, p, p, i, p, p, p, p, p, p, flag, p, p, i, p, p, p, i]
     return dense, sparse
 
@@ -567,9 +567,7 @@ class MIHIndex(SignalIndex):
             )  # fmt: skip
         else:
             offsets, rows = main
-            body = (
-                0, offsets.ctypes.data, int(offsets.dtype == np.int64), rows.ctypes.data, int(rows.dtype == np.int64),
-            )  # fmt: skip
+            body = (offsets.ctypes.data, int(offsets.dtype == np.int64), rows.ctypes.data, int(rows.dtype == np.int64))
         addrs = (*head, *body, hashes.ctypes.data, live.ctypes.data)
         # the originals (compared by identity next time) and what the addresses point into (kept alive)
         self._kargs = (arrays, (*conv, live), addrs)
