@@ -310,3 +310,55 @@ def test_matches_are_rerunnable_unless_an_action_is_not(engine: Engine) -> None:
     work = engine.prepare(hit)
     assert callable(work) and not isinstance(work, Rerunnable | Bulk)
     assert engine.recorder.submit(work).verdict.value == "block"
+
+
+def test_async_waiters_get_their_batch_in_one_handover_and_survive_a_cancelled_one(tmp_path: Path) -> None:
+    """submit_async callers of one loop are answered together once their batch has committed (one
+    call into the loop per batch); a caller cancelled while its write commits loses nothing for the
+    others, and its write still lands."""
+    import asyncio
+    import threading
+
+    from safeguard.store.models import EntryChange
+
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    db.migrate()
+    rec = Recorder(db)
+    gate = threading.Event()
+
+    def hold(s: Session) -> str:  # keeps the writer busy while the next batch queues up
+        gate.wait(10)
+        return "held"
+
+    def change(i: int) -> Bulk:
+        return Bulk(rows=[(EntryChange.__table__, {"bank_id": i, "op": "bank"})], result=i)  # type: ignore[list-item]
+
+    async def main() -> tuple[list[object], int]:
+        loop = asyncio.get_running_loop()
+        calls = 0
+        real = loop.call_soon_threadsafe
+
+        def counting(*a: object, **kw: object) -> object:
+            nonlocal calls
+            calls += 1
+            return real(*a, **kw)  # type: ignore[arg-type]
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        first = asyncio.ensure_future(rec.submit_async(hold))
+        await asyncio.sleep(0.05)  # the writer is now inside the first batch
+        tasks = [asyncio.ensure_future(rec.submit_async(change(i))) for i in range(1, 6)]
+        await asyncio.sleep(0.05)
+        tasks[2].cancel()
+        calls = 0
+        gate.set()
+        got = await asyncio.gather(first, *tasks, return_exceptions=True)
+        return got, calls
+
+    got, calls = asyncio.run(main())
+    assert got[0] == "held" and got[1:3] == [1, 2] and got[4:] == [4, 5]
+    assert isinstance(got[3], asyncio.CancelledError)
+    assert calls == 2  # the held batch's answer, then one handover for the five together
+    with db.read() as s:
+        assert sorted(s.execute(select(EntryChange.bank_id)).scalars()) == [1, 2, 3, 4, 5]
+    rec.close()
+    db.dispose()

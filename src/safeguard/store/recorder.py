@@ -67,7 +67,58 @@ class Rerunnable:
 
 
 Work = Callable[[Session], Any] | Bulk
-_Item = tuple[Work, "Future[Any]"]
+
+
+class _LoopWaiter:
+    """Where a :meth:`Recorder.submit_async` caller's outcome goes. The writer thread only notes it; once
+    the batch is done, every outcome for one event loop is handed over in a single
+    ``call_soon_threadsafe`` (:func:`_deliver`): one wakeup of the loop per batch, where a
+    ``concurrent.futures.Future`` per item cost a cross-thread wakeup and two chained futures each.
+    It offers the three calls the writer makes on a ``Future``."""
+
+    __slots__ = ("future", "loop", "outcome")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+        self.loop = loop
+        self.future = future
+        self.outcome: tuple[bool, Any] | None = None
+
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    def set_result(self, value: Any) -> None:
+        self.outcome = (True, value)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self.outcome = (False, exc)
+
+
+_Waiter = Future[Any] | _LoopWaiter
+_Item = tuple[Work, _Waiter]
+
+
+def _deliver(batch: list[_Item]) -> None:
+    """Hand a finished batch's outcomes to their event loops, one call per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_LoopWaiter]] = {}
+    for _, waiter in batch:
+        if isinstance(waiter, _LoopWaiter) and waiter.outcome is not None:
+            by_loop.setdefault(waiter.loop, []).append(waiter)
+    for loop, waiters in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, waiters)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more (the writes stand)
+            log.debug("recorder: %d results for a closed event loop", len(waiters))
+
+
+def _resolve(waiters: list[_LoopWaiter]) -> None:
+    for w in waiters:
+        if w.future.done() or w.outcome is None:  # cancelled while its write was committing
+            continue
+        ok, value = w.outcome
+        if ok:
+            w.future.set_result(value)
+        else:
+            w.future.set_exception(value)
 
 
 def _grouped(bulks: list[Bulk]) -> tuple[dict[Table, list[dict[str, Any]]], list[events.EventDraft]]:
@@ -137,14 +188,14 @@ class Recorder:
         requests that arrived together are matched one after another on the loop, and handing each
         to the writer at once let it commit the first alone while the rest were still being matched.
         """
-        fut: Future[Any] = Future()
         loop = asyncio.get_running_loop()
+        waiter = _LoopWaiter(loop, loop.create_future())
         pending = self._pending.get(loop)
         if pending is None:
             pending = self._pending[loop] = []
             loop.call_soon(self._hand_over, loop)
-        pending.append((work, fut))
-        return await asyncio.wrap_future(fut)
+        pending.append((work, waiter))
+        return await waiter.future
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         self._ensure_thread()
@@ -178,11 +229,13 @@ class Recorder:
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
+            finally:
+                _deliver(batch)
 
     def _commit(self, batch: list[_Item]) -> None:
         if all(isinstance(w, Bulk) for w, _ in batch) and self._commit_bulk_core(batch):
             return
-        results: list[tuple[Future[Any], bool, Any]] = []
+        results: list[tuple[_Waiter, bool, Any]] = []
         try:
             with self.db.write() as s:
                 if len(batch) == 1:
@@ -235,7 +288,7 @@ def _run_one(s: Session, work: Work) -> Any:
     return work(s)
 
 
-def _in_savepoint(s: Session, work: Work, fut: Future[Any]) -> tuple[Future[Any], bool, Any]:
+def _in_savepoint(s: Session, work: Work, fut: _Waiter) -> tuple[_Waiter, bool, Any]:
     try:
         with s.begin_nested():
             value = _run_one(s, work)
@@ -248,8 +301,8 @@ def _in_savepoint(s: Session, work: Work, fut: Future[Any]) -> tuple[Future[Any]
 
 
 def _together(
-    s: Session, items: list[tuple[W, Future[Any]]], run_all: Callable[[list[W]], list[Any]]
-) -> list[tuple[Future[Any], bool, Any]]:
+    s: Session, items: list[tuple[W, _Waiter]], run_all: Callable[[list[W]], list[Any]]
+) -> list[tuple[_Waiter, bool, Any]]:
     """Run ``items`` together in one savepoint (``run_all`` returns each one's value); if that fails,
     roll it back and run each in its own savepoint, so only the failing ones fail."""
     if len(items) == 1:
@@ -263,13 +316,11 @@ def _together(
     return [(fut, True, value) for (_, fut), value in zip(items, values, strict=True)]
 
 
-def _reruns_in_savepoint(
-    s: Session, items: list[tuple[Rerunnable, Future[Any]]]
-) -> list[tuple[Future[Any], bool, Any]]:
+def _reruns_in_savepoint(s: Session, items: list[tuple[Rerunnable, _Waiter]]) -> list[tuple[_Waiter, bool, Any]]:
     return _together(s, items, lambda works: [work(s) for work in works])
 
 
-def _bulks_in_savepoint(s: Session, bulks: list[tuple[Bulk, Future[Any]]]) -> list[tuple[Future[Any], bool, Any]]:
+def _bulks_in_savepoint(s: Session, bulks: list[tuple[Bulk, _Waiter]]) -> list[tuple[_Waiter, bool, Any]]:
     def run_all(works: list[Bulk]) -> list[Any]:
         write_bulk(s, works)
         return [b.result for b in works]
