@@ -34,6 +34,14 @@ DEFAULT_REVIEW_THRESHOLDS = {"pdq": 40}
 PERCENT_THRESHOLDS = ("vpdq_query_percent", "vpdq_target_percent")
 
 
+# The upsert of a bank entry, as the SQL paths (SQLite's multi-row VALUES, PostgreSQL's COPY staging)
+# write it; the generic path builds the same with SQLAlchemy's on_conflict_do_update.
+_UPSERT_TAIL = (
+    "ON CONFLICT (bank_id, signal_type, value) DO UPDATE SET category = excluded.category, "
+    "source = excluded.source, provenance = excluded.provenance, enabled = true RETURNING id"
+)
+
+
 @dataclass
 class ImportResult:
     added_or_updated: int = 0
@@ -266,31 +274,30 @@ class BankService:
     ) -> None:
         """Write one batch in a transaction; with ``summary``, the import's ``bank.imported`` event too
         (``batch`` may then be empty: the event alone)."""
-        upserts = {(r.signal_type, r.value): r for r in batch if not r.delete}  # last row wins
-        deletes = [r for r in batch if r.delete]
         with self.db.write() as s:
             if batch:
-                self._write_rows(s, bank_id, upserts, deletes, actor, source, result)
+                self._write_rows(s, bank_id, batch, actor, source, result)
             if summary:
                 events.append(
                     s,
                     "bank.imported",
                     actor=actor,
                     subject=("bank", str(bank_id)),
-                    payload={k: v for k, v in result.to_dict(max_errors=20).items()},
+                    payload=result.to_dict(max_errors=20),
                 )
 
     def _write_rows(
         self,
         s: Session,
         bank_id: int,
-        upserts: dict[tuple[str, str], Row],
-        deletes: list[Row],
+        batch: list[Row],
         actor: str,
         source: str,
         result: ImportResult,
     ) -> None:
         """Upserts and deletes of one batch, and their change-log ranges, in the caller's transaction."""
+        upserts = {(r.signal_type, r.value): r for r in batch if not r.delete}  # last row wins
+        deletes = [r for r in batch if r.delete]
         self._lock_changes(s)
         bank = s.get(Bank, bank_id)
         assert bank is not None
@@ -402,9 +409,7 @@ class BankService:
                             got = memo[key] = p(x)
                         params.append(got)
             sql = (
-                f"INSERT INTO {BankEntry.__tablename__} ({cols}) VALUES {', '.join([one] * len(part))} "
-                "ON CONFLICT (bank_id, signal_type, value) DO UPDATE SET category = excluded.category, "
-                "source = excluded.source, provenance = excluded.provenance, enabled = 1 RETURNING id"
+                f"INSERT INTO {BankEntry.__tablename__} ({cols}) VALUES {', '.join([one] * len(part))} " + _UPSERT_TAIL
             )
             ids.extend(int(i) for (i,) in conn.exec_driver_sql(sql, tuple(params)).all())
         return ids
@@ -444,9 +449,7 @@ class BankService:
             # in index order, as on SQLite: the unique index's B-tree is walked forward
             cur.execute(
                 f"INSERT INTO {BankEntry.__tablename__} ({cols}) SELECT {cols} FROM {self._STAGING} "
-                "ORDER BY signal_type, value "
-                "ON CONFLICT (bank_id, signal_type, value) DO UPDATE SET category = excluded.category, "
-                "source = excluded.source, provenance = excluded.provenance, enabled = true RETURNING id"
+                "ORDER BY signal_type, value " + _UPSERT_TAIL
             )
             ids = [int(i) for (i,) in cur.fetchall()]
             cur.execute(f"TRUNCATE {self._STAGING}")  # a second batch in the same transaction starts empty
