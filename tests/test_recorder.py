@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from safeguard import events
 from safeguard.content import Content, ContentKind, Signal
 from safeguard.engine import Engine
-from safeguard.store import Database
+from safeguard.store import Database, recorder
 from safeguard.store.models import DecisionRow, Event
 from safeguard.store.recorder import Bulk, Recorder
 
@@ -361,4 +361,57 @@ def test_async_waiters_get_their_batch_in_one_handover_and_survive_a_cancelled_o
     with db.read() as s:
         assert sorted(s.execute(select(EntryChange.bank_id)).scalars()) == [1, 2, 3, 4, 5]
     rec.close()
+    db.dispose()
+
+
+# -- the writer thread's own connection ------------------------------------------------------------
+
+
+def test_the_writer_keeps_one_connection_and_replaces_a_broken_one(engine: Engine) -> None:
+    """Batches of plain rows run on a connection the recorder keeps between transactions. One that
+    breaks fails its batch over to the item-by-item path (nothing is lost) and is replaced."""
+    rec = engine.recorder
+
+    def run(*names: str) -> None:
+        works = [_allow(engine, n) for n in names]
+        futures: list[Future[object]] = [Future() for _ in works]
+        rec._commit(list(zip(works, futures, strict=True)))  # type: ignore[arg-type]
+        assert all(f.result().verdict.value == "allow" for f in futures)  # type: ignore[attr-defined]
+
+    run("a1", "a2")
+    kept = rec._conn
+    assert kept is not None
+    run("b1")
+    assert rec._conn is kept  # no new connection per transaction
+    kept.connection.driver_connection.close()  # type: ignore[union-attr]  # lost under the recorder
+    run("c1", "c2")  # the bulk write fails; each item is retried on its own session
+    assert rec._conn is None
+    run("d1")
+    assert rec._conn is not None and rec._conn is not kept
+    with engine.db.read() as s:
+        assert set(s.execute(select(DecisionRow.content_id)).scalars()) == {"a1", "a2", "b1", "c1", "c2", "d1"}
+        assert events.verify(s).ok
+
+
+def test_a_forked_child_leaves_its_parents_connection_alone(db_url: str) -> None:
+    """After a fork the writer thread is started again in the child; the connection the parent kept is
+    neither used nor closed there (it is the parent's), and the child opens its own."""
+    db = Database(db_url)
+    db.migrate()
+    rec = Recorder(db)
+    parents = db.connect_writer()
+    rec._conn, rec._pid = parents, -1  # what a forked child sees: another process's thread and connection
+    try:
+        rec._ensure_thread()
+        assert rec._conn is None and recorder._INHERITED[-1] is parents
+        assert rec.submit(Bulk(events=[events.EventDraft("t.child", "test")], result="ok")) == "ok"
+        assert rec._conn is not None and rec._conn is not parents
+        assert not parents.closed
+    finally:
+        rec.close()
+        recorder._INHERITED.remove(parents)
+        parents.close()
+    assert rec._conn is None  # the thread closed its own on the way out
+    with db.read() as s:
+        assert s.execute(select(Event.type)).scalars().all() == ["t.child"]
     db.dispose()

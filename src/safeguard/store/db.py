@@ -90,6 +90,20 @@ class Database:
         with self._writer_lock(), self._write_engine.begin() as conn:
             yield conn
 
+    def connect_writer(self) -> Connection:
+        """A connection for :meth:`write_on`, for a caller that writes often and keeps it open."""
+        return self._write_engine.connect()
+
+    @contextmanager
+    def write_on(self, conn: Connection) -> Iterator[Connection]:
+        """:meth:`write_connection` on a connection the caller keeps between transactions (from
+        :meth:`connect_writer`): no pool checkout, reset and return (nor PostgreSQL's liveness ping)
+        per transaction. The recorder's writer thread keeps one for its batches of plain rows."""
+        if self.checkpointer is not None:
+            self.checkpointer.ensure_running()
+        with self._writer_lock(), conn.begin():
+            yield conn
+
     @contextmanager
     def _writer_lock(self) -> Iterator[None]:
         """Serialise SQLite writers across threads and processes with a blocking lock (no-op elsewhere)."""
@@ -133,6 +147,9 @@ class Database:
         self._lock_fd = None
 
 
+_BEGIN = {m: f"BEGIN {m}" for m in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -148,4 +165,6 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # on the DBAPI connection: exec_driver_sql would build a whole execution context for it, a
+        # fifth of an allow decision's write transaction (docs/performance.md, section 5)
+        conn.connection.driver_connection.execute(_BEGIN[mode])

@@ -158,6 +158,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._pid = 0
         self._pending: dict[asyncio.AbstractEventLoop, list[_Item]] = {}  # submit_async, per loop turn
+        self._conn: Connection | None = None  # the writer thread's own, for batches of plain rows
         self.batches = 0
         self.items = 0
 
@@ -166,6 +167,10 @@ class Recorder:
             return
         with self._lock:
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                if self._pid != os.getpid() and self._conn is not None:
+                    # a forked child: the parent's connection is not ours to use or close
+                    _INHERITED.append(self._conn)
+                    self._conn = None
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="safeguard-recorder", daemon=True)
                 self._thread.start()
@@ -211,6 +216,7 @@ class Recorder:
         while True:
             first = self._queue.get()
             if first is None:
+                self._drop_connection()
                 return
             batch = [first]
             while len(batch) < MAX_BATCH:
@@ -269,16 +275,31 @@ class Recorder:
         a burst of allow decisions). False if it failed; the caller then retries it item by item."""
         bulks = [w for w, _ in batch if isinstance(w, Bulk)]
         try:
-            with self.db.write_connection() as conn:
+            if self._conn is None:
+                self._conn = self.db.connect_writer()
+            with self.db.write_on(self._conn) as conn:
                 write_bulk_core(conn, bulks)
         except Exception:
             log.warning("bulk batch of %d failed; retrying its items one by one", len(batch), exc_info=True)
+            self._drop_connection()  # the next batch starts on a fresh one
             return False
         self.batches += 1
         self.items += len(batch)
         for b, (_, fut) in zip(bulks, batch, strict=True):
             fut.set_result(b.result)
         return True
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # a connection that broke mid-batch may fail to close as well
+                log.debug("closing the recorder's connection failed", exc_info=True)
+
+
+#: kept connections inherited from a parent process (never used or closed by the child)
+_INHERITED: list[Connection] = []
 
 
 def _run_one(s: Session, work: Work) -> Any:
