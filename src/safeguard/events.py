@@ -27,8 +27,13 @@ EVENTS = cast(Table, Event.__table__)
 HEAD = cast(Table, EventChainHead.__table__)
 
 
+#: built once: ``json.dumps`` with these options builds a new encoder on every call, and every
+#: recorded event is encoded twice
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(obj)
 
 
 def event_hash(
