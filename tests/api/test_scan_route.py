@@ -4,6 +4,7 @@ middleware is absent)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from safeguard.api import create_app
+from safeguard.api.app import SafeguardAPI
 from safeguard.api.deps import Services, services
 from safeguard.api.scan import HashScanRoute
 from safeguard.config import Settings
@@ -29,8 +31,9 @@ async def _routed() -> Services:
 def _without(app: FastAPI, kind: str) -> FastAPI:
     if kind == "lean":  # every FastAPI route that asks for the services answers 418 "routed"
         app.dependency_overrides[services] = _routed
-    else:  # the middleware gone: only the FastAPI route can answer
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not HashScanRoute]
+    else:  # the fast path gone: only the FastAPI route can answer
+        assert isinstance(app, SafeguardAPI) and getattr(app.fast_path, "func", None) is HashScanRoute
+        app.fast_path = None
         app.middleware_stack = None
     return app
 
@@ -108,7 +111,13 @@ def test_lean_route_keeps_the_body_limit(settings: Settings, engine: Engine, key
     with TestClient(app) as c:
         big = {"signals": [{"type": "md5", "value": "0" * 32}], "context": {"pad": "x" * 80_000}}
         r = c.post("/v1/scan", headers=auth(keys["platform"]), json=big)
-    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+        # no Content-Length (chunked): counted as it arrives
+        raw = json.dumps(big).encode()
+        chunks = (raw[i : i + 8192] for i in range(0, len(raw), 8192))
+        headers = {**auth(keys["platform"]), "content-type": "application/json"}
+        r = c.post("/v1/scan", headers=headers, content=chunks)
+        assert r.status_code == 413 and r.json()["error"]["details"]["max_bytes"] == 1000 + 64 * 1024
 
 
 def test_other_requests_pass_through(clients: dict[str, TestClient], keys: dict[str, str]) -> None:

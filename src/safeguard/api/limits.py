@@ -25,10 +25,8 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send, int(declared))
+        if declared_over(scope, self.max_bytes):
+            await refuse(send, self.max_bytes)
             return
         seen = 0
         started = False
@@ -52,22 +50,32 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send, seen)
+                await refuse(send, self.max_bytes)
 
-    async def _refuse(self, send: Send, size: int) -> None:
-        body: dict[str, Any] = {
-            "error": {
-                "code": "payload_too_large",
-                "message": f"request body over the limit of {self.max_bytes} bytes",
-                "details": {"max_bytes": self.max_bytes},
-            }
+
+def declared_over(scope: Scope, max_bytes: int) -> bool:
+    """Whether the request declares a ``Content-Length`` over ``max_bytes``."""
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            return value.isdigit() and int(value) > max_bytes
+    return False
+
+
+async def refuse(send: Send, max_bytes: int) -> None:
+    """Answer 413 ``payload_too_large`` (the API's error body) for a body over ``max_bytes``."""
+    body: dict[str, Any] = {
+        "error": {
+            "code": "payload_too_large",
+            "message": f"request body over the limit of {max_bytes} bytes",
+            "details": {"max_bytes": max_bytes},
         }
-        raw = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": raw})
+    }
+    raw = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from safeguard.api import metrics
 from safeguard.api.deps import Services, allowed_roles, authenticate, check_role, require, services
+from safeguard.api.limits import declared_over, refuse
 from safeguard.content import Content, ContentKind, Decision, Signal
 from safeguard.errors import InvalidInput, PayloadTooLarge, SafeguardError, UnsupportedMedia
 from safeguard.keys import Principal
@@ -123,18 +124,21 @@ _PLATFORM = allowed_roles("platform")
 
 class HashScanRoute:
     """ASGI middleware that answers ``POST /v1/scan`` with a JSON body itself: the hot path of a
-    platform that hashes on its side. Same authentication, role check, parsing, decision, errors and
-    response as the FastAPI route, which still serves every other request, documents this one in
-    OpenAPI, and answers it where this middleware is not installed.
+    platform that hashes on its side. Same authentication, role check, parsing, decision, errors,
+    body limit and response as the FastAPI route, which still serves every other request, documents
+    this one in OpenAPI, and answers it where this middleware is not installed.
 
     Why: FastAPI's routing, dependency resolution and middleware layers cost about as much CPU as the
-    scan itself (a hash lookup and its recorded decision); see docs/performance.md.
+    scan itself (a hash lookup and its recorded decision); see docs/performance.md. The app puts it in
+    front of its whole stack (:class:`safeguard.api.app.SafeguardAPI`): an unexpected error here
+    reaches the server as it would from Starlette's error middleware (a plain 500, logged).
     """
 
-    def __init__(self, app: ASGIApp, svc: Services, path: str = "/v1/scan") -> None:
+    def __init__(self, app: ASGIApp, svc: Services, path: str = "/v1/scan", max_bytes: int | None = None) -> None:
         self.app = app
         self.svc = svc
         self.path = path
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
@@ -152,12 +156,22 @@ class HashScanRoute:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
+        limit = self.max_bytes
+        if limit is not None and declared_over(scope, limit):
+            await refuse(send, limit)
+            return
         chunks = []
+        seen = 0
         while True:
             msg = await receive()
             if msg["type"] == "http.disconnect":
                 return
-            chunks.append(msg.get("body", b""))
+            chunk = msg.get("body", b"")
+            seen += len(chunk)
+            if limit is not None and seen > limit:
+                await refuse(send, limit)
+                return
+            chunks.append(chunk)
             if not msg.get("more_body", False):
                 break
         try:
