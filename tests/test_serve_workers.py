@@ -1,5 +1,6 @@
-"""`safeguard serve --workers 2`: each worker listens on its own SO_REUSEPORT socket, connections
-reach both, a worker that dies is replaced, and SIGTERM stops them all."""
+"""`safeguard serve --workers 2`: connections reach both workers (``dispatch``: handed out in turn by
+the parent; ``reuseport``: a listening socket each), a worker that dies is replaced, and SIGTERM stops
+them all."""
 
 from __future__ import annotations
 
@@ -59,6 +60,25 @@ def _workers(pid: int, port: int) -> dict[int, set[str]]:
     return found
 
 
+def _spawned(pid: int) -> list[int]:
+    """The worker processes of supervisor ``pid`` (multiprocessing's spawned children, not its
+    resource tracker)."""
+    out = []
+    for child in child_pids(pid):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                out.append(child)
+        except OSError:
+            continue
+    return out
+
+
+def _held(pids: list[int], port: int) -> dict[int, int]:
+    """How many established connections to local ``port`` each process holds."""
+    established = _sockets(port, "01")
+    return {pid: len(_socket_inodes(pid) & established) for pid in pids}
+
+
 def _wait(cond, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not cond():
@@ -67,29 +87,78 @@ def _wait(cond, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.1)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(params=["dispatch", "reuseport"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, str]]:
     port = free_port()
     env = {**os.environ, "SAFEGUARD_DATA_DIR": str(tmp_path / "data"), "SAFEGUARD_LOG_LEVEL": "warning"}
     env.pop("SAFEGUARD_DATABASE_URL", None)
+    env.pop("SAFEGUARD_SERVE_BALANCE", None)
+    balance = ["--balance", "reuseport"] if request.param == "reuseport" else []  # dispatch: the default
     proc = subprocess.Popen(
-        [sys.executable, "-m", "safeguard.cli", "serve", "--port", str(port), "--workers", "2"],
+        [sys.executable, "-m", "safeguard.cli", "serve", "--port", str(port), "--workers", "2", *balance],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
-        _wait(lambda: len(_workers(proc.pid, port)) == 2 or proc.poll() is not None)
+        listening = 2 if request.param == "reuseport" else 0  # dispatch: only the parent listens
+
+        def up() -> bool:
+            return len(_spawned(proc.pid)) == 2 and _healthy(port) and len(_workers(proc.pid, port)) == listening
+
+        _wait(lambda: up() or proc.poll() is not None)
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        yield proc, port
+        yield proc, port, request.param
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        for child in _spawned(proc.pid):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_dispatch_hands_connections_to_the_workers_in_turn(served) -> None:  # type: ignore[no-untyped-def]
+    """Only the parent listens; twenty keep-alive connections opened one after another are ten and ten
+    (a kernel hash over two sockets gives 15/5 or worse about four times in a hundred)."""
+    proc, port, balance = served
+    if balance != "dispatch":
+        pytest.skip("dispatch only")
+    workers = _spawned(proc.pid)
+    assert _workers(proc.pid, port) == {}  # no worker holds a listening socket
+    assert _socket_inodes(proc.pid) & _sockets(port, "0A")  # the parent does
+    clients = [httpx.Client() for _ in range(20)]
+    try:
+        for c in clients:
+            assert c.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        assert sorted(_held(workers, port).values()) == [10, 10]
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_dispatched_workers_stop_when_the_supervisor_is_gone(served) -> None:  # type: ignore[no-untyped-def]
+    """A killed supervisor (SIGKILL: no clean stop) leaves no orphans serving on: its workers see their
+    channel close, finish what they hold and exit."""
+    proc, _port, balance = served
+    if balance != "dispatch":
+        pytest.skip("dispatch only")
+    workers = _spawned(proc.pid)
+    proc.kill()
+    proc.wait(10)
+    _wait(lambda: not any(Path(f"/proc/{w}").exists() and _state(w) != "Z" for w in workers), timeout=40)
 
 
 def test_each_worker_listens_on_its_own_socket_and_takes_connections(served) -> None:  # type: ignore[no-untyped-def]
-    proc, port = served
+    proc, port, balance = served
+    if balance != "reuseport":
+        pytest.skip("reuseport only")
     workers = _workers(proc.pid, port)
     assert len(workers) == 2
     a, b = workers.values()
@@ -110,14 +179,22 @@ def test_each_worker_listens_on_its_own_socket_and_takes_connections(served) -> 
 
 
 def test_a_dead_worker_is_replaced_and_sigterm_stops_all(served) -> None:  # type: ignore[no-untyped-def]
-    proc, port = served
+    proc, port, balance = served
     time.sleep(5.5)  # past the crash-loop guard
-    first = _workers(proc.pid, port)
-    victim = next(iter(first))
+    victim = _spawned(proc.pid)[0]
     os.kill(victim, signal.SIGKILL)
-    _wait(lambda: len(_workers(proc.pid, port)) == 2 and victim not in _workers(proc.pid, port))
-    assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
-    kids = list(_workers(proc.pid, port))
+    _wait(lambda: len(_spawned(proc.pid)) == 2 and victim not in _spawned(proc.pid))
+    kids = _spawned(proc.pid)
+    _wait(lambda: _healthy(port) and (balance == "dispatch" or len(_workers(proc.pid, port)) == 2))
+    # every connection is answered again, by both workers (a dispatcher skips none, the kernel hashes)
+    clients = [httpx.Client() for _ in range(20)]
+    try:
+        for c in clients:
+            assert c.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        assert all(n > 0 for n in _held(kids, port).values())
+    finally:
+        for c in clients:
+            c.close()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(40) == 0
     assert not any(Path(f"/proc/{k}").exists() and _state(k) != "Z" for k in kids)
@@ -141,20 +218,24 @@ async def app(scope, receive, send):
 """
 
 
-def test_the_supervisor_serves_any_app_the_same_way(tmp_path: Path) -> None:
-    """The end-to-end benchmark serves its reference harness through the same supervisor (a socket per
-    worker), so both sides of a 2-worker row really run two workers; and its CPU split shows it."""
+@pytest.mark.parametrize("balance", ["dispatch", "reuseport"])
+def test_the_supervisor_serves_any_app_the_same_way(tmp_path: Path, balance: str) -> None:
+    """The end-to-end benchmark serves its reference harness through the same supervisor, so both
+    sides of a 2-worker row really run two workers, balanced the same way; and its CPU split shows it."""
     from bench.api_bench import split, worker_cpu
 
     (tmp_path / "plain_app.py").write_text(APP)
     port = free_port()
-    code = f"from safeguard.api.workers import run; raise SystemExit(run('127.0.0.1', {port}, 2, 'warning', app='plain_app:app', factory=False))"
+    code = (
+        "from safeguard.api.workers import run; raise SystemExit(run('127.0.0.1', "
+        f"{port}, 2, 'warning', app='plain_app:app', factory=False, balance={balance!r}))"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stderr=subprocess.PIPE)
     try:
-        _wait(lambda: len(_workers(proc.pid, port)) == 2 or proc.poll() is not None)
+        _wait(lambda: (len(_spawned(proc.pid)) == 2 and _healthy_plain(port)) or proc.poll() is not None)
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         before = worker_cpu(proc.pid)
-        assert set(before) == set(_workers(proc.pid, port))
+        assert set(before) == set(_spawned(proc.pid))
         clients = [httpx.Client() for _ in range(20)]
         try:
             pids = {int(c.get(f"http://127.0.0.1:{port}/", timeout=5).text) for c in clients}
@@ -170,6 +251,13 @@ def test_the_supervisor_serves_any_app_the_same_way(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def _healthy_plain(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_a_served_app_freezes_its_startup_heap(tmp_path: Path) -> None:

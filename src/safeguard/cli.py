@@ -99,8 +99,12 @@ def serve(
     host: Annotated[str | None, typer.Option(help="listen address")] = None,
     port: Annotated[int | None, typer.Option(help="listen port")] = None,
     workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+    balance: Annotated[
+        str | None, typer.Option(help="spread connections over workers: dispatch (in turn) or reuseport (kernel hash)")
+    ] = None,
 ) -> None:
     """Run the HTTP API (migrates the database first)."""
+    from safeguard.api.workers import BALANCES
     from safeguard.api.workers import run as run_workers
 
     s = settings()
@@ -114,8 +118,11 @@ def serve(
     console.print(f"[bold green]Safeguard[/] on {url}  (database: {s.resolved_database_url})")
     console.print(f"  API docs:   {url}/docs   (OpenAPI: {url}/openapi.json)")
     console.print("  API key:    safeguard keys create --role platform   (also moderator, admin, auditor)")
-    # several workers: one listening socket each (SO_REUSEPORT), so connections spread over them
-    rc = run_workers(host, port, workers or s.workers, s.log_level)
+    balance = balance or s.serve_balance
+    if balance not in BALANCES:
+        raise typer.BadParameter(f"--balance must be one of {', '.join(BALANCES)}", param_hint="--balance")
+    # several workers: the parent hands connections to them in turn (or a socket each, SO_REUSEPORT)
+    rc = run_workers(host, port, workers or s.workers, s.log_level, balance=balance)
     if rc:
         raise typer.Exit(rc)
 

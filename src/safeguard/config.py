@@ -39,6 +39,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", int, 8000, "Port `safeguard serve` listens on."),
     Setting("workers", int, 1, "API worker processes for `safeguard serve`."),
     Setting(
+        "serve_balance",
+        str,
+        "dispatch",
+        "How `safeguard serve` spreads connections over its workers: dispatch (the parent accepts and hands"
+        " them out in turn) or reuseport (a socket per worker, the kernel hashes connections over them).",
+    ),
+    Setting(
         "max_upload_bytes",
         int,
         50 * 1024 * 1024,
@@ -116,6 +123,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    serve_balance: str = "dispatch"
     max_upload_bytes: int = 50 * 1024 * 1024
     max_image_pixels: int = 100_000_000
     index_refresh_seconds: float = 0.5
