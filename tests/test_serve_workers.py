@@ -124,12 +124,11 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[sub
             os.kill(child, signal.SIGKILL)
 
 
+@pytest.mark.parametrize("served", ["dispatch"], indirect=True)
 def test_dispatch_hands_connections_to_the_workers_in_turn(served) -> None:  # type: ignore[no-untyped-def]
     """Only the parent listens; twenty keep-alive connections opened one after another are ten and ten
     (a kernel hash over two sockets gives 15/5 or worse about four times in a hundred)."""
-    proc, port, balance = served
-    if balance != "dispatch":
-        pytest.skip("dispatch only")
+    proc, port, _balance = served
     workers = _spawned(proc.pid)
     assert _workers(proc.pid, port) == {}  # no worker holds a listening socket
     assert _socket_inodes(proc.pid) & _sockets(port, "0A")  # the parent does
@@ -143,22 +142,20 @@ def test_dispatch_hands_connections_to_the_workers_in_turn(served) -> None:  # t
             c.close()
 
 
+@pytest.mark.parametrize("served", ["dispatch"], indirect=True)
 def test_dispatched_workers_stop_when_the_supervisor_is_gone(served) -> None:  # type: ignore[no-untyped-def]
     """A killed supervisor (SIGKILL: no clean stop) leaves no orphans serving on: its workers see their
     channel close, finish what they hold and exit."""
-    proc, _port, balance = served
-    if balance != "dispatch":
-        pytest.skip("dispatch only")
+    proc, _port, _balance = served
     workers = _spawned(proc.pid)
     proc.kill()
     proc.wait(10)
     _wait(lambda: not any(Path(f"/proc/{w}").exists() and _state(w) != "Z" for w in workers), timeout=40)
 
 
+@pytest.mark.parametrize("served", ["reuseport"], indirect=True)
 def test_each_worker_listens_on_its_own_socket_and_takes_connections(served) -> None:  # type: ignore[no-untyped-def]
-    proc, port, balance = served
-    if balance != "reuseport":
-        pytest.skip("reuseport only")
+    proc, port, _balance = served
     workers = _workers(proc.pid, port)
     assert len(workers) == 2
     a, b = workers.values()
@@ -232,7 +229,12 @@ def test_the_supervisor_serves_any_app_the_same_way(tmp_path: Path, balance: str
     )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stderr=subprocess.PIPE)
     try:
-        _wait(lambda: (len(_spawned(proc.pid)) == 2 and _healthy_plain(port)) or proc.poll() is not None)
+        listening = 2 if balance == "reuseport" else 0
+
+        def up() -> bool:
+            return len(_spawned(proc.pid)) == 2 and _healthy_plain(port) and len(_workers(proc.pid, port)) == listening
+
+        _wait(lambda: up() or proc.poll() is not None)
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         before = worker_cpu(proc.pid)
         assert set(before) == set(_spawned(proc.pid))
