@@ -4,6 +4,7 @@ them all."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -117,11 +118,13 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[sub
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         yield proc, port, request.param
     finally:
+        workers = _spawned(proc.pid)  # before the parent goes: then they are init's children
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        for child in _spawned(proc.pid):
-            os.kill(child, signal.SIGKILL)
+        for child in workers:  # reuseport workers outlive a killed parent (dispatched ones stop)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("served", ["dispatch"], indirect=True)
@@ -250,9 +253,13 @@ def test_the_supervisor_serves_any_app_the_same_way(tmp_path: Path, balance: str
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(40) == 0
     finally:
+        workers = _spawned(proc.pid)
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        for child in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
 
 
 def _healthy_plain(port: int) -> bool:
