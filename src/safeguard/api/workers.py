@@ -131,7 +131,7 @@ class Supervisor:
     """Start ``workers`` processes on ``host:port``, keep them running, stop them on a signal.
 
     ``app`` is uvicorn's import string (Safeguard's app factory by default; the end-to-end benchmark
-    serves its reference harness the same way, so both sides get the same sockets)."""
+    serves its reference harness the same way, so both sides get the same balancing)."""
 
     def __init__(
         self,
