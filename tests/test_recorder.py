@@ -312,6 +312,55 @@ def test_matches_are_rerunnable_unless_an_action_is_not(engine: Engine) -> None:
     assert engine.recorder.submit(work).verdict.value == "block"
 
 
+def test_a_batch_of_matches_writes_its_rows_and_events_once_and_fails_alone(engine: Engine) -> None:
+    """Matches batched in one savepoint hand their decision rows and events to the batch
+    (``recorder.collecting``), which writes them after the last one: every decision is recorded with
+    its case and its events in order (decision.created, then its actions'); one failing write rolls
+    the batch back and the others are recorded one by one, as before."""
+    from safeguard.banks import BankService
+    from safeguard.store.models import Case
+    from safeguard.store.recorder import Rerunnable, collecting
+
+    BankService(engine.db).create("b", actor="t", default_category="A1")
+    BankService(engine.db).add_entry("b", signal_type="md5", value="1" * 32, actor="t")
+
+    def hit(cid: str) -> Rerunnable:
+        work = engine.prepare(Content(kind=ContentKind.HASHES, signals=(Signal("md5", "1" * 32),), content_id=cid))
+        assert isinstance(work, Rerunnable)
+        return work
+
+    def broken(s: Session) -> None:
+        raise ValueError("this write fails")
+
+    seen: list[object] = []
+
+    def probe(s: Session) -> str:  # a rerunnable write sees the batch's collector while it runs
+        seen.append(collecting(s))
+        return "probe"
+
+    for works in (
+        [hit("h1"), hit("h2"), Rerunnable(probe), hit("h3")],
+        [hit("h4"), Rerunnable(probe), Rerunnable(broken), hit("h5")],
+    ):
+        futures: list[Future[object]] = [Future() for _ in works]
+        engine.recorder._commit(list(zip(works, futures, strict=True)))  # type: ignore[arg-type]
+        for w, f in zip(works, futures, strict=True):
+            assert (f.exception() is not None) == (w.fn is broken)
+    # batched twice; then alone, when the second batch reran one write at a time
+    assert isinstance(seen[0], Bulk) and isinstance(seen[1], Bulk) and seen[2:] == [None]
+    with engine.db.read() as s:
+        rows = s.execute(select(DecisionRow.content_id, DecisionRow.verdict, DecisionRow.case_id)).all()
+        assert sorted(r[0] for r in rows) == ["h1", "h2", "h3", "h4", "h5"]
+        assert {r[1] for r in rows} == {"block"} and all(r[2] for r in rows)
+        assert s.execute(select(func.count()).select_from(Case)).scalar_one() >= 1
+        evs = s.execute(select(Event.subject_id, Event.type).order_by(Event.seq)).all()
+        ids = {r[0]: r for r in s.execute(select(DecisionRow.content_id, DecisionRow.id)).all()}
+        for cid in ("h1", "h2", "h3", "h4", "h5"):
+            mine = [t for sid, t in evs if sid == ids[cid][1]]
+            assert mine[0] == "decision.created" and len(mine) > 1 and all(t.startswith("action.") for t in mine[1:])
+        assert events.verify(s).ok
+
+
 def test_async_waiters_get_their_batch_in_one_handover_and_survive_a_cancelled_one(tmp_path: Path) -> None:
     """submit_async callers of one loop are answered together once their batch has committed (one
     call into the loop per batch); a caller cancelled while its write commits loses nothing for the

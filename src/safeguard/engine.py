@@ -33,7 +33,7 @@ from safeguard.policy import Policy, evaluate, load_policy
 from safeguard.signals import compute_signals, get_signal_type
 from safeguard.store import Database, driver
 from safeguard.store.models import DecisionRow
-from safeguard.store.recorder import Bulk, Recorder, Rerunnable, Work
+from safeguard.store.recorder import Bulk, Recorder, Rerunnable, Work, collecting
 
 log = logging.getLogger(__name__)
 # Hash-only scans with at most this many signals may be matched on the API's event loop (each index
@@ -300,8 +300,13 @@ class Engine:
             drafts.append(
                 events.EventDraft(f"action.{action.name}", actor, subject, {"params": action.params, "result": result})
             )
-        events.append_many(s, drafts)  # one INSERT for the decision's and its actions' events
         row = _decision_row(content, decision)
+        later = None if complete_pending else collecting(s)
+        if later is not None:  # a batch of matches: its rows and events are written together
+            later.events.extend(drafts)
+            later.rows.append((DECISIONS, row))
+            return decision
+        events.append_many(s, drafts)  # one INSERT for the decision's and its actions' events
         # an asynchronous scan (workers/video_jobs.py) completes the pending row it wrote earlier
         if complete_pending:
             s.merge(DecisionRow(**row))

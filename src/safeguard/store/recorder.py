@@ -136,7 +136,7 @@ def write_bulk(s: Session, bulks: list[Bulk]) -> None:
     by_table, drafts = _grouped(bulks)
     conn = s.connection()
     for table, rows in by_table.items():
-        conn.execute(table.insert(), rows)
+        driver.inserter(table).executemany(conn, rows)
     if drafts:
         events.append_many(s, drafts)  # the session's chain head: other writes in this session append too
 
@@ -337,8 +337,29 @@ def _together(
     return [(fut, True, value) for (_, fut), value in zip(items, values, strict=True)]
 
 
+_COLLECTING = "recorder_collecting"
+
+
+def collecting(s: Session) -> Bulk | None:
+    """While a batch of :class:`Rerunnable` writes runs in its shared savepoint, the :class:`Bulk`
+    that gathers their plain rows and events, written once after the last of them (one INSERT per
+    table and one chain append for the whole batch, instead of a few statements per write); else
+    ``None``, and the caller writes its rows itself. A write that uses it must not read back what it
+    put there."""
+    return s.info.get(_COLLECTING)
+
+
 def _reruns_in_savepoint(s: Session, items: list[tuple[Rerunnable, _Waiter]]) -> list[tuple[_Waiter, bool, Any]]:
-    return _together(s, items, lambda works: [work(s) for work in works])
+    def run_all(works: list[Rerunnable]) -> list[Any]:
+        later = s.info[_COLLECTING] = Bulk()
+        try:
+            values = [work(s) for work in works]
+        finally:
+            s.info.pop(_COLLECTING, None)
+        write_bulk(s, [later])  # inside the shared savepoint: it fails (and reruns) with them
+        return values
+
+    return _together(s, items, run_all)
 
 
 def _bulks_in_savepoint(s: Session, bulks: list[tuple[Bulk, _Waiter]]) -> list[tuple[_Waiter, bool, Any]]:
