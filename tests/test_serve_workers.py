@@ -283,3 +283,51 @@ def test_a_served_app_freezes_its_startup_heap(tmp_path: Path) -> None:
     frozen, gen2 = (int(x) for x in out.stdout.split())
     assert frozen > 50_000  # the start-up heap
     assert gen2 < frozen // 10  # what a full collection still walks
+
+
+def test_hand_over_skips_a_full_or_gone_worker_and_gives_up_in_time() -> None:
+    """The dispatcher never blocks on one worker: a full queue or a dead worker is skipped, and a
+    connection no worker can take is closed after the patience instead of stalling every other."""
+    import socket
+
+    from safeguard.api.workers import Supervisor
+
+    sup = Supervisor("127.0.0.1", 0, 2)
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(2)]
+    for ours, _ in pairs:
+        ours.setblocking(False)
+    sup._channels = [ours for ours, _ in pairs]
+    conn, peer = socket.socketpair()  # stands for an accepted client connection
+    received: list[int] = []
+
+    def take(worker: int) -> None:
+        msg, fds, _flags, _addr = socket.recv_fds(pairs[worker][1], 16, 8)
+        assert msg == b"c" and len(fds) == 1
+        received.extend(fds)
+
+    try:
+        queued = 0
+        while True:  # fill worker 0's queue: a busy worker that reads nothing
+            try:
+                socket.send_fds(pairs[0][0], [b"c"], [conn.fileno()])
+            except BlockingIOError:
+                break
+            queued += 1
+        assert queued >= 1
+        assert sup._hand_over(conn, 0) == 2  # worker 0 full: worker 1 took it, the next turn is 2
+        take(1)
+        pairs[1][1].close()  # worker 1 dies
+        t = time.monotonic()
+        assert sup._hand_over(conn, 0, patience=0.2) == 0  # nobody can take it: given up, not stuck
+        assert 0.2 <= time.monotonic() - t < 2
+        take(0)  # worker 0 reads one: room again
+        assert sup._hand_over(conn, 1) == 3  # worker 1 skipped (gone), worker 0 took it
+        assert sup.dispatched == 2
+    finally:
+        for fd in received:
+            os.close(fd)
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+        conn.close()
+        peer.close()

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 APP = "safeguard.api.app:create_app_from_env"
 #: a worker that dies this soon after its start is not restarted in a loop: the supervisor gives up
 CRASH_LOOP_SECONDS = 5.0
+#: how long a dispatched connection may wait for a worker with room in its queue before it is closed
+HAND_OVER_SECONDS = 5.0
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -161,6 +163,7 @@ class Supervisor:
             p.start()
             return p
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(False)  # a busy worker's full queue must not stall the dispatcher
         p = self._ctx.Process(target=_dispatched_worker, args=(theirs, *args), name="safeguard-api")
         p.start()  # the child has its own copy of its end now
         theirs.close()
@@ -170,7 +173,7 @@ class Supervisor:
         return p
 
     def _dispatch(self) -> None:
-        """Accept connections and hand them to the workers in turn (a worker that is gone is skipped)."""
+        """Accept connections and hand each to the next worker (see :meth:`_hand_over`)."""
         assert self._listener is not None
         turn = 0
         while not self._stop.is_set():
@@ -182,20 +185,37 @@ class Supervisor:
                 log.warning("accept failed", exc_info=True)
                 time.sleep(0.01)
                 continue
-            with conn:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                for _ in range(len(self._channels)):
-                    channel = self._channels[turn % len(self._channels)]
-                    turn += 1
-                    try:
-                        if channel is not None:
-                            socket.send_fds(channel, [b"c"], [conn.fileno()])
-                            self.dispatched += 1
-                            break
-                    except OSError:  # that worker died or is being replaced: the next one
-                        continue
-                else:
-                    log.error("no worker took a connection; closing it")
+            try:
+                turn = self._hand_over(conn, turn)
+            except Exception:  # one connection's trouble must not stop the dispatcher
+                log.exception("could not hand a connection to a worker")
+            finally:
+                conn.close()  # the worker holds its own copy now
+
+    def _hand_over(self, conn: socket.socket, turn: int, patience: float = HAND_OVER_SECONDS) -> int:
+        """Pass ``conn`` to the worker at ``turn``, or the next one that takes it: a worker that is gone,
+        being replaced, or has a full queue (the channels do not block; one holds a few hundred
+        unread connections, by its socket buffer) is skipped. If none takes it within ``patience`` seconds it is closed.
+        Returns the next turn."""
+        with contextlib.suppress(OSError):  # a client that has already gone
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        deadline = time.monotonic() + patience
+        while True:
+            n = len(self._channels)
+            for k in range(n):
+                channel = self._channels[(turn + k) % n]
+                if channel is None:
+                    continue
+                try:
+                    socket.send_fds(channel, [b"c"], [conn.fileno()])
+                except OSError:  # full (BlockingIOError), or that worker died or is being replaced
+                    continue
+                self.dispatched += 1
+                return turn + k + 1
+            if time.monotonic() > deadline or self._stop.is_set():
+                log.error("no worker took a connection within %.1f s; closing it", patience)
+                return turn
+            time.sleep(0.005)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._stop.set()
