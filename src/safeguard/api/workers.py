@@ -102,15 +102,17 @@ def _served_from(base: type[Any], channel: socket.socket) -> type[Any]:
 
             def take() -> None:
                 try:
-                    _msg, fds, _flags, _addr = socket.recv_fds(channel, 16, 8)
+                    msg, fds, _flags, _addr = socket.recv_fds(channel, 16, 8)
                 except BlockingIOError:
                     return
                 except OSError:
-                    fds = []
-                if not fds:  # the supervisor is gone: finish what is open and stop
+                    msg, fds = b"", []
+                if not msg:  # end of the channel: the supervisor is gone; finish what is open and stop
                     loop.remove_reader(channel.fileno())
                     self.should_exit = True
                     return
+                if not fds:  # the kernel dropped the socket (this process is out of descriptors)
+                    log.error("a connection passed to this worker was lost: out of file descriptors?")
                 for fd in fds:
                     task = loop.create_task(serve(socket.socket(fileno=fd)))
                     taking.add(task)  # held until done (the loop keeps only a weak reference)
