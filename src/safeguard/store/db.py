@@ -165,6 +165,6 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        # on the DBAPI connection: exec_driver_sql would build a whole execution context for it, a
-        # fifth of an allow decision's write transaction (docs/performance.md, section 5)
+        # on the DBAPI connection: exec_driver_sql builds a whole execution context for it, a large
+        # part of a small write transaction's Python time (docs/performance.md, section 5, run 19)
         conn.connection.driver_connection.execute(_BEGIN[mode])
