@@ -88,9 +88,9 @@ def _wait(cond, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.1)
 
 
-def _healthy(port: int) -> bool:
+def _healthy(port: int, path: str = "/healthz") -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -235,7 +235,7 @@ def test_the_supervisor_serves_any_app_the_same_way(tmp_path: Path, balance: str
         listening = 2 if balance == "reuseport" else 0
 
         def up() -> bool:
-            return len(_spawned(proc.pid)) == 2 and _healthy_plain(port) and len(_workers(proc.pid, port)) == listening
+            return len(_spawned(proc.pid)) == 2 and _healthy(port, "/") and len(_workers(proc.pid, port)) == listening
 
         _wait(lambda: up() or proc.poll() is not None)
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
@@ -260,13 +260,6 @@ def test_the_supervisor_serves_any_app_the_same_way(tmp_path: Path, balance: str
         for child in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
-
-
-def _healthy_plain(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_a_served_app_freezes_its_startup_heap(tmp_path: Path) -> None:

@@ -197,8 +197,8 @@ class Supervisor:
     def _hand_over(self, conn: socket.socket, turn: int, patience: float = HAND_OVER_SECONDS) -> int:
         """Pass ``conn`` to the worker at ``turn``, or the next one that takes it: a worker that is gone,
         being replaced, or has a full queue (the channels do not block; one holds a few hundred
-        unread connections, by its socket buffer) is skipped. If none takes it within ``patience`` seconds it is closed.
-        Returns the next turn."""
+        unread connections, by its socket buffer) is skipped. If none takes it within ``patience``
+        seconds it is closed. Returns the next turn."""
         with contextlib.suppress(OSError):  # a client that has already gone
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         deadline = time.monotonic() + patience
@@ -238,9 +238,8 @@ class Supervisor:
             p = self._start_one(slot)
             self._procs.append(p)
             started[p.pid] = time.monotonic()
-        dispatcher = None
+        dispatcher = threading.Thread(target=self._dispatch, name="safeguard-dispatch", daemon=True)
         if self._listener is not None:
-            dispatcher = threading.Thread(target=self._dispatch, name="safeguard-dispatch", daemon=True)
             dispatcher.start()
         rc = 0
         while not self._stop.wait(0.5):
@@ -260,8 +259,7 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)  # wakes the dispatcher's accept
             self._listener.close()
-            if dispatcher is not None:
-                dispatcher.join(5)
+            dispatcher.join(5)
         for p in self._procs:
             if p.is_alive():
                 p.terminate()  # SIGTERM: uvicorn finishes in-flight requests, the app's shutdown runs
