@@ -6,9 +6,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from safeguard.events import EVENTS, HEAD
 from safeguard.store import Database
+from safeguard.store.db import connection_of
+from safeguard.store.driver import Prepared
 
 
 def test_write_transactions_take_the_write_lock_at_begin_and_reads_do_not(tmp_path: Path) -> None:
@@ -41,9 +44,38 @@ def test_write_transactions_take_the_write_lock_at_begin_and_reads_do_not(tmp_pa
     with db.read() as s:
         s.execute(text("SELECT count(*) FROM events")).scalar_one()  # BEGIN DEFERRED: a read, no lock
         assert other_can_write()
+    assert Prepared(select(EVENTS.c.seq)).read(db.engine) == []  # outside any transaction
+    assert other_can_write()
     with pytest.raises(RuntimeError), db.write_on(kept):  # a failed transaction rolls back and unlocks
         raise RuntimeError
     assert other_can_write()
     kept.close()
     other.close()
+    db.dispose()
+
+
+def _heads(db: Database) -> list[int]:
+    with db.read() as s:
+        return [r[0] for r in s.execute(select(HEAD.c.id).order_by(HEAD.c.id))]
+
+
+def test_connection_of_is_the_transactions_connection_savepoints_included(db_url: str) -> None:
+    db = Database(db_url)
+    db.migrate()
+    with db.write() as s:
+        outer = connection_of(s)
+        assert connection_of(s) is outer is s.connection()
+        outer.execute(HEAD.insert().values(id=11, seq=0, hash="a"))
+        with pytest.raises(RuntimeError), s.begin_nested():
+            # the first call in a savepoint goes through the session, which emits the SAVEPOINT ...
+            connection_of(s).execute(HEAD.insert().values(id=12, seq=0, hash="b"))
+            raise RuntimeError
+        with s.begin_nested():
+            connection_of(s).execute(HEAD.insert().values(id=13, seq=0, hash="c"))
+        connection_of(s).execute(HEAD.insert().values(id=14, seq=0, hash="d"))
+    assert _heads(db) == [11, 13, 14]  # ... so the rolled-back one's write went with it
+    with db.write() as s:  # a new transaction looks its connection up again
+        connection_of(s).execute(HEAD.delete().where(HEAD.c.id > 10))
+        assert s.info["transaction_connection"][0] is s.get_transaction()
+    assert _heads(db) == []
     db.dispose()

@@ -32,6 +32,7 @@ from safeguard.media import Media
 from safeguard.policy import Policy, evaluate, load_policy
 from safeguard.signals import compute_signals, get_signal_type
 from safeguard.store import Database, driver
+from safeguard.store.db import connection_of
 from safeguard.store.models import DecisionRow
 from safeguard.store.recorder import Bulk, Recorder, Rerunnable, Work, collecting
 
@@ -312,7 +313,7 @@ class Engine:
             s.merge(DecisionRow(**row))
             s.flush()
         else:
-            driver.inserter(DECISIONS).executemany(s.connection(), [row])
+            driver.inserter(DECISIONS).executemany(connection_of(s), [row])
         return decision
 
     def get_decision(self, decision_id: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Table, bindparam, event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from safeguard.store import driver
+from safeguard.store.db import connection_of
 from safeguard.store.models import Event, EventChainHead, utcnow
 
 GENESIS = "0" * 64
@@ -84,7 +85,7 @@ def _head(session: Session) -> list[Any]:
     """
     head: list[Any] | None = session.info.get(_HEAD_KEY)
     if head is None:
-        head = list(_lock_head_core(session.connection()))
+        head = list(_lock_head_core(connection_of(session)))
         session.info[_HEAD_KEY] = head
     return head
 
@@ -97,7 +98,7 @@ _INSERT_EVENTS = driver.Prepared(EVENTS.insert())
 
 
 def _set_head(session: Session, head: list[Any], seq: int, last: str) -> None:
-    _SET_HEAD_DRIVER.executemany(session.connection(), [{"new_seq": seq, "new_hash": last}])
+    _SET_HEAD_DRIVER.executemany(connection_of(session), [{"new_seq": seq, "new_hash": last}])
     head[0], head[1] = seq, last
 
 
@@ -191,7 +192,7 @@ def append_many(session: Session, drafts: Sequence[EventDraft]) -> int:
     if not drafts:
         return int(head[0])
     rows, seq, last = _rows(head[0], head[1], drafts)
-    _INSERT_EVENTS.executemany(session.connection(), rows)
+    _INSERT_EVENTS.executemany(connection_of(session), rows)
     _set_head(session, head, seq, last)
     return seq
 

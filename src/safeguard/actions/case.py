@@ -14,6 +14,7 @@ from sqlalchemy import Table, bindparam, select
 
 from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.content import Action
+from safeguard.store.db import connection_of
 from safeguard.store.driver import Prepared
 from safeguard.store.models import Case, CaseItem, utcnow
 
@@ -48,7 +49,7 @@ class OpenCase(ActionHandler):
     rerunnable = True  # database writes only
 
     def run(self, action: Action, ctx: ActionContext) -> dict[str, Any]:
-        conn = ctx.session.connection()
+        conn = connection_of(ctx.session)
         kind, sid = ctx.content.subject()
         priority = int(action.params.get("priority", 2))
         verdict = ctx.decision.verdict.value

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnDefault, Table, select
 
 from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.content import Action
+from safeguard.store.db import connection_of
 from safeguard.store.driver import Prepared
 from safeguard.store.models import OutboxMessage, WebhookEndpoint, utcnow
 
@@ -28,7 +29,7 @@ def endpoints_for(ctx: ActionContext, topic: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if ctx.settings.webhook_url:
         out.append((ctx.settings.webhook_url, ctx.settings.webhook_secret))
-    for url, secret, topics in _ENABLED.all(ctx.session.connection()):
+    for url, secret, topics in _ENABLED.all(connection_of(ctx.session)):
         if isinstance(topics, str | bytes):  # JSON as text (SQLite); psycopg gives it parsed
             topics = json.loads(topics)
         if not topics or topic in topics:
@@ -46,7 +47,7 @@ _SCALAR_DEFAULTS = {
 
 
 def enqueue(ctx: ActionContext, topic: str, payload: dict[str, Any]) -> list[int]:
-    conn = ctx.session.connection()
+    conn = connection_of(ctx.session)
     ids = []
     now = utcnow()
     for url, secret in endpoints_for(ctx, topic):

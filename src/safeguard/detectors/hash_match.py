@@ -12,15 +12,18 @@ uploaded image's PDQ hash.
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Engine, bindparam, select
 
 from safeguard.content import Finding, Signal
 from safeguard.detectors.base import Detector, ScanContext
 from safeguard.signals import get_signal_type
 from safeguard.signals.pdq import PDQ_QUALITY_FLOOR, media_dihedral_hex
+from safeguard.store.driver import Prepared
 from safeguard.store.models import Bank, BankEntry
 
 DIHEDRAL_NAMES = (
@@ -35,22 +38,63 @@ DIHEDRAL_NAMES = (
 )
 
 
-# Candidates still enabled, with what scoring needs: one statement, built once, with an expanding IN.
-_CANDIDATES = (
-    select(
-        BankEntry.id,
-        BankEntry.signal_type,
-        BankEntry.category,
-        BankEntry.opinion,
-        Bank.name,
-        Bank.kind,
-        Bank.dihedral,
-        Bank.thresholds,
-        Bank.review_thresholds,
-    )
-    .join(Bank, Bank.id == BankEntry.bank_id)
-    .where(BankEntry.id.in_(bindparam("ids", expanding=True)), BankEntry.enabled.is_(True), Bank.enabled.is_(True))
-)
+# Candidates still enabled, with what scoring needs. Read on every match, on the request path: run on
+# the DBAPI cursor (store/driver.py) outside any transaction, where a Core ``Connection``, its BEGIN
+# and its rollback cost several times the query (docs/performance.md, section 5, run 20). An expanding
+# IN does not compile to plain SQL, so there is one statement per power-of-two count of ids (the
+# last id repeated to fill it), in chunks of at most ``_MAX_IN``.
+_MAX_IN = 256
+_CANDIDATE_READS: dict[int, Prepared] = {}
+
+
+def _candidates_stmt(n: int) -> tuple[Prepared, int]:
+    size = 1 << max(n - 1, 0).bit_length()
+    got = _CANDIDATE_READS.get(size)
+    if got is None:
+        got = _CANDIDATE_READS[size] = Prepared(
+            select(
+                BankEntry.id,
+                BankEntry.signal_type,
+                BankEntry.category,
+                BankEntry.opinion,
+                Bank.name,
+                Bank.kind,
+                Bank.dihedral,
+                Bank.thresholds,
+                Bank.review_thresholds,
+            )
+            .join(Bank, Bank.id == BankEntry.bank_id)
+            .where(
+                BankEntry.id.in_([bindparam(f"id{k}") for k in range(size)]),
+                BankEntry.enabled.is_(True),
+                Bank.enabled.is_(True),
+            )
+        )
+    return got, size
+
+
+def read_candidates(engine: Engine, ids: list[int]) -> list[tuple[Any, ...]]:
+    """The enabled entries among ``ids`` in enabled banks: (id, signal type, category, opinion, bank
+    name, bank kind, dihedral, thresholds, review thresholds); JSON columns parsed."""
+    out: list[tuple[Any, ...]] = []
+    for start in range(0, len(ids), _MAX_IN):
+        chunk = ids[start : start + _MAX_IN]
+        stmt, size = _candidates_stmt(len(chunk))
+        last = len(chunk) - 1
+        for r in stmt.read(engine, {f"id{k}": chunk[min(k, last)] for k in range(size)}):
+            out.append((*r[:6], bool(r[6]), _json(r[7]), _json(r[8])))
+    return out
+
+
+def _json(value: Any) -> Any:
+    return _parsed(value) if isinstance(value, str | bytes) else value  # text on SQLite; psycopg parses
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str | bytes) -> Any:
+    """A bank's thresholds, parsed once per distinct text (a few banks, read on every match); callers
+    only read the result."""
+    return json.loads(text)
 
 
 class _Entry(NamedTuple):
@@ -120,8 +164,7 @@ class HashMatchDetector(Detector):
         wanted = {entry_id for c in candidates for entry_id in c}
         if not wanted:
             return [[] for _ in ctxs]
-        with res.db.engine.connect() as conn:  # plain rows: no ORM objects on the request path
-            rows = conn.execute(_CANDIDATES, {"ids": list(wanted)}).all()
+        rows = read_candidates(res.db.engine, sorted(wanted))
         by_id = {r[0]: r for r in rows}
         return [self._score(c, [by_id[e] for e in c if e in by_id]) if c else [] for c in candidates]
 

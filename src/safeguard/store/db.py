@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, event, make_url
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from safeguard.store.checkpoint import SAFETY_NET_PAGES, Checkpointer
 
@@ -145,6 +145,30 @@ class Database:
         if self._lock_fd is not None and self._lock_pid == os.getpid():
             os.close(self._lock_fd)
         self._lock_fd = None
+
+
+_CONNECTION_KEY = "transaction_connection"
+
+
+def connection_of(session: Session) -> Connection:
+    """``session.connection()``, looked up once per transaction or savepoint. Each ``connection()`` call
+    walks the transaction's state machine again, several times per recorded match
+    (docs/performance.md, section 5, run 20). It must still be called once in each new savepoint: that
+    call is what emits the ``SAVEPOINT``. Cached in ``session.info`` with the transaction it belongs
+    to; dropped when the outermost transaction ends."""
+    current = session.get_nested_transaction() or session.get_transaction()
+    got: tuple[SessionTransaction, Connection] | None = session.info.get(_CONNECTION_KEY)
+    if got is not None and current is got[0] and not got[1].closed:
+        return got[1]
+    conn = session.connection()
+    session.info[_CONNECTION_KEY] = (session.get_nested_transaction() or session.get_transaction(), conn)
+    return conn
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_connection(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the next transaction may get another connection from the pool
+        session.info.pop(_CONNECTION_KEY, None)
 
 
 _BEGIN = {m: f"BEGIN {m}" for m in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}

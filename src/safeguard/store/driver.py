@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.expression import ClauseElement, Executable
@@ -54,7 +54,7 @@ class Prepared:
         self.stmt = stmt
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled | None] = {}
 
-    def _compile(self, conn: Connection, keys: tuple[str, ...]) -> _Compiled | None:
+    def _compile(self, conn: Connection | Engine, keys: tuple[str, ...]) -> _Compiled | None:
         dialect = conn.dialect
         ck = (dialect.name, keys)
         if ck in self._compiled:
@@ -126,6 +126,28 @@ class Prepared:
             return [tuple(r) for r in cur.fetchall()]
         finally:
             cur.close()
+
+    def read(self, engine: Engine, values: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """:meth:`all` outside any transaction: on a pooled DBAPI connection, with no SQLAlchemy
+        ``Connection`` and no BEGIN (SQLite runs the single SELECT in its own implicit transaction, a
+        consistent snapshot). For one short read on the request path, where checking out a
+        ``Connection``, beginning and rolling back cost more than the query (docs/performance.md,
+        section 5, run 20)."""
+        values = values or {}
+        c = self._compile(engine, tuple(values))
+        if c is None:
+            with engine.connect() as conn:
+                return self.all(conn, values)
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            try:
+                cur.execute(c.sql, c.params(values))
+                return [tuple(r) for r in cur.fetchall()]
+            finally:
+                cur.close()
+        finally:
+            raw.close()  # back to the pool, which rolls back whatever the driver began (PostgreSQL)
 
 
 _INSERTS: dict[Table, Prepared] = {}

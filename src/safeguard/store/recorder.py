@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from safeguard import events
 from safeguard.store import driver
-from safeguard.store.db import Database
+from safeguard.store.db import Database, connection_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -134,7 +134,7 @@ def _grouped(bulks: list[Bulk]) -> tuple[dict[Table, list[dict[str, Any]]], list
 def write_bulk(s: Session, bulks: list[Bulk]) -> None:
     """Write several :class:`Bulk` items in a session: one executemany per table, one for all their events."""
     by_table, drafts = _grouped(bulks)
-    conn = s.connection()
+    conn = connection_of(s)
     for table, rows in by_table.items():
         driver.inserter(table).executemany(conn, rows)
     if drafts:
