@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from safeguard.banks import BankService
 from safeguard.banks.sources.base import Row
-from safeguard.detectors.hash_match import read_candidates
+from safeguard.detectors.hash_match import CANDIDATE_COLUMNS, read_candidates
 from safeguard.store import Database
 from safeguard.store.models import Bank, BankEntry
 
@@ -18,19 +18,8 @@ def _value(i: int) -> str:
 
 
 def _core(db: Database, ids: list[int]) -> list[tuple[Any, ...]]:
-    cols = (
-        BankEntry.id,
-        BankEntry.signal_type,
-        BankEntry.category,
-        BankEntry.opinion,
-        Bank.name,
-        Bank.kind,
-        Bank.dihedral,
-        Bank.thresholds,
-        Bank.review_thresholds,
-    )
     stmt = (
-        select(*cols)
+        select(*CANDIDATE_COLUMNS)
         .join(Bank, Bank.id == BankEntry.bank_id)
         .where(BankEntry.id.in_(ids), BankEntry.enabled.is_(True), Bank.enabled.is_(True))
     )

@@ -45,6 +45,17 @@ DIHEDRAL_NAMES = (
 # last id repeated to fill it), in chunks of at most ``_MAX_IN``.
 _MAX_IN = 256
 _CANDIDATE_READS: dict[int, Prepared] = {}
+CANDIDATE_COLUMNS = (
+    BankEntry.id,
+    BankEntry.signal_type,
+    BankEntry.category,
+    BankEntry.opinion,
+    Bank.name,
+    Bank.kind,
+    Bank.dihedral,
+    Bank.thresholds,
+    Bank.review_thresholds,
+)
 
 
 def _candidates_stmt(n: int) -> tuple[Prepared, int]:
@@ -52,17 +63,7 @@ def _candidates_stmt(n: int) -> tuple[Prepared, int]:
     got = _CANDIDATE_READS.get(size)
     if got is None:
         got = _CANDIDATE_READS[size] = Prepared(
-            select(
-                BankEntry.id,
-                BankEntry.signal_type,
-                BankEntry.category,
-                BankEntry.opinion,
-                Bank.name,
-                Bank.kind,
-                Bank.dihedral,
-                Bank.thresholds,
-                Bank.review_thresholds,
-            )
+            select(*CANDIDATE_COLUMNS)
             .join(Bank, Bank.id == BankEntry.bank_id)
             .where(
                 BankEntry.id.in_([bindparam(f"id{k}") for k in range(size)]),
