@@ -160,8 +160,8 @@ def connection_of(session: Session) -> Connection:
     got: tuple[SessionTransaction, Connection] | None = session.info.get(_CONNECTION_KEY)
     if got is not None and current is got[0] and not got[1].closed:
         return got[1]
-    conn = session.connection()
-    session.info[_CONNECTION_KEY] = (session.get_nested_transaction() or session.get_transaction(), conn)
+    conn = session.connection()  # begins the session's transaction if there was none
+    session.info[_CONNECTION_KEY] = (current or session.get_transaction(), conn)
     return conn
 
 
