@@ -5,7 +5,6 @@ Core statements on the transaction's connection (no ORM objects): see actions/ca
 
 from __future__ import annotations
 
-import json
 from typing import Any, cast
 
 from sqlalchemy import ColumnDefault, Table, select
@@ -13,7 +12,7 @@ from sqlalchemy import ColumnDefault, Table, select
 from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.content import Action
 from safeguard.store.db import connection_of
-from safeguard.store.driver import Prepared
+from safeguard.store.driver import Prepared, json_column
 from safeguard.store.models import OutboxMessage, WebhookEndpoint, utcnow
 
 OUTBOX = cast(Table, OutboxMessage.__table__)
@@ -29,9 +28,8 @@ def endpoints_for(ctx: ActionContext, topic: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if ctx.settings.webhook_url:
         out.append((ctx.settings.webhook_url, ctx.settings.webhook_secret))
-    for url, secret, topics in _ENABLED.all(connection_of(ctx.session)):
-        if isinstance(topics, str | bytes):  # JSON as text (SQLite); psycopg gives it parsed
-            topics = json.loads(topics)
+    for url, secret, topics_json in _ENABLED.all(connection_of(ctx.session)):
+        topics = json_column(topics_json)
         if not topics or topic in topics:
             out.append((url, secret))
     return out

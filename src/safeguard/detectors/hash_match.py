@@ -12,8 +12,6 @@ uploaded image's PDQ hash.
 
 from __future__ import annotations
 
-import functools
-import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -23,7 +21,7 @@ from safeguard.content import Finding, Signal
 from safeguard.detectors.base import Detector, ScanContext
 from safeguard.signals import get_signal_type
 from safeguard.signals.pdq import PDQ_QUALITY_FLOOR, media_dihedral_hex
-from safeguard.store.driver import Prepared
+from safeguard.store.driver import Prepared, json_column
 from safeguard.store.models import Bank, BankEntry
 
 DIHEDRAL_NAMES = (
@@ -83,19 +81,8 @@ def read_candidates(engine: Engine, ids: list[int]) -> list[tuple[Any, ...]]:
         stmt, size = _candidates_stmt(len(chunk))
         last = len(chunk) - 1
         for r in stmt.read(engine, {f"id{k}": chunk[min(k, last)] for k in range(size)}):
-            out.append((*r[:6], bool(r[6]), _json(r[7]), _json(r[8])))
+            out.append((*r[:6], bool(r[6]), json_column(r[7]), json_column(r[8])))
     return out
-
-
-def _json(value: Any) -> Any:
-    return _parsed(value) if isinstance(value, str | bytes) else value  # text on SQLite; psycopg parses
-
-
-@functools.lru_cache(maxsize=1024)
-def _parsed(text: str | bytes) -> Any:
-    """A bank's thresholds, parsed once per distinct text (a few banks, read on every match); callers
-    only read the result."""
-    return json.loads(text)
 
 
 class _Entry(NamedTuple):

@@ -14,6 +14,8 @@ at execution time, a bind with no value given) is run through ``Connection.execu
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -120,12 +122,7 @@ class Prepared:
         c = self._compile(conn, tuple(values))
         if c is None:
             return [tuple(r) for r in conn.execute(cast(Executable, self.stmt), dict(values))]
-        cur = conn.connection.cursor()
-        try:
-            cur.execute(c.sql, c.params(values))
-            return [tuple(r) for r in cur.fetchall()]
-        finally:
-            cur.close()
+        return _fetch_all(conn.connection, c, values)
 
     def read(self, engine: Engine, values: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """:meth:`all` outside any transaction: on a pooled DBAPI connection, with no SQLAlchemy
@@ -140,14 +137,29 @@ class Prepared:
                 return self.all(conn, values)
         raw = engine.raw_connection()
         try:
-            cur = raw.cursor()
-            try:
-                cur.execute(c.sql, c.params(values))
-                return [tuple(r) for r in cur.fetchall()]
-            finally:
-                cur.close()
+            return _fetch_all(raw, c, values)
         finally:
             raw.close()  # back to the pool, which rolls back whatever the driver began (PostgreSQL)
+
+
+def _fetch_all(dbapi_conn: Any, c: _Compiled, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(c.sql, c.params(values))
+        return [tuple(r) for r in cur.fetchall()]
+    finally:
+        cur.close()
+
+
+def json_column(value: Any) -> Any:
+    """A JSON column's value from a raw row: text on SQLite (parsed here, once per distinct text, so
+    callers must only read the result), already parsed by psycopg."""
+    return _parsed_json(value) if isinstance(value, str | bytes) else value
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_json(text: str | bytes) -> Any:
+    return json.loads(text)
 
 
 _INSERTS: dict[Table, Prepared] = {}
