@@ -16,7 +16,10 @@ What it does, in one run:
 - Safeguard's batched path (:class:`safeguard.gpu.pipeline.BatchHasher` +
   :class:`safeguard.gpu.match.TorchMatcher`): images/s end to end and per stage (decode, hash, match),
   for each ``--decode`` mode; drift (mean, p99, max bits) from the reference on the same bytes;
-- the match step alone: queries/s and hash pairs/s against the bank.
+- the match step alone: queries/s and hash pairs/s against the bank;
+- ``--matcher``: ``scan`` compares every bank entry on the device (:class:`TorchMatcher`), ``index``
+  probes the exact multi-index hashing index on the CPU (:class:`IndexMatcher`; its build time is
+  printed), ``auto`` picks as ``safeguard backfill`` does for ``--count`` images; ``scan,index`` runs both.
 
 The device, torch and CUDA versions, core count and load average are printed with the table.
 """
@@ -39,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _images import jpeg_bytes, photo_like
 from safeguard.config import Settings
 from safeguard.gpu.decode import Pixels
-from safeguard.gpu.match import TorchMatcher
+from safeguard.gpu.match import IndexMatcher, TorchMatcher, index_pays
 from safeguard.gpu.pipeline import BatchHasher
 from safeguard.index.hamming import hex_to_words
 from safeguard.signals.base import hamming_hex
@@ -87,7 +90,8 @@ def main() -> None:
     ap.add_argument("--threshold", type=int, default=31)
     ap.add_argument("--batch-size", type=int, default=0, help="default: 256 on CUDA, 32 on the CPU")
     ap.add_argument("--decode", default="exact,fast", help="decode modes to run (fast: CPU DCT-scaled luma)")
-    ap.add_argument("--method", default="auto", help="matcher: auto, popcount or matmul")
+    ap.add_argument("--method", default="auto", help="scan method: auto, popcount or matmul")
+    ap.add_argument("--matcher", default="auto", help="auto, scan, index, or several: scan,index")
     args = ap.parse_args()
     from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_bytes
 
@@ -116,14 +120,26 @@ def main() -> None:
     ref = [pdq_from_bytes(d)[0] for d in images[:n_ref]]
     ref_rate = n_ref / (time.perf_counter() - t)
 
-    t = time.perf_counter()
     words, planted = make_bank(args.bank, ref)
-    matcher = TorchMatcher(np.arange(args.bank), words, device=dev, method=args.method)  # type: ignore[arg-type]
-    _sync(dev)
-    console.print(
-        f"bank: {args.bank:,} PDQ hashes ({len(planted)} planted at distances 1-31), "
-        f"{matcher.method} matcher, loaded on {dev} in {time.perf_counter() - t:.1f}s"
-    )
+    kinds = args.matcher.split(",")
+    if kinds == ["auto"]:
+        kinds = ["index" if dev.type == "cpu" and index_pays(args.bank, count) else "scan"]
+    matchers: list[IndexMatcher | TorchMatcher] = []
+    for kind in kinds:
+        t = time.perf_counter()
+        if kind == "index":
+            matchers.append(IndexMatcher(np.arange(args.bank), words))
+        elif kind == "scan":
+            matchers.append(TorchMatcher(np.arange(args.bank), words, device=dev, method=args.method))
+        else:
+            raise SystemExit(f"unknown matcher {kind!r}: auto, scan or index")
+        _sync(dev)
+        where = "the CPU" if kind == "index" else dev
+        console.print(
+            f"bank: {args.bank:,} PDQ hashes ({len(planted)} planted at distances 1-31), "
+            f"{matchers[-1].method} matcher, {'built' if kind == 'index' else 'loaded'} on {where} "
+            f"in {time.perf_counter() - t:.1f}s"
+        )
     want = {img: row for row, (img, _) in planted.items()}
 
     table = Table(
@@ -138,7 +154,7 @@ def main() -> None:
         "1.0x", "-", "-", "-", "0", "0", "0", "-",
     )  # fmt: skip
 
-    for mode in args.decode.split(","):
+    for mode, matcher in ((m, x) for m in args.decode.split(",") for x in matchers):
         hasher = BatchHasher(dev, batch_size=batch_size, draft=Settings().pdq_draft_size if mode == "fast" else 0)
         if mode == "fast" and hasher.nvjpeg is not None:
             console.print("note: fast mode changes only CPU decoding; nvJPEG decodes JPEGs in full")
@@ -171,7 +187,7 @@ def main() -> None:
         hasher.close()
         drift = np.array([hamming_hex(a, b) for a, b in zip(ref, hashes, strict=False)])
         table.add_row(
-            f"Safeguard batched, {dev.type}, batch {batch_size}",
+            f"Safeguard batched, {dev.type}, batch {batch_size}, {matcher.method} matcher",
             "nvJPEG" if hasher.nvjpeg else ("Pillow full" if mode == "exact" else "Pillow DCT-scaled luma"),
             str(count),
             f"{count / elapsed:.1f}",
@@ -186,18 +202,24 @@ def main() -> None:
 
     # the match step alone, with a batch of query hashes the size of a decode batch
     queries = [ref[i % n_ref] for i in range(batch_size)]
-    matcher.match_hex(queries, args.threshold)
-    _sync(dev)
-    reps = 5 if dev.type == "cuda" else 1
-    t = time.perf_counter()
-    for _ in range(reps):
+    for matcher in matchers:
         matcher.match_hex(queries, args.threshold)
-    _sync(dev)
-    per = (time.perf_counter() - t) / reps
-    console.print(
-        f"match alone: {batch_size} queries x {args.bank:,} hashes in {per * 1e3:.1f} ms = "
-        f"{batch_size / per:,.0f} queries/s, {batch_size * args.bank / per:.3g} pairs/s ({matcher.method})"
-    )
+        _sync(dev)
+        reps = 5 if dev.type == "cuda" or matcher.method == "index" else 1
+        t = time.perf_counter()
+        for _ in range(reps):
+            matcher.match_hex(queries, args.threshold)
+        _sync(dev)
+        per = (time.perf_counter() - t) / reps
+        console.print(
+            f"match alone: {batch_size} queries x {args.bank:,} hashes in {per * 1e3:.1f} ms = "
+            f"{batch_size / per:,.0f} queries/s"
+            + (
+                " (index)"
+                if matcher.method == "index"
+                else f", {batch_size * args.bank / per:.3g} pairs/s ({matcher.method})"
+            )
+        )
     console.print(f"load average after: {os.getloadavg()}")
 
 

@@ -82,3 +82,39 @@ def test_backfill_matches_rotations_for_dihedral_banks_only(store: Path) -> None
     turned = lines["turned.png"]["matches"]
     assert [m["bank"] for m in turned] == ["turns"]  # the plain bank does not look at rotations
     assert turned[0]["variant"] > 0 and turned[0]["distance"] <= 31
+
+
+def test_backfill_matchers_agree(store: Path) -> None:
+    """The hash index and the full scan report the same matches; auto picks one and says which."""
+    media = store / "media"
+    assert invoke("bank", "create", "turns", "--dihedral", "--threshold", "pdq=31")[0] == 0
+    for i in (1, 2):
+        assert invoke("bank", "add", "turns", str(media / f"img{i}.jpg"))[0] == 0
+    outs = {}
+    for kind in ("index", "scan"):
+        code, out = invoke("backfill", str(media), "--device", "cpu", "--matcher", kind, "--jsonl")
+        assert code == 0, out
+        outs[kind] = sorted(out.splitlines())
+    assert outs["index"] == outs["scan"]
+    assert sum(bool(json.loads(line)["matches"]) for line in outs["index"]) == 3  # img1, img2 and copy.png
+    code, out = invoke("backfill", str(media), "--device", "cpu")
+    assert code == 0 and "scan (popcount)" in out  # 5 files against 2 entries: the scan is cheaper
+    code, out = invoke("backfill", str(media), "--device", "cpu", "--matcher", "index")
+    assert code == 0 and "index" in out.split("files")[-1]
+    assert invoke("backfill", str(media), "--matcher", "faiss")[0] != 0
+
+
+def test_backfill_uses_the_cores_on_the_cpu(store: Path) -> None:
+    """A bulk job: torch hashes with a thread per core unless told otherwise (the service keeps one)."""
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        for args, want in (((), os.cpu_count()), (("--threads", "1"), 1)):
+            r = runner.invoke(app, ["backfill", str(store / "media"), "--device", "cpu", *args])
+            assert r.exit_code == 0, r.output
+            assert f"{want} threads" in r.stderr
+    finally:
+        torch.set_num_threads(before)

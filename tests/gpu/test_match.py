@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from safeguard.gpu.match import TorchMatcher, popcount64  # noqa: E402
-from safeguard.index.hamming import HammingIndex  # noqa: E402
+from safeguard.gpu.match import IndexMatcher, TorchMatcher, index_pays, popcount64  # noqa: E402
+from safeguard.index.hamming import HammingIndex, hex_to_words  # noqa: E402
 
 
 def _flip(rng: np.random.Generator, value: str, nbits: int) -> str:
@@ -71,3 +71,39 @@ def test_distance_matrix_and_empty_inputs(bank: tuple[list[int], list[str], list
     empty = TorchMatcher.from_hex([], [])
     assert len(empty) == 0 and empty.match_hex(queries[:2], 31) == [[], []]
     assert a.match_hex([], 31) == []
+
+
+@pytest.mark.parametrize("threshold", [0, 31, 256])
+def test_index_matcher_same_answers(bank: tuple[list[int], list[str], list[str]], threshold: int) -> None:
+    ids, values, queries = bank
+    got = IndexMatcher(ids, hex_to_words(values, 4)).match_hex(queries, threshold)
+    assert got == TorchMatcher.from_hex(ids, values).match_hex(queries, threshold)
+    assert sum(map(len, got)) > 0
+    top = IndexMatcher(ids, hex_to_words(values, 4)).match_hex(queries, 256, top_k=2)
+    assert top == TorchMatcher.from_hex(ids, values).match_hex(queries, 256, top_k=2)
+
+
+def test_index_matcher_probes_a_large_bank() -> None:
+    """Past the size where the index builds its substring tables, it probes them (the path that makes it
+    pay) and still answers exactly what the full scan does, at the reference's and the review distance."""
+    rng = np.random.default_rng(3)
+    centres = [rng.integers(0, 256, 32, dtype=np.uint8).tobytes().hex() for _ in range(40_000)]
+    values = centres + [_flip(rng, centres[i], int(rng.integers(1, 40))) for i in range(2_000)]
+    ids = list(range(len(values)))
+    queries = [_flip(rng, values[int(rng.integers(len(values)))], d) for d in range(0, 48, 3)]
+    queries += [rng.integers(0, 256, 32, dtype=np.uint8).tobytes().hex() for _ in range(4)]
+    m = IndexMatcher(ids, hex_to_words(values, 4))
+    assert m.index.tables > 0 and len(m) == len(values)
+    scan = TorchMatcher.from_hex(ids, values)
+    for threshold in (31, 40):
+        got = m.match_hex(queries, threshold)
+        assert got == scan.match_hex(queries, threshold)
+        assert sum(map(len, got)) >= sum(d <= threshold for d in range(0, 48, 3))  # each from its source
+
+
+def test_index_pays_from_the_measured_costs() -> None:
+    assert not index_pays(1_000_000, 100)  # a few files: scanning 1M entries 100 times is cheaper
+    assert index_pays(1_000_000, 10_000)  # a media store: the build pays for itself many times
+    assert not index_pays(1_000, 10_000)  # a small bank: a scan is a few microseconds
+    with pytest.raises(ValueError):
+        IndexMatcher([1, 2], hex_to_words(["0" * 64], 4))
