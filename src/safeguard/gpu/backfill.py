@@ -179,7 +179,7 @@ def backfill(
         matcher_kind = "index" if use_index else "scan"
     matcher: IndexMatcher | TorchMatcher
     if matcher_kind == "index":
-        cli.err.print(f"building the hash index of {len(rows)} entries on the CPU ...")
+        cli.err.print(f"building the hash index of {len(rows):,} entries on the CPU ...")
         built = time.perf_counter()
         matcher = IndexMatcher(rows, entries.words)
         cli.err.print(f"matching with the hash index (built in {time.perf_counter() - built:.1f} s)")

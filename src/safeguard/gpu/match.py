@@ -175,11 +175,7 @@ class TorchMatcher:
             qi, ri, dist = self._hits(qf, rows, max_distance)
             for a, r, dd in zip(qi.tolist(), ri.tolist(), dist.tolist(), strict=True):
                 out[a].append((int(self.ids[r]), int(dd)))
-        for hits in out:
-            hits.sort(key=lambda t: (t[1], t[0]))
-            if top_k is not None:
-                del hits[top_k:]
-        return out
+        return _nearest_first(out, top_k)
 
     def match_hex(
         self, values: Sequence[str], max_distance: int, top_k: int | None = None
@@ -228,9 +224,13 @@ class IndexMatcher:
     ) -> list[list[tuple[int, int]]]:
         """As :meth:`TorchMatcher.match_hex`: every (entry id, distance) within ``max_distance``,
         nearest first (ties by id); at most ``top_k`` when given."""
-        out = self.index.query_many(list(values), max_distance)
-        for hits in out:
-            hits.sort(key=lambda t: (t[1], t[0]))
-            if top_k is not None:
-                del hits[top_k:]
-        return out
+        return _nearest_first(self.index.query_many(list(values), max_distance), top_k)
+
+
+def _nearest_first(out: list[list[tuple[int, int]]], top_k: int | None) -> list[list[tuple[int, int]]]:
+    """Each query's (entry id, distance) pairs sorted by distance, then id; cut to ``top_k`` if given."""
+    for hits in out:
+        hits.sort(key=lambda t: (t[1], t[0]))
+        if top_k is not None:
+            del hits[top_k:]
+    return out
