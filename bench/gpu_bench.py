@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _images import jpeg_bytes, photo_like
 from safeguard.config import Settings
 from safeguard.gpu.decode import Pixels
-from safeguard.gpu.match import IndexMatcher, TorchMatcher, index_pays
+from safeguard.gpu.match import IndexMatcher, TorchMatcher, pick_matcher
 from safeguard.gpu.pipeline import BatchHasher
 from safeguard.index.hamming import hex_to_words
 from safeguard.signals.base import hamming_hex
@@ -123,7 +123,7 @@ def main() -> None:
     words, planted = make_bank(args.bank, ref)
     kinds = args.matcher.split(",")
     if kinds == ["auto"]:
-        kinds = ["index" if dev.type == "cpu" and index_pays(args.bank, count) else "scan"]
+        kinds = [pick_matcher(dev, args.bank, count)]
     matchers: list[IndexMatcher | TorchMatcher] = []
     for kind in kinds:
         t = time.perf_counter()

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from safeguard.gpu.match import IndexMatcher, TorchMatcher, index_pays, popcount64  # noqa: E402
+from safeguard.gpu.match import IndexMatcher, TorchMatcher, index_pays, pick_matcher, popcount64  # noqa: E402
 from safeguard.index.hamming import HammingIndex, hex_to_words  # noqa: E402
 
 
@@ -105,5 +105,8 @@ def test_index_pays_from_the_measured_costs() -> None:
     assert not index_pays(1_000_000, 100)  # a few files: scanning 1M entries 100 times is cheaper
     assert index_pays(1_000_000, 10_000)  # a media store: the build pays for itself many times
     assert not index_pays(1_000, 10_000)  # a small bank: a scan is a few microseconds
+    assert pick_matcher(torch.device("cpu"), 1_000_000, 10_000) == "index"
+    assert pick_matcher(torch.device("cpu"), 1_000_000, 100) == "scan"
+    assert pick_matcher(torch.device("cuda"), 1_000_000, 10_000) == "scan"  # a GPU scans (no CUDA needed)
     with pytest.raises(ValueError):
         IndexMatcher([1, 2], hex_to_words(["0" * 64], 4))

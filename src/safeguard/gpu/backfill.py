@@ -137,7 +137,7 @@ def backfill(
     except ConfigError as exc:
         cli.err.print(f"[red]{escape(exc.message)}")
         raise typer.Exit(2) from None
-    from safeguard.gpu.match import IndexMatcher, TorchMatcher, index_pays
+    from safeguard.gpu.match import IndexMatcher, TorchMatcher, pick_matcher
     from safeguard.gpu.pipeline import BatchHasher
     from safeguard.signals import get_signal_type
 
@@ -175,8 +175,7 @@ def backfill(
     rows = np.arange(len(entries.entry_ids))  # the matchers' ids are rows of ``entries``
     n_queries = len(files) * (8 if entries.dihedral else 1)
     if matcher_kind == "auto":
-        use_index = hasher.device.type == "cpu" and index_pays(len(rows), n_queries)
-        matcher_kind = "index" if use_index else "scan"
+        matcher_kind = pick_matcher(hasher.device, len(rows), n_queries)
     matcher: IndexMatcher | TorchMatcher
     if matcher_kind == "index":
         cli.err.print(f"building the hash index of {len(rows):,} entries on the CPU ...")

@@ -200,6 +200,12 @@ def index_pays(rows: int, queries: int) -> bool:
     return rows * INDEX_BUILD_S_PER_ROW + queries * INDEX_QUERY_S < scan
 
 
+def pick_matcher(device: torch.device, rows: int, queries: int) -> Literal["index", "scan"]:
+    """What ``--matcher auto`` runs: the index on the CPU when it pays, else a scan on the device (a
+    GPU compares a whole chunk of the bank in one matrix product)."""
+    return "index" if device.type == "cpu" and index_pays(rows, queries) else "scan"
+
+
 class IndexMatcher:
     """The same answers as :class:`TorchMatcher` from the service's multi-index hashing index
     (:class:`safeguard.index.mih.MIHIndex`, exact): on the CPU a query probes a few buckets instead of
