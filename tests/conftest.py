@@ -21,7 +21,8 @@ from safeguard.store import Database
 
 PG_URL = os.environ.get("SAFEGUARD_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
-_TEMPLATE = "safeguard_test_template"
+# named after the test database, so several checkouts can share one server without sharing a template
+_TEMPLATE = (PG_URL.rsplit("/", 1)[-1] or "safeguard_test") + "_template"
 _template_ready = False
 
 
