@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,12 @@ def test_watch_a_missing_file_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     res = CliRunner().invoke(app, ["watch", str(tmp_path / "none.mp4"), "--give-up-after", "0.5", "--json"])
     assert res.exit_code == 1
     assert json.loads(res.stdout.strip().splitlines()[-1])["status"] == "failed"
+
+
+def test_streams_commands_run_as_a_user_runs_them(tmp_path: Path) -> None:
+    """As a subprocess, the first module imported is the CLI's: an import cycle shows here."""
+    exe = Path(sys.executable).with_name("safeguard")
+    env = {**os.environ, "SAFEGUARD_DATA_DIR": str(tmp_path / "var")}
+    res = subprocess.run([str(exe), "streams", "list"], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr

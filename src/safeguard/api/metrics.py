@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram, generate_latest
 
-REGISTRY = CollectorRegistry(auto_describe=True)
+from safeguard.metrics import REGISTRY
+
 SCANS = Counter("safeguard_scans_total", "Scans by verdict and content kind", ["verdict", "kind"], registry=REGISTRY)
 SCAN_SECONDS = Histogram(
     "safeguard_scan_seconds",

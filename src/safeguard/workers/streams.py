@@ -41,12 +41,12 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import or_, select, update
 
 from safeguard.actions.terminate_stream import TOPIC as TERMINATE_TOPIC
-from safeguard.api.metrics import REGISTRY
 from safeguard.content import Content, ContentKind, Decision, Finding, Signal, Verdict
 from safeguard.detectors.base import ScanContext
 from safeguard.engine import Engine
 from safeguard.errors import InvalidInput, NotFound
 from safeguard.media.video import DecodeMode, FrameHash, FrameSampler, Pacer
+from safeguard.metrics import REGISTRY
 from safeguard.store.models import OutboxMessage, utcnow
 from safeguard.workers.streams_store import ACTIVE_STATES, StreamRow, stream_to_dict
 
