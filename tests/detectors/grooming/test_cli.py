@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,52 @@ def test_train_and_eval_on_pan2012_format(tmp_path: Path) -> None:
     assert rep["recall"] > 0  # learnt something from stage evidence (no age bands in PAN)
     missing = runner.invoke(app, ["train", str(xml), "--format", "pan2012", "--out", str(out)])
     assert missing.exit_code == 2
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("safeguard")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, timeout=180)
+
+
+def test_score_reads_iso_8601_times_as_docs_write_them(tmp_path: Path) -> None:
+    """docs/grooming.md's message shape, ``sent_at`` as ISO 8601, through the command as users run it."""
+    lines = [
+        {
+            "conversation_id": "c-1",
+            "message_id": f"m-{i}",
+            "sender": {"id": sender, "age_band": band},
+            "text": text,
+            "sent_at": f"2026-11-23T10:0{i}:00Z",
+        }
+        for i, (sender, band, text) in enumerate(
+            [
+                ("u-77", "adult", "hey how old are you"),
+                ("u-12", "child", "12"),
+                ("u-77", "adult", "this is our secret ok"),
+            ]
+        )
+    ]
+    path = tmp_path / "conversation.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    res = _cli("grooming", "score", str(path), "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["message_id"] for r in rows] == ["m-0", "m-1", "m-2"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"conversation_id": "c", "text": "hi", "sent_at": "2026-11-23T10:00:00"}',  # no time zone
+        '{"conversation_id": "c", "text": "hi", "sent_at": "yesterday"}',
+        '{"conversation_id": "c", "text": "hi", "sent_at": [1]}',
+        '{"conversation_id": "c", "text": "hi", "recipients": [{"age_band": "child"}]}',
+        "[1, 2]",
+    ],
+)
+def test_score_refuses_bad_files_with_the_documented_error(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n")
+    res = _cli("grooming", "score", str(path), cwd=tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr and "bad.jsonl:1" in res.stderr

@@ -20,9 +20,11 @@ without dates, so ``sent_at`` is the message's position (monotonic), which is al
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +74,36 @@ def _fill_recipients(conv: LoadedConversation) -> None:
             m.recipients = [(a, bands.get(a, "unknown")) for a in authors if a != m.sender_id]
 
 
+def parse_sent_at(value: Any) -> float:
+    """Epoch seconds, or an ISO 8601 time with a time zone (as the API takes it), as epoch seconds."""
+    if isinstance(value, bool):
+        raise ValueError("sent_at must be epoch seconds or an ISO 8601 time")
+    if isinstance(value, int | float):
+        t = float(value)
+    elif isinstance(value, str):
+        try:
+            t = float(value)
+        except ValueError:
+            when = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+            if when.tzinfo is None:
+                raise ValueError(f"sent_at {value!r} has no time zone (e.g. 2026-11-23T10:00:00Z)") from None
+            t = when.timestamp()
+    else:
+        raise ValueError("sent_at must be epoch seconds or an ISO 8601 time")
+    if not math.isfinite(t):
+        raise ValueError(f"sent_at {value!r} is not a time")
+    return t
+
+
 def _message_from_api(d: dict[str, Any], i: int) -> LoadedMessage:
+    if not isinstance(d, dict):
+        raise ValueError("a message must be a JSON object")
     sender = d.get("sender") or {}
     return LoadedMessage(
         message_id=str(d.get("message_id", i)),
         sender_id=str(sender.get("id", d.get("author", "unknown"))),
         text=str(d.get("text", "")),
-        sent_at=float(d.get("sent_at", i)),
+        sent_at=parse_sent_at(d.get("sent_at", i)),
         sender_band=str(sender.get("age_band", "unknown")),
         account_age_days=sender.get("account_age_days"),
         recipients=[(str(r["id"]), str(r.get("age_band", "unknown"))) for r in d.get("recipients", [])],
@@ -96,25 +121,35 @@ def load_jsonl(path: str | Path) -> list[LoadedConversation]:
                 d = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InvalidInput(f"{path}:{n}: not JSON: {exc}", code="invalid_conversation_file") from exc
-            if "messages" in d:
-                c = LoadedConversation(
-                    id=str(d.get("id", n)),
-                    messages=[_message_from_api(m, i) for i, m in enumerate(d["messages"])],
-                    label=d.get("label"),
-                    focus=d.get("focus"),
-                    minors_before=int(d.get("minors_before", 0)),
-                )
-                convs[c.id] = c
-            else:
-                cid = str(d.get("conversation_id", "conversation"))
-                c = convs.setdefault(cid, LoadedConversation(cid, []))
-                c.messages.append(_message_from_api(d, len(c.messages)))
-                if "label" in d:
-                    c.label = int(d["label"])
+            try:
+                _add_line(convs, d, n)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise InvalidInput(f"{path}:{n}: {exc}", code="invalid_conversation_file") from exc
     out = list(convs.values())
     for c in out:
         _fill_recipients(c)
     return out
+
+
+def _add_line(convs: dict[str, LoadedConversation], d: Any, n: int) -> None:
+    """One JSONL line: a whole conversation (with ``messages``) or one message of one."""
+    if not isinstance(d, dict):
+        raise ValueError("each line must be a JSON object")
+    if "messages" in d:
+        c = LoadedConversation(
+            id=str(d.get("id", n)),
+            messages=[_message_from_api(m, i) for i, m in enumerate(d["messages"])],
+            label=d.get("label"),
+            focus=d.get("focus"),
+            minors_before=int(d.get("minors_before", 0)),
+        )
+        convs[c.id] = c
+    else:
+        cid = str(d.get("conversation_id", "conversation"))
+        c = convs.setdefault(cid, LoadedConversation(cid, []))
+        c.messages.append(_message_from_api(d, len(c.messages)))
+        if "label" in d:
+            c.label = int(d["label"])
 
 
 def load_pan2012(xml_path: str | Path) -> Iterator[LoadedConversation]:
