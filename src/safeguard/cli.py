@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from safeguard import registry
 from safeguard.config import SETTINGS, Settings
 from safeguard.errors import SafeguardError
+from safeguard.terminal import make_console
 
 app = typer.Typer(
     help="Safeguard: a self-hostable child-safety engine.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -50,8 +50,8 @@ def _mount_plugins() -> None:
 
 _mount_plugins()
 
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True)
 
 
 def actor() -> str:

@@ -11,12 +11,13 @@ import time
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from safeguard.terminal import make_console
+
 app = typer.Typer(help="Live streams: watch one, see watched ones.", no_args_is_help=True)
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 EXIT = {"terminated": 3, "ended": 0, "stopped": 0, "failed": 1}
 

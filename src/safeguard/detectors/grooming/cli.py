@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from safeguard.terminal import make_console
+
 app = typer.Typer(help="Grooming detection in conversations.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True)
 
 
 class Format(StrEnum):

@@ -1,0 +1,39 @@
+"""Output piped to a file or another program is never cut at 80 columns (as users pipe it)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from safeguard.media import Media
+from safeguard.signals.pdq import PDQSignal
+from tests.media_factory import image_bytes
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["SAFEGUARD_DATA_DIR"] = str(cwd / "var")
+    exe = Path(sys.executable).with_name("safeguard")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=180)
+
+
+def test_hash_and_scan_print_whole_values_and_paths_into_a_pipe(tmp_path: Path) -> None:
+    folder = tmp_path / "a-folder-with-a-rather-long-name-so-that-the-path-is-over-eighty-columns-wide"
+    folder.mkdir()
+    path = folder / "upload-with-a-long-file-name-0001.jpg"
+    data = image_bytes(3)
+    path.write_bytes(data)
+    pdq = PDQSignal().compute(Media.from_bytes(data))[0].value
+
+    res = _run("hash", str(path), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert any(pdq in line for line in res.stdout.splitlines())  # one line holds the whole hash
+    assert str(path) in res.stdout.replace("\n", "") and str(path) in "".join(res.stdout.splitlines(True))
+
+    assert _run("bank", "create", "known", cwd=tmp_path).returncode == 0
+    assert _run("bank", "add", "known", str(path), cwd=tmp_path).returncode == 0
+    res = _run("scan", str(folder), cwd=tmp_path)  # a blocked file is listed with its path
+    assert res.returncode == 0, res.stderr
+    assert any(str(path) in line for line in res.stdout.splitlines())
