@@ -39,6 +39,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+# run as `python bench/NAME.py`: the repository root (for `bench` and `tests`) is importable too
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import httpx
 import numpy as np
 from rich.table import Table

@@ -24,6 +24,11 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+# run as `python bench/NAME.py`: the repository root (for `bench` and `tests`) is importable too
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 import numpy as np

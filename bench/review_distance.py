@@ -13,6 +13,12 @@ brute force, and prints the probes per query and single-query latency.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+# run as `python bench/NAME.py`: the repository root (for `bench` and `tests`) is importable too
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
