@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from safeguard import __version__
-from safeguard.api import admin, banks, conversations, errors, records, scan, streams
+from safeguard.api import admin, banks, conversations, docs, errors, records, scan, streams
 from safeguard.api.deps import Services
 from safeguard.api.limits import BodyLimitMiddleware
 from safeguard.banks import BankService
@@ -52,10 +52,13 @@ def create_app(
         version=__version__,
         description="Self-hostable child-safety engine: scan uploads against hash banks, record every decision.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by api.docs instead of from a CDN
+        redoc_url=None,
     )
     app.state.services = svc
     app.state.worker = worker
     errors.install(app)
+    docs.install(app)
     for r in (scan.router, banks.router, records.router, admin.router, conversations.router, streams.router):
         app.include_router(r)
     # A little headroom over the file limit for the multipart envelope and form fields.
