@@ -37,3 +37,12 @@ def test_hash_and_scan_print_whole_values_and_paths_into_a_pipe(tmp_path: Path) 
     res = _run("scan", str(folder), cwd=tmp_path)  # a blocked file is listed with its path
     assert res.returncode == 0, res.stderr
     assert any(str(path) in line for line in res.stdout.splitlines())
+
+
+def test_a_command_that_creates_a_new_database_says_where(tmp_path: Path) -> None:
+    """The default data directory is relative: a command run elsewhere names the database it creates."""
+    res = _run("keys", "create", "--role", "platform", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert f"no database at {tmp_path / 'var' / 'safeguard.db'}" in " ".join(res.stderr.split())
+    again = _run("keys", "list", cwd=tmp_path)
+    assert again.returncode == 0 and "no database" not in again.stderr

@@ -68,7 +68,27 @@ def settings() -> Settings:
 def engine(load_indexes: bool = False) -> Any:
     from safeguard.engine import Engine
 
-    return Engine(settings(), load_indexes=load_indexes)
+    s = settings()
+    warn_if_new_database(s)
+    return Engine(s, load_indexes=load_indexes)
+
+
+def warn_if_new_database(s: Settings) -> None:
+    """Say so when a command is about to create a new SQLite database.
+
+    The default data directory ``./var`` is relative to where a command runs: ``safeguard keys
+    create`` run from another directory used to make a new, empty database silently, and its key
+    then failed with 401 against the running service.
+    """
+    if s.database_url:
+        return
+    path = Path(s.data_dir).resolve() / "safeguard.db"
+    if not path.exists():
+        err.print(
+            f"[yellow]note:[/] no database at {path}: creating a new one. SAFEGUARD_DATA_DIR is "
+            f"{s.data_dir!r}{' (relative to this directory)' if not Path(s.data_dir).is_absolute() else ''}; "
+            "run commands where the service runs, or set it to an absolute path."
+        )
 
 
 def banks() -> Any:
