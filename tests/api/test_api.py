@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 
+from safeguard.banks import BankService
 from safeguard.engine import Engine
 from safeguard.store.models import DecisionRow
 from tests.conftest import auth
@@ -322,3 +323,14 @@ def test_scan_batch_needs_the_platform_role(app_client: TestClient, keys: dict[s
         content=b"x",
     )
     assert r.status_code == 415
+
+
+def test_ops_endpoints_report_index_sizes_after_a_bank_change_without_a_scan(
+    app_client: TestClient, banks: BankService
+) -> None:
+    """Another process (here: the bank service beside the app) adds an entry; no query arrives."""
+    before = app_client.get("/readyz").json()["checks"]["index"].get("pdq", 0)
+    banks.create("ops-bank", actor="test")
+    banks.add_entry("ops-bank", signal_type="pdq", value="f" * 64, actor="test")
+    assert app_client.get("/readyz").json()["checks"]["index"]["pdq"] == before + 1
+    assert f'safeguard_index_entries{{signal_type="pdq"}} {before + 1}.0' in app_client.get("/metrics").text

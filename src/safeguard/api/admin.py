@@ -78,6 +78,7 @@ def readyz(svc: Services = Depends(services)) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # report, don't raise: this is a probe
         checks["database"] = f"error: {type(exc).__name__}"
+    svc.engine.indexes.maybe_refresh()  # follow bank changes first: a probe reports what a scan would see
     checks["index"] = svc.engine.indexes.sizes()
     ok = checks["database"] == "ok"
     return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
@@ -85,6 +86,7 @@ def readyz(svc: Services = Depends(services)) -> JSONResponse:
 
 @router.get("/metrics", tags=["ops"])
 def prometheus(svc: Services = Depends(services)) -> Response:
+    svc.engine.indexes.maybe_refresh()
     for t, n in svc.engine.indexes.sizes().items():
         metrics.INDEX_ENTRIES.labels(signal_type=t).set(n)
     with svc.engine.db.read() as s:
