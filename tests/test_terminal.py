@@ -46,3 +46,16 @@ def test_a_command_that_creates_a_new_database_says_where(tmp_path: Path) -> Non
     assert f"no database at {tmp_path / 'var' / 'safeguard.db'}" in " ".join(res.stderr.split())
     again = _run("keys", "list", cwd=tmp_path)
     assert again.returncode == 0 and "no database" not in again.stderr
+
+
+def test_scan_skips_files_that_are_not_media_and_fails_on_corrupt_ones(tmp_path: Path) -> None:
+    folder = tmp_path / "store"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(image_bytes(5))
+    (folder / "notes.txt").write_text("not an image")
+    res = _run("scan", str(folder), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "skipped" in res.stdout
+    (folder / "broken.jpg").write_bytes(image_bytes(6)[:200])  # a truncated JPEG is an error
+    res = _run("scan", str(folder), cwd=tmp_path)
+    assert res.returncode == 1 and "broken.jpg" in res.stdout

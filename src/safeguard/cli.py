@@ -18,7 +18,7 @@ from rich.table import Table
 
 from safeguard import registry
 from safeguard.config import SETTINGS, Settings
-from safeguard.errors import SafeguardError
+from safeguard.errors import SafeguardError, UnsupportedMedia
 from safeguard.terminal import make_console
 
 app = typer.Typer(
@@ -494,12 +494,16 @@ def scan(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON decision per line")] = False,
     user_id: str | None = None,
 ) -> None:
-    """Scan files against the banks and record a decision for each, as /v1/scan does."""
+    """Scan files against the banks and record a decision for each, as /v1/scan does.
+
+    Files that are not media (no image or video signature) are skipped and counted. Exit status: 0 when
+    every media file was scanned, whatever the verdicts; 1 when any could not be decoded (corrupt,
+    truncated, too large)."""
     from safeguard.content import Content, ContentKind
 
     e = engine(load_indexes=True)
     files = _iter_files(paths)
-    counts = {"allow": 0, "review": 0, "block": 0, "error": 0}
+    counts = {"allow": 0, "review": 0, "block": 0, "error": 0, "skipped": 0}
     rows: list[tuple[str, str, str]] = []
     with progress() as prog:
         task = prog.add_task("scanning", total=len(files))
@@ -525,6 +529,10 @@ def scan(
                             f"{f.bank} #{f.entry_id} {f.signal_type} d={f.distance} {f.category or ''}",
                         )
                     )
+            except UnsupportedMedia as exc:  # not media at all (a text file beside the images): skipped
+                counts["skipped"] += 1
+                if as_json:
+                    print(json.dumps({"path": str(p), "skipped": exc.to_dict()["error"]}))
             except SafeguardError as exc:
                 counts["error"] += 1
                 rows.append((str(p), "error", f"{exc.code}: {exc.message}"))
@@ -537,8 +545,8 @@ def scan(
             for r in rows:
                 t.add_row(*r)
             console.print(t)
-        s = Table("allow", "review", "block", "error", title=f"{len(files)} files scanned")
-        s.add_row(*(str(counts[k]) for k in ("allow", "review", "block", "error")))
+        s = Table(*counts, title=f"{len(files)} files scanned")
+        s.add_row(*(str(n) for n in counts.values()))
         console.print(s)
     if counts["error"]:
         raise typer.Exit(1)
