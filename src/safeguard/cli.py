@@ -559,18 +559,29 @@ def hash_files(
         str,
         typer.Option(help="table; csv (sha256,md5,pdq,quality,path); pdq (pdq-photo-hasher: hash,quality,path); jsonl"),
     ] = "table",
+    as_scan: Annotated[
+        bool,
+        typer.Option(
+            "--as-scan", help="hash as /v1/scan does under SAFEGUARD_PDQ_DECODE (default: the reference decode)"
+        ),
+    ] = False,
 ) -> None:
-    """Print SHA-256, MD5 and PDQ (hex, with quality) for each file."""
+    """Print SHA-256, MD5 and PDQ (hex, with quality) for each file.
+
+    By default PDQ is the reference hash (a full decode), the value `safeguard bank add` stores; with
+    --as-scan it is what a scan of the file records (the fast decode unless SAFEGUARD_PDQ_DECODE=exact)."""
     from safeguard.media import Media
     from safeguard.signals import compute_signals
 
     s = settings()
     failed = 0
+    draft = s.hash_draft if as_scan else 0
 
     def results() -> Iterator[tuple[Path, dict[str, Any] | SafeguardError]]:
         for p in _iter_files(paths):
             try:
-                sigs = compute_signals(Media.from_bytes(p.read_bytes(), max_pixels=s.max_image_pixels))
+                media = Media.from_bytes(p.read_bytes(), max_pixels=s.max_image_pixels, hash_draft=draft)
+                sigs = compute_signals(media)
                 yield p, {g.type: g for g in sigs}
             except SafeguardError as exc:
                 yield p, exc

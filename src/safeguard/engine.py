@@ -90,12 +90,15 @@ class Engine:
         self.recorder = Recorder(self.db)
 
     # -- signals -------------------------------------------------------------------------------
-    def media_for(self, data: bytes, declared_type: str | None = None) -> Media:
+    def media_for(self, data: bytes, declared_type: str | None = None, *, reference: bool = False) -> Media:
+        """Media for hashing. Scans decode as ``SAFEGUARD_PDQ_DECODE`` says; ``reference=True`` (files
+        added to a bank) always decodes in full, so bank entries are the reference hashes wherever they
+        come from: lists are shared with tools that hash the reference way."""
         return Media.from_bytes(
             data,
             max_pixels=self.settings.max_image_pixels,
             declared_type=declared_type,
-            hash_draft=self.settings.hash_draft,
+            hash_draft=0 if reference else self.settings.hash_draft,
         )
 
     @staticmethod

@@ -127,7 +127,7 @@ async def add_entries(
         if len(data) > limit:
             raise PayloadTooLarge(f"file over the limit of {limit} bytes")
         category = str(form["category"]) if form.get("category") else None
-        media = svc.engine.media_for(data, upload.content_type)
+        media = svc.engine.media_for(data, upload.content_type, reference=True)
         sigs = await run_in_threadpool(compute_signals, media)
         rows = signal_rows(sigs, category=category, source="upload", provenance={"filename": upload.filename or ""})
         res = await run_in_threadpool(lambda: svc.banks.import_rows(bank, rows, actor=who.actor, source="upload"))
