@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from safeguard import events
 from safeguard.errors import InvalidInput, NotFound, Unauthorized
@@ -180,8 +180,8 @@ class KeyService:
 
     def _load(self, prefix: str, now: float) -> tuple[float, Principal, str] | None:
         """Read the key with ``prefix`` and remember the answer, within the caches' bounds."""
-        with self.db.read() as s:
-            row = s.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
+        with self.db.engine.connect() as conn:  # Core, not the ORM: made-up keys also come here
+            row = conn.execute(_BY_PREFIX, {"prefix": prefix}).first()
         with self._lock:
             self._cache.pop(prefix, None)
             self._unknown.pop(prefix, None)
@@ -191,6 +191,11 @@ class KeyService:
             hit = (now, Principal(row.id, row.name, row.role, row.prefix, row.tenant), row.key_hash)
             _put(self._cache, prefix, hit, self.MAX_CACHED_KEYS)
             return hit
+
+
+_BY_PREFIX = select(
+    ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.prefix, ApiKey.key_hash, ApiKey.revoked_at, ApiKey.tenant
+).where(ApiKey.prefix == bindparam("prefix"))
 
 
 def _put(cache: dict[str, Any], key: str, value: Any, cap: int) -> None:
