@@ -25,6 +25,7 @@ from safeguard.store.models import DecisionRow
 from safeguard.workers.streams import StreamConfig, StreamMonitor
 from safeguard.workers.streams_store import StreamRow
 from tests.conftest import auth
+from tests.detectors.grooming.helpers import GROOMING_LINES
 from tests.media_factory import image_bytes
 from tests.videogen import make_video
 
@@ -181,3 +182,26 @@ def test_migration_puts_existing_keys_and_records_in_the_default_tenant(db_url: 
         row = s.get(DecisionRow, "dec_old")
         assert row is not None and row.tenant == "default"
     db.dispose()
+
+
+def test_chat_decisions_are_their_tenants(client: TestClient, engine: Engine, tkeys: dict[str, str]) -> None:
+    messages = [
+        {
+            "message_id": f"m{i}",
+            "sender": {"id": "adult1", "age_band": "adult", "account_age_days": 2},
+            "recipients": [{"id": "kid1", "age_band": "child"}],
+            "text": line,
+            "sent_at": 1_000 + 10 * i,
+            "prior_contact": False,
+        }
+        for i, line in enumerate(GROOMING_LINES)
+    ]
+    r = client.post("/v1/conversations/conv-a/messages", json={"messages": messages}, headers=auth(tkeys["a"]))
+    assert r.status_code == 200, r.text
+    did = r.json()["decision"]["id"]
+    assert r.json()["decision"]["recorded"] is True
+    assert client.get(f"/v1/decisions/{did}", headers=auth(tkeys["a"])).status_code == 200
+    assert client.get(f"/v1/decisions/{did}", headers=auth(tkeys["b"])).status_code == 404
+    with engine.db.read() as s:
+        row = s.get(DecisionRow, did)
+        assert row is not None and row.tenant == "acme"
