@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from safeguard.config import Settings
 from safeguard.errors import SafeguardError, Unauthorized
-from safeguard.keys import KeyService, Principal
+from safeguard.keys import KeyService, Principal, key_prefix
 
 #: where the principal a request was admitted as is kept in its ASGI scope (``deps.principal`` reads it)
 SCOPE_KEY = "safeguard.principal"
@@ -110,6 +110,7 @@ class Gate:
                     code="too_many_auth_failures",
                 )
             try:
+                key_prefix(key)  # a missing or malformed key needs no thread, lookup or cache entry
                 p = await run_in_threadpool(self.keys.authenticate, key)
             except Unauthorized:
                 if self.failures is not None:
