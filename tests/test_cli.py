@@ -51,6 +51,11 @@ def test_keys(cli_env: Path) -> None:
     assert "uploads" in listing and key not in listing
     r = runner.invoke(app, ["keys", "create", "--role", "wizard"])
     assert r.exit_code != 0
+    assert run_out("keys", "create", "--role", "platform", "--name", "acme-up", "--tenant", "acme").startswith("sg_")
+    listing = run("keys", "list")
+    assert "acme" in listing and "tenant" in listing
+    r = runner.invoke(app, ["keys", "create", "--role", "platform", "--tenant", "Not A Tenant"])
+    assert r.exit_code != 0 and getattr(r.exception, "code", None) == "invalid_tenant"
 
 
 def test_bank_add_scan_export_events(cli_env: Path) -> None:

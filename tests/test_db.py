@@ -1,4 +1,4 @@
-"""SQLite transactions: writes hold the write lock from BEGIN, reads take none."""
+"""SQLite transactions: writes hold the write lock from BEGIN, reads take none; commits are synced (FULL)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from safeguard.config import Settings
+from safeguard.engine import Engine
+from safeguard.errors import ConfigError
 from safeguard.events import EVENTS, HEAD
 from safeguard.store import Database
 from safeguard.store.db import connection_of
@@ -79,3 +82,25 @@ def test_connection_of_is_the_transactions_connection_savepoints_included(db_url
         assert s.info["transaction_connection"][0] is s.get_transaction()
     assert _heads(db) == []
     db.dispose()
+
+
+def _synchronous(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+
+def test_sqlite_is_synchronous_full_by_default(tmp_path: Path) -> None:
+    """FULL (2): each commit is synced before it is acknowledged, so a power cut loses no acknowledged
+    decision; NORMAL (1) is the operator's choice (SAFEGUARD_SQLITE_SYNCHRONOUS)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert _synchronous(Database(url)) == 2
+    assert Settings().sqlite_synchronous == "FULL"
+    engine = Engine(Settings(data_dir=str(tmp_path / "d"), run_worker=False))
+    assert _synchronous(engine.db) == 2
+    engine.close()
+    engine = Engine(Settings(data_dir=str(tmp_path / "d"), run_worker=False, sqlite_synchronous="normal"))
+    assert _synchronous(engine.db) == 1
+    engine.close()
+    with pytest.raises(ConfigError) as e:
+        Database(url, synchronous="OFF")
+    assert e.value.code == "invalid_setting"

@@ -86,5 +86,6 @@ def test_served_scan_follows_bank_changes_from_another_process(server: tuple[str
             break
         assert time.monotonic() - added < 5, "a new entry must become findable without a restart"
         time.sleep(0.05)
-    assert httpx.get(url + "/v1/openapi.json").status_code == 404
+    assert httpx.get(url + "/v1/openapi.json").status_code == 401  # every /v1 path wants a key first
+    assert httpx.get(url + "/v1/openapi.json", headers=headers).status_code == 404
     assert "/v1/scan" in httpx.get(url + "/openapi.json").json()["paths"]

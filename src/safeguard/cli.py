@@ -205,12 +205,15 @@ def policy_check(
 def keys_create(
     role: Annotated[str, typer.Option(help="platform, moderator, admin or auditor")],
     name: Annotated[str, typer.Option(help="a label for the key")] = "",
+    tenant: Annotated[
+        str, typer.Option(help="the platform the key acts for; a platform key sees only its tenant's records")
+    ] = "default",
 ) -> None:
     """Create an API key. It is shown once: store it now."""
     from safeguard.keys import KeyService
 
-    k = KeyService(engine().db).create(role, name, actor=actor())
-    err.print(f"[bold]{k['role']}[/] key {k['prefix']} ({k['name']}) created. It is shown once:")
+    k = KeyService(engine().db).create(role, name, actor=actor(), tenant=tenant)
+    err.print(f"[bold]{k['role']}[/] key {k['prefix']} ({k['name']}, tenant {k['tenant']}) created. It is shown once:")
     print(k["key"])
 
 
@@ -219,9 +222,9 @@ def keys_list() -> None:
     """List keys (never the secrets)."""
     from safeguard.keys import KeyService
 
-    t = Table("prefix", "name", "role", "created", "revoked")
+    t = Table("prefix", "name", "role", "tenant", "created", "revoked")
     for k in KeyService(engine().db).list():
-        t.add_row(k["prefix"], k["name"], k["role"], k["created_at"], k["revoked_at"] or "")
+        t.add_row(k["prefix"], k["name"], k["role"], k["tenant"], k["created_at"], k["revoked_at"] or "")
     console.print(t)
 
 

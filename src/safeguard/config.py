@@ -94,6 +94,33 @@ SETTINGS: tuple[Setting, ...] = (
         "Grooming detection: conversation and sender state rows each process keeps in memory (0: none). "
         "Writes are checked against the row's version, so a stale copy is noticed and reloaded.",
     ),
+    Setting(
+        "rate_limit_per_second",
+        float,
+        5000.0,
+        "Requests per second each API key may make to /v1, per API process (a token bucket; 429 with "
+        "Retry-After above it). 0: no limit.",
+    ),
+    Setting(
+        "rate_limit_burst",
+        int,
+        10000,
+        "Requests an API key may make at once before RATE_LIMIT_PER_SECOND applies (the bucket's size).",
+    ),
+    Setting(
+        "auth_failures_per_minute",
+        int,
+        60,
+        "Requests without a valid API key each client address may make per minute, per API process; above "
+        "it, 429 with Retry-After and the key is not looked up. 0: no limit.",
+    ),
+    Setting(
+        "sqlite_synchronous",
+        str,
+        "FULL",
+        "SQLite's synchronous mode: FULL (every acknowledged commit survives a power cut) or NORMAL (faster "
+        "commits; a power cut may lose the last ones, a process crash loses none).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -139,6 +166,10 @@ class Settings:
     grooming_state_ttl_seconds: float = 30 * 24 * 3600.0
     grooming_max_text_chars: int = 4000
     grooming_state_cache_entries: int = 20_000
+    rate_limit_per_second: float = 5000.0
+    rate_limit_burst: int = 10000
+    auth_failures_per_minute: int = 60
+    sqlite_synchronous: str = "FULL"
 
     @property
     def hash_draft(self) -> int:

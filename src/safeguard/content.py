@@ -79,6 +79,7 @@ class Content:
     filename: str | None = None
     media_type: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    tenant: str = "default"  # the platform that asked (its API key's tenant); its decision is that tenant's
 
     def subject(self) -> tuple[str, str]:
         """The (kind, id) a case about this content is opened on."""

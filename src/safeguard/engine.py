@@ -73,7 +73,7 @@ class Engine:
         load_indexes: bool = True,
     ) -> None:
         self.settings = settings
-        self.db = db or Database(settings.resolved_database_url)
+        self.db = db or Database(settings.resolved_database_url, synchronous=settings.sqlite_synchronous)
         if migrate:
             self.db.migrate()
         self.policy = policy or load_policy(settings.policy_file or None)
@@ -319,12 +319,14 @@ class Engine:
             driver.inserter(DECISIONS).executemany(connection_of(s), [row])
         return decision
 
-    def get_decision(self, decision_id: str) -> dict[str, Any]:
+    def get_decision(self, decision_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """The recorded decision; with ``tenant``, only if it is that tenant's (else ``NotFound``, as if
+        there were none: another tenant's ids are not confirmed to exist)."""
         from safeguard.errors import NotFound
 
         with self.db.read() as s:
             row = s.get(DecisionRow, decision_id)
-            if row is None:
+            if row is None or (tenant is not None and row.tenant != tenant):
                 raise NotFound(f"decision {decision_id!r} not found", code="decision_not_found")
             return dict(row.body, status=row.status)
 
@@ -349,6 +351,7 @@ def _decision_row(content: Content, decision: Decision) -> dict[str, Any]:
         "policy_version": decision.policy_version,
         "case_id": decision.case_id,
         "body": decision.to_dict(),
+        "tenant": content.tenant,
     }
 
 

@@ -80,7 +80,11 @@ def test_register_watch_and_terminate(tmp_path: Path, client: tuple[TestClient, 
     assert state["findings"][0]["time_range"] == [1.0, 1.0]
     listed = c.get("/v1/streams", headers=auth(keys["platform"])).json()["streams"]
     assert [s["id"] for s in listed] == [sid]
-    metrics = c.get("/metrics").text
+    for _ in range(100):  # the watcher counts itself finished after its last write, just after the state
+        metrics = c.get("/metrics").text
+        if 'safeguard_streams_finished_total{status="terminated"}' in metrics:
+            break
+        time.sleep(0.05)
     assert (
         "safeguard_stream_frames_total" in metrics
         and 'safeguard_streams_finished_total{status="terminated"}' in metrics

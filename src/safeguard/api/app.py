@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from safeguard import __version__
 from safeguard.api import admin, banks, conversations, docs, errors, records, scan, streams
+from safeguard.api.auth import AuthMiddleware, Gate
 from safeguard.api.deps import Services
 from safeguard.api.limits import BodyLimitMiddleware
 from safeguard.banks import BankService
@@ -30,7 +31,9 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings.from_env()
     engine = engine or Engine(settings)
-    svc = Services(engine=engine, keys=KeyService(engine.db), banks=BankService(engine.db))
+    keys = KeyService(engine.db)
+    gate = Gate(keys, settings)
+    svc = Services(engine=engine, keys=keys, banks=BankService(engine.db), gate=gate)
     worker = OutboxWorker(engine.db, settings, transport) if settings.run_worker else None
 
     @asynccontextmanager
@@ -64,6 +67,7 @@ def create_app(
     # A little headroom over the file limit for the multipart envelope and form fields.
     max_body = settings.max_upload_bytes + 64 * 1024
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    app.add_middleware(AuthMiddleware, gate=gate)  # outermost of ours: the key before any body is read
     app.fast_path = partial(scan.HashScanRoute, svc=svc, max_bytes=max_body)
     return app
 

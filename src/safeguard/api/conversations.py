@@ -140,7 +140,9 @@ async def post_messages(
 ) -> dict[str, Any]:
     batch = parse_body(await request.body())
     msgs = [m.to_message() for m in batch.messages]
-    return await run_in_threadpool(g.post, conversation_id, msgs, actor=who.actor, locale=locale or batch.locale)
+    return await run_in_threadpool(
+        g.post, conversation_id, msgs, actor=who.actor, locale=locale or batch.locale, tenant=who.tenant
+    )
 
 
 @router.get("/conversations/{conversation_id}/grooming", summary="The grooming state kept for a conversation")

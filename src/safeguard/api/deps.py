@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from safeguard.api.auth import SCOPE_KEY, Gate
 from safeguard.banks import BankService
 from safeguard.engine import Engine
 from safeguard.errors import Forbidden
@@ -19,6 +20,7 @@ class Services:
     engine: Engine
     keys: KeyService
     banks: BankService
+    gate: Gate | None = None  # key check and rate limits before the body (api/auth.py); None: key check only
 
 
 # The dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a worker
@@ -31,6 +33,9 @@ async def services(request: Request) -> Services:
 
 
 async def principal(request: Request, svc: Services = Depends(services)) -> Principal:
+    admitted: Principal | None = request.scope.get(SCOPE_KEY)  # by AuthMiddleware, before the body was read
+    if admitted is not None:
+        return admitted
     return await authenticate(svc, request.headers.get("authorization"), request.headers.get("x-api-key"))
 
 

@@ -20,9 +20,9 @@ router = APIRouter(prefix="/v1", tags=["records"])
 def get_decision(
     decision_id: str,
     svc: Services = Depends(services),
-    _: Principal = Depends(require("platform", "moderator", "auditor")),
+    who: Principal = Depends(require("platform", "moderator", "auditor")),
 ) -> dict[str, Any]:
-    return svc.engine.get_decision(decision_id)
+    return svc.engine.get_decision(decision_id, tenant=who.tenant_scope)
 
 
 @router.get("/decisions")
@@ -32,9 +32,11 @@ def list_decisions(
     content_id: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     svc: Services = Depends(services),
-    _: Principal = Depends(require("platform", "moderator", "auditor")),
+    who: Principal = Depends(require("platform", "moderator", "auditor")),
 ) -> dict[str, Any]:
     q = select(DecisionRow).order_by(DecisionRow.created_at.desc()).limit(limit)
+    if who.tenant_scope is not None:  # a platform key sees its own tenant's decisions only
+        q = q.where(DecisionRow.tenant == who.tenant_scope)
     if verdict:
         q = q.where(DecisionRow.verdict == verdict)
     if user_id:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from safeguard.api import metrics
+from safeguard.api import auth, metrics
 from safeguard.api.deps import Services, allowed_roles, authenticate, check_role, require, services
 from safeguard.api.limits import declared_over, refuse
 from safeguard.content import Content, ContentKind, Decision, Signal
@@ -81,7 +81,7 @@ async def scan(
     if ctype.startswith("application/json"):  # usually answered by HashScanRoute before it gets here
         return JSONResponse(await scan_json(svc, who, await request.body(), t0))
     if ctype.startswith("multipart/form-data"):
-        content = await _from_form(request, svc)
+        content = await _from_form(request, svc, who.tenant)
     else:
         raise UnsupportedMedia(
             "send multipart/form-data with a 'file' field, or application/json with 'signals'",
@@ -105,7 +105,7 @@ async def scan(
 
 async def scan_json(svc: Services, who: Principal, raw: bytes, t0: float) -> dict[str, Any]:
     """The hash-only scan (a JSON body): parse, match, record; returns the response body."""
-    content = _hash_content(_parse(HashScanIn, raw, "invalid hash-scan request"))
+    content = _hash_content(_parse(HashScanIn, raw, "invalid hash-scan request"), who.tenant)
     # a few hashes are matched on the loop, no thread hop (see Engine.scan_async)
     decision = await svc.engine.scan_async(content, actor=who.actor)
     return _answer(decision, content, t0)
@@ -156,6 +156,11 @@ class HashScanRoute:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
+        try:  # the key, its role and its rate limit before a byte of the body is read
+            who = check_role(await self._admit(scope, authorization, x_api_key), _PLATFORM)
+        except SafeguardError as exc:
+            await auth.refuse(scope, send, exc)
+            return
         limit = self.max_bytes
         if limit is not None and declared_over(scope, limit):
             await refuse(send, limit)
@@ -175,11 +180,16 @@ class HashScanRoute:
             if not msg.get("more_body", False):
                 break
         try:
-            who = check_role(await authenticate(self.svc, authorization, x_api_key), _PLATFORM)
             response = JSONResponse(await scan_json(self.svc, who, b"".join(chunks), t0))
         except SafeguardError as exc:
             response = JSONResponse(exc.to_dict(), status_code=exc.status)
         await response(scope, receive, send)
+
+    async def _admit(self, scope: Scope, authorization: str | None, x_api_key: str | None) -> Principal:
+        if self.svc.gate is None:
+            return await authenticate(self.svc, authorization, x_api_key)
+        client = scope.get("client")
+        return await self.svc.gate.admit(authorization, x_api_key, client[0] if client else "")
 
 
 @router.post("/scan/batch", summary="Scan up to 1,000 hash-only items in one request: one recorded decision each")
@@ -194,7 +204,7 @@ async def scan_batch(
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise UnsupportedMedia("send application/json with 'items'", code="unsupported_content_type")
     body = _parse(HashBatchIn, await request.body(), "invalid hash-batch request")
-    contents = [_hash_content(item) for item in body.items]
+    contents = [_hash_content(item, who.tenant) for item in body.items]
     decisions = await svc.engine.scan_many_async(contents, actor=who.actor)
     elapsed = time.perf_counter() - t0
     for d in decisions:
@@ -210,7 +220,7 @@ def _defer(request: Request, content: Content) -> bool:
     return should_defer(content.data or b"", requested=requested)
 
 
-async def _from_form(request: Request, svc: Services) -> Content:
+async def _from_form(request: Request, svc: Services, tenant: str) -> Content:
     limit = svc.engine.settings.max_upload_bytes
     form = await request.form(max_files=1, max_fields=20)
     upload = form.get("file")
@@ -234,6 +244,7 @@ async def _from_form(request: Request, svc: Services) -> Content:
         user_id=fields["user_id"],
         conversation_id=fields["conversation_id"],
         stream_id=fields["stream_id"],
+        tenant=tenant,
     )
 
 
@@ -249,8 +260,12 @@ def _parse(model: type[_Model], raw: bytes, what: str) -> _Model:
         raise InvalidInput(what, code="invalid_request", details=json.loads(exc.json(include_url=False))) from exc
 
 
-def _hash_content(body: HashScanIn) -> Content:
+def _hash_content(body: HashScanIn, tenant: str) -> Content:
     signals = tuple(Signal(s.type, s.value, s.quality, s.timestamp) for s in body.signals)
     return Content(
-        kind=ContentKind.HASHES, signals=signals, context=body.context, **{f: getattr(body, f) for f in CONTEXT_FIELDS}
+        kind=ContentKind.HASHES,
+        signals=signals,
+        context=body.context,
+        tenant=tenant,
+        **{f: getattr(body, f) for f in CONTEXT_FIELDS},
     )

@@ -3,10 +3,14 @@
 The process that receives ``POST`` watches the stream (``workers/streams.py``); state is in the
 database, so ``GET`` works from any process, and ``DELETE`` from another process marks the row
 stopped (the watching process notices at its next persist).
+
+A stream belongs to the tenant of the key that registered it: a platform key sees, and stops, only its
+own tenant's streams; another tenant's id answers ``404 stream_not_found``, as an unknown one does.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -39,18 +43,18 @@ def monitor(request: Request, svc: Services = Depends(services)) -> StreamMonito
 
 @router.post("/streams", status_code=201, summary="Watch a live stream")
 def create_stream(
-    body: StreamIn, mon: StreamMonitor = Depends(monitor), _: Principal = Depends(require("platform"))
+    body: StreamIn, mon: StreamMonitor = Depends(monitor), who: Principal = Depends(require("platform"))
 ) -> dict[str, Any]:
-    return mon.watch(body.url, platform_stream_id=body.stream_id, user_id=body.user_id)
+    return mon.watch(body.url, platform_stream_id=body.stream_id, user_id=body.user_id, tenant=who.tenant)
 
 
 @router.get("/streams/{stream_id}", summary="A watched stream's state")
 def get_stream(
     stream_id: str,
     mon: StreamMonitor = Depends(monitor),
-    _: Principal = Depends(require("platform", "moderator", "auditor")),
+    who: Principal = Depends(require("platform", "moderator", "auditor")),
 ) -> dict[str, Any]:
-    return mon.get(stream_id)
+    return mon.get(stream_id, tenant=who.tenant_scope)
 
 
 @router.get("/streams", summary="Watched streams, newest first")
@@ -58,13 +62,13 @@ def list_streams(
     active: bool = False,
     limit: int = Query(100, ge=1, le=1000),
     mon: StreamMonitor = Depends(monitor),
-    _: Principal = Depends(require("platform", "moderator", "auditor")),
+    who: Principal = Depends(require("platform", "moderator", "auditor")),
 ) -> dict[str, Any]:
-    return {"streams": mon.streams(active_only=active, limit=limit)}
+    return {"streams": mon.streams(active_only=active, limit=limit, tenant=who.tenant_scope)}
 
 
 @router.delete("/streams/{stream_id}", summary="Stop watching a stream")
 async def delete_stream(
-    stream_id: str, mon: StreamMonitor = Depends(monitor), _: Principal = Depends(require("platform"))
+    stream_id: str, mon: StreamMonitor = Depends(monitor), who: Principal = Depends(require("platform"))
 ) -> dict[str, Any]:
-    return await run_in_threadpool(mon.stop, stream_id)
+    return await run_in_threadpool(partial(mon.stop, stream_id, tenant=who.tenant_scope))

@@ -1,7 +1,9 @@
 """Engine and sessions.
 
-SQLite runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout, and write transactions start
-with ``BEGIN IMMEDIATE`` so that two processes never both read-then-write on a stale snapshot.
+SQLite runs in WAL mode with ``synchronous=FULL`` (``SAFEGUARD_SQLITE_SYNCHRONOUS``: every commit is
+synced to the WAL before it is acknowledged, so a power cut loses no acknowledged decision; ``NORMAL``
+syncs only at checkpoints) and a busy timeout, and write transactions start with ``BEGIN IMMEDIATE`` so
+that two processes never both read-then-write on a stale snapshot.
 PostgreSQL uses the ordinary driver transactions; appends to the event chain lock its head row.
 WAL checkpoints run in a background thread per process (``store/checkpoint.py``), not inside the
 commit that happens to fill the log.
@@ -25,6 +27,7 @@ from sqlalchemy import Connection, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from safeguard.errors import ConfigError
 from safeguard.store.checkpoint import SAFETY_NET_PAGES, Checkpointer
 
 try:
@@ -33,12 +36,20 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's own busy wait only
     fcntl = None  # type: ignore[assignment]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: SQLite ``synchronous`` modes an operator may choose (``SAFEGUARD_SQLITE_SYNCHRONOUS``)
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, synchronous: str = "FULL") -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.synchronous = synchronous.strip().upper()
+        if self.synchronous not in SYNCHRONOUS_MODES:
+            raise ConfigError(
+                f"SAFEGUARD_SQLITE_SYNCHRONOUS must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}",
+                code="invalid_setting",
+            )
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
@@ -49,7 +60,7 @@ class Database:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, self.synchronous)
             self._write_engine: Engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         else:
             self._write_engine = self.engine
@@ -174,13 +185,13 @@ def _forget_connection(session: Session, transaction: SessionTransaction) -> Non
 _BEGIN = {m: f"BEGIN {m}" for m in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")  # one of SYNCHRONOUS_MODES, checked above
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")  # Checkpointer does it off the request path

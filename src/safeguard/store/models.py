@@ -45,6 +45,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: the tenant of keys, decisions and streams made before tenants existed, and of keys made without one
+DEFAULT_TENANT = "default"
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -58,6 +62,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the platform the key acts for; its decisions and streams are that tenant's (migration 0007)
+    tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, server_default=DEFAULT_TENANT)
 
 
 class Bank(Base):
@@ -121,6 +127,8 @@ class EntryChange(Base):
 
 class DecisionRow(Base):
     __tablename__ = "decisions"
+    # a platform key lists its own tenant's decisions, newest first (GET /v1/decisions)
+    __table_args__ = (Index("ix_decisions_tenant_created", "tenant", "created_at"),)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     verdict: Mapped[str] = mapped_column(String(16), index=True)
@@ -131,6 +139,7 @@ class DecisionRow(Base):
     policy_version: Mapped[str] = mapped_column(String(64))
     case_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, server_default=DEFAULT_TENANT)
 
 
 class Case(Base):

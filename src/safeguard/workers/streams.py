@@ -47,7 +47,7 @@ from safeguard.engine import Engine
 from safeguard.errors import InvalidInput, NotFound
 from safeguard.media.video import DecodeMode, FrameHash, FrameSampler, Pacer
 from safeguard.metrics import REGISTRY
-from safeguard.store.models import OutboxMessage, utcnow
+from safeguard.store.models import DEFAULT_TENANT, OutboxMessage, utcnow
 from safeguard.workers.streams_store import ACTIVE_STATES, StreamRow, stream_to_dict
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,10 @@ class StreamConfig:
         return cls(**values)
 
 
+def _not_found(stream_id: str) -> NotFound:
+    return NotFound(f"stream {stream_id!r} not found", code="stream_not_found")
+
+
 def new_stream_id() -> str:
     return "str_" + uuid.uuid4().hex
 
@@ -128,8 +132,10 @@ class StreamWatcher:
         platform_stream_id: str,
         user_id: str | None,
         config: StreamConfig,
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
         self.monitor = monitor
+        self.tenant = tenant
         self.engine = monitor.engine
         self.id = stream_id
         self.url = url
@@ -156,6 +162,7 @@ class StreamWatcher:
             "stream_id": self.platform_stream_id,
             "url": self.url,
             "user_id": self.user_id,
+            "tenant": self.tenant,
             **s.__dict__,
         }
 
@@ -293,6 +300,7 @@ class StreamWatcher:
             user_id=self.user_id,
             content_id=f"{self.platform_stream_id}@{fh.timestamp:.3f}",
             context={"safeguard_stream_id": self.id},
+            tenant=self.tenant,
         )
         t0 = time.perf_counter()
         findings = self.monitor.detect(content, [sig])
@@ -362,6 +370,7 @@ class StreamMonitor:
         platform_stream_id: str,
         user_id: str | None = None,
         config: StreamConfig | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> dict[str, Any]:
         url = self.check_url(url)
         if not platform_stream_id:
@@ -380,9 +389,10 @@ class StreamMonitor:
                     error="",
                     created_at=utcnow(),
                     updated_at=utcnow(),
+                    tenant=tenant,
                 )
             )
-        return self._start(StreamWatcher(self, sid, url, platform_stream_id, user_id, config or self.config))
+        return self._start(StreamWatcher(self, sid, url, platform_stream_id, user_id, config or self.config, tenant))
 
     def _start(self, w: StreamWatcher) -> dict[str, Any]:
         with self._lock:
@@ -417,7 +427,7 @@ class StreamMonitor:
                 )
             if got != 1 or row.id in self.watchers:
                 continue
-            w = StreamWatcher(self, row.id, row.url, row.platform_stream_id, row.user_id, self.config)
+            w = StreamWatcher(self, row.id, row.url, row.platform_stream_id, row.user_id, self.config, row.tenant)
             w.state.frames_sampled = row.frames_sampled
             w.state.findings = list(row.findings or [])
             w._time_offset = (row.last_frame_time or 0.0) + self.config.sample_interval
@@ -425,11 +435,14 @@ class StreamMonitor:
             adopted.append(row.id)
         return adopted
 
-    def stop(self, stream_id: str) -> dict[str, Any]:
+    def stop(self, stream_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Stop watching; with ``tenant``, only that tenant's stream (another's is ``NotFound``)."""
         with self._lock:
             w = self.watchers.get(stream_id)
+        if w is not None and tenant is not None and w.tenant != tenant:
+            raise _not_found(stream_id)
         if w is None:
-            state = self.get(stream_id)  # NotFound if unknown
+            state = self.get(stream_id, tenant=tenant)  # NotFound if unknown, or another tenant's
             if state["status"] in ACTIVE_STATES:  # watched by another process, or by one that died
                 with self.engine.db.write() as s:
                     row = s.get(StreamRow, stream_id)
@@ -442,20 +455,27 @@ class StreamMonitor:
         w.thread.join(timeout=self.config.read_timeout + 2)
         return w.snapshot()
 
-    def get(self, stream_id: str) -> dict[str, Any]:
+    def get(self, stream_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """A stream's state; with ``tenant``, only that tenant's (another's is ``NotFound``, as if unknown)."""
         with self._lock:
             w = self.watchers.get(stream_id)
         if w is not None:
+            if tenant is not None and w.tenant != tenant:
+                raise _not_found(stream_id)
             return w.snapshot()
         with self.engine.db.read() as s:
             row = s.get(StreamRow, stream_id)
-            if row is None:
-                raise NotFound(f"stream {stream_id!r} not found", code="stream_not_found")
+            if row is None or (tenant is not None and row.tenant != tenant):
+                raise _not_found(stream_id)
             return stream_to_dict(row)
 
-    def streams(self, *, active_only: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+    def streams(
+        self, *, active_only: bool = False, limit: int = 100, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
         with self.engine.db.read() as s:
             q = select(StreamRow).order_by(StreamRow.created_at.desc()).limit(limit)
+            if tenant is not None:
+                q = q.where(StreamRow.tenant == tenant)
             if active_only:
                 q = q.where(StreamRow.status.in_(ACTIVE_STATES))
             rows = [stream_to_dict(r) for r in s.execute(q).scalars()]

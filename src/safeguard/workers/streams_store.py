@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from safeguard.store.models import Base, UTCDateTime, utcnow
+from safeguard.store.models import DEFAULT_TENANT, Base, UTCDateTime, utcnow
 
 #: watching states, and the final ones a watcher ends in
 ACTIVE_STATES = ("starting", "watching", "reconnecting")
@@ -31,6 +31,8 @@ class StreamRow(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the tenant of the key that registered it: only that tenant's platform keys see it (migration 0007)
+    tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, server_default=DEFAULT_TENANT, index=True)
 
 
 def stream_to_dict(r: StreamRow) -> dict[str, Any]:
@@ -39,6 +41,7 @@ def stream_to_dict(r: StreamRow) -> dict[str, Any]:
         "stream_id": r.platform_stream_id,
         "url": r.url,
         "user_id": r.user_id,
+        "tenant": r.tenant,
         "status": r.status,
         "frames_sampled": r.frames_sampled,
         "last_frame_time": r.last_frame_time,

@@ -91,6 +91,7 @@ def write_pending(engine: Engine, decision_id: str, content: Content) -> None:
                 content_id=content.content_id,
                 user_id=content.user_id,
                 policy_version=engine.policy.version,
+                tenant=content.tenant,
                 body={
                     "id": decision_id,
                     "verdict": None,

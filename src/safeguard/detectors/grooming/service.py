@@ -195,8 +195,15 @@ class GroomingService:
 
     # -- the pipeline --------------------------------------------------------------------------
     def post(
-        self, conversation_id: str, messages: list[Message], *, actor: str = "system", locale: str = "en"
+        self,
+        conversation_id: str,
+        messages: list[Message],
+        *,
+        actor: str = "system",
+        locale: str = "en",
+        tenant: str = "default",
     ) -> dict[str, Any]:
+        """Score ``messages``; a decision it records is ``tenant``'s (the platform key's)."""
         checked = self.check(messages)
         analyses = self.scorer.analyse([m.text for m in messages])
         careful = False
@@ -212,6 +219,7 @@ class GroomingService:
                         digests=checked.digests,
                         actor=actor,
                         locale=locale,
+                        tenant=tenant,
                         careful=careful,
                     )
                 )
@@ -230,7 +238,7 @@ class GroomingService:
             self.cache.put(key, row)
         if txn.new_steps and next(self._posts) % PURGE_EVERY == 0:
             self.purge_expired()
-        return self._answer(conversation_id, messages, txn, actor, locale)
+        return self._answer(conversation_id, messages, txn, actor, locale, tenant)
 
     def _transact(self, work: Callable[[Session], _Txn]) -> _Txn:
         """One write transaction, through the engine's group-commit recorder: with many requests in
@@ -251,6 +259,7 @@ class GroomingService:
         locale: str,
         *,
         careful: bool,
+        tenant: str = "default",
     ) -> _Txn:
         """Step 3 (and 4 for new messages), inside the write transaction.
 
@@ -335,7 +344,7 @@ class GroomingService:
         findings = self.findings(conversation_id, conv)
         outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
         if (outcome.reasons and news) or self.record_all:
-            content = self._content(conversation_id, messages, conv, steps, locale)
+            content = self._content(conversation_id, messages, conv, steps, locale, tenant)
             with s.no_autoflush:  # one flush at the end instead of one before each of the actions' queries
                 recorded = self.engine.decide_in(s, content, findings, actor=actor, decision_id=decision_id)
             decision = dict(recorded.to_dict(), recorded=True)
@@ -387,6 +396,7 @@ class GroomingService:
         conv: ConversationState,
         steps: list[dict[str, Any]],
         locale: str,
+        tenant: str,
     ) -> Content:
         focus_id, _ = _focus(conv)
         return Content(
@@ -395,6 +405,7 @@ class GroomingService:
             user_id=focus_id,
             conversation_id=conversation_id,
             context={"locale": locale, "minors": _minor_recipients(messages, focus_id)},
+            tenant=tenant,
         )
 
     def _unrecorded(self, findings: list[Finding], outcome: Any) -> dict[str, Any]:
@@ -415,7 +426,7 @@ class GroomingService:
         return decision
 
     def _answer(
-        self, conversation_id: str, messages: list[Message], txn: _Txn, actor: str, locale: str
+        self, conversation_id: str, messages: list[Message], txn: _Txn, actor: str, locale: str, tenant: str
     ) -> dict[str, Any]:
         """The response. New messages bring their decision from the transaction; a pure replay answers
         with the decision recorded the first time, re-deciding only if that one is missing."""
@@ -431,7 +442,7 @@ class GroomingService:
                 outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
                 news = any(st["indicators"] for st in steps)
                 if (outcome.reasons and news) or self.record_all:
-                    content = self._content(conversation_id, messages, conv, steps, locale)
+                    content = self._content(conversation_id, messages, conv, steps, locale, tenant)
                     decision = self.engine.decide(content, findings, actor=actor, decision_id=txn.decision_id).to_dict()
                     decision["recorded"] = True
                 else:
