@@ -94,6 +94,23 @@ SETTINGS: tuple[Setting, ...] = (
         "Grooming detection: conversation and sender state rows each process keeps in memory (0: none). "
         "Writes are checked against the row's version, so a stale copy is noticed and reloaded.",
     ),
+    Setting(
+        "egress_allow",
+        str,
+        "",
+        "Outbound connections (stream pulls, their redirects and HLS segments, webhooks): comma-separated host "
+        "names (`*.example.com` for subdomains), addresses and CIDRs allowed even when private, loopback or "
+        "link-local; a metadata address (169.254.169.254, ...) only when listed itself. See docs/security.md.",
+    ),
+    Setting(
+        "egress_default",
+        str,
+        "public",
+        "Outbound connections to addresses not in SAFEGUARD_EGRESS_ALLOW: `public` (public addresses allowed, "
+        "special ranges refused) or `deny` (everything not listed refused).",
+    ),
+    Setting("streams_max_per_key", int, 100, "Streams one API key may have watched at once (429 above; 0: no limit)."),
+    Setting("streams_max_total", int, 500, "Streams watched at once by all processes together (429 above; 0: no limit)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -139,6 +156,10 @@ class Settings:
     grooming_state_ttl_seconds: float = 30 * 24 * 3600.0
     grooming_max_text_chars: int = 4000
     grooming_state_cache_entries: int = 20_000
+    egress_allow: str = ""
+    egress_default: str = "public"
+    streams_max_per_key: int = 100
+    streams_max_total: int = 500
 
     @property
     def hash_draft(self) -> int:

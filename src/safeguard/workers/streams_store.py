@@ -31,6 +31,7 @@ class StreamRow(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    key_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)  # the API key that registered it
 
 
 def stream_to_dict(r: StreamRow) -> dict[str, Any]:
