@@ -50,6 +50,7 @@ __all__ = [
     "EgressPolicy",
     "EgressRefused",
     "Target",
+    "check_webhook_url",
     "checked_client",
     "parse_host",
     "parse_url",
@@ -258,7 +259,8 @@ class EgressPolicy:
     suffixes: tuple[str, ...] = ()  # from "*.example.com": any name ending in ".example.com"
     networks: tuple[IPNetwork, ...] = ()
     deny_by_default: bool = False  # refuse public addresses that are not listed too
-    resolver: Callable[[str, int], list[IPAddress]] = field(default=resolve, compare=False)
+    #: None: the module's :func:`resolve`, looked up at each call (tests patch it to simulate rebinding)
+    resolver: Callable[[str, int], list[IPAddress]] | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, allow: str, default: str = "public") -> EgressPolicy:
@@ -316,7 +318,8 @@ class EgressPolicy:
             return None
         rng = special_range(ip)
         if rng is not None:
-            return f"{of} is in a {rng} range and not in {ALLOW_SETTING}"
+            article = "an" if rng[0].lower() in "aeiou" else "a"
+            return f"{of} is in {article} {rng} range and not in {ALLOW_SETTING}"
         if self.deny_by_default:
             return f"{of} is not in {ALLOW_SETTING} (SAFEGUARD_EGRESS_DEFAULT=deny)"
         return None
@@ -339,7 +342,7 @@ class EgressPolicy:
             raise EgressRefused(
                 f"host {host} is not in {ALLOW_SETTING} (SAFEGUARD_EGRESS_DEFAULT=deny)", details={"host": host}
             )
-        addrs = self.resolver(host, port)
+        addrs = (self.resolver or resolve)(host, port)
         if not addrs:
             raise OSError(f"no address for {host}")
         for ip in addrs:
@@ -427,3 +430,10 @@ def checked_client(policy: EgressPolicy, timeout: httpx.Timeout | float) -> http
     return httpx.Client(
         transport=CheckedTransport(policy), timeout=timeout, follow_redirects=False, trust_env=False
     )
+
+
+def check_webhook_url(url: str, settings: Any) -> Target:
+    """Registration of a webhook endpoint: ``http(s)``, a strict host, and its addresses allowed now."""
+    target = parse_url(url, ("http", "https"), code="invalid_webhook_url")
+    EgressPolicy.from_settings(settings).check_target(target)
+    return target
