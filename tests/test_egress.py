@@ -64,7 +64,14 @@ def test_urls_are_parsed_strictly() -> None:
     assert (t.scheme, t.host, t.port) == ("https", "example.com", 8443)
     assert parse_url("http://2130706433/", ("http",)).host == ip("127.0.0.1")
     assert parse_url("rtmp://[::1]/live", ("rtmp",)).port == 1935
-    for bad in ("file:///etc/passwd", "http://a\\b/", "http://a b/", "http://x:99999/", "http:///nohost", "gopher://x/"):
+    for bad in (
+        "file:///etc/passwd",
+        "http://a\\b/",
+        "http://a b/",
+        "http://x:99999/",
+        "http:///nohost",
+        "gopher://x/",
+    ):
         with pytest.raises(InvalidInput):
             parse_url(bad, ("http", "rtmp"))
 

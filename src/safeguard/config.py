@@ -110,7 +110,9 @@ SETTINGS: tuple[Setting, ...] = (
         "special ranges refused) or `deny` (everything not listed refused).",
     ),
     Setting("streams_max_per_key", int, 100, "Streams one API key may have watched at once (429 above; 0: no limit)."),
-    Setting("streams_max_total", int, 500, "Streams watched at once by all processes together (429 above; 0: no limit)."),
+    Setting(
+        "streams_max_total", int, 500, "Streams watched at once by all processes together (429 above; 0: no limit)."
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -266,7 +266,9 @@ class EgressPolicy:
     def parse(cls, allow: str, default: str = "public") -> EgressPolicy:
         """``allow``: comma-separated host names (``*.example.com`` for subdomains), addresses and CIDRs."""
         if default not in ("public", "deny"):
-            raise ConfigError(f"SAFEGUARD_EGRESS_DEFAULT must be public or deny, not {default!r}", code="invalid_setting")
+            raise ConfigError(
+                f"SAFEGUARD_EGRESS_DEFAULT must be public or deny, not {default!r}", code="invalid_setting"
+            )
         hosts: set[str] = set()
         suffixes: list[str] = []
         nets: list[IPNetwork] = []
@@ -427,9 +429,7 @@ class CheckedTransport(httpx.HTTPTransport):
 
 def checked_client(policy: EgressPolicy, timeout: httpx.Timeout | float) -> httpx.Client:
     """An httpx client whose connections the policy checks; it never follows redirects by itself."""
-    return httpx.Client(
-        transport=CheckedTransport(policy), timeout=timeout, follow_redirects=False, trust_env=False
-    )
+    return httpx.Client(transport=CheckedTransport(policy), timeout=timeout, follow_redirects=False, trust_env=False)
 
 
 def check_webhook_url(url: str, settings: Any) -> Target:

@@ -126,7 +126,9 @@ def test_names_resolving_to_internal_addresses_are_refused_at_registration(
     )
 
 
-@pytest.mark.parametrize("url", ["rtsp://cam.example/stream", "srt://x.example:9000", "file:///etc/passwd", "gopher://x"])
+@pytest.mark.parametrize(
+    "url", ["rtsp://cam.example/stream", "srt://x.example:9000", "file:///etc/passwd", "gopher://x"]
+)
 def test_schemes_the_policy_cannot_follow_are_refused(strict: Engine, url: str) -> None:
     with pytest.raises(InvalidInput) as exc:
         StreamMonitor(strict, FAST).watch(url, platform_stream_id="s")

@@ -22,7 +22,11 @@ router = APIRouter(prefix="/v1", tags=["streams"])
 
 class StreamIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(min_length=1, max_length=2000, description="HLS (.m3u8) or other HTTP(S) video, or RTMP(S); checked by the egress policy")
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="HLS (.m3u8) or other HTTP(S) video, or RTMP(S); checked by the egress policy",
+    )
     stream_id: str = Field(min_length=1, max_length=200, description="the platform's own id for the stream")
     user_id: str | None = Field(default=None, max_length=200, description="the platform's id for the streamer")
 

@@ -130,9 +130,11 @@ def parse_playlist(text: str, base: str) -> Playlist:
                     a = _attrs(value)
                     uri = urljoin(base, a["URI"])
                     init = (uri, _byterange(a["BYTERANGE"], 0) if "BYTERANGE" in a else None)
-                elif tag in ("#EXT-X-KEY", "#EXT-X-SESSION-KEY"):
-                    if _attrs(value).get("METHOD", "NONE").upper() != "NONE":
-                        raise SourceUnsupported("encrypted HLS (EXT-X-KEY) is not supported")
+                elif (
+                    tag in ("#EXT-X-KEY", "#EXT-X-SESSION-KEY")
+                    and _attrs(value).get("METHOD", "NONE").upper() != "NONE"
+                ):
+                    raise SourceUnsupported("encrypted HLS (EXT-X-KEY) is not supported")
                 continue
             uri = urljoin(base, ln)
             if pending_variant:
