@@ -248,3 +248,20 @@ def test_network_failures_all_look_the_same(origin_allowed: Engine) -> None:
     assert {re.sub(r"after \d+s", "after Ns", e) for e in errors} == {
         f"gave up after Ns without frames; last error: {UNREACHABLE}"
     }, errors
+
+
+def test_rtmp_dns_rebinding_is_refused_at_connect(strict: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RTMP is resolved and checked by Safeguard; FFmpeg is never given the name (nor the refused address)."""
+    import select
+
+    answers: list[list[IPAddress]] = [[ipaddress.ip_address("93.184.216.34")], [ipaddress.ip_address("127.0.0.1")]]
+    monkeypatch.setattr(egress, "resolve", lambda host, port: answers.pop(0))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        state = _watch(strict, f"rtmp://live.test:{listener.getsockname()[1]}/live/key")
+        assert select.select([listener], [], [], 0.2)[0] == []  # nobody connected
+    assert state["status"] == "failed"
+    assert state["error"] == (
+        "egress_refused: address 127.0.0.1 of host live.test is in a loopback range and not in SAFEGUARD_EGRESS_ALLOW"
+    )

@@ -43,7 +43,6 @@ MAX_REDIRECTS = 5
 MAX_PLAYLIST_BYTES = 1024 * 1024
 LIVE_START_SEGMENTS = 3  # FFmpeg's live_start_index -3
 MAX_FAILED_SEGMENTS = 3  # consecutive segments that fail before the source counts as unreachable
-CHUNK = 64 * 1024
 HTTP_SCHEMES = ("http", "https")
 
 
@@ -246,21 +245,28 @@ class HttpSource(io.RawIOBase):
     def seekable(self) -> bool:
         return False
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
+        """What PyAV calls: up to ``size`` bytes, b"" at the end (a whole fetched chunk when it fits: no copy)."""
         while not self._buf:
             if self.stop.is_set() or self.error is not None:
-                return 0
+                return b""
             try:
                 self._buf = next(self._it)
             except StopIteration:
-                return 0
+                return b""
             except Exception as exc:
                 self.error = exc
-                return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
+                return b""
+        if size < 0 or size >= len(self._buf):
+            out, self._buf = self._buf, b""
+            return out
+        out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        got = self.read(len(b))
+        b[: len(got)] = got
+        return len(got)
 
     def close(self) -> None:
         self.fetcher.close()
@@ -271,7 +277,7 @@ class HttpSource(io.RawIOBase):
         resp = self.fetcher.open(self.url)
         try:
             first = b""
-            body = resp.iter_bytes(CHUNK)
+            body = resp.iter_bytes()
             for piece in body:
                 first = piece
                 if piece:
@@ -313,7 +319,7 @@ class HttpSource(io.RawIOBase):
     def _body(self, url: str, byterange: tuple[int, int] | None) -> Iterator[bytes]:
         resp = self.fetcher.open(url, byterange)
         try:
-            for piece in resp.iter_bytes(CHUNK):
+            for piece in resp.iter_bytes():
                 if self.stop.is_set():
                     return
                 yield piece

@@ -309,7 +309,9 @@ class StreamWatcher:
             )
             self._source = src
             try:
-                return av.open(src, mode="r"), src
+                # the bytes come from ``src`` only: FFmpeg may open no URL of its own (a demuxer that
+                # names further resources, as HLS or concat do, gets none)
+                return av.open(src, mode="r", options={"protocol_whitelist": "none"}), src
             except BaseException:
                 src.close()
                 raise
@@ -321,7 +323,9 @@ class StreamWatcher:
         ip = self.policy.pin(target.host, target.port)[0]
         host = f"[{ip}]" if ip.version == 6 else str(ip)
         p = target.parts
-        url = f"{target.scheme}://{host}:{target.port}{p.path}" + (f"?{p.query}" if p.query else "")
+        userinfo = p.netloc.rpartition("@")[0]  # RTMP credentials, if any, kept as given
+        url = f"{target.scheme}://{userinfo + '@' if userinfo else ''}{host}:{target.port}{p.path}"
+        url += f"?{p.query}" if p.query else ""
         options = {
             "rw_timeout": str(int(cfg.read_timeout * 1_000_000)),
             # FFmpeg may open only these protocols for it: no protocol of its choosing, no other host
