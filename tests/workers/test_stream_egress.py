@@ -265,3 +265,38 @@ def test_rtmp_dns_rebinding_is_refused_at_connect(strict: Engine, monkeypatch: p
     assert state["error"] == (
         "egress_refused: address 127.0.0.1 of host live.test is in a loopback range and not in SAFEGUARD_EGRESS_ALLOW"
     )
+
+
+def test_a_server_dripping_bytes_cannot_hold_a_watcher(origin_allowed: Engine) -> None:
+    """Each read gets a byte in time, no frame ever comes: the watch fails after give_up_after."""
+    import time
+
+    stop = threading.Event()
+
+    class Drip(BaseHTTPRequestHandler):
+        def log_message(self, *a: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            while not stop.is_set():
+                try:
+                    self.wfile.write(b"\x00")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        t0 = time.monotonic()
+        state = _watch(origin_allowed, f"http://127.0.0.1:{httpd.server_address[1]}/drip.ts")
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+    assert state["status"] == "failed" and state["error"].endswith(UNREACHABLE)
+    assert took < 10

@@ -29,7 +29,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
@@ -226,11 +226,15 @@ class HttpSource(io.RawIOBase):
         open_timeout: float = 10.0,
         read_timeout: float = 10.0,
         hold_seconds: float = 60.0,
+        stalled: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__()
         self.url = url
         self.stop = stop
         self.hold_seconds = hold_seconds
+        #: the watcher's "no frame for too long": checked at every read, so a server that drips bytes
+        #: slowly enough to pass every read timeout cannot hold a watcher for ever
+        self.stalled = stalled
         self.fetcher = Fetcher(policy, open_timeout, read_timeout)
         self._it: Iterator[bytes] = self.chunks()
         self._buf = b""
@@ -247,6 +251,8 @@ class HttpSource(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         """What PyAV calls: up to ``size`` bytes, b"" at the end (a whole fetched chunk when it fits: no copy)."""
+        if self.stalled is not None and self.error is None and self.stalled():
+            self.error = SourceUnreachable("no frame for too long while bytes kept coming")
         while not self._buf:
             if self.stop.is_set() or self.error is not None:
                 return b""

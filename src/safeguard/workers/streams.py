@@ -299,6 +299,7 @@ class StreamWatcher:
             return av.open(self.url, mode="r", options={"protocol_whitelist": "file"}, timeout=timeout), None
         target = parse_url(self.url, SCHEMES, code="invalid_stream_url")
         if target.scheme in ("http", "https"):
+            since = time.monotonic()
             src = HttpSource(
                 self.url,
                 self.policy,
@@ -306,6 +307,7 @@ class StreamWatcher:
                 open_timeout=cfg.open_timeout,
                 read_timeout=cfg.read_timeout,
                 hold_seconds=max(3.0, cfg.give_up_after),
+                stalled=lambda: time.monotonic() - max(since, self._progress_at) > cfg.give_up_after,
             )
             self._source = src
             try:
