@@ -300,3 +300,32 @@ def test_a_server_dripping_bytes_cannot_hold_a_watcher(origin_allowed: Engine) -
         httpd.server_close()
     assert state["status"] == "failed" and state["error"].endswith(UNREACHABLE)
     assert took < 10
+
+
+def test_byte_range_playlist_from_a_server_that_ignores_range(tmp_path: Path, origin_allowed: Engine) -> None:
+    """EXT-X-BYTERANGE segments of one file; the server answers 200 with the whole file every time. The
+    file starts with a clip showing a banked image that no range covers: it must never be read."""
+    from safeguard.banks import BankService
+    from safeguard.signals.pdq import pdq_hex
+    from tests.videogen import benign_image
+
+    img = benign_image(31)
+    BankService(origin_allowed.db).create("known", actor="t", kind="csam")
+    BankService(origin_allowed.db).add_entry("known", signal_type="pdq", value=pdq_hex(img)[0], actor="t")
+    decoy = make_hls(tmp_path / "decoy", seconds=2, insert=img, insert_at=(0.0, 2.0))  # type: ignore[arg-type]
+    blob = b"".join((tmp_path / "decoy" / n).read_bytes() for n, _ in decoy)
+    segs = make_hls(tmp_path / "hls", seconds=3, seed=3)
+    lines, offset = ["#EXTM3U", "#EXT-X-TARGETDURATION:1", "#EXT-X-VERSION:4"], len(blob)
+    for name, dur in segs:
+        data = (tmp_path / "hls" / name).read_bytes()
+        lines += [f"#EXTINF:{dur:.3f},", f"#EXT-X-BYTERANGE:{len(data)}@{offset}", "all.ts"]
+        blob, offset = blob + data, offset + len(data)
+    lines.append("#EXT-X-ENDLIST")
+    srv = Routes("127.0.0.1", {"/v.m3u8": (200, {}, "\n".join(lines).encode()), "/all.ts": (200, {}, blob)})
+    try:
+        state = _watch(origin_allowed, srv.url("/v.m3u8"), StreamConfig(give_up_after=5))
+    finally:
+        srv.close()
+    assert state["status"] == "ended" and state["findings"] == [], state
+    assert state["frames_sampled"] >= 3
+    assert srv.hits == 1 + len(segs)

@@ -324,11 +324,21 @@ class HttpSource(io.RawIOBase):
 
     def _body(self, url: str, byterange: tuple[int, int] | None) -> Iterator[bytes]:
         resp = self.fetcher.open(url, byterange)
+        # a server that ignores Range answers 200 with the whole file: cut the range out here
+        skip, left = (byterange[1], byterange[0]) if byterange and resp.status_code == 200 else (0, -1)
         try:
             for piece in resp.iter_bytes():
                 if self.stop.is_set():
                     return
-                yield piece
+                if skip:
+                    cut = min(skip, len(piece))
+                    piece, skip = piece[cut:], skip - cut
+                if left >= 0:
+                    piece, left = piece[:left], left - min(left, len(piece))
+                if piece:
+                    yield piece
+                if left == 0:
+                    return
         except httpx.HTTPError as exc:
             raise SourceUnreachable(f"{type(exc).__name__}: {exc}") from None
         finally:
