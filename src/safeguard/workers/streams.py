@@ -307,7 +307,9 @@ class StreamWatcher:
                 open_timeout=cfg.open_timeout,
                 read_timeout=cfg.read_timeout,
                 hold_seconds=max(3.0, cfg.give_up_after),
-                stalled=lambda: time.monotonic() - max(since, self._progress_at) > cfg.give_up_after,
+                stalled=lambda: (
+                    time.monotonic() - max(since, self._progress_at) > cfg.give_up_after + cfg.sample_interval
+                ),
             )
             self._source = src
             try:
