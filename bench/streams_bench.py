@@ -83,6 +83,9 @@ def make_720p(
 
 
 def engine_in(tmp: Path, **kw: object) -> Engine:
+    # the benchmark's HLS servers and webhook receiver are on loopback: listed for the egress policy
+    kw.setdefault("egress_allow", "127.0.0.1")
+    kw.setdefault("streams_max_total", 0)
     return Engine(Settings(data_dir=str(tmp / "var"), run_worker=False, index_refresh_seconds=0.5, **kw))  # type: ignore[arg-type]
 
 

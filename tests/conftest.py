@@ -63,7 +63,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(data_dir=str(tmp_path / "data"), database_url=db_url, run_worker=False, index_refresh_seconds=0.0)
+    # tests' webhook receivers and stream servers listen on loopback: allowed here, refused by default
+    # (tests/test_egress.py checks the defaults with egress_allow="")
+    return Settings(
+        data_dir=str(tmp_path / "data"),
+        database_url=db_url,
+        run_worker=False,
+        index_refresh_seconds=0.0,
+        egress_allow="127.0.0.1",
+    )
 
 
 @pytest.fixture

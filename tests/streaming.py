@@ -78,12 +78,19 @@ class LiveHLSServer:
     """
 
     def __init__(
-        self, root: Path, segments: list[tuple[str, float]], *, window: int = 6, broken: set[int] | None = None
+        self,
+        root: Path,
+        segments: list[tuple[str, float]],
+        *,
+        window: int = 6,
+        broken: set[int] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.root, self.segments, self.window = root, segments, window
         self.broken = broken or set()
         self.start = time.time()
         self.ends = list(np.cumsum([d for _, d in segments]))
+        self.hits = 0  # requests served (egress tests check that a refused server saw none)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,6 +98,7 @@ class LiveHLSServer:
                 pass
 
             def do_GET(self) -> None:
+                server.hits += 1
                 name = self.path.split("?")[0].rsplit("/", 1)[-1]  # /live.m3u8, or /<any prefix>/live.m3u8
                 if name == "live.m3u8":
                     body = server.playlist().encode()
@@ -108,12 +116,12 @@ class LiveHLSServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/live.m3u8"
+        return f"http://{self.httpd.server_address[0]}:{self.httpd.server_address[1]}/live.m3u8"
 
     def published_at(self, i: int) -> float:
         return self.start + float(self.ends[i])

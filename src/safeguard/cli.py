@@ -666,11 +666,19 @@ def webhooks_add(
     import secrets as _secrets
 
     from safeguard import events
+    from safeguard.egress import check_webhook_url
+    from safeguard.errors import SafeguardError
     from safeguard.store.models import WebhookEndpoint
 
     event = event or []
     secret = secret or _secrets.token_urlsafe(32)
-    with engine().db.write() as s:
+    eng = engine()
+    try:
+        check_webhook_url(url, eng.settings)  # again at every delivery
+    except SafeguardError as exc:
+        err.print(f"[red]error[/red] {exc.code}: {exc.message}")
+        raise typer.Exit(2) from None
+    with eng.db.write() as s:
         w = WebhookEndpoint(url=url, secret=secret, events=list(event), enabled=True)
         s.add(w)
         s.flush()

@@ -121,6 +121,25 @@ SETTINGS: tuple[Setting, ...] = (
         "SQLite's synchronous mode: FULL (every acknowledged commit survives a power cut) or NORMAL (faster "
         "commits; a power cut may lose the last ones, a process crash loses none).",
     ),
+    Setting(
+        "egress_allow",
+        str,
+        "",
+        "Outbound connections (stream pulls, their redirects and HLS segments, webhooks): comma-separated host "
+        "names (`*.example.com` for subdomains), addresses and CIDRs allowed even when private, loopback or "
+        "link-local; a metadata address (169.254.169.254, ...) only when listed itself. See docs/security.md.",
+    ),
+    Setting(
+        "egress_default",
+        str,
+        "public",
+        "Outbound connections to addresses not in SAFEGUARD_EGRESS_ALLOW: `public` (public addresses allowed, "
+        "special ranges refused) or `deny` (everything not listed refused).",
+    ),
+    Setting("streams_max_per_key", int, 100, "Streams one API key may have watched at once (429 above; 0: no limit)."),
+    Setting(
+        "streams_max_total", int, 500, "Streams watched at once by all processes together (429 above; 0: no limit)."
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -170,6 +189,10 @@ class Settings:
     rate_limit_burst: int = 10000
     auth_failures_per_minute: int = 60
     sqlite_synchronous: str = "FULL"
+    egress_allow: str = ""
+    egress_default: str = "public"
+    streams_max_per_key: int = 100
+    streams_max_total: int = 500
 
     @property
     def hash_draft(self) -> int:

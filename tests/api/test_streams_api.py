@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -185,3 +186,48 @@ def test_long_video_is_deferred_short_one_is_not(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SAFEGUARD_VIDEO_ASYNC_BYTES", "100")
     assert should_defer(data)
     assert video_duration(b"not a video") is None
+
+
+def test_stream_limits_per_key_and_in_total(tmp_path: Path, settings: Settings) -> None:
+    s = settings.with_(streams_max_per_key=2, streams_max_total=3)
+    eng = Engine(s)
+    app = create_app(s, engine=eng)
+    if streams_api.router not in [getattr(r, "router", None) for r in app.routes]:
+        app.include_router(streams_api.router)
+    app.state.stream_monitor = StreamMonitor(eng, StreamConfig(allow_files=True))
+    from safeguard.keys import KeyService
+
+    ks = KeyService(eng.db)
+    k1, k2 = (ks.create("platform", n, actor="test")["key"] for n in ("one", "two"))
+    path = tmp_path / "long.mp4"
+    make_video(path, seconds=20, fps=5)
+    try:
+        with TestClient(app) as c:
+
+            def post(key: str, n: str) -> tuple[int, dict[str, Any]]:
+                r = c.post("/v1/streams", json={"url": str(path), "stream_id": n}, headers=auth(key))
+                return r.status_code, r.json()
+
+            assert post(k1, "a")[0] == 201 and post(k1, "b")[0] == 201
+            status, body = post(k1, "c")  # a third for key one
+            assert status == 429 and body["error"]["code"] == "too_many_streams"
+            assert body["error"]["details"] == {"limit": "per_key", "max": 2}
+            first = c.get("/v1/streams", headers=auth(k1)).json()["streams"][0]["id"]
+            assert post(k2, "d")[0] == 201  # key two: its first; three in all
+            status, body = post(k2, "e")
+            assert status == 429 and body["error"]["details"] == {"limit": "total", "max": 3}
+            assert c.delete(f"/v1/streams/{first}", headers=auth(k1)).status_code == 200
+            assert post(k2, "e")[0] == 201  # a place freed by stopping one
+    finally:
+        app.state.stream_monitor.shutdown()
+        eng.close()
+
+
+def test_refused_stream_url_is_a_json_error(client: tuple[TestClient, Engine]) -> None:
+    c, eng = client
+    keys = _keys(eng)
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://2130706434/x.m3u8", "http://[::ffff:10.0.0.1]/"):
+        r = c.post("/v1/streams", json={"url": url, "stream_id": "p"}, headers=auth(keys["platform"]))
+        assert r.status_code == 422, r.text
+        err = r.json()["error"]
+        assert err["code"] == "egress_refused" and "SAFEGUARD_EGRESS_ALLOW" in err["message"]

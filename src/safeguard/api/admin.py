@@ -13,6 +13,7 @@ from sqlalchemy import func, select, text
 from safeguard import events
 from safeguard.api import metrics
 from safeguard.api.deps import Services, require, services
+from safeguard.egress import check_webhook_url
 from safeguard.errors import NotFound
 from safeguard.keys import Principal
 from safeguard.store.models import OutboxMessage, WebhookEndpoint
@@ -38,6 +39,7 @@ def list_webhooks(svc: Services = Depends(services), _: Principal = Depends(requ
 def add_webhook(
     body: WebhookIn, svc: Services = Depends(services), who: Principal = Depends(require())
 ) -> dict[str, Any]:
+    check_webhook_url(str(body.url), svc.engine.settings)  # again at every delivery
     secret = body.secret or secrets.token_urlsafe(32)
     with svc.engine.db.write() as s:
         w = WebhookEndpoint(url=str(body.url), secret=secret, events=body.events, enabled=True)

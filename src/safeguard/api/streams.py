@@ -26,7 +26,11 @@ router = APIRouter(prefix="/v1", tags=["streams"])
 
 class StreamIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(min_length=1, max_length=2000, description="HLS (.m3u8) or RTMP URL, or any URL FFmpeg reads")
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="HLS (.m3u8) or other HTTP(S) video, or RTMP(S); checked by the egress policy",
+    )
     stream_id: str = Field(min_length=1, max_length=200, description="the platform's own id for the stream")
     user_id: str | None = Field(default=None, max_length=200, description="the platform's id for the streamer")
 
@@ -45,7 +49,9 @@ def monitor(request: Request, svc: Services = Depends(services)) -> StreamMonito
 def create_stream(
     body: StreamIn, mon: StreamMonitor = Depends(monitor), who: Principal = Depends(require("platform"))
 ) -> dict[str, Any]:
-    return mon.watch(body.url, platform_stream_id=body.stream_id, user_id=body.user_id, tenant=who.tenant)
+    return mon.watch(
+        body.url, platform_stream_id=body.stream_id, user_id=body.user_id, tenant=who.tenant, key_id=who.key_id
+    )
 
 
 @router.get("/streams/{stream_id}", summary="A watched stream's state")

@@ -45,7 +45,8 @@ def open_container(source: bytes | str, *, options: dict[str, str] | None = None
     """Open bytes (an upload) or a URL/path (a stream) with PyAV, raising MediaError on failure."""
     try:
         if isinstance(source, bytes):
-            return av.open(io.BytesIO(source), mode="r")
+            # an upload's bytes are all there is: no demuxer may open a URL of its own (egress)
+            return av.open(io.BytesIO(source), mode="r", options={"protocol_whitelist": "none"})
         return av.open(source, mode="r", options=options or {}, timeout=timeout)
     except av.error.FFmpegError as exc:
         raise MediaError(f"video could not be opened: {exc}", code="corrupt_media") from exc

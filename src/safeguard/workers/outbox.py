@@ -4,6 +4,10 @@ Rows are claimed by setting ``locked_until`` in a short write transaction (``FOR
 PostgreSQL), delivered outside any transaction, then marked delivered, rescheduled or dead. A worker
 killed mid-delivery leaves the row claimed until ``locked_until`` passes, after which any worker retries
 it: delivery is at-least-once, and ``Safeguard-Delivery`` lets receivers de-duplicate.
+
+Every connection passes the egress policy (``safeguard/egress.py``) as it is made, redirects are not
+followed, and a delivery the policy refuses is not retried: it is marked ``dead`` at once with the
+reason (``egress_refused: ...``) and a ``webhook.dead`` event.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import threading
 from abc import ABC, abstractmethod
 from datetime import timedelta
 
-import httpx
 from sqlalchemy import or_, select
 
 from safeguard import events
 from safeguard.config import Settings
+from safeguard.egress import EgressPolicy, EgressRefused, checked_client, parse_url
+from safeguard.errors import InvalidInput
 from safeguard.store import Database
 from safeguard.store.models import OutboxMessage, utcnow
 from safeguard.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
@@ -36,10 +41,16 @@ class WebhookTransport(ABC):
 
 
 class HttpxTransport(WebhookTransport):
-    def __init__(self, timeout: float = 5.0) -> None:
-        self.client = httpx.Client(timeout=timeout, follow_redirects=False)
+    """httpx through the egress policy: each connection resolved, checked and pinned; no redirects."""
+
+    def __init__(self, timeout: float = 5.0, policy: EgressPolicy | None = None) -> None:
+        self.client = checked_client(policy or EgressPolicy(), timeout)
 
     def send(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        try:
+            parse_url(url, ("http", "https"))
+        except InvalidInput as exc:
+            raise EgressRefused(f"webhook URL refused: {exc.message}") from None
         return self.client.post(url, content=body, headers=headers).status_code
 
 
@@ -53,7 +64,9 @@ class OutboxWorker:
     def __init__(self, db: Database, settings: Settings, transport: WebhookTransport | None = None) -> None:
         self.db = db
         self.settings = settings
-        self.transport = transport or HttpxTransport(settings.webhook_timeout_seconds)
+        self.transport = transport or HttpxTransport(
+            settings.webhook_timeout_seconds, EgressPolicy.from_settings(settings)
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -87,11 +100,15 @@ class OutboxWorker:
             "User-Agent": "Safeguard-Webhook/1",
         }
         error = ""
+        refused = False
         try:
             status = self.transport.send(msg.endpoint_url, body, headers)
             ok = 200 <= status < 300
             if not ok:
                 error = f"HTTP {status}"
+        except EgressRefused as exc:  # the policy's answer: retrying cannot change it
+            ok, refused = False, True
+            error = f"egress_refused: {exc.message}"
         except Exception as exc:  # network errors of any kind are retried
             ok = False
             error = f"{type(exc).__name__}: {exc}"
@@ -113,7 +130,7 @@ class OutboxWorker:
                 )
             else:
                 row.last_error = error[:2000]
-                if row.attempts >= self.settings.webhook_max_attempts:
+                if refused or row.attempts >= self.settings.webhook_max_attempts:
                     row.status = "dead"
                     events.append(
                         s,

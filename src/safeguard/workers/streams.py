@@ -3,7 +3,8 @@
 One thread per stream (decoding and network reads release the GIL; the per-frame Python work is a
 few milliseconds), each doing:
 
-    open (HLS, RTMP, any URL FFmpeg reads; local files for tests, paced at 1x)
+    open (HTTP(S) and HLS fetched by Safeguard through the egress policy, RTMP to a checked address;
+          local files for tests, paced at 1x)
       └─ demux every packet, decode only what is due (keyframes by default, see media/video.py)
            └─ one frame per ``sample_interval`` → PDQ (scaled to ``max_side``) → a ``vpdq`` signal
                 └─ the engine's detectors (the same as for uploads) → findings?
@@ -18,6 +19,13 @@ backoff; after ``give_up_after`` seconds without a frame the stream is marked ``
 error. End of stream (an HLS playlist's ENDLIST, an RTMP publisher leaving) is ``ended``. Nothing a
 stream sends can crash the process: every error ends in a state and a message.
 
+Every connection passes the egress policy (``safeguard/egress.py``) when it is made, not only when the
+stream is registered: HTTP(S) and HLS are fetched here (``stream_source.py``) and fed to PyAV, so
+redirects and each segment are checked too; RTMP is resolved and checked here and FFmpeg is given the
+checked address. A refused address fails the stream at once with ``egress_refused: <what and why>``;
+network failures show only ``stream_unreachable`` (the detail goes to the log), so the ``error`` field
+cannot be used to learn which internal ports answer.
+
 State lives in the ``streams`` table (``streams_store.py``), written on every state change and at
 most every ``persist_seconds`` while watching.
 """
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -38,16 +47,18 @@ from typing import Any
 import av
 import av.error
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, text, update
 
 from safeguard.actions.terminate_stream import TOPIC as TERMINATE_TOPIC
 from safeguard.content import Content, ContentKind, Decision, Finding, Signal, Verdict
 from safeguard.detectors.base import ScanContext
+from safeguard.egress import EgressPolicy, EgressRefused, Target, parse_url
 from safeguard.engine import Engine
-from safeguard.errors import InvalidInput, NotFound
+from safeguard.errors import InvalidInput, NotFound, SafeguardError
 from safeguard.media.video import DecodeMode, FrameHash, FrameSampler, Pacer
 from safeguard.metrics import REGISTRY
 from safeguard.store.models import DEFAULT_TENANT, OutboxMessage, utcnow
+from safeguard.workers.stream_source import HttpSource, SourceUnreachable, SourceUnsupported
 from safeguard.workers.streams_store import ACTIVE_STATES, StreamRow, stream_to_dict
 
 log = logging.getLogger(__name__)
@@ -62,7 +73,19 @@ FRAME_SECONDS = Histogram(
 WATCHING = Gauge("safeguard_streams_watched", "Streams this process is watching", registry=REGISTRY)
 ENDED = Counter("safeguard_streams_finished_total", "Watches finished, by final state", ["status"], registry=REGISTRY)
 
-URL_SCHEMES = ("http://", "https://", "rtmp://", "rtmps://", "rtsp://", "srt://")
+URL_SCHEMES = ("http://", "https://", "rtmp://", "rtmps://")
+SCHEMES = tuple(s[:-3] for s in URL_SCHEMES)
+#: schemes FFmpeg reads but whose connections the egress policy cannot follow (RTSP redirects and its
+#: RTP/UDP media addresses, SRT): refused with a reason rather than opened unchecked
+UNCHECKABLE = ("rtsp", "rtsps", "rtmpt", "rtmpts", "rtmpe", "srt", "udp", "rtp", "tcp", "tls", "ftp")
+UNREACHABLE = "stream_unreachable: no video could be read from the URL (the server log has the detail)"
+_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_PG_STREAMS_LOCK = 0x5347_5354  # pg_advisory_xact_lock key serialising stream registrations (the limits)
+
+
+class TooManyStreams(SafeguardError):
+    code = "too_many_streams"
+    status = 429
 
 
 @dataclass(frozen=True)
@@ -142,6 +165,7 @@ class StreamWatcher:
         self.platform_stream_id = platform_stream_id
         self.user_id = user_id
         self.config = config
+        self.policy: EgressPolicy = monitor.policy
         self.state = _State()
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.run, name=f"stream-{stream_id[-8:]}", daemon=True)
@@ -205,7 +229,7 @@ class StreamWatcher:
         cfg = self.config
         backoff = 0.25
         last_progress = time.monotonic()
-        is_file = not self.url.startswith(URL_SCHEMES)
+        is_file = "://" not in self.url
         while not self.stop_event.is_set():
             error = ""
             try:
@@ -217,10 +241,23 @@ class StreamWatcher:
                 if ended:
                     self._set(status="ended")
                     return
-            except av.error.FFmpegError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            except OSError as exc:
-                error = f"{type(exc).__name__}: {exc}"
+            except EgressRefused as exc:  # a policy answer, not a network one: no retry
+                log.warning("stream %s: egress refused: %s", self.id, exc.message)
+                self._set(status="failed", error=f"egress_refused: {exc.message}")
+                return
+            except InvalidInput as exc:  # a URL (or a redirect's) that does not parse
+                self._set(status="failed", error=f"egress_refused: {exc.message}")
+                return
+            except SourceUnsupported as exc:
+                self._set(status="failed", error=f"stream_unsupported: {exc}")
+                return
+            except (av.error.FFmpegError, OSError, SourceUnreachable) as exc:
+                detail = f"{type(exc).__name__}: {exc}"
+                if is_file:
+                    error = detail
+                else:  # the network's answer stays in the log: callers must not learn what answered
+                    log.info("stream %s: %s", self.id, detail)
+                    error = UNREACHABLE
             if self.state.frames_sampled and self._progress_at > last_progress:
                 last_progress = self._progress_at
                 backoff = 0.25
@@ -237,19 +274,79 @@ class StreamWatcher:
             self._set(status="stopped")
 
     _progress_at = 0.0
+    _source: HttpSource | None = None  # the HTTP source being read, if any
 
     def _connect_and_read(self, is_file: bool) -> bool:
-        """Read until the stream ends (True), stops or terminates (False); network errors raise."""
+        """Read until the stream ends (True), stops or terminates (False); network errors raise.
+
+        An HTTP source's own failure (a refused segment, a dropped connection) ends its bytes early;
+        it is raised here, in place of whatever FFmpeg made of the early end.
+        """
+        self._source = None
+        try:
+            container, source = self._open(is_file)
+            ended = self._demux(container, source)
+        except Exception:
+            if self._source is not None and self._source.error is not None:
+                raise self._source.error from None
+            raise
+        if ended and source is not None and source.error is not None:
+            raise source.error
+        return ended
+
+    def _open(self, is_file: bool) -> tuple[Any, HttpSource | None]:
+        """The container to demux, and the HTTP source feeding it (closed with it) when there is one."""
         cfg = self.config
-        options = {"rw_timeout": str(int(cfg.read_timeout * 1_000_000))}
-        if self.url.split("?", 1)[0].endswith(".m3u8"):
-            # stop reloading an HLS playlist that no longer changes, rather than hang on it forever
-            options["m3u8_hold_counters"] = str(max(3, int(cfg.give_up_after)))
+        timeout = (cfg.open_timeout, cfg.read_timeout)
         if is_file:
+            if not self.monitor.config.allow_files and not cfg.allow_files:
+                raise EgressRefused("local file paths are read only with SAFEGUARD_STREAM_ALLOW_FILES=1")
             if not Path(self.url).exists():
                 raise FileNotFoundError(f"no such file: {self.url}")
-            options = {}
-        container = av.open(self.url, mode="r", options=options, timeout=(cfg.open_timeout, cfg.read_timeout))
+            return av.open(self.url, mode="r", options={"protocol_whitelist": "file"}, timeout=timeout), None
+        target = parse_url(self.url, SCHEMES, code="invalid_stream_url")
+        if target.scheme in ("http", "https"):
+            since = time.monotonic()
+            src = HttpSource(
+                self.url,
+                self.policy,
+                self.stop_event,
+                open_timeout=cfg.open_timeout,
+                read_timeout=cfg.read_timeout,
+                hold_seconds=max(3.0, cfg.give_up_after),
+                stalled=lambda: (
+                    time.monotonic() - max(since, self._progress_at) > cfg.give_up_after + cfg.sample_interval
+                ),
+            )
+            self._source = src
+            try:
+                # the bytes come from ``src`` only: FFmpeg may open no URL of its own (a demuxer that
+                # names further resources, as HLS or concat do, gets none)
+                return av.open(src, mode="r", options={"protocol_whitelist": "none"}), src
+            except BaseException:
+                src.close()
+                raise
+        return self._open_rtmp(target), None
+
+    def _open_rtmp(self, target: Target) -> Any:
+        """RTMP(S) to an address resolved and checked here: FFmpeg is given the address, not the name."""
+        cfg = self.config
+        ip = self.policy.pin(target.host, target.port)[0]
+        host = f"[{ip}]" if ip.version == 6 else str(ip)
+        p = target.parts
+        userinfo = p.netloc.rpartition("@")[0]  # RTMP credentials, if any, kept as given
+        url = f"{target.scheme}://{userinfo + '@' if userinfo else ''}{host}:{target.port}{p.path}"
+        url += f"?{p.query}" if p.query else ""
+        options = {
+            "rw_timeout": str(int(cfg.read_timeout * 1_000_000)),
+            # FFmpeg may open only these protocols for it: no protocol of its choosing, no other host
+            "protocol_whitelist": "rtmps,tls,tcp" if target.scheme == "rtmps" else "rtmp,tcp",
+        }
+        return av.open(url, mode="r", options=options, timeout=(cfg.open_timeout, cfg.read_timeout))
+
+    def _demux(self, container: Any, source: HttpSource | None) -> bool:
+        cfg = self.config
+        is_file = source is None and "://" not in self.url
         try:
             if not container.streams.video:
                 raise av.error.InvalidDataError(1094995529, "the stream has no video")  # AVERROR_INVALIDDATA
@@ -284,6 +381,8 @@ class StreamWatcher:
             return True
         finally:
             container.close()
+            if source is not None:
+                source.close()
 
     # -- per frame -----------------------------------------------------------------------------
     def _on_frame(self, fh: FrameHash) -> bool:
@@ -345,18 +444,28 @@ class StreamMonitor:
         self.watchers: dict[str, StreamWatcher] = {}
         self._lock = threading.Lock()
         self._outbox = OutboxWorker(engine.db, engine.settings)
+        self.policy = EgressPolicy.from_settings(engine.settings)
 
     # -- registering ---------------------------------------------------------------------------
     def check_url(self, url: str) -> str:
+        """Registration: the URL parsed strictly, and its host's addresses checked by the egress policy now
+        (they are checked again at every connection)."""
         url = url.strip()
         if not url:
             raise InvalidInput("url is required", code="invalid_stream_url")
-        if url.startswith(URL_SCHEMES):
-            return url
         if "://" in url:
-            raise InvalidInput(
-                f"unsupported stream URL scheme; use one of {[s[:-3] for s in URL_SCHEMES]}", code="invalid_stream_url"
-            )
+            scheme = url.split("://", 1)[0].lower()
+            if scheme in UNCHECKABLE:
+                raise InvalidInput(
+                    f"{scheme} is not accepted: its connections cannot be checked by the egress policy; "
+                    f"use one of {list(SCHEMES)}",
+                    code="invalid_stream_url",
+                )
+            target = parse_url(url, SCHEMES, code="invalid_stream_url")
+            self.policy.check_target(target)
+            return url
+        if _URL_LIKE.match(url) and not Path(url).exists():
+            raise InvalidInput(f"unsupported stream URL; use one of {list(SCHEMES)}", code="invalid_stream_url")
         if not self.config.allow_files:
             raise InvalidInput(
                 "local file paths are accepted only with SAFEGUARD_STREAM_ALLOW_FILES=1", code="invalid_stream_url"
@@ -371,12 +480,15 @@ class StreamMonitor:
         user_id: str | None = None,
         config: StreamConfig | None = None,
         tenant: str = DEFAULT_TENANT,
+        key_id: int | None = None,
     ) -> dict[str, Any]:
+        """Start watching; ``key_id`` (the API key registering it) counts toward its limit."""
         url = self.check_url(url)
         if not platform_stream_id:
             raise InvalidInput("stream_id (the platform's id for the stream) is required", code="missing_stream_id")
         sid = new_stream_id()
         with self.engine.db.write() as s:
+            self._check_limits(s, key_id)
             s.add(
                 StreamRow(
                     id=sid,
@@ -390,9 +502,38 @@ class StreamMonitor:
                     created_at=utcnow(),
                     updated_at=utcnow(),
                     tenant=tenant,
+                    key_id=key_id,
                 )
             )
         return self._start(StreamWatcher(self, sid, url, platform_stream_id, user_id, config or self.config, tenant))
+
+    def _check_limits(self, s: Any, key_id: int | None) -> None:
+        """``SAFEGUARD_STREAMS_MAX_TOTAL`` and ``_MAX_PER_KEY``, counted in the database (every process's
+        streams) inside the registering transaction: SQLite's write lock, or an advisory lock on
+        PostgreSQL, keeps two registrations from both taking the last place."""
+        st = self.engine.settings
+        if not st.streams_max_total and not (key_id is not None and st.streams_max_per_key):
+            return
+        if not self.engine.db.is_sqlite:
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_STREAMS_LOCK})
+        active = StreamRow.status.in_(ACTIVE_STATES)
+        if st.streams_max_total:
+            total = s.execute(select(func.count()).select_from(StreamRow).where(active)).scalar_one()
+            if total >= st.streams_max_total:
+                raise TooManyStreams(
+                    f"{total} streams are being watched, the most allowed (SAFEGUARD_STREAMS_MAX_TOTAL)",
+                    details={"limit": "total", "max": st.streams_max_total},
+                )
+        if key_id is not None and st.streams_max_per_key:
+            mine = s.execute(
+                select(func.count()).select_from(StreamRow).where(active, StreamRow.key_id == key_id)
+            ).scalar_one()
+            if mine >= st.streams_max_per_key:
+                raise TooManyStreams(
+                    f"this key has {mine} streams watched, the most allowed (SAFEGUARD_STREAMS_MAX_PER_KEY); "
+                    "stop one first",
+                    details={"limit": "per_key", "max": st.streams_max_per_key},
+                )
 
     def _start(self, w: StreamWatcher) -> dict[str, Any]:
         with self._lock:

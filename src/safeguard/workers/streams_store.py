@@ -33,6 +33,7 @@ class StreamRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # the tenant of the key that registered it: only that tenant's platform keys see it (migration 0007)
     tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, server_default=DEFAULT_TENANT, index=True)
+    key_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)  # the API key that registered it
 
 
 def stream_to_dict(r: StreamRow) -> dict[str, Any]:
