@@ -94,6 +94,26 @@ SETTINGS: tuple[Setting, ...] = (
         "Grooming detection: conversation and sender state rows each process keeps in memory (0: none). "
         "Writes are checked against the row's version, so a stale copy is noticed and reloaded.",
     ),
+    Setting(
+        "signing_key_file",
+        str,
+        "",
+        "Ed25519 key that signs the event log's checkpoints. Empty: DATA_DIR/keys/signing.key (created, mode "
+        "0600, on first need). Keep it outside the database, ideally a mounted secret.",
+    ),
+    Setting(
+        "checkpoint_interval_seconds",
+        float,
+        300.0,
+        "How often the service signs the event log's head into a stored checkpoint (0: only on demand).",
+    ),
+    Setting(
+        "secrets_key_file",
+        str,
+        "",
+        "AES-256-GCM key sealing secrets at rest (webhook secrets). Empty: DATA_DIR/keys/secrets.key (created, "
+        "mode 0600, on first need). Keep it outside the database, ideally a mounted secret.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -139,6 +159,9 @@ class Settings:
     grooming_state_ttl_seconds: float = 30 * 24 * 3600.0
     grooming_max_text_chars: int = 4000
     grooming_state_cache_entries: int = 20_000
+    signing_key_file: str = ""
+    checkpoint_interval_seconds: float = 300.0
+    secrets_key_file: str = ""
 
     @property
     def hash_draft(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -227,7 +227,9 @@ def iter_events(session: Session, batch: int = 5000) -> Iterator[Event]:
         last = rows[-1].seq
 
 
-def verify(session: Session) -> VerifyResult:
+def verify(session: Session, visit: Callable[[Event], None] | None = None) -> VerifyResult:
+    """Recompute the chain from the first event; ``visit`` sees each event whose link and hash held
+    (``safeguard.ledger`` checks checkpoints and decisions on the same single pass)."""
     prev = GENESIS
     expected_seq = 1
     n = 0
@@ -239,6 +241,8 @@ def verify(session: Session) -> VerifyResult:
         h = event_hash(prev, ev.seq, ev.created_at, ev.type, ev.actor, ev.subject_kind, ev.subject_id, ev.payload)
         if h != ev.hash:
             return VerifyResult(False, n, ev.seq, "content changed: hash does not match the event")
+        if visit is not None:
+            visit(ev)
         prev = ev.hash
         expected_seq += 1
         n += 1

@@ -20,6 +20,8 @@ from safeguard.banks import BankService
 from safeguard.config import Settings
 from safeguard.engine import Engine
 from safeguard.keys import KeyService
+from safeguard.ledger import CheckpointTimer
+from safeguard.webhook_store import seal_plaintext_secrets
 from safeguard.workers.outbox import OutboxWorker, WebhookTransport
 
 log = logging.getLogger(__name__)
@@ -32,14 +34,18 @@ def create_app(
     engine = engine or Engine(settings)
     svc = Services(engine=engine, keys=KeyService(engine.db), banks=BankService(engine.db))
     worker = OutboxWorker(engine.db, settings, transport) if settings.run_worker else None
+    checkpoints = CheckpointTimer(engine.db, settings)
 
     @asynccontextmanager
     async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+        seal_secrets_at_start(engine)
         if worker is not None:
             worker.start()
+        checkpoints.start()
         try:
             yield
         finally:
+            checkpoints.stop()
             if worker is not None:
                 worker.stop()
             for name in ("stream_monitor", "video_jobs"):
@@ -63,6 +69,18 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     app.fast_path = partial(scan.HashScanRoute, svc=svc, max_bytes=max_body)
     return app
+
+
+def seal_secrets_at_start(engine: Engine) -> None:
+    """Seal webhook secrets an earlier version stored in the clear (migration 0008 cannot reach the key)."""
+    try:
+        with engine.db.write() as s:
+            n = seal_plaintext_secrets(s, engine.settings, actor="system")
+    except Exception:  # the key file cannot be written, say: deliveries to those endpoints wait, the API serves
+        log.exception("sealing plaintext webhook secrets failed; run `safeguard secrets migrate`")
+        return
+    if n:
+        log.warning("sealed %d webhook secrets stored in the clear by an earlier version", n)
 
 
 class SafeguardAPI(FastAPI):
