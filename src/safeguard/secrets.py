@@ -17,6 +17,7 @@ Webhook signing secrets use it now; report credentials and exchange tokens are m
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import hashlib
 import os
@@ -92,8 +93,8 @@ class SecretBox:
         try:
             prefix_and_id, blob = token.rsplit(".", 1)
             key_id = prefix_and_id.removeprefix(PREFIX)
-            raw = base64.urlsafe_b64decode(blob)
-        except ValueError as exc:
+            raw = base64.b64decode(blob, altchars=b"-_", validate=True)  # strict: no stray characters
+        except (ValueError, binascii.Error) as exc:
             raise ConfigError("not a sealed secret", code="secret_unreadable") from exc
         if not token.startswith(PREFIX):
             raise ConfigError("not a sealed secret", code="secret_unreadable")
