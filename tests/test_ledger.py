@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 from typer.testing import CliRunner
 
@@ -281,3 +282,24 @@ def test_cli_checkpoint_export_and_verify(cli_env: Path) -> None:
     bad.write_text('{"format": "something else"}')
     r = runner.invoke(app, ["events", "verify", "--checkpoint", str(bad)])
     assert isinstance(r.exception, SafeguardError) and r.exception.code == "invalid_checkpoint"
+
+
+def test_the_api_signs_and_verifies(app_client: TestClient, engine: Engine, keys: dict[str, str]) -> None:
+    auditor = {"Authorization": f"Bearer {keys['auditor']}"}
+    assert (
+        app_client.post("/v1/events/checkpoint", headers={"Authorization": f"Bearer {keys['admin']}"}).status_code
+        == 403
+    )
+    _, block = decisions(engine)
+    cp = app_client.post("/v1/events/checkpoint", headers=auditor).json()
+    pub = app_client.get("/v1/events/public-key", headers=auditor).json()
+    checkpoint = ledger.Checkpoint.from_dict(cp)
+    assert pub["key_id"] == cp["key_id"] and checkpoint.signed_by(
+        ledger.load_public_key(pub["public_key_pem"].encode())
+    )
+    got = app_client.get("/v1/events/verify", headers=auditor).json()
+    assert got["ok"] and got["checkpoints_checked"] == 1 and got["decisions_checked"] == 2
+    with engine.db.write() as s:
+        s.execute(update(DecisionRow).where(DecisionRow.id == block).values(user_id="u-edited"))
+    got = app_client.get("/v1/events/verify", headers=auditor).json()
+    assert not got["ok"] and got["problems"] == [got["problem"]] and block in got["problem"]
