@@ -29,12 +29,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import Row, Table, select
 from sqlalchemy.orm import Session
 
 from safeguard import events
@@ -76,6 +76,7 @@ DIGEST_COLUMNS: dict[int, tuple[str, ...]] = {
 }
 DIGEST_VERSION = 1
 MAX_PROBLEMS = 100
+DECISIONS = cast(Table, DecisionRow.__table__)
 
 
 # -- decision digests -----------------------------------------------------------------------------
@@ -335,7 +336,7 @@ class Report:
 _LEGACY_FIELDS = ("verdict", "content_kind", "content_id", "user_id", "policy_version")
 
 
-def _check_decision(report: Report, ev: Event, row: DecisionRow | None) -> None:
+def _check_decision(report: Report, ev: Event, row: Row[Any] | None) -> None:
     """The row must say what its event says: every field the event carries, and (for decisions
     recorded with one) the digest of the whole row."""
     did = ev.subject_id
@@ -397,7 +398,9 @@ class _Walk:
         if not self.pending:
             return
         ids = [ev.subject_id for ev in self.pending]
-        rows = {r.id: r for r in self.s.execute(select(DecisionRow).where(DecisionRow.id.in_(ids))).scalars()}
+        # plain rows, no ORM objects: a third of the time of loading DecisionRow instances
+        q = select(*DECISIONS.columns).where(DECISIONS.c.id.in_(ids))
+        rows = {r.id: r for r in self.s.execute(q)}
         for ev in self.pending:
             _check_decision(self.report, ev, rows.get(str(ev.subject_id)))
         self.pending.clear()
