@@ -152,10 +152,18 @@ def test_decisions_recorded_before_digests_are_checked_field_by_field(engine: En
     assert r.problems[0].endswith("(content_id differ)")
 
 
-def test_pending_asynchronous_scans_are_not_problems(engine: Engine) -> None:
+def test_pending_asynchronous_scans_are_not_problems_and_completed_ones_are_checked(engine: Engine) -> None:
     write_pending(engine, "pending-1", Content(kind=ContentKind.VIDEO, content_id="v1"))
+    write_pending(engine, "pending-2", Content(kind=ContentKind.VIDEO, content_id="v2"))
     r = check(engine)
-    assert r.ok and r.decisions_without_event == 1
+    assert r.ok and r.decisions_without_event == 2
+    # the background job completes the pending row it wrote (an ORM merge, not the bulk insert)
+    engine.scan(Content(kind=ContentKind.HASHES, signals=(Signal("pdq", OTHER, 100),)), decision_id="pending-1")
+    r = check(engine)
+    assert r.ok and r.decisions_without_event == 1 and r.decisions_checked == 1 and r.decisions_by_fields == 0
+    with engine.db.write() as s:  # hiding a finished decision as "failed" does not pass either
+        s.execute(update(DecisionRow).where(DecisionRow.id == "pending-1").values(status="failed"))
+    assert "decision pending-1: row does not match its event" in check(engine).problems[0]
 
 
 def test_forged_checkpoints_fail(engine: Engine, tmp_path: Path) -> None:

@@ -135,12 +135,11 @@ def serve(
 def worker() -> None:
     """Run the webhook delivery worker on its own (when API processes run with SAFEGUARD_RUN_WORKER=0)."""
     from safeguard.ledger import CheckpointTimer
-    from safeguard.webhook_store import seal_plaintext_secrets
+    from safeguard.webhook_store import seal_at_start
     from safeguard.workers.outbox import OutboxWorker
 
     e = engine()
-    with e.db.write() as s:
-        seal_plaintext_secrets(s, e.settings, actor="worker")
+    seal_at_start(e.db, e.settings, actor="worker")
     timer = CheckpointTimer(e.db, e.settings)
     timer.start()
     console.print("delivering webhooks from the outbox; Ctrl-C to stop")

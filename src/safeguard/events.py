@@ -5,6 +5,8 @@ keys, no whitespace). Writers lock the single ``event_chain_head`` row (``SELECT
 PostgreSQL; SQLite serialises writers with ``BEGIN IMMEDIATE``), so appends from many processes form
 one chain. :func:`verify` recomputes the chain and reports the first event whose stored hash, link
 or sequence number disagrees: any edit, insertion or deletion of a past event shows up there.
+A database writer could recompute every later hash too: signed checkpoints of the head
+(``safeguard.ledger``) are what show the log was not rewritten.
 """
 
 from __future__ import annotations

@@ -345,6 +345,9 @@ def _check_decision(report: Report, ev: Event, row: Row[Any] | None) -> None:
         return
     report.decisions_checked += 1
     payload = ev.payload
+    if not isinstance(payload, dict):
+        report.problem(f"decision {did}: event seq {ev.seq} has no payload object")
+        return
     body = row.body if isinstance(row.body, dict) else {}
     differ = [c for c in _LEGACY_FIELDS if payload.get(c) != getattr(row, c)]
     differ += [f"body.{k}" for k in ("verdict", "reasons", "findings") if payload.get(k) != body.get(k)]

@@ -9,6 +9,7 @@ whose endpoint is disabled or gone is cancelled instead of sent.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -17,8 +18,10 @@ from sqlalchemy.orm import Session
 from safeguard import events, secrets
 from safeguard.config import Settings
 from safeguard.errors import NotFound
+from safeguard.store import Database
 from safeguard.store.models import OutboxMessage, WebhookEndpoint
 
+log = logging.getLogger(__name__)
 PURPOSE = "webhook"
 
 
@@ -116,3 +119,16 @@ def seal_plaintext_secrets(s: Session, settings: Settings, *, actor: str) -> int
             payload={"webhook_endpoints": [w.id for w in rows], "key_id": secrets.box(settings).key_id},
         )
     return len(rows)
+
+
+def seal_at_start(db: Database, settings: Settings, *, actor: str) -> None:
+    """:func:`seal_plaintext_secrets` as a process starts: a failure (the key file cannot be written,
+    say) is logged, not raised, so the API still serves; deliveries to those endpoints wait."""
+    try:
+        with db.write() as s:
+            n = seal_plaintext_secrets(s, settings, actor=actor)
+    except Exception:
+        log.exception("sealing plaintext webhook secrets failed; run `safeguard secrets migrate`")
+        return
+    if n:
+        log.warning("sealed %d webhook secrets stored in the clear by an earlier version", n)

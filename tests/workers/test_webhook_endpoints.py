@@ -240,3 +240,14 @@ def test_cli_add_remove_and_migrate(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert r.exit_code == 0 and "1 pending deliveries cancelled" in r.stdout
     r = runner.invoke(cli_app, ["webhooks", "list"], catch_exceptions=False)
     assert "1 pending" in r.stdout and "1 cancelled" in r.stdout
+
+
+def test_the_service_starts_when_it_cannot_seal(settings: Settings, engine: Engine, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    broken = settings.with_(secrets_key_file=str(tmp_path / "a-file" / "secrets.key"))  # cannot be created
+    with engine.db.write() as s:
+        s.add(WebhookEndpoint(url="http://127.0.0.1:9/h", secret=SECRET, events=[], enabled=True))
+    with TestClient(create_app(broken, engine=engine)) as c:
+        assert c.get("/healthz").status_code == 200
+    with engine.db.read() as s:
+        assert s.execute(select(WebhookEndpoint.secret)).scalar_one() == SECRET  # left for `secrets migrate`

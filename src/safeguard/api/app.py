@@ -21,7 +21,7 @@ from safeguard.config import Settings
 from safeguard.engine import Engine
 from safeguard.keys import KeyService
 from safeguard.ledger import CheckpointTimer
-from safeguard.webhook_store import seal_plaintext_secrets
+from safeguard.webhook_store import seal_at_start
 from safeguard.workers.outbox import OutboxWorker, WebhookTransport
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(running: FastAPI) -> AsyncIterator[None]:
-        seal_secrets_at_start(engine)
+        seal_at_start(engine.db, settings, actor="system")
         if worker is not None:
             worker.start()
         checkpoints.start()
@@ -69,18 +69,6 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     app.fast_path = partial(scan.HashScanRoute, svc=svc, max_bytes=max_body)
     return app
-
-
-def seal_secrets_at_start(engine: Engine) -> None:
-    """Seal webhook secrets an earlier version stored in the clear (migration 0008 cannot reach the key)."""
-    try:
-        with engine.db.write() as s:
-            n = seal_plaintext_secrets(s, engine.settings, actor="system")
-    except Exception:  # the key file cannot be written, say: deliveries to those endpoints wait, the API serves
-        log.exception("sealing plaintext webhook secrets failed; run `safeguard secrets migrate`")
-        return
-    if n:
-        log.warning("sealed %d webhook secrets stored in the clear by an earlier version", n)
 
 
 class SafeguardAPI(FastAPI):
