@@ -23,6 +23,7 @@ from safeguard.store.models import OutboxMessage, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 PURPOSE = "webhook"
+MAX_IDS_IN_EVENT = 1000
 
 
 def add_endpoint(
@@ -52,7 +53,14 @@ def remove_endpoint(s: Session, endpoint_id: int, *, actor: str) -> int:
             "webhook.deliveries_cancelled",
             actor=actor,
             subject=("webhook", str(w.id)),
-            payload={"outbox_ids": cancelled, "count": len(cancelled), "reason": "endpoint removed"},
+            # the ids in full up to a bound: an endpoint down for days may have very many
+            payload={
+                "outbox_ids": cancelled[:MAX_IDS_IN_EVENT],
+                "count": len(cancelled),
+                "first_id": cancelled[0],
+                "last_id": cancelled[-1],
+                "reason": "endpoint removed",
+            },
         )
     return len(cancelled)
 
