@@ -118,9 +118,13 @@ def test_edited_deleted_and_invented_decision_rows_are_named(engine: Engine) -> 
                 body={"verdict": "allow"},
             )
         )
+    with engine.db.write() as s:  # a second decision event for one decision, appended properly
+        ev = s.execute(select(Event).where(Event.subject_id == block, Event.type == "decision.created")).scalar_one()
+        events.append(s, "decision.created", actor="x", subject=("decision", block), payload=ev.payload)
     r = check(engine)
     assert not r.ok and r.chain.ok
     text = "\n".join(r.problems)
+    assert f"decision {block}: recorded by 2 decision.created events" in text
     assert f"decision {block}: row does not match its event" in text and "(verdict, row_digest differ)" in text
     assert f"decision {allow}: recorded by event seq" in text and "row is missing" in text
     assert "decision invented: row (status done) has no decision.created event" in text
