@@ -76,6 +76,7 @@ DIGEST_COLUMNS: dict[int, tuple[str, ...]] = {
 }
 DIGEST_VERSION = 1
 MAX_PROBLEMS = 100
+FIRST_CHECKPOINT_SECONDS = 60.0
 DECISIONS = cast(Table, DecisionRow.__table__)
 
 
@@ -292,7 +293,11 @@ class CheckpointTimer:
         return checkpoint_if_due(self.db, self._signer, self.interval)
 
     def run_forever(self) -> None:
-        while not self._stop.wait(self.interval):
+        # the first one a minute after start at the latest: a service restarted more often than the
+        # interval still signs (checkpoint_if_due skips it if another process signed recently)
+        wait = min(self.interval, FIRST_CHECKPOINT_SECONDS)
+        while not self._stop.wait(wait):
+            wait = self.interval
             try:
                 self.tick()
             except Exception:  # a missing key directory or a database hiccup: log, try again next time
