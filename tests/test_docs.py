@@ -53,6 +53,12 @@ def test_every_error_code_raised_is_documented() -> None:
         "unknown_action",
         "key_not_found",
         "invalid_role",
+        # key files, sealed secrets and checkpoint files: CLI and configuration, documented in security.md
+        "invalid_secrets_key",
+        "secret_unreadable",
+        "invalid_signing_key",
+        "invalid_public_key",
+        "invalid_checkpoint",
     }  # CLI- and import-report codes, documented in operators.md
     integrators = (ROOT / "docs" / "integrators.md").read_text(encoding="utf-8")
     missing = sorted(c for c in codes if f"`{c}`" not in integrators)

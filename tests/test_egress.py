@@ -10,12 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from safeguard import secrets
 from safeguard.api import create_app
 from safeguard.config import Settings
 from safeguard.egress import EgressPolicy, EgressRefused, IPAddress, parse_host, parse_url, special_range
 from safeguard.engine import Engine
 from safeguard.errors import ConfigError, InvalidInput
 from safeguard.store.models import Event, OutboxMessage, WebhookEndpoint
+from safeguard.webhook_store import PURPOSE
 from safeguard.workers.outbox import OutboxWorker
 from tests.conftest import auth
 from tests.webhook_receiver import webhook_receiver
@@ -159,13 +161,18 @@ def strict(settings: Settings) -> Iterator[Engine]:
 
 
 def _endpoint(engine: Engine, url: str) -> None:
+    """An endpoint row written straight to the database, past registration's check (as one registered
+    before the policy, or before its name resolved elsewhere), and a delivery waiting for it."""
     with engine.db.write() as s:
-        s.add(WebhookEndpoint(url=url, secret="s" * 20, events=[], enabled=True))
+        sealed = secrets.seal(engine.settings, "s" * 20, purpose=PURPOSE)
+        endpoint = WebhookEndpoint(url=url, secret=sealed, events=[], enabled=True)
+        s.add(endpoint)
+        s.flush()
         s.add(
             OutboxMessage(
                 topic="decision.block",
                 endpoint_url=url,
-                endpoint_secret="s" * 20,
+                endpoint_id=endpoint.id,
                 payload={"type": "decision.block"},
                 status="pending",
                 attempts=0,

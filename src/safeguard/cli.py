@@ -29,12 +29,16 @@ bank_app = typer.Typer(help="Hash banks and their entries.", no_args_is_help=Tru
 events_app = typer.Typer(help="The append-only, hash-chained event log.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Webhook endpoints for decisions.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+secrets_app = typer.Typer(
+    help="Secrets at rest (sealed with the key in SAFEGUARD_SECRETS_KEY_FILE).", no_args_is_help=True
+)
 policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(bank_app, name="bank")
 app.add_typer(events_app, name="events")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(db_app, name="db")
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(policy_app, name="policy")
 
 
@@ -150,12 +154,18 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run the webhook delivery worker on its own (when API processes run with SAFEGUARD_RUN_WORKER=0)."""
+    from safeguard.ledger import CheckpointTimer
+    from safeguard.webhook_store import seal_at_start
     from safeguard.workers.outbox import OutboxWorker
 
     e = engine()
+    seal_at_start(e.db, e.settings, actor="worker")
+    timer = CheckpointTimer(e.db, e.settings)
+    timer.start()
     console.print("delivering webhooks from the outbox; Ctrl-C to stop")
     with contextlib.suppress(KeyboardInterrupt):
         OutboxWorker(e.db, e.settings).run_forever()
+    timer.stop()
 
 
 @app.command("settings")
@@ -619,17 +629,77 @@ def hash_files(
 
 # -- events and webhooks ------------------------------------------------------------------------
 @events_app.command("verify")
-def events_verify() -> None:
-    """Recompute the hash chain; exit 1 if any event was edited, inserted or removed."""
-    from safeguard import events
+def events_verify(
+    checkpoint: Annotated[
+        list[Path] | None, typer.Option(help="a checkpoint file kept elsewhere (events checkpoint --out); repeatable")
+    ] = None,
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option(help="trusted signing public key (PEM); repeatable. Default: the signing key file's own"),
+    ] = None,
+    stored: Annotated[bool, typer.Option(help="also check the checkpoints stored in the database")] = True,
+) -> None:
+    """Check the hash chain, the chain against every checkpoint, and every decision row against its event;
+    exit 1 if anything was edited, inserted or removed."""
+    from safeguard import ledger
 
-    with engine().db.read() as s:
-        r = events.verify(s)
-    if r.ok:
-        console.print(f"[green]event chain intact[/]: {r.checked} events verified")
+    s = settings()
+    checkpoints = [cp for path in checkpoint or [] for cp in ledger.load_checkpoints(path)]
+    if public_key:
+        trusted = [ledger.load_public_key(p.read_bytes()) for p in public_key]
+    elif ledger.signing_key_path(s).exists():
+        trusted = [ledger.Signer.from_settings(s).public]
     else:
-        err.print(f"[red]event chain broken at seq {r.first_bad_seq}[/]: {r.problem} ({r.checked} events verified)")
+        trusted = []
+    with engine().db.read() as sess:
+        r = ledger.verify(sess, checkpoints=checkpoints, trusted=trusted, stored=stored)
+    c = r.chain
+    if c.ok:
+        console.print(f"[green]event chain intact[/]: {c.checked} events verified")
+    else:
+        err.print(f"[red]event chain broken at seq {c.first_bad_seq}[/]: {c.problem} ({c.checked} events verified)")
+    console.print(
+        f"checkpoints: {r.checkpoints_checked} matched against the chain; decisions: {r.decisions_checked} checked"
+        f" ({r.decisions_by_fields} recorded before row digests, checked field by field;"
+        f" {r.decisions_without_event} pending or failed without an event)"
+    )
+    for p in r.problems:
+        err.print(f"[red]problem[/] {p}")
+    if r.more_problems:
+        err.print(f"[red]... and {r.more_problems} more problems[/]")
+    if not r.ok:
         raise typer.Exit(1)
+
+
+@events_app.command("checkpoint")
+def events_checkpoint(
+    out: Annotated[Path | None, typer.Option(help="also write the signed checkpoint (JSON) to this file")] = None,
+) -> None:
+    """Sign the event log's head now, store the checkpoint, and print it (keep a copy elsewhere)."""
+    from safeguard import ledger
+
+    cp = ledger.checkpoint(engine().db, ledger.Signer.from_settings(settings()))
+    text = json.dumps(cp.to_dict(), indent=2) + "\n"
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"checkpoint at seq {cp.seq} written to {out}")
+    print(text, end="")
+
+
+@events_app.command("export-public-key")
+def events_export_public_key(
+    out: Annotated[Path | None, typer.Option(help="write the PEM to this file instead of printing it")] = None,
+) -> None:
+    """Print the public half of the checkpoint signing key (PEM), for `events verify --public-key`."""
+    from safeguard import ledger
+
+    signer = ledger.Signer.from_settings(settings())
+    pem = ledger.public_key_pem(signer.public).decode()
+    if out is not None:
+        out.write_text(pem, encoding="utf-8")
+        err.print(f"public key {signer.key_id} written to {out}")
+    else:
+        print(pem, end="")
 
 
 @events_app.command("list")
@@ -662,35 +732,33 @@ def webhooks_add(
     secret: Annotated[str | None, typer.Option(help="default: generated")] = None,
     event: Annotated[list[str] | None, typer.Option(help="topics to send (default: all)")] = None,
 ) -> None:
-    """Add a webhook endpoint; prints its signing secret once."""
+    """Add a webhook endpoint; prints its signing secret once (stored sealed)."""
     import secrets as _secrets
 
-    from safeguard import events
-    from safeguard.egress import check_webhook_url
-    from safeguard.errors import SafeguardError
-    from safeguard.store.models import WebhookEndpoint
+    from safeguard.webhook_store import add_endpoint
 
-    event = event or []
+    e = engine()
     secret = secret or _secrets.token_urlsafe(32)
-    eng = engine()
     try:
-        check_webhook_url(url, eng.settings)  # again at every delivery
-    except SafeguardError as exc:
+        with e.db.write() as s:
+            endpoint_id = add_endpoint(
+                s, e.settings, url=url, secret=secret, topics=list(event or []), actor=actor()
+            ).id
+    except SafeguardError as exc:  # e.g. egress_refused: the URL is checked now and at every delivery
         err.print(f"[red]error[/red] {exc.code}: {exc.message}")
         raise typer.Exit(2) from None
-    with eng.db.write() as s:
-        w = WebhookEndpoint(url=url, secret=secret, events=list(event), enabled=True)
-        s.add(w)
-        s.flush()
-        events.append(
-            s,
-            "webhook.endpoint_added",
-            actor=actor(),
-            subject=("webhook", str(w.id)),
-            payload={"url": url, "events": list(event)},
-        )
-        err.print(f"webhook {w.id} added for {url}; signing secret (shown once):")
+    err.print(f"webhook {endpoint_id} added for {url}; signing secret (shown once):")
     print(secret)
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(webhook_id: int) -> None:
+    """Disable a webhook endpoint and cancel its pending deliveries."""
+    from safeguard.webhook_store import remove_endpoint
+
+    with engine().db.write() as s:
+        n = remove_endpoint(s, webhook_id, actor=actor())
+    console.print(f"webhook {webhook_id} removed; {n} pending deliveries cancelled")
 
 
 @webhooks_app.command("list")
@@ -708,8 +776,19 @@ def webhooks_list() -> None:
         counts = dict(s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
     console.print(
         f"outbox: {counts.get('pending', 0)} pending, {counts.get('delivered', 0)} delivered, "
-        f"{counts.get('dead', 0)} dead"
+        f"{counts.get('dead', 0)} dead, {counts.get('cancelled', 0)} cancelled"
     )
+
+
+@secrets_app.command("migrate")
+def secrets_migrate() -> None:
+    """Seal secrets stored in the clear by earlier versions (the service also does this when it starts)."""
+    from safeguard.webhook_store import seal_plaintext_secrets
+
+    e = engine()
+    with e.db.write() as s:
+        n = seal_plaintext_secrets(s, e.settings, actor=actor())
+    console.print(f"{n} webhook secrets sealed")
 
 
 def main() -> None:

@@ -140,6 +140,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "streams_max_total", int, 500, "Streams watched at once by all processes together (429 above; 0: no limit)."
     ),
+    Setting(
+        "signing_key_file",
+        str,
+        "",
+        "Ed25519 key that signs the event log's checkpoints. Empty: DATA_DIR/keys/signing.key (created, mode "
+        "0600, on first need). Keep it outside the database, ideally a mounted secret.",
+    ),
+    Setting(
+        "checkpoint_interval_seconds",
+        float,
+        300.0,
+        "How often the service signs the event log's head into a stored checkpoint (0: only on demand).",
+    ),
+    Setting(
+        "secrets_key_file",
+        str,
+        "",
+        "AES-256-GCM key sealing secrets at rest (webhook secrets). Empty: DATA_DIR/keys/secrets.key (created, "
+        "mode 0600, on first need). Keep it outside the database, ideally a mounted secret.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -193,6 +213,9 @@ class Settings:
     egress_default: str = "public"
     streams_max_per_key: int = 100
     streams_max_total: int = 500
+    signing_key_file: str = ""
+    checkpoint_interval_seconds: float = 300.0
+    secrets_key_file: str = ""
 
     @property
     def hash_draft(self) -> int:

@@ -28,6 +28,7 @@ from safeguard.content import Content, ContentKind, Decision, Finding, Signal
 from safeguard.detectors.base import Detector, ScanContext
 from safeguard.errors import InvalidInput, SafeguardError
 from safeguard.index.manager import BankMeta, IndexSet
+from safeguard.ledger import decision_digest
 from safeguard.media import Media
 from safeguard.policy import Policy, evaluate, load_policy
 from safeguard.signals import compute_signals, get_signal_type
@@ -248,9 +249,10 @@ class Engine:
         pending = decision_id is not None
         if not decision.actions and not pending:
             # nothing to run (most scans: allow): the row and its event as data, written in bulk
+            row = _decision_row(content, decision)
             return Bulk(
-                rows=[(DECISIONS, _decision_row(content, decision))],
-                events=[_decision_event(content, decision, findings, actor)],
+                rows=[(DECISIONS, row)],
+                events=[_decision_event(content, decision, findings, actor, row)],
                 result=decision,
             )
 
@@ -292,7 +294,7 @@ class Engine:
     ) -> Decision:
         """Write the decision, run its actions and append their events, inside the caller's transaction."""
         subject = ("decision", decision.id)
-        drafts = [_decision_event(content, decision, findings, actor)]
+        action_drafts: list[events.EventDraft] = []
         ctx = ActionContext(session=s, settings=self.settings, content=content, decision=decision, actor=actor)
         for action in decision.actions:
             handler = self.action_handlers[action.name]
@@ -301,10 +303,11 @@ class Engine:
             if action.name == "case" and "case_id" in result:
                 decision = replace(decision, case_id=int(result["case_id"]))
                 ctx.decision = decision
-            drafts.append(
+            action_drafts.append(
                 events.EventDraft(f"action.{action.name}", actor, subject, {"params": action.params, "result": result})
             )
-        row = _decision_row(content, decision)
+        row = _decision_row(content, decision)  # after the actions: the case action sets case_id
+        drafts = [_decision_event(content, decision, findings, actor, row), *action_drafts]
         later = None if complete_pending else collecting(s)
         if later is not None:  # a batch of matches: its rows and events are written together
             later.events.extend(drafts)
@@ -355,7 +358,10 @@ def _decision_row(content: Content, decision: Decision) -> dict[str, Any]:
     }
 
 
-def _decision_event(content: Content, decision: Decision, findings: list[Finding], actor: str) -> events.EventDraft:
+def _decision_event(
+    content: Content, decision: Decision, findings: list[Finding], actor: str, row: dict[str, Any]
+) -> events.EventDraft:
+    """The ``decision.created`` event; ``row_digest`` binds the decisions row to it (safeguard/ledger.py)."""
     return events.EventDraft(
         "decision.created",
         actor,
@@ -368,5 +374,6 @@ def _decision_event(content: Content, decision: Decision, findings: list[Finding
             "user_id": content.user_id,
             "findings": [f.to_dict() for f in findings],
             "policy_version": decision.policy_version,
+            "row_digest": decision_digest(row),
         },
     )

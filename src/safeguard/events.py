@@ -5,13 +5,15 @@ keys, no whitespace). Writers lock the single ``event_chain_head`` row (``SELECT
 PostgreSQL; SQLite serialises writers with ``BEGIN IMMEDIATE``), so appends from many processes form
 one chain. :func:`verify` recomputes the chain and reports the first event whose stored hash, link
 or sequence number disagrees: any edit, insertion or deletion of a past event shows up there.
+A database writer could recompute every later hash too: signed checkpoints of the head
+(``safeguard.ledger``) are what show the log was not rewritten.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -227,7 +229,9 @@ def iter_events(session: Session, batch: int = 5000) -> Iterator[Event]:
         last = rows[-1].seq
 
 
-def verify(session: Session) -> VerifyResult:
+def verify(session: Session, visit: Callable[[Event], None] | None = None) -> VerifyResult:
+    """Recompute the chain from the first event; ``visit`` sees each event whose link and hash held
+    (``safeguard.ledger`` checks checkpoints and decisions on the same single pass)."""
     prev = GENESIS
     expected_seq = 1
     n = 0
@@ -239,6 +243,8 @@ def verify(session: Session) -> VerifyResult:
         h = event_hash(prev, ev.seq, ev.created_at, ev.type, ev.actor, ev.subject_kind, ev.subject_id, ev.payload)
         if h != ev.hash:
             return VerifyResult(False, n, ev.seq, "content changed: hash does not match the event")
+        if visit is not None:
+            visit(ev)
         prev = ev.hash
         expected_seq += 1
         n += 1

@@ -10,7 +10,8 @@ from sqlalchemy import select, update
 from safeguard.banks import BankService
 from safeguard.content import Content, ContentKind, Signal
 from safeguard.engine import Engine
-from safeguard.store.models import OutboxMessage, WebhookEndpoint, utcnow
+from safeguard.store.models import OutboxMessage, utcnow
+from safeguard.webhook_store import add_endpoint
 from safeguard.webhooks import sign, verify_signature
 from safeguard.workers.outbox import OutboxWorker, backoff_seconds
 from tests.webhook_receiver import webhook_receiver
@@ -22,7 +23,7 @@ def blocked_decision(engine: Engine, url: str, secret: str = "s3cret-s3cret-s3cr
     BankService(engine.db).create("csam", actor="t")
     BankService(engine.db).add_entry("csam", signal_type="pdq", value=PDQ, actor="t")
     with engine.db.write() as s:
-        s.add(WebhookEndpoint(url=url, secret=secret, events=[], enabled=True))
+        add_endpoint(s, engine.settings, url=url, secret=secret, topics=[], actor="t")
     d = engine.scan(Content(kind=ContentKind.HASHES, signals=(Signal("pdq", PDQ, 100),), content_id="c1"))
     return d.id
 

@@ -19,19 +19,21 @@ OUTBOX = cast(Table, OutboxMessage.__table__)
 ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
 # read on every matching decision: on the DBAPI cursor (store/driver.py), ~9% of a hit's recording
 # time through Core
-_ENABLED = Prepared(
-    select(ENDPOINTS.c.url, ENDPOINTS.c.secret, ENDPOINTS.c.events).where(ENDPOINTS.c.enabled.is_(True))
-)
+_ENABLED = Prepared(select(ENDPOINTS.c.id, ENDPOINTS.c.url, ENDPOINTS.c.events).where(ENDPOINTS.c.enabled.is_(True)))
 
 
-def endpoints_for(ctx: ActionContext, topic: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
+def endpoints_for(ctx: ActionContext, topic: str) -> list[tuple[int | None, str]]:
+    """``(endpoint id, url)`` of every endpoint that takes ``topic``; id None: the settings' default one.
+
+    Outbox rows name the endpoint, never copy its secret: the worker opens the sealed secret when it
+    signs (safeguard/webhook_store.py)."""
+    out: list[tuple[int | None, str]] = []
     if ctx.settings.webhook_url:
-        out.append((ctx.settings.webhook_url, ctx.settings.webhook_secret))
-    for url, secret, topics_json in _ENABLED.all(connection_of(ctx.session)):
+        out.append((None, ctx.settings.webhook_url))
+    for endpoint_id, url, topics_json in _ENABLED.all(connection_of(ctx.session)):
         topics = json_column(topics_json)
         if not topics or topic in topics:
-            out.append((url, secret))
+            out.append((int(endpoint_id), url))
     return out
 
 
@@ -48,11 +50,11 @@ def enqueue(ctx: ActionContext, topic: str, payload: dict[str, Any]) -> list[int
     conn = connection_of(ctx.session)
     ids = []
     now = utcnow()
-    for url, secret in endpoints_for(ctx, topic):
+    for endpoint_id, url in endpoints_for(ctx, topic):
         row = {
             "topic": topic,
             "endpoint_url": url,
-            "endpoint_secret": secret,
+            "endpoint_id": endpoint_id,
             "payload": payload,
             **_SCALAR_DEFAULTS,
             "next_attempt_at": now,

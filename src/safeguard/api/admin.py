@@ -10,13 +10,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from sqlalchemy import func, select, text
 
-from safeguard import events
 from safeguard.api import metrics
 from safeguard.api.deps import Services, require, services
-from safeguard.egress import check_webhook_url
-from safeguard.errors import NotFound
 from safeguard.keys import Principal
 from safeguard.store.models import OutboxMessage, WebhookEndpoint
+from safeguard.webhook_store import add_endpoint, remove_endpoint
 
 router = APIRouter(tags=["admin"])
 
@@ -39,30 +37,17 @@ def list_webhooks(svc: Services = Depends(services), _: Principal = Depends(requ
 def add_webhook(
     body: WebhookIn, svc: Services = Depends(services), who: Principal = Depends(require())
 ) -> dict[str, Any]:
-    check_webhook_url(str(body.url), svc.engine.settings)  # again at every delivery
     secret = body.secret or secrets.token_urlsafe(32)
     with svc.engine.db.write() as s:
-        w = WebhookEndpoint(url=str(body.url), secret=secret, events=body.events, enabled=True)
-        s.add(w)
-        s.flush()
-        events.append(
-            s,
-            "webhook.endpoint_added",
-            actor=who.actor,
-            subject=("webhook", str(w.id)),
-            payload={"url": w.url, "events": w.events},
-        )
+        w = add_endpoint(s, svc.engine.settings, url=str(body.url), secret=secret, topics=body.events, actor=who.actor)
         return {"id": w.id, "url": w.url, "events": w.events, "secret": secret}
 
 
 @router.delete("/v1/webhooks/{webhook_id}", status_code=204)
 def remove_webhook(webhook_id: int, svc: Services = Depends(services), who: Principal = Depends(require())) -> Response:
+    """Disable the endpoint and cancel its pending deliveries (event ``webhook.deliveries_cancelled``)."""
     with svc.engine.db.write() as s:
-        w = s.get(WebhookEndpoint, webhook_id)
-        if w is None:
-            raise NotFound(f"webhook {webhook_id} not found", code="webhook_not_found")
-        w.enabled = False
-        events.append(s, "webhook.endpoint_removed", actor=who.actor, subject=("webhook", str(w.id)), payload={})
+        remove_endpoint(s, webhook_id, actor=who.actor)
     return Response(status_code=204)
 
 

@@ -21,6 +21,8 @@ from safeguard.banks import BankService
 from safeguard.config import Settings
 from safeguard.engine import Engine
 from safeguard.keys import KeyService
+from safeguard.ledger import CheckpointTimer
+from safeguard.webhook_store import seal_at_start
 from safeguard.workers.outbox import OutboxWorker, WebhookTransport
 
 log = logging.getLogger(__name__)
@@ -35,14 +37,18 @@ def create_app(
     gate = Gate(keys, settings)
     svc = Services(engine=engine, keys=keys, banks=BankService(engine.db), gate=gate)
     worker = OutboxWorker(engine.db, settings, transport) if settings.run_worker else None
+    checkpoints = CheckpointTimer(engine.db, settings)
 
     @asynccontextmanager
     async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+        seal_at_start(engine.db, settings, actor="system")
         if worker is not None:
             worker.start()
+        checkpoints.start()
         try:
             yield
         finally:
+            checkpoints.stop()
             if worker is not None:
                 worker.stop()
             for name in ("stream_monitor", "video_jobs"):

@@ -169,7 +169,7 @@ class WebhookEndpoint(Base):
     __tablename__ = "webhook_endpoints"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
-    secret: Mapped[str] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(Text)  # sealed (safeguard.secrets), never the plain secret
     events: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: all
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -179,13 +179,18 @@ class OutboxMessage(Base):
     """Durable outbox: written in the same transaction as the decision, delivered by a worker."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_endpoint", "endpoint_id", "status"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     topic: Mapped[str] = mapped_column(String(64))
     endpoint_url: Mapped[str] = mapped_column(String(2000))
-    endpoint_secret: Mapped[str] = mapped_column(String(200))
+    # the webhook_endpoints row whose (sealed) secret signs the delivery; None: the default endpoint
+    # of the settings (SAFEGUARD_WEBHOOK_URL / SAFEGUARD_WEBHOOK_SECRET)
+    endpoint_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / delivered / dead
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / delivered / dead / cancelled
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -216,6 +221,19 @@ class EventChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class EventCheckpoint(Base):
+    """A signed head of the event log (``safeguard.ledger``): the chain up to ``seq`` ends in ``hash``."""
+
+    __tablename__ = "event_checkpoints"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(100))  # base64 of the raw Ed25519 key, for reading only
+    signature: Mapped[str] = mapped_column(String(200))  # base64
 
 
 # Tables owned by other modules register on the same metadata (kept last: they import Base from here).

@@ -24,9 +24,10 @@ from sqlalchemy import or_, select
 from safeguard import events
 from safeguard.config import Settings
 from safeguard.egress import EgressPolicy, EgressRefused, checked_client, parse_url
-from safeguard.errors import InvalidInput
+from safeguard.errors import InvalidInput, SafeguardError
 from safeguard.store import Database
 from safeguard.store.models import OutboxMessage, utcnow
+from safeguard.webhook_store import Signing, signing_for
 from safeguard.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,10 @@ class HttpxTransport(WebhookTransport):
         except InvalidInput as exc:
             raise EgressRefused(f"webhook URL refused: {exc.message}") from None
         return self.client.post(url, content=body, headers=headers).status_code
+
+
+class SecretUnavailable(Exception):
+    """The endpoint's secret cannot be used now (not sealed yet, or sealed under another key)."""
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -90,18 +95,50 @@ class OutboxWorker:
                 r.locked_until = now + timedelta(seconds=CLAIM_SECONDS)
             return rows
 
+    def signing(self, msg: OutboxMessage) -> Signing:
+        """The endpoint's secret, opened just before it signs (the outbox keeps no copy of it)."""
+        try:
+            with self.db.read() as s:
+                return signing_for(s, self.settings, msg.endpoint_id)
+        except SafeguardError as exc:  # a secret sealed under another key, or tampered with: retried
+            return Signing(None, wait=f"{exc.code}: {exc.message}")
+
+    def cancel(self, msg: OutboxMessage, reason: str) -> None:
+        """Never send ``msg``: its endpoint was removed (after the row was claimed, or before sealing existed)."""
+        with self.db.write() as s:
+            row = s.get(OutboxMessage, msg.id)
+            assert row is not None
+            row.locked_until = None
+            if row.status != "pending":
+                return
+            row.status = "cancelled"
+            row.last_error = reason
+            events.append(
+                s,
+                "webhook.deliveries_cancelled",
+                actor="worker",
+                subject=("webhook", str(row.endpoint_id)),
+                payload={"outbox_ids": [row.id], "count": 1, "reason": reason},
+            )
+
     def deliver(self, msg: OutboxMessage) -> bool:
+        signing = self.signing(msg)
+        if signing.cancel:
+            self.cancel(msg, signing.cancel)
+            return False
         body = json.dumps(msg.payload, sort_keys=True, separators=(",", ":")).encode()
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(msg.endpoint_secret, body),
-            EVENT_HEADER: msg.topic,
-            DELIVERY_HEADER: str(msg.id),
-            "User-Agent": "Safeguard-Webhook/1",
-        }
         error = ""
         refused = False
         try:
+            if signing.secret is None:
+                raise SecretUnavailable(signing.wait)
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(signing.secret, body),
+                EVENT_HEADER: msg.topic,
+                DELIVERY_HEADER: str(msg.id),
+                "User-Agent": "Safeguard-Webhook/1",
+            }
             status = self.transport.send(msg.endpoint_url, body, headers)
             ok = 200 <= status < 300
             if not ok:
@@ -117,6 +154,8 @@ class OutboxWorker:
             assert row is not None
             row.attempts += 1
             row.locked_until = None
+            if row.status == "cancelled" and not ok:  # its endpoint was removed while this attempt ran
+                return ok
             subject = ("outbox", str(row.id))
             if ok:
                 row.status = "delivered"
