@@ -94,6 +94,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Grooming detection: conversation and sender state rows each process keeps in memory (0: none). "
         "Writes are checked against the row's version, so a stale copy is noticed and reloaded.",
     ),
+    Setting(
+        "max_json_bytes",
+        int,
+        8 * 1024 * 1024,
+        "Largest JSON request body, in bytes (413 above).",
+    ),
+    Setting("max_json_depth", int, 32, "Deepest nesting of arrays and objects accepted in JSON input (422 above)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -139,6 +146,8 @@ class Settings:
     grooming_state_ttl_seconds: float = 30 * 24 * 3600.0
     grooming_max_text_chars: int = 4000
     grooming_state_cache_entries: int = 20_000
+    max_json_bytes: int = 8 * 1024 * 1024
+    max_json_depth: int = 32
 
     @property
     def hash_draft(self) -> int:

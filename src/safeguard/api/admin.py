@@ -13,6 +13,7 @@ from sqlalchemy import func, select, text
 from safeguard import events
 from safeguard.api import metrics
 from safeguard.api.deps import Services, require, services
+from safeguard.api.params import PathId
 from safeguard.errors import NotFound
 from safeguard.keys import Principal
 from safeguard.store.models import OutboxMessage, WebhookEndpoint
@@ -54,7 +55,9 @@ def add_webhook(
 
 
 @router.delete("/v1/webhooks/{webhook_id}", status_code=204)
-def remove_webhook(webhook_id: int, svc: Services = Depends(services), who: Principal = Depends(require())) -> Response:
+def remove_webhook(
+    webhook_id: PathId, svc: Services = Depends(services), who: Principal = Depends(require())
+) -> Response:
     with svc.engine.db.write() as s:
         w = s.get(WebhookEndpoint, webhook_id)
         if w is None:
@@ -85,8 +88,10 @@ def readyz(svc: Services = Depends(services)) -> JSONResponse:
 
 @router.get("/metrics", tags=["ops"])
 def prometheus(svc: Services = Depends(services)) -> Response:
+    quarantined = svc.engine.indexes.quarantined_counts()
     for t, n in svc.engine.indexes.sizes().items():
         metrics.INDEX_ENTRIES.labels(signal_type=t).set(n)
+        metrics.INDEX_QUARANTINED.labels(signal_type=t).set(quarantined.get(t, 0))
     with svc.engine.db.read() as s:
         pending = s.execute(
             select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")

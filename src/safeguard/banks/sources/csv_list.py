@@ -15,7 +15,9 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
+from safeguard import strictjson
 from safeguard.banks.sources.base import HashListFormat, Row, RowError, make_rows
+from safeguard.errors import SafeguardError
 
 ALIASES = {
     "signal_type": ("signal_type", "type", "hash_type", "algorithm"),
@@ -68,8 +70,8 @@ class CSVHashList(HashListFormat):
             }
             if "provenance" in header and row[header.index("provenance")].strip():
                 try:
-                    extra = json.loads(row[header.index("provenance")])
-                except json.JSONDecodeError:
+                    extra = strictjson.loads(row[header.index("provenance")], what="the provenance column")
+                except SafeguardError:
                     extra = None
                 if not isinstance(extra, dict):
                     yield RowError(lineno, "provenance column must hold a JSON object", "invalid_row")
