@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 
 from safeguard import registry
 from safeguard.api.deps import Services, require, services
-from safeguard.api.jsonbody import json_body
+from safeguard.api.jsonbody import inline_schema, json_body
 from safeguard.api.params import AfterId, PathId
 from safeguard.banks.sources.base import HashListFormat, signal_rows
 from safeguard.errors import InvalidInput, PayloadTooLarge
@@ -113,7 +113,30 @@ def list_entries(
     return {"entries": entries, "next_after_id": entries[-1]["id"] if len(entries) == limit else None}
 
 
-@router.post("/banks/{bank}/entries", status_code=201)
+ENTRY_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": inline_schema(EntryIn)},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}, "category": {"type": "string"}},
+                }
+            },
+        },
+    }
+}
+IMPORT_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"text/csv": {"schema": {"type": "string"}}, "application/x-ndjson": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post("/banks/{bank}/entries", status_code=201, openapi_extra=ENTRY_OPENAPI)
 async def add_entries(
     bank: str, request: Request, svc: Services = Depends(services), who: Principal = Depends(require("moderator"))
 ) -> dict[str, Any]:
@@ -156,7 +179,7 @@ def _format(name: str) -> HashListFormat:
     return fmt
 
 
-@router.post("/banks/{bank}/import")
+@router.post("/banks/{bank}/import", openapi_extra=IMPORT_OPENAPI)
 async def import_list(
     bank: str,
     request: Request,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.concurrency import run_in_threadpool
 
 from safeguard.api.deps import Services, require, services
-from safeguard.api.jsonbody import json_body
+from safeguard.api.jsonbody import inline_schema, json_body
 from safeguard.detectors.grooming.scorer import Message
 from safeguard.detectors.grooming.service import MAX_BATCH, GroomingService
 from safeguard.errors import InvalidInput
@@ -105,16 +105,7 @@ def parse_body(data: Any) -> BatchIn:
 BODY_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        MessageIn.model_json_schema(ref_template="#/components/schemas/{model}"),
-                        BatchIn.model_json_schema(ref_template="#/components/schemas/{model}"),
-                    ]
-                }
-            }
-        },
+        "content": {"application/json": {"schema": {"oneOf": [inline_schema(MessageIn), inline_schema(BatchIn)]}}},
     }
 }
 

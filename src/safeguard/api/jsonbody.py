@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from safeguard import strictjson
@@ -106,3 +107,24 @@ def loads_for(request: Request, raw: bytes) -> Any:
     """:func:`safeguard.strictjson.loads` with the limits of the app serving ``request``."""
     settings = request.app.state.services.engine.settings
     return strictjson.loads(raw, max_bytes=settings.max_json_bytes, max_depth=settings.max_json_depth)
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON schema with its ``$defs`` inlined: self-contained, for a route that documents
+    a body it parses itself (``openapi_extra``). A ``$ref`` to a component that FastAPI never
+    registered would leave the document dangling, and fuzzers and client generators would skip it."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    out: dict[str, Any] = resolve(schema)
+    return out

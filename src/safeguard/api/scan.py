@@ -18,7 +18,7 @@ from safeguard import strictjson
 from safeguard.api import metrics
 from safeguard.api.deps import Services, allowed_roles, authenticate, check_role, require, services
 from safeguard.api.errors import INTERNAL_ERROR
-from safeguard.api.jsonbody import json_body
+from safeguard.api.jsonbody import inline_schema, json_body
 from safeguard.api.limits import declared_over, refuse
 from safeguard.content import Content, ContentKind, Decision, Signal
 from safeguard.errors import InvalidInput, PayloadTooLarge, SafeguardError, UnsupportedMedia
@@ -72,7 +72,7 @@ SCAN_OPENAPI: dict[str, Any] = {
                     },
                 }
             },
-            "application/json": {"schema": HashScanIn.model_json_schema(ref_template="#/components/schemas/{model}")},
+            "application/json": {"schema": inline_schema(HashScanIn)},
         },
     }
 }
@@ -194,7 +194,13 @@ class HashScanRoute:
         await response(scope, receive, send)
 
 
-@router.post("/scan/batch", summary="Scan up to 1,000 hash-only items in one request: one recorded decision each")
+@router.post(
+    "/scan/batch",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": inline_schema(HashBatchIn)}}}
+    },
+    summary="Scan up to 1,000 hash-only items in one request: one recorded decision each",
+)
 async def scan_batch(
     request: Request, svc: Services = Depends(services), who: Principal = Depends(require("platform"))
 ) -> Any:

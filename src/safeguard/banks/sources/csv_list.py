@@ -39,7 +39,14 @@ class CSVHashList(HashListFormat):
         reader = csv.reader(lines)
         header: list[str] | None = None
         cols: dict[str, int] = {}
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # a stray carriage return, an unterminated quote: this line only
+                yield RowError(reader.line_num, f"not CSV: {exc}", "invalid_row")
+                continue
             lineno = reader.line_num
             if not row or (row[0].lstrip().startswith("#")) or all(not c.strip() for c in row):
                 continue
