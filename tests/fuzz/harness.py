@@ -374,3 +374,35 @@ def _renderable_files(files: Any) -> list[tuple[str, Any]]:
         else:
             out.append((name, part if isinstance(part, bytes | str) else json.dumps(part, default=str)))
     return out
+
+
+# -- JSON bodies -------------------------------------------------------------------------------------
+def json_endpoints(t: FuzzTarget) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(method, path, role, a valid body) for every endpoint that takes a JSON body."""
+    return [
+        ("POST", "/v1/scan", "platform", {"signals": [{"type": "md5", "value": "d41d8cd98f00b204e9800998ecf8427e"}]}),
+        (
+            "POST",
+            "/v1/scan/batch",
+            "platform",
+            {"items": [{"signals": [{"type": "pdq", "value": "00" * 32, "quality": 90}], "content_id": "c"}]},
+        ),
+        ("POST", "/v1/banks", "admin", {"name": "b", "thresholds": {"pdq": 20}, "review_thresholds": {"pdq": 30}}),
+        ("PATCH", f"/v1/banks/{t.bank}", "admin", {"description": "d", "thresholds": {"pdq": 25}}),
+        (
+            "POST",
+            f"/v1/banks/{t.bank}/entries",
+            "moderator",
+            {"signal_type": "sha256", "value": "ab" * 32, "category": "A1", "provenance": {"k": [1, 2.5, "x"]}},
+        ),
+        ("PATCH", f"/v1/entries/{t.entry_ids[1]}", "moderator", {"enabled": True, "reason": "r"}),
+        ("POST", f"/v1/entries/{t.entry_ids[1]}/opinions", "moderator", {"opinion": "confirmed", "note": "n"}),
+        (
+            "POST",
+            "/v1/conversations/conv-1/messages",
+            "platform",
+            {"message_id": "m1", "sender": {"id": "u1"}, "text": "hello there", "sent_at": 1700000000},
+        ),
+        ("POST", "/v1/streams", "platform", {"url": "rtmp://127.0.0.1:9/none", "stream_id": "s1", "user_id": "u1"}),
+        ("POST", "/v1/webhooks", "admin", {"url": "http://127.0.0.1:9/hook", "events": ["decision"]}),
+    ]
