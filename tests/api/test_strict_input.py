@@ -15,7 +15,7 @@ from safeguard.engine import Engine
 from tests.conftest import auth
 from tests.fuzz.harness import FuzzTarget, fuzz_target, json_endpoints
 
-ARABIC_ZEROS = "\u0660" * 64  # "٠" x 64: int(v, 16) == 0, bytes.fromhex refuses it
+ARABIC_ZEROS = "\u0660" * 64  # ARABIC-INDIC DIGIT ZERO x 64: int(v, 16) == 0, bytes.fromhex refuses it
 
 #: (name, body bytes, expected status, expected code): the JSON pathologies of finding 7
 PATHOLOGIES = [
@@ -59,7 +59,9 @@ def test_json_pathologies_in_jsonl_imports_are_row_errors(target: FuzzTarget) ->
     lines = [raw for name, raw, _, _ in PATHOLOGIES if raw.startswith(b'{"a"') and name != "not_utf8"]
     good = b'{"signal_type": "md5", "value": "' + b"e" * 32 + b'"}'
     r = target.client.post(
-        f"/v1/banks/{target.bank}/import?format=jsonl", headers=target.headers("admin"), content=b"\n".join([*lines, good])
+        f"/v1/banks/{target.bank}/import?format=jsonl",
+        headers=target.headers("admin"),
+        content=b"\n".join([*lines, good]),
     )
     assert r.status_code == 200, r.text
     body = r.json()
@@ -115,7 +117,9 @@ def test_bad_hex_refused_by_api_entry_and_scans(target: FuzzTarget, value: str) 
         assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_signal", r.text
     md5 = value[:32] if value != BAD_HEX["inner_space"] else "a" * 15 + " " + "a" * 16
     r = target.client.post(
-        f"/v1/banks/{target.bank}/entries", headers=target.headers("moderator"), json={"signal_type": "md5", "value": md5}
+        f"/v1/banks/{target.bank}/entries",
+        headers=target.headers("moderator"),
+        json={"signal_type": "md5", "value": md5},
     )
     assert r.status_code == 422, r.text
 

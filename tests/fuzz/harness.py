@@ -109,7 +109,8 @@ def _flip_bits(d: bytearray, rng: random.Random) -> None:
 
 
 def _truncate(d: bytearray, rng: random.Random) -> None:
-    del d[rng.randrange(1, len(d)) :]
+    if len(d) > 1:
+        del d[rng.randrange(1, len(d)) :]
 
 
 def _insert(d: bytearray, rng: random.Random) -> None:
@@ -209,12 +210,17 @@ def fuzz_target(data_dir: Path | None = None, **overrides: Any) -> Iterator[Fuzz
         )
         engine = Engine(settings)
         ks = KeyService(engine.db)
-        keys = {r: ks.create(r, f"fuzz-{r}", actor="fuzz")["key"] for r in ("platform", "moderator", "admin", "auditor")}
+        keys = {
+            r: ks.create(r, f"fuzz-{r}", actor="fuzz")["key"] for r in ("platform", "moderator", "admin", "auditor")
+        }
         banks = BankService(engine.db)
         banks.create("fuzz", actor="fuzz", default_category="A1")
         ids = [
             banks.add_entry("fuzz", signal_type=t, value=v, actor="fuzz")["id"]
-            for t, v in (("pdq", "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"), ("md5", "d41d8cd98f00b204e9800998ecf8427e"))
+            for t, v in (
+                ("pdq", "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"),
+                ("md5", "d41d8cd98f00b204e9800998ecf8427e"),
+            )
         ]
         app = create_app(settings, engine=engine)
         with TestClient(app, raise_server_exceptions=False) as client:
@@ -316,8 +322,8 @@ def fuzz_operation(
 
     from hypothesis import HealthCheck, Phase, given
     from hypothesis import seed as hseed
-    from hypothesis.errors import Unsatisfiable
     from hypothesis import settings as hsettings
+    from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
 
     mode = GenerationMode.NEGATIVE if negative else GenerationMode.POSITIVE
@@ -406,3 +412,78 @@ def json_endpoints(t: FuzzTarget) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("POST", "/v1/streams", "platform", {"url": "rtmp://127.0.0.1:9/none", "stream_id": "s1", "user_id": "u1"}),
         ("POST", "/v1/webhooks", "admin", {"url": "http://127.0.0.1:9/hook", "events": ["decision"]}),
     ]
+
+
+#: values a structural JSON mutation puts in place of another: wrong types, edges of every range,
+#: other scripts' digits, the red team's pathologies (as raw JSON text, spliced in after encoding)
+NASTY_VALUES: tuple[Any, ...] = (
+    None,
+    True,
+    0,
+    -1,
+    2**31,
+    2**63 - 1,
+    -(2**63),
+    1.5,
+    -0.0,
+    1e308,
+    "",
+    " ",
+    "\u0660" * 64,
+    "0x" + "a" * 62,
+    "A" * 64,
+    "a" * 10_000,
+    "\x00",
+    "\u202e\ufeff",
+    "../../etc/passwd",
+    [],
+    {},
+    [[[[[]]]]],
+    {"": {"": {"": None}}},
+)
+RAW_PATHOLOGIES = (b"NaN", b"-Infinity", b"1e999", b"9" * 30, b'"\\ud800"', b"[" * 40 + b"]" * 40, b'"\xff"')
+
+
+def mutate_json(body: Any, rng: random.Random) -> tuple[list[str], bytes]:
+    """A structural mutation of a JSON document: a value replaced (by a nasty value or a raw
+    pathology), a key removed or added, a list emptied or repeated. Mostly still JSON, so requests get
+    past the parser into validation and the engine; :func:`mutate` covers the byte level."""
+    doc = json.loads(json.dumps(body))
+    containers: list[Any] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict | list):
+            containers.append(node)
+            for v in node.values() if isinstance(node, dict) else node:
+                walk(v)
+
+    walk(doc)
+    ops = []
+    raw_splice: bytes | None = None
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        node = rng.choice(containers)
+        keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+        op = rng.choice(("replace", "replace", "raw", "drop", "add", "repeat"))
+        if op in ("replace", "raw", "drop", "repeat") and not keys:
+            op = "add"
+        ops.append(op)
+        if op == "replace":
+            node[rng.choice(keys)] = rng.choice(NASTY_VALUES)
+        elif op == "raw":
+            node[rng.choice(keys)] = "@@RAW@@"
+            raw_splice = rng.choice(RAW_PATHOLOGIES)
+        elif op == "drop":
+            del node[rng.choice(keys)]
+        elif op == "add":
+            if isinstance(node, dict):
+                node[rng.choice(("x", "signals", "type", "value", "__proto__", "quality"))] = rng.choice(NASTY_VALUES)
+            else:
+                node.append(rng.choice(NASTY_VALUES))
+        elif isinstance(node, list):
+            node.extend(node[:1] * rng.choice((2, 100, 1001)))
+        else:
+            node[rng.choice(keys)] = [node[rng.choice(keys)]] * rng.choice((2, 1001))
+    raw = json.dumps(doc, ensure_ascii=rng.random() < 0.5).encode()
+    if raw_splice is not None:
+        raw = raw.replace(b'"@@RAW@@"', raw_splice, 1)
+    return ops, raw

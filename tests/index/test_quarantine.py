@@ -45,7 +45,9 @@ def write_bad_rows(db: Database, bank_id: int) -> list[int]:
             ids.append(
                 s.execute(
                     insert(BankEntry)
-                    .values(bank_id=bank_id, signal_type=t, value=v, enabled=True, provenance={}, source="", added_by="old")
+                    .values(
+                        bank_id=bank_id, signal_type=t, value=v, enabled=True, provenance={}, source="", added_by="old"
+                    )
                     .returning(BankEntry.id)
                 ).scalar_one()
             )
@@ -127,7 +129,9 @@ def test_a_row_the_index_refuses_for_another_reason_is_quarantined(
     assert "refused" in engine.indexes.quarantined[bad["id"]].reason
 
 
-def test_metric_and_api_after_quarantine(settings: Settings, engine: Engine, banks: BankService, keys: dict[str, str]) -> None:
+def test_metric_and_api_after_quarantine(
+    settings: Settings, engine: Engine, banks: BankService, keys: dict[str, str]
+) -> None:
     bank = banks.create("b", actor="t")
     banks.add_entry("b", signal_type="pdq", value=GOOD, actor="t")
     write_bad_rows(engine.db, bank["id"])
