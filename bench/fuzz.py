@@ -156,9 +156,10 @@ def run_worker(target_name: str, seconds: float, seed: int, hang_seconds: float)
         "statuses": {str(k): v for by in tally.statuses.values() for k, v in by.items()},
         "found": tally.found[:20],
         "found_count": len(tally.found),
+        "nonjson_count": sum(1 for f in tally.found if any(not p.startswith("status") for p in f["problems"])),
         "slow": sorted(tally.slow, key=lambda s: -s["seconds"])[:5],
         "slow_count": len(tally.slow),
-        "slowest_s": max((s["seconds"] for s in tally.slow), default=None),
+        "slowest_s": tally.slowest,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -195,13 +196,13 @@ def table(results: list[dict[str, Any]]) -> str:
         n2 = sum(v for k, v in st.items() if 200 <= k < 300)
         n4 = sum(v for k, v in st.items() if 400 <= k < 500)
         n5 = sum(v for k, v in st.items() if k >= 500)
-        nonjson = sum(1 for f in r.get("found", []) if any(not p.startswith("status") for p in f["problems"]))
+        nonjson = r.get("nonjson_count", 0)
         hangs = r.get("slow_count", 0) + (1 if r.get("killed") else 0)
         slowest = r.get("slowest_s")
         rss = r.get("peak_rss_mb")
         lines.append(
             f"{r['target']:<12} {r['tried']:>7} {n2:>6} {n4:>6} {n5:>4} {nonjson:>8} {hangs:>5} "
-            f"{(f'{slowest:.1f}' if slowest else '-'):>9} {(f'{rss:.0f}' if rss else 'killed'):>11}"
+            f"{(f'{slowest:.2f}' if slowest else '-'):>9} {(f'{rss:.0f}' if rss else 'killed'):>11}"
         )
         for k, v in (
             ("tried", r["tried"]),

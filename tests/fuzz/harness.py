@@ -280,9 +280,11 @@ class Tally:
     statuses: dict[str, dict[int, int]] = field(default_factory=dict)
     found: list[dict[str, Any]] = field(default_factory=list)
     slow: list[dict[str, Any]] = field(default_factory=list)
+    slowest: float = 0.0
 
     def record(self, name: str, status: int, bad: list[str], seconds: float, what: Any, slow_after: float) -> None:
         self.tried[name] = self.tried.get(name, 0) + 1
+        self.slowest = max(self.slowest, seconds)
         by = self.statuses.setdefault(name, {})
         by[status] = by.get(status, 0) + 1
         if bad:
