@@ -242,10 +242,17 @@ class StreamWatcher:
             if not Path(self.url).exists():
                 raise FileNotFoundError(f"no such file: {self.url}")
             options = {}
-        container = av.open(self.url, mode="r", options=options, timeout=(cfg.open_timeout, cfg.read_timeout))
+        # metadata decoded with replacement: one non-UTF-8 tag must not stop a stream from being watched
+        container = av.open(
+            self.url,
+            mode="r",
+            options=options,
+            timeout=(cfg.open_timeout, cfg.read_timeout),
+            metadata_errors="replace",
+        )
         try:
-            if not container.streams.video:
-                raise av.error.InvalidDataError(1094995529, "the stream has no video")  # AVERROR_INVALIDDATA
+            if not container.streams.video or container.streams.video[0].codec_context is None:
+                raise av.error.InvalidDataError(1094995529, "the stream has no decodable video")  # AVERROR_INVALIDDATA
             vs = container.streams.video[0]
             mode: DecodeMode = cfg.decode_mode if cfg.decode_mode in ("keyframes", "all", "auto") else "auto"  # type: ignore[assignment]
             sampler = FrameSampler(
