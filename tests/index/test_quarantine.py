@@ -192,3 +192,13 @@ def test_serve_starts_and_scans_with_a_bad_row_in_the_database(tmp_path: Path, d
         db.dispose()
     assert b"quarantined" in err  # the log says which rows and why
     assert len(quarantine_events(Database(db_url))) == len(BAD_ROWS)
+
+
+def test_backfill_skips_rows_the_index_cannot_load(engine: Engine, banks: BankService) -> None:
+    from safeguard.gpu.backfill import load_pdq_entries
+
+    bank = banks.create("b", actor="t")
+    good = banks.add_entry("b", signal_type="pdq", value=GOOD, actor="t")
+    write_bad_rows(engine.db, bank["id"])  # bypasses the engine: nothing quarantined them yet
+    entries = load_pdq_entries(engine.db, ["b"], 31)
+    assert entries.entry_ids.tolist() == [good["id"]] and entries.words.shape == (1, 4)
