@@ -31,6 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# run as `python bench/NAME.py`: the repository root (for `bench` and `tests`) is importable too
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bench.api_bench import child_pids, wait_ready
 from bench.scan_api import console, free_port
 

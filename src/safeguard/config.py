@@ -160,6 +160,13 @@ SETTINGS: tuple[Setting, ...] = (
         "AES-256-GCM key sealing secrets at rest (webhook secrets). Empty: DATA_DIR/keys/secrets.key (created, "
         "mode 0600, on first need). Keep it outside the database, ideally a mounted secret.",
     ),
+    Setting(
+        "max_json_bytes",
+        int,
+        8 * 1024 * 1024,
+        "Largest JSON request body, in bytes (413 above).",
+    ),
+    Setting("max_json_depth", int, 32, "Deepest nesting of arrays and objects accepted in JSON input (422 above)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -216,6 +223,8 @@ class Settings:
     signing_key_file: str = ""
     checkpoint_interval_seconds: float = 300.0
     secrets_key_file: str = ""
+    max_json_bytes: int = 8 * 1024 * 1024
+    max_json_depth: int = 32
 
     @property
     def hash_draft(self) -> int:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from safeguard import events, registry
 from safeguard.actions.base import ActionContext, ActionHandler
+from safeguard.banks.service import BankService
 from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Decision, Finding, Signal
 from safeguard.detectors.base import Detector, ScanContext
@@ -32,6 +33,7 @@ from safeguard.ledger import decision_digest
 from safeguard.media import Media
 from safeguard.policy import Policy, evaluate, load_policy
 from safeguard.signals import compute_signals, get_signal_type
+from safeguard.signals.vpdq import MAX_TIMESTAMP
 from safeguard.store import Database, driver
 from safeguard.store.db import connection_of
 from safeguard.store.models import DecisionRow
@@ -79,7 +81,9 @@ class Engine:
             self.db.migrate()
         self.policy = policy or load_policy(settings.policy_file or None)
         snapshot_dir = Path(settings.data_dir) / "index" if settings.data_dir else None
-        self.indexes = IndexSet(self.db, snapshot_dir, settings.index_refresh_seconds)
+        # a bank row the index cannot load is quarantined: disabled, with an event (index/manager.py)
+        quarantine = BankService(self.db).quarantine_entries
+        self.indexes = IndexSet(self.db, snapshot_dir, settings.index_refresh_seconds, on_quarantine=quarantine)
         if load_indexes:
             self.indexes.load()
         self.resources = Resources(settings, self.db, self.indexes)
@@ -109,6 +113,10 @@ class Engine:
             st = get_signal_type(sig.type)
             if sig.quality is not None and not 0 <= sig.quality <= 100:
                 raise InvalidInput("quality must be between 0 and 100", code="invalid_signal")
+            if sig.timestamp is not None and not 0 <= sig.timestamp <= MAX_TIMESTAMP:  # False for NaN too
+                raise InvalidInput(
+                    f"timestamp must be between 0 and {MAX_TIMESTAMP:.0f} seconds", code="invalid_signal"
+                )
             out.append(replace(sig, type=st.name, value=st.validate(sig.value)))
         return out
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 
 from safeguard.api import metrics
 from safeguard.api.deps import Services, require, services
+from safeguard.api.params import PathId
 from safeguard.keys import Principal
 from safeguard.store.models import OutboxMessage, WebhookEndpoint
 from safeguard.webhook_store import add_endpoint, remove_endpoint
@@ -44,7 +45,9 @@ def add_webhook(
 
 
 @router.delete("/v1/webhooks/{webhook_id}", status_code=204)
-def remove_webhook(webhook_id: int, svc: Services = Depends(services), who: Principal = Depends(require())) -> Response:
+def remove_webhook(
+    webhook_id: PathId, svc: Services = Depends(services), who: Principal = Depends(require())
+) -> Response:
     """Disable the endpoint and cancel its pending deliveries (event ``webhook.deliveries_cancelled``)."""
     with svc.engine.db.write() as s:
         remove_endpoint(s, webhook_id, actor=who.actor)
@@ -74,8 +77,10 @@ def readyz(svc: Services = Depends(services)) -> JSONResponse:
 @router.get("/metrics", tags=["ops"])
 def prometheus(svc: Services = Depends(services)) -> Response:
     svc.engine.indexes.maybe_refresh()
+    quarantined = svc.engine.indexes.quarantined_counts()
     for t, n in svc.engine.indexes.sizes().items():
         metrics.INDEX_ENTRIES.labels(signal_type=t).set(n)
+        metrics.INDEX_QUARANTINED.labels(signal_type=t).set(quarantined.get(t, 0))
     with svc.engine.db.read() as s:
         pending = s.execute(
             select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")

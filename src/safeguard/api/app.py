@@ -16,6 +16,7 @@ from safeguard import __version__
 from safeguard.api import admin, banks, conversations, docs, errors, records, scan, streams
 from safeguard.api.auth import AuthMiddleware, Gate
 from safeguard.api.deps import Services
+from safeguard.api.jsonbody import StrictJSONMiddleware
 from safeguard.api.limits import BodyLimitMiddleware
 from safeguard.banks import BankService
 from safeguard.config import Settings
@@ -73,8 +74,11 @@ def create_app(
     # A little headroom over the file limit for the multipart envelope and form fields.
     max_body = settings.max_upload_bytes + 64 * 1024
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    # JSON bodies: parsed strictly once, with their own size limit (api/jsonbody.py)
+    max_json = min(settings.max_json_bytes, max_body)
+    app.add_middleware(StrictJSONMiddleware, max_bytes=max_json, max_depth=settings.max_json_depth)
     app.add_middleware(AuthMiddleware, gate=gate)  # outermost of ours: the key before any body is read
-    app.fast_path = partial(scan.HashScanRoute, svc=svc, max_bytes=max_body)
+    app.fast_path = partial(scan.HashScanRoute, svc=svc, max_bytes=max_json)
     return app
 
 

@@ -13,6 +13,8 @@ from starlette.datastructures import UploadFile
 
 from safeguard import registry
 from safeguard.api.deps import Services, require, services
+from safeguard.api.jsonbody import inline_schema, json_body
+from safeguard.api.params import AfterId, PathId
 from safeguard.banks.sources.base import HashListFormat, signal_rows
 from safeguard.errors import InvalidInput, PayloadTooLarge
 from safeguard.keys import Principal
@@ -24,10 +26,10 @@ READERS = ("moderator", "auditor")
 
 class BankIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: str = Field(max_length=100)
     kind: Literal["csam", "ncii", "terror", "other"] = "csam"
-    description: str = ""
-    default_category: str | None = None
+    description: str = Field(default="", max_length=10_000)
+    default_category: str | None = Field(default=None, max_length=64)
     thresholds: dict[str, int] = Field(default_factory=dict)
     review_thresholds: dict[str, int] = Field(default_factory=dict)
     dihedral: bool = False
@@ -36,9 +38,9 @@ class BankIn(BaseModel):
 
 class BankPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=10_000)
     kind: Literal["csam", "ncii", "terror", "other"] | None = None
-    default_category: str | None = None
+    default_category: str | None = Field(default=None, max_length=64)
     enabled: bool | None = None
     shareable: bool | None = None
     dihedral: bool | None = None
@@ -48,23 +50,23 @@ class BankPatch(BaseModel):
 
 class EntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    signal_type: str
-    value: str
-    category: str | None = None
-    source: str = ""
+    signal_type: str = Field(max_length=32)
+    value: str = Field(max_length=512)
+    category: str | None = Field(default=None, max_length=64)
+    source: str = Field(default="", max_length=200)
     provenance: dict[str, Any] = Field(default_factory=dict)
 
 
 class EntryPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool
-    reason: str = ""
+    reason: str = Field(default="", max_length=2000)
 
 
 class OpinionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     opinion: Literal["confirmed", "disputed", "none"]
-    note: str = ""
+    note: str = Field(default="", max_length=10_000)
 
 
 @router.get("/banks")
@@ -102,7 +104,7 @@ def patch_bank(
 @router.get("/banks/{bank}/entries")
 def list_entries(
     bank: str,
-    after_id: int = 0,
+    after_id: AfterId = 0,
     limit: int = Query(100, ge=1, le=1000),
     svc: Services = Depends(services),
     _: Principal = Depends(require(*READERS)),
@@ -111,7 +113,30 @@ def list_entries(
     return {"entries": entries, "next_after_id": entries[-1]["id"] if len(entries) == limit else None}
 
 
-@router.post("/banks/{bank}/entries", status_code=201)
+ENTRY_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": inline_schema(EntryIn)},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}, "category": {"type": "string"}},
+                }
+            },
+        },
+    }
+}
+IMPORT_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"text/csv": {"schema": {"type": "string"}}, "application/x-ndjson": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post("/banks/{bank}/entries", status_code=201, openapi_extra=ENTRY_OPENAPI)
 async def add_entries(
     bank: str, request: Request, svc: Services = Depends(services), who: Principal = Depends(require("moderator"))
 ) -> dict[str, Any]:
@@ -127,12 +152,14 @@ async def add_entries(
         if len(data) > limit:
             raise PayloadTooLarge(f"file over the limit of {limit} bytes")
         category = str(form["category"]) if form.get("category") else None
+        if category is not None and len(category) > 64:
+            raise InvalidInput("category longer than 64 characters", code="invalid_field")
         media = svc.engine.media_for(data, upload.content_type, reference=True)
         sigs = await run_in_threadpool(compute_signals, media)
         rows = signal_rows(sigs, category=category, source="upload", provenance={"filename": upload.filename or ""})
         res = await run_in_threadpool(lambda: svc.banks.import_rows(bank, rows, actor=who.actor, source="upload"))
         return {"added": [s.to_dict() for s in sigs], "result": res.to_dict()}
-    body = EntryIn.model_validate(await request.json())
+    body = EntryIn.model_validate(await json_body(request))
     return await run_in_threadpool(
         lambda: svc.banks.add_entry(
             bank,
@@ -152,12 +179,12 @@ def _format(name: str) -> HashListFormat:
     return fmt
 
 
-@router.post("/banks/{bank}/import")
+@router.post("/banks/{bank}/import", openapi_extra=IMPORT_OPENAPI)
 async def import_list(
     bank: str,
     request: Request,
     format: str = Query("csv", description="csv or jsonl"),
-    source: str = "",
+    source: str = Query("", max_length=200),
     svc: Services = Depends(services),
     who: Principal = Depends(require()),
 ) -> dict[str, Any]:
@@ -198,20 +225,23 @@ def export_bank(
 
 @router.get("/entries/{entry_id}")
 def get_entry(
-    entry_id: int, svc: Services = Depends(services), _: Principal = Depends(require(*READERS))
+    entry_id: PathId, svc: Services = Depends(services), _: Principal = Depends(require(*READERS))
 ) -> dict[str, Any]:
     return svc.banks.get_entry(entry_id)
 
 
 @router.patch("/entries/{entry_id}")
 def patch_entry(
-    entry_id: int, body: EntryPatch, svc: Services = Depends(services), who: Principal = Depends(require("moderator"))
+    entry_id: PathId,
+    body: EntryPatch,
+    svc: Services = Depends(services),
+    who: Principal = Depends(require("moderator")),
 ) -> dict[str, Any]:
     return svc.banks.set_enabled(entry_id, body.enabled, actor=who.actor, reason=body.reason)
 
 
 @router.post("/entries/{entry_id}/opinions", status_code=201)
 def add_opinion(
-    entry_id: int, body: OpinionIn, svc: Services = Depends(services), who: Principal = Depends(require("moderator"))
+    entry_id: PathId, body: OpinionIn, svc: Services = Depends(services), who: Principal = Depends(require("moderator"))
 ) -> dict[str, Any]:
     return svc.banks.add_opinion(entry_id, body.opinion, actor=who.actor, note=body.note)

@@ -11,7 +11,6 @@ Nothing is stored when a request is refused.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.concurrency import run_in_threadpool
 
 from safeguard.api.deps import Services, require, services
+from safeguard.api.jsonbody import inline_schema, json_body
 from safeguard.detectors.grooming.scorer import Message
 from safeguard.detectors.grooming.service import MAX_BATCH, GroomingService
 from safeguard.errors import InvalidInput
@@ -89,15 +89,8 @@ def grooming_service(request: Request, svc: Services = Depends(services)) -> Gro
     return g
 
 
-def parse_body(raw: bytes) -> BatchIn:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput("the body is not UTF-8", code="invalid_encoding") from exc
-    try:
-        data = json.loads(text or "null")
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not JSON: {exc}", code="invalid_json") from exc
+def parse_body(data: Any) -> BatchIn:
+    """Validate a strictly parsed JSON body (``api/jsonbody.json_body``: UTF-8, no NaN, bounded depth)."""
     if not isinstance(data, dict):
         raise InvalidInput("send a message object or {'messages': [...]}", code="invalid_request")
     try:
@@ -112,16 +105,7 @@ def parse_body(raw: bytes) -> BatchIn:
 BODY_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        MessageIn.model_json_schema(ref_template="#/components/schemas/{model}"),
-                        BatchIn.model_json_schema(ref_template="#/components/schemas/{model}"),
-                    ]
-                }
-            }
-        },
+        "content": {"application/json": {"schema": {"oneOf": [inline_schema(MessageIn), inline_schema(BatchIn)]}}},
     }
 }
 
@@ -138,7 +122,7 @@ async def post_messages(
     g: GroomingService = Depends(grooming_service),
     who: Principal = Depends(require("platform")),
 ) -> dict[str, Any]:
-    batch = parse_body(await request.body())
+    batch = parse_body(await json_body(request))
     msgs = [m.to_message() for m in batch.messages]
     return await run_in_threadpool(
         g.post, conversation_id, msgs, actor=who.actor, locale=locale or batch.locale, tenant=who.tenant

@@ -15,6 +15,13 @@ SCAN_SECONDS = Histogram(
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
 )
 INDEX_ENTRIES = Gauge("safeguard_index_entries", "Entries in this process's index", ["signal_type"], registry=REGISTRY)
+INDEX_QUARANTINED = Gauge(
+    "safeguard_index_quarantined_entries",
+    "Bank entries this process's index has quarantined since start: rows it could not load (see the "
+    "index.entry_quarantined events)",
+    ["signal_type"],
+    registry=REGISTRY,
+)
 OUTBOX_PENDING = Gauge("safeguard_outbox_pending", "Webhook deliveries waiting", registry=REGISTRY)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from safeguard import events, ledger
 from safeguard.api.deps import Services, require, services
+from safeguard.api.params import AfterId, PathId
 from safeguard.errors import NotFound
 from safeguard.keys import Principal
 from safeguard.store.models import Case, CaseItem, DecisionRow, Event
@@ -76,7 +77,7 @@ def list_cases(
 
 @router.get("/cases/{case_id}")
 def get_case(
-    case_id: int, svc: Services = Depends(services), who: Principal = Depends(require("moderator", "auditor"))
+    case_id: PathId, svc: Services = Depends(services), who: Principal = Depends(require("moderator", "auditor"))
 ) -> dict[str, Any]:
     with svc.engine.db.write() as s:
         c = s.get(Case, case_id)
@@ -93,7 +94,7 @@ def get_case(
 
 @router.get("/events")
 def list_events(
-    after: int = 0,
+    after: AfterId = 0,
     limit: int = Query(100, ge=1, le=1000),
     type: str | None = None,
     svc: Services = Depends(services),

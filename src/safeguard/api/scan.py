@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any, TypeVar
 
@@ -13,24 +14,29 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from safeguard import strictjson
 from safeguard.api import auth, metrics
 from safeguard.api.deps import Services, allowed_roles, authenticate, check_role, require, services
+from safeguard.api.errors import INTERNAL_ERROR
+from safeguard.api.jsonbody import inline_schema, json_body
 from safeguard.api.limits import declared_over, refuse
 from safeguard.content import Content, ContentKind, Decision, Signal
 from safeguard.errors import InvalidInput, PayloadTooLarge, SafeguardError, UnsupportedMedia
 from safeguard.keys import Principal
+from safeguard.signals.vpdq import MAX_TIMESTAMP
 
 router = APIRouter(prefix="/v1", tags=["scan"])
+log = logging.getLogger(__name__)
 
 CONTEXT_FIELDS = ("content_id", "user_id", "conversation_id", "stream_id")
 
 
 class SignalIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: str = Field(description="signal type: sha256, md5, pdq, ...")
-    value: str
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    type: str = Field(max_length=32, description="signal type: sha256, md5, pdq, ...")
+    value: str = Field(max_length=512)
     quality: int | None = Field(default=None, ge=0, le=100)
-    timestamp: float | None = None
+    timestamp: float | None = Field(default=None, ge=0, le=MAX_TIMESTAMP, description="seconds into a video")
 
 
 class HashScanIn(BaseModel):
@@ -66,7 +72,7 @@ SCAN_OPENAPI: dict[str, Any] = {
                     },
                 }
             },
-            "application/json": {"schema": HashScanIn.model_json_schema(ref_template="#/components/schemas/{model}")},
+            "application/json": {"schema": inline_schema(HashScanIn)},
         },
     }
 }
@@ -79,7 +85,7 @@ async def scan(
     t0 = time.perf_counter()
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("application/json"):  # usually answered by HashScanRoute before it gets here
-        return JSONResponse(await scan_json(svc, who, await request.body(), t0))
+        return JSONResponse(await scan_json(svc, who, await json_body(request), t0))
     if ctype.startswith("multipart/form-data"):
         content = await _from_form(request, svc, who.tenant)
     else:
@@ -103,9 +109,9 @@ async def scan(
     return JSONResponse(_answer(decision, content, t0))  # plain JSON types: skip FastAPI's jsonable_encoder
 
 
-async def scan_json(svc: Services, who: Principal, raw: bytes, t0: float) -> dict[str, Any]:
-    """The hash-only scan (a JSON body): parse, match, record; returns the response body."""
-    content = _hash_content(_parse(HashScanIn, raw, "invalid hash-scan request"), who.tenant)
+async def scan_json(svc: Services, who: Principal, body: Any, t0: float) -> dict[str, Any]:
+    """The hash-only scan (a JSON body, parsed): validate, match, record; returns the response body."""
+    content = _hash_content(_parse(HashScanIn, body, "invalid hash-scan request"), who.tenant)
     # a few hashes are matched on the loop, no thread hop (see Engine.scan_async)
     decision = await svc.engine.scan_async(content, actor=who.actor)
     return _answer(decision, content, t0)
@@ -131,7 +137,7 @@ class HashScanRoute:
     Why: FastAPI's routing, dependency resolution and middleware layers cost about as much CPU as the
     scan itself (a hash lookup and its recorded decision); see docs/performance.md. The app puts it in
     front of its whole stack (:class:`safeguard.api.app.SafeguardAPI`): an unexpected error here
-    reaches the server as it would from Starlette's error middleware (a plain 500, logged).
+    is logged and answered ``500 internal_error`` in JSON, as the app's own handler does.
     """
 
     def __init__(self, app: ASGIApp, svc: Services, path: str = "/v1/scan", max_bytes: int | None = None) -> None:
@@ -180,9 +186,15 @@ class HashScanRoute:
             if not msg.get("more_body", False):
                 break
         try:
-            response = JSONResponse(await scan_json(self.svc, who, b"".join(chunks), t0))
+            settings = self.svc.engine.settings
+            raw = b"".join(chunks)
+            body = strictjson.loads(raw, max_bytes=limit, max_depth=settings.max_json_depth) if raw else None
+            response = JSONResponse(await scan_json(self.svc, who, body, t0))
         except SafeguardError as exc:
             response = JSONResponse(exc.to_dict(), status_code=exc.status)
+        except Exception:
+            log.exception("unexpected error in the hash-only scan")
+            response = JSONResponse(INTERNAL_ERROR, status_code=500)
         await response(scope, receive, send)
 
     async def _admit(self, scope: Scope, authorization: str | None, x_api_key: str | None) -> Principal:
@@ -192,7 +204,13 @@ class HashScanRoute:
         return await self.svc.gate.admit(authorization, x_api_key, client[0] if client else "")
 
 
-@router.post("/scan/batch", summary="Scan up to 1,000 hash-only items in one request: one recorded decision each")
+@router.post(
+    "/scan/batch",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": inline_schema(HashBatchIn)}}}
+    },
+    summary="Scan up to 1,000 hash-only items in one request: one recorded decision each",
+)
 async def scan_batch(
     request: Request, svc: Services = Depends(services), who: Principal = Depends(require("platform"))
 ) -> Any:
@@ -203,7 +221,7 @@ async def scan_batch(
     t0 = time.perf_counter()
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise UnsupportedMedia("send application/json with 'items'", code="unsupported_content_type")
-    body = _parse(HashBatchIn, await request.body(), "invalid hash-batch request")
+    body = _parse(HashBatchIn, await json_body(request), "invalid hash-batch request")
     contents = [_hash_content(item, who.tenant) for item in body.items]
     decisions = await svc.engine.scan_many_async(contents, actor=who.actor)
     elapsed = time.perf_counter() - t0
@@ -251,11 +269,10 @@ async def _from_form(request: Request, svc: Services, tenant: str) -> Content:
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-def _parse(model: type[_Model], raw: bytes, what: str) -> _Model:
+def _parse(model: type[_Model], body: Any, what: str) -> _Model:
+    """Validate a strictly parsed JSON body (see ``safeguard.strictjson``) against ``model``."""
     try:
-        return model.model_validate(json.loads(raw or b"null"))
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"invalid JSON: {exc.msg}", code="invalid_json") from exc
+        return model.model_validate(body)
     except ValidationError as exc:
         raise InvalidInput(what, code="invalid_request", details=json.loads(exc.json(include_url=False))) from exc
 

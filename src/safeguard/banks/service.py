@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +24,9 @@ from safeguard.errors import Conflict, InvalidInput, NotFound
 from safeguard.signals import get_signal_type
 from safeguard.store import Database
 from safeguard.store.models import Bank, BankEntry, EntryChange, EntryOpinion, utcnow
+
+if TYPE_CHECKING:
+    from safeguard.index.manager import Quarantined
 
 BANK_KINDS = ("csam", "ncii", "terror", "other")
 OPINIONS = ("confirmed", "disputed", "none")
@@ -124,7 +127,7 @@ class BankService:
 
     @staticmethod
     def get(s: Session, bank: str | int) -> Bank:
-        if isinstance(bank, int) or (isinstance(bank, str) and bank.isdigit()):
+        if isinstance(bank, int) or (bank.isascii() and bank.isdigit() and len(bank) <= 18):
             row = s.get(Bank, int(bank))
         else:
             row = s.execute(select(Bank).where(Bank.name == bank)).scalar_one_or_none()
@@ -177,14 +180,18 @@ class BankService:
 
     @staticmethod
     def _check_thresholds(th: dict[str, int], rth: dict[str, int]) -> None:
-        for k, v in {**th, **rth}.items():
+        # each dict on its own: a merged view let the review value hide a bad match value (a
+        # negative match threshold was accepted when a review threshold for the type existed)
+        for k, v in [*th.items(), *rth.items()]:
             if k in PERCENT_THRESHOLDS:
-                if not isinstance(v, int) or not 0 <= v <= 100:
+                if type(v) is not int or not 0 <= v <= 100:
                     raise InvalidInput(f"{k} must be an integer 0..100", code="invalid_threshold")
                 continue
             st = get_signal_type(k)
-            if not isinstance(v, int) or v < 0 or (st.metric == "hamming" and v > st.bits):
-                raise InvalidInput(f"threshold for {k} must be an integer 0..{st.bits}", code="invalid_threshold")
+            # a distance: 0..bits for Hamming types; 0 or 1 for exact ones (their only distances)
+            top = st.bits if st.metric == "hamming" else 1
+            if type(v) is not int or not 0 <= v <= top:
+                raise InvalidInput(f"threshold for {k} must be an integer 0..{top}", code="invalid_threshold")
         for k, v in th.items():
             if k not in PERCENT_THRESHOLDS and rth.get(k, v) < v:
                 raise InvalidInput(f"review threshold for {k} must be >= its match threshold", code="invalid_threshold")
@@ -467,6 +474,9 @@ class BankService:
         provenance: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         st = get_signal_type(signal_type)
+        for name, limit, v in (("category", 64, category), ("source", 200, source)):
+            if v is not None and len(v) > limit:
+                raise InvalidInput(f"{name} longer than {limit} characters", code="invalid_field")
         row = Row(
             line=1,
             signal_type=st.name,
@@ -525,6 +535,38 @@ class BankService:
                 payload={"bank": bank.name, "reason": reason},
             )
             return entry_to_dict(e, bank.name)
+
+    def quarantine_entries(self, items: Sequence[Quarantined], *, actor: str = "system") -> int:
+        """Disable entries the index could not load, each with an ``index.entry_quarantined`` event.
+
+        Only an entry still enabled is disabled (and gets the event), so when several processes find
+        the same bad row at start-up one of them records it. The disable goes through the change log
+        like any other, so every process's index skips the entry. Returns how many were disabled.
+        """
+        done = 0
+        with self.db.write() as s:
+            self._lock_changes(s)
+            for q in items:
+                got = s.execute(
+                    update(BankEntry)
+                    .where(BankEntry.id == q.entry_id, BankEntry.enabled.is_(True))
+                    .values(enabled=False)
+                    .returning(BankEntry.bank_id)
+                ).first()
+                if got is None:
+                    continue
+                bank = s.get(Bank, got[0])
+                assert bank is not None
+                self._record_changes(s, bank, [q.entry_id])
+                events.append(
+                    s,
+                    "index.entry_quarantined",
+                    actor=actor,
+                    subject=("entry", str(q.entry_id)),
+                    payload={"bank": bank.name, "signal_type": q.signal_type, "reason": q.reason, "value": q.value},
+                )
+                done += 1
+        return done
 
     def add_opinion(self, entry_id: int, opinion: str, *, actor: str, note: str = "") -> dict[str, Any]:
         if opinion not in OPINIONS:

@@ -15,6 +15,7 @@ CLI starts without the ``gpu`` extra installed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -30,8 +31,11 @@ from sqlalchemy import select
 
 from safeguard.errors import ConfigError, InvalidInput, NotFound, SafeguardError
 from safeguard.index.hamming import hex_to_words
+from safeguard.signals.base import noncanonical_hex
 from safeguard.store import Database
 from safeguard.store.models import Bank, BankEntry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,15 @@ def load_pdq_entries(db: Database, bank_names: list[str] | None, default_thresho
             if meta
             else []
         )
+    bad = set(noncanonical_hex([r[2] for r in rows], 64))
+    if bad:  # a row the index cannot load (see index/manager.py): skipped here too, never a crash
+        log.warning(
+            "skipping %d PDQ entries whose stored value is not 64 hex characters (ids %s); "
+            "`safeguard serve` quarantines them",
+            len(bad),
+            sorted(int(rows[k][0]) for k in bad)[:20],
+        )
+        rows = [r for k, r in enumerate(rows) if k not in bad]
     return PDQBankEntries(
         entry_ids=np.array([r[0] for r in rows], dtype=np.int64),
         bank_ids=np.array([r[1] for r in rows], dtype=np.int64),

@@ -9,6 +9,14 @@ findable in every process within that interval, without a rebuild.
 The index holds entry ids and values only. Whether an entry still counts (enabled, bank enabled,
 thresholds, category, opinions) is read from the database for the few candidates a query returns, so a
 disable takes effect at once even before the index catches up.
+
+**Quarantine.** A row the index cannot take (a value not in its signal type's canonical form, written
+by an older version or straight into the database; or any value the index itself refuses) is skipped,
+never allowed to fail the load: one bad row must not stop every scan or the service's start. It is
+kept in :attr:`IndexSet.quarantined` (the ``safeguard_index_quarantined_entries`` metric) and handed
+to ``on_quarantine`` once the read is over; the engine's handler disables the entry with an
+``index.entry_quarantined`` event (``BankService.quarantine_entries``), so that every other process
+skips it too and an operator sees why.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,9 +51,30 @@ class BankMeta:
     review_thresholds: dict[str, int]
 
 
+@dataclass(frozen=True)
+class Quarantined:
+    """A bank entry the index skipped: its id, signal type, why, and its stored value (``ascii()``,
+    at most 100 characters: it may hold anything)."""
+
+    entry_id: int
+    signal_type: str
+    reason: str
+    value: str
+
+
 class IndexSet:
-    def __init__(self, db: Database, snapshot_dir: Path | None = None, refresh_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        db: Database,
+        snapshot_dir: Path | None = None,
+        refresh_seconds: float = 0.5,
+        on_quarantine: Callable[[list[Quarantined]], Any] | None = None,
+    ) -> None:
         self.db = db
+        self.on_quarantine = on_quarantine
+        #: entries this process skipped because its index could not take them (since start), by entry id
+        self.quarantined: dict[int, Quarantined] = {}
+        self._pending: list[Quarantined] = []
         self.snapshot_dir = snapshot_dir
         self.refresh_seconds = refresh_seconds
         self.indexes: dict[str, SignalIndex] = {}
@@ -82,6 +111,7 @@ class IndexSet:
                 self._build(head)
             for name, idx in self.indexes.items():
                 idx.warm(self.query_radius(name))
+            self._report_quarantined()
 
     def query_radius(self, signal_type: str) -> int:
         """How far a query of this signal type reaches: the widest review (else match) threshold of
@@ -116,7 +146,7 @@ class IndexSet:
                     vals.append(v)
                 for t, (ids, vals) in by_type.items():
                     if t in indexes:
-                        indexes[t].add(ids, vals)
+                        self._add(indexes[t], t, ids, vals)
                 last = rows[-1][0]
         for idx in indexes.values():
             idx.settle()
@@ -196,6 +226,7 @@ class IndexSet:
                         )
                         for b in s.execute(select(Bank)).scalars()
                     }
+            self._report_quarantined()
             return applied
 
     def _apply(self, rows: Sequence[Any]) -> None:
@@ -216,7 +247,53 @@ class IndexSet:
         for t, rm in removes.items():
             self.indexes[t].remove(rm)
         for t, (ids, vals) in adds.items():
-            self.indexes[t].add(ids, vals)
+            self._add(self.indexes[t], t, ids, vals)
+
+    # -- quarantine ----------------------------------------------------------------------------
+    def _add(self, index: SignalIndex, signal_type: str, ids: list[int], values: list[str]) -> None:
+        """``index.add`` for the rows it can take; the others are quarantined (see the module's doc)."""
+        try:
+            bad = get_signal_type(signal_type).noncanonical(values)
+        except Exception:  # a plug-in's check that fails: judge each row by the index alone
+            bad = []
+        if bad:
+            skip = set(bad)
+            for k in bad:
+                self._quarantine(ids[k], signal_type, values[k], "value not in the signal type's canonical form")
+            ids = [i for k, i in enumerate(ids) if k not in skip]
+            values = [v for k, v in enumerate(values) if k not in skip]
+        try:
+            index.add(ids, values)
+        except Exception:
+            # the index refused the batch: add row by row, quarantining each row it refuses
+            for i, v in zip(ids, values, strict=True):
+                try:
+                    index.add([i], [v])
+                except Exception as exc:
+                    self._quarantine(i, signal_type, v, f"the index refused it: {exc}"[:200])
+
+    def _quarantine(self, entry_id: int, signal_type: str, value: Any, reason: str) -> None:
+        q = Quarantined(int(entry_id), signal_type, reason, ascii(value)[:100])
+        if entry_id not in self.quarantined:
+            log.warning("bank entry %d (%s) quarantined: %s: %s", entry_id, signal_type, reason, q.value)
+        self.quarantined[q.entry_id] = q
+        self._pending.append(q)
+
+    def _report_quarantined(self) -> None:
+        """Hand newly quarantined entries to ``on_quarantine`` (after the read that found them). A
+        failure there is logged, never raised: the index stays usable either way."""
+        pending, self._pending = self._pending, []
+        if pending and self.on_quarantine is not None:
+            try:
+                self.on_quarantine(pending)
+            except Exception:
+                log.exception("could not record %d quarantined bank entries", len(pending))
+
+    def quarantined_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for q in self.quarantined.values():
+            out[q.signal_type] = out.get(q.signal_type, 0) + 1
+        return out
 
     def sizes(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.indexes.items()}

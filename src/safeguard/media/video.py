@@ -42,13 +42,20 @@ class FrameHash:
 
 
 def open_container(source: bytes | str, *, options: dict[str, str] | None = None, timeout: float | None = None) -> Any:
-    """Open bytes (an upload) or a URL/path (a stream) with PyAV, raising MediaError on failure."""
+    """Open bytes (an upload) or a URL/path (a stream) with PyAV, raising MediaError on failure.
+
+    Container and stream metadata (titles, handler names) are decoded with ``errors="replace"``: PyAV
+    decodes them strictly by default, so one non-UTF-8 byte in a tag was a ``UnicodeDecodeError`` (a
+    500) before a single frame was read; Safeguard never uses the metadata.
+    """
     try:
         if isinstance(source, bytes):
             # an upload's bytes are all there is: no demuxer may open a URL of its own (egress)
-            return av.open(io.BytesIO(source), mode="r", options={"protocol_whitelist": "none"})
-        return av.open(source, mode="r", options=options or {}, timeout=timeout)
-    except av.error.FFmpegError as exc:
+            return av.open(
+                io.BytesIO(source), mode="r", options={"protocol_whitelist": "none"}, metadata_errors="replace"
+            )
+        return av.open(source, mode="r", options=options or {}, timeout=timeout, metadata_errors="replace")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise MediaError(f"video could not be opened: {exc}", code="corrupt_media") from exc
 
 
@@ -183,6 +190,8 @@ def hash_video(
             raise MediaError("the file has no video stream", code="no_video_stream")
         vs = container.streams.video[0]
         cc = vs.codec_context
+        if cc is None:  # the track names a codec FFmpeg does not have (a damaged header, often)
+            raise MediaError("the video track's codec cannot be decoded", code="corrupt_media")
         if cc.width and cc.height and cc.width * cc.height > max_frame_pixels:
             raise MediaError(
                 f"video frames are {cc.width}x{cc.height}, over the limit of {max_frame_pixels} pixels",

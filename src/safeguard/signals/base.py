@@ -8,13 +8,15 @@ bits, compared by Hamming distance). ``examples`` feed the contract test every s
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from functools import cache
 from typing import ClassVar, Literal
 
 from safeguard import registry
 from safeguard.content import Signal
-from safeguard.errors import InvalidInput
+from safeguard.errors import InvalidInput, SafeguardError
 from safeguard.media import Media
 
 
@@ -36,6 +38,22 @@ class SignalType(ABC):
     def validate(self, value: str) -> str:
         """Return the canonical form of an outside value, or raise InvalidInput."""
 
+    def noncanonical(self, values: Sequence[str]) -> list[int]:
+        """Positions of stored values that are not in canonical form (what :meth:`validate` returns).
+
+        The index calls this on every row it loads: such a row (written by an older version, or
+        straight into the database) is quarantined instead of crashing the index. Override with a
+        faster check where one exists; it must agree with :meth:`validate`.
+        """
+        bad = []
+        for k, v in enumerate(values):
+            try:
+                if self.validate(v) != v:
+                    bad.append(k)
+            except SafeguardError:
+                bad.append(k)
+        return bad
+
     def distance(self, a: str, b: str) -> int:
         if self.metric == "exact":
             return 0 if a == b else 1
@@ -53,15 +71,34 @@ def hamming_hex(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
+_HEX = re.compile(r"[0-9a-f]*")
+#: what may surround an outside value (a CSV cell, a pasted hash): ASCII whitespace only
+_ASCII_SPACE = " \t\r\n"
+
+
 def validate_hex(value: str, *, name: str, nchars: int) -> str:
-    v = value.strip().lower()
+    """The canonical form of a hex value: exactly ``nchars`` ASCII hex digits, lowercased.
+
+    Strict on purpose: ``int(v, 16)`` also accepts other scripts' digits (Arabic-Indic, fullwidth...),
+    ``0x``, signs and ``_``, none of which ``bytes.fromhex`` (the index) or a partner's list reader
+    accepts; a value that passed here once and failed in the index took matching down.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string of {nchars} hex characters", code="invalid_signal")
+    v = value.strip(_ASCII_SPACE)
     if len(v) != nchars:
         raise InvalidInput(f"{name} must be {nchars} hex characters, got {len(v)}", code="invalid_signal")
-    try:
-        int(v, 16)
-    except ValueError:
-        raise InvalidInput(f"{name} must be hexadecimal", code="invalid_signal") from None
+    if not v.isascii() or _HEX.fullmatch(v := v.lower()) is None:
+        raise InvalidInput(f"{name} must be ASCII hexadecimal (0-9, a-f)", code="invalid_signal")
     return v
+
+
+def noncanonical_hex(values: Sequence[str], nchars: int) -> list[int]:
+    """Positions of the values that are not exactly ``nchars`` lowercase ASCII hex digits (the form
+    :func:`validate_hex` stores). One regex over the joined values when all are good (the usual case)."""
+    if all(type(v) is str and len(v) == nchars for v in values) and _HEX.fullmatch("".join(values)):
+        return []
+    return [k for k, v in enumerate(values) if not (type(v) is str and len(v) == nchars and _HEX.fullmatch(v))]
 
 
 @cache

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from safeguard.content import Signal
 from safeguard.media import Media
-from safeguard.signals.base import SignalType, validate_hex
+from safeguard.signals.base import SignalType, noncanonical_hex, validate_hex
 
 
 class _DigestSignal(SignalType):
@@ -21,6 +22,9 @@ class _DigestSignal(SignalType):
 
     def validate(self, value: str) -> str:
         return validate_hex(value, name=self.name, nchars=self.nchars)
+
+    def noncanonical(self, values: Sequence[str]) -> list[int]:
+        return noncanonical_hex(values, self.nchars)
 
 
 class SHA256Signal(_DigestSignal):

@@ -11,6 +11,7 @@ tiny images), and the hash-match detector lowers such matches' confidence.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -19,7 +20,7 @@ from PIL import Image
 
 from safeguard.content import Signal
 from safeguard.media import Media
-from safeguard.signals.base import SignalType, validate_hex
+from safeguard.signals.base import SignalType, noncanonical_hex, validate_hex
 from safeguard.signals.pdqmath import pdq_plane_dihedral_hex, pdq_plane_hex
 
 PDQ_QUALITY_FLOOR = 50
@@ -72,3 +73,6 @@ class PDQSignal(SignalType):
 
     def validate(self, value: str) -> str:
         return validate_hex(value, name="pdq", nchars=64)
+
+    def noncanonical(self, values: Sequence[str]) -> list[int]:
+        return noncanonical_hex(values, 64)

@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
+from safeguard import strictjson
 from safeguard.content import Signal
 from safeguard.errors import InvalidInput
 from safeguard.media import Media
-from safeguard.signals.base import SignalType, validate_hex
+from safeguard.signals.base import SignalType, noncanonical_hex, validate_hex
 
 VPDQ_QUALITY_THRESHOLD = 50
 VPDQ_DISTANCE_THRESHOLD = 31
@@ -66,6 +69,9 @@ class VPDQSignal(SignalType):
     def validate(self, value: str) -> str:
         return validate_hex(value, name="vpdq frame hash", nchars=64)
 
+    def noncanonical(self, values: Sequence[str]) -> list[int]:
+        return noncanonical_hex(values, 64)
+
 
 # -- the compact serialisation (ThreatExchange's) and bank rows --------------------------------------
 def to_compact(signals: list[Signal]) -> str:
@@ -73,24 +79,29 @@ def to_compact(signals: list[Signal]) -> str:
     return json.dumps([f"{s.value},{s.quality or 0},{(s.timestamp or 0.0):.3f}" for s in signals])
 
 
+#: a frame's quality and timestamp in the compact form: ASCII digits only (``int``/``float`` would also
+#: take other scripts' digits, signs, ``_``, ``nan`` and ``inf``)
+_QUALITY = re.compile(r"[0-9]{1,3}")
+_TIMESTAMP = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
+#: longest video a compact list may describe, in seconds of video time (10 million: 115 days)
+MAX_TIMESTAMP = 10_000_000.0
+
+
 def from_compact(text: str) -> list[Signal]:
     """Parse the compact form; raise InvalidInput naming the first bad item."""
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"vpdq list is not valid JSON: {exc.msg}", code="invalid_signal") from exc
+    items = strictjson.loads(text, what="the vpdq list")
     if not isinstance(items, list):
         raise InvalidInput("vpdq list must be a JSON list", code="invalid_signal")
     out: list[Signal] = []
     for k, item in enumerate(items):
-        parts = str(item).split(",")
+        parts = item.split(",") if isinstance(item, str) else []
         if len(parts) != 3:
             raise InvalidInput(f"vpdq frame {k}: expected 'hex,quality,timestamp'", code="invalid_signal")
-        try:
-            quality, ts = int(parts[1]), float(parts[2])
-        except ValueError:
-            raise InvalidInput(f"vpdq frame {k}: bad quality or timestamp", code="invalid_signal") from None
-        if not 0 <= quality <= 100 or ts < 0:
+        q, t = parts[1].strip(), parts[2].strip()
+        if not (q.isascii() and _QUALITY.fullmatch(q) and t.isascii() and _TIMESTAMP.fullmatch(t)):
+            raise InvalidInput(f"vpdq frame {k}: bad quality or timestamp", code="invalid_signal")
+        quality, ts = int(q), float(t)
+        if not 0 <= quality <= 100 or ts > MAX_TIMESTAMP:
             raise InvalidInput(f"vpdq frame {k}: quality or timestamp out of range", code="invalid_signal")
         out.append(Signal("vpdq", validate_hex(parts[0], name="vpdq frame hash", nchars=64), quality, ts))
     return out

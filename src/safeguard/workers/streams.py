@@ -303,7 +303,16 @@ class StreamWatcher:
                 raise EgressRefused("local file paths are read only with SAFEGUARD_STREAM_ALLOW_FILES=1")
             if not Path(self.url).exists():
                 raise FileNotFoundError(f"no such file: {self.url}")
-            return av.open(self.url, mode="r", options={"protocol_whitelist": "file"}, timeout=timeout), None
+            return (
+                av.open(
+                    self.url,
+                    mode="r",
+                    options={"protocol_whitelist": "file"},
+                    timeout=timeout,
+                    metadata_errors="replace",
+                ),
+                None,
+            )
         target = parse_url(self.url, SCHEMES, code="invalid_stream_url")
         if target.scheme in ("http", "https"):
             since = time.monotonic()
@@ -322,7 +331,7 @@ class StreamWatcher:
             try:
                 # the bytes come from ``src`` only: FFmpeg may open no URL of its own (a demuxer that
                 # names further resources, as HLS or concat do, gets none)
-                return av.open(src, mode="r", options={"protocol_whitelist": "none"}), src
+                return av.open(src, mode="r", options={"protocol_whitelist": "none"}, metadata_errors="replace"), src
             except BaseException:
                 src.close()
                 raise
@@ -342,14 +351,17 @@ class StreamWatcher:
             # FFmpeg may open only these protocols for it: no protocol of its choosing, no other host
             "protocol_whitelist": "rtmps,tls,tcp" if target.scheme == "rtmps" else "rtmp,tcp",
         }
-        return av.open(url, mode="r", options=options, timeout=(cfg.open_timeout, cfg.read_timeout))
+        # metadata decoded with replacement: one non-UTF-8 tag must not stop a stream from being watched
+        return av.open(
+            url, mode="r", options=options, timeout=(cfg.open_timeout, cfg.read_timeout), metadata_errors="replace"
+        )
 
     def _demux(self, container: Any, source: HttpSource | None) -> bool:
         cfg = self.config
         is_file = source is None and "://" not in self.url
         try:
-            if not container.streams.video:
-                raise av.error.InvalidDataError(1094995529, "the stream has no video")  # AVERROR_INVALIDDATA
+            if not container.streams.video or container.streams.video[0].codec_context is None:
+                raise av.error.InvalidDataError(1094995529, "the stream has no decodable video")  # AVERROR_INVALIDDATA
             vs = container.streams.video[0]
             mode: DecodeMode = cfg.decode_mode if cfg.decode_mode in ("keyframes", "all", "auto") else "auto"  # type: ignore[assignment]
             sampler = FrameSampler(

@@ -39,12 +39,20 @@ class RowError:
     code: str = "invalid_row"
 
 
+#: the longest category and source a bank entry stores (the columns' sizes)
+FIELD_LIMITS = {"category": 64, "source": 200}
+
+
 def make_row(line: int, signal_type: str | None, value: str | None, **kw: Any) -> Row | RowError:
     """Validate and normalise one row; every format funnels through here."""
     if not signal_type:
         return RowError(line, "missing signal_type", "missing_field")
     if not value:
         return RowError(line, "missing value", "missing_field")
+    for name, limit in FIELD_LIMITS.items():
+        v = kw.get(name)
+        if v is not None and len(v) > limit:
+            return RowError(line, f"{name} longer than {limit} characters", "invalid_row")
     try:
         st = get_signal_type(signal_type.strip().lower())
         canonical = st.validate(value)

@@ -15,7 +15,9 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
+from safeguard import strictjson
 from safeguard.banks.sources.base import HashListFormat, Row, RowError, make_rows
+from safeguard.errors import SafeguardError
 
 ALIASES = {
     "signal_type": ("signal_type", "type", "hash_type", "algorithm"),
@@ -37,7 +39,14 @@ class CSVHashList(HashListFormat):
         reader = csv.reader(lines)
         header: list[str] | None = None
         cols: dict[str, int] = {}
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # a stray carriage return, an unterminated quote: this line only
+                yield RowError(reader.line_num, f"not CSV: {exc}", "invalid_row")
+                continue
             lineno = reader.line_num
             if not row or (row[0].lstrip().startswith("#")) or all(not c.strip() for c in row):
                 continue
@@ -68,8 +77,8 @@ class CSVHashList(HashListFormat):
             }
             if "provenance" in header and row[header.index("provenance")].strip():
                 try:
-                    extra = json.loads(row[header.index("provenance")])
-                except json.JSONDecodeError:
+                    extra = strictjson.loads(row[header.index("provenance")], what="the provenance column")
+                except SafeguardError:
                     extra = None
                 if not isinstance(extra, dict):
                     yield RowError(lineno, "provenance column must hold a JSON object", "invalid_row")

@@ -11,7 +11,9 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
+from safeguard import strictjson
 from safeguard.banks.sources.base import HashListFormat, Row, RowError, make_rows
+from safeguard.errors import SafeguardError
 
 
 class JSONLHashList(HashListFormat):
@@ -24,9 +26,9 @@ class JSONLHashList(HashListFormat):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield RowError(lineno, f"invalid JSON: {exc.msg}", "invalid_json")
+                obj = strictjson.loads(line, what=f"line {lineno}")
+            except SafeguardError as exc:  # not JSON, NaN, too deep, a lone surrogate: see safeguard/strictjson.py
+                yield RowError(lineno, exc.message, exc.code)
                 continue
             if not isinstance(obj, dict):
                 yield RowError(lineno, "each line must be a JSON object", "invalid_json")
@@ -44,6 +46,10 @@ class JSONLHashList(HashListFormat):
                 continue
             cat = obj.get("category")
             src = obj.get("source")
+            delete = obj.get("delete", False)
+            if not isinstance(delete, bool):  # bool("false") is True: a string here would delete the entry
+                yield RowError(lineno, "delete must be true or false", "invalid_row")
+                continue
             yield from make_rows(
                 lineno,
                 st,
@@ -51,7 +57,7 @@ class JSONLHashList(HashListFormat):
                 category=str(cat) if cat is not None else None,
                 source=str(src) if src is not None else None,
                 provenance=prov,
-                delete=bool(obj.get("delete", False)),
+                delete=delete,
             )
 
     def write(self, rows: Iterable[dict[str, Any]], fp: TextIO) -> int:
