@@ -40,11 +40,13 @@ app.add_typer(policy_app, name="policy")
 
 def _mount_plugins() -> None:
     from safeguard.detectors.grooming.cli import app as grooming_app
+    from safeguard.evidence.cli import app as vault_app
     from safeguard.gpu.backfill import backfill  # imports torch only when the command runs
     from safeguard.workers.streams_cli import app as streams_app
 
     app.add_typer(grooming_app, name="grooming", help="Grooming detection: score, train and evaluate.")
     app.add_typer(streams_app, name="streams", help="Live streams: watch and list.")
+    app.add_typer(vault_app, name="vault")
     app.command("backfill")(backfill)
 
 

@@ -94,6 +94,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Grooming detection: conversation and sender state rows each process keeps in memory (0: none). "
         "Writes are checked against the row's version, so a stale copy is noticed and reloaded.",
     ),
+    Setting(
+        "vault_key_file",
+        str,
+        "",
+        "Evidence vault master key (made by `safeguard vault init`; 32 random bytes, base64). Empty: "
+        "DATA_DIR/vault.key, created on first start while the vault is empty. A key that is set but missing, "
+        "unreadable or not the one that wrapped the stored items stops the service from starting.",
+    ),
+    Setting(
+        "vault_retention_days",
+        int,
+        365,
+        "Days a preserved evidence item is kept before `safeguard vault purge` may delete it (not on legal hold).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -139,6 +153,8 @@ class Settings:
     grooming_state_ttl_seconds: float = 30 * 24 * 3600.0
     grooming_max_text_chars: int = 4000
     grooming_state_cache_entries: int = 20_000
+    vault_key_file: str = ""
+    vault_retention_days: int = 365
 
     @property
     def hash_draft(self) -> int:
