@@ -108,6 +108,14 @@ SETTINGS: tuple[Setting, ...] = (
         365,
         "Days a preserved evidence item is kept before `safeguard vault purge` may delete it (not on legal hold).",
     ),
+    Setting(
+        "vault_fsync",
+        bool,
+        False,
+        "Evidence vault: fsync each preserved file before the decision is answered (survives a power loss; one "
+        "disk flush per preserved upload). Off: the file is written before the answer (survives the process "
+        "being killed) and fsynced in the background within a second, as SQLite's own commits are.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -155,6 +163,7 @@ class Settings:
     grooming_state_cache_entries: int = 20_000
     vault_key_file: str = ""
     vault_retention_days: int = 365
+    vault_fsync: bool = False
 
     @property
     def hash_draft(self) -> int:

@@ -144,7 +144,10 @@ def test_blob_store_is_content_addressed(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path / "items")
     a = store.put(b"sealed bytes")
     assert a == hashlib.sha256(b"sealed bytes").hexdigest() and store.put(b"sealed bytes") == a
-    assert store.get(a) == b"sealed bytes" and store.path(a).relative_to(tmp_path / "items").parts[:2] == (a[:2], a[2:4])
+    assert store.get(a) == b"sealed bytes" and store.path(a).relative_to(tmp_path / "items").parts[:2] == (
+        a[:2],
+        a[2:4],
+    )
     store.delete(a)
     store.delete(a)  # idempotent
     with pytest.raises(ValueError):
@@ -154,7 +157,9 @@ def test_blob_store_is_content_addressed(tmp_path: Path) -> None:
 # -- preserving ----------------------------------------------------------------------------------------
 def test_a_banked_upload_is_preserved_encrypted_in_the_decisions_transaction(vengine: Engine, banked: bytes) -> None:
     copy = encode(make_image(7).resize((300, 225)), "PNG")  # different bytes, the same picture
-    d = vengine.scan(Content(kind=ContentKind.IMAGE, data=copy, user_id="u1", filename="holiday.png", media_type="image/png"))
+    d = vengine.scan(
+        Content(kind=ContentKind.IMAGE, data=copy, user_id="u1", filename="holiday.png", media_type="image/png")
+    )
     assert d.verdict is Verdict.BLOCK and [a.name for a in d.actions] == ["block", "case", "preserve", "webhook"]
     [row] = rows(vengine)
     assert (row.case_id, row.decision_id, row.status) == (d.case_id, d.id, "preserved")

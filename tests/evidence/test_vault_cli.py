@@ -146,7 +146,7 @@ def test_verify_fails_on_a_tampered_file_and_purge_respects_holds(env: dict[str,
 
 def test_rotate_key_then_the_old_key_is_refused(env: dict[str, str], tmp_path: Path) -> None:
     sg(env, "vault", "init")
-    engine, ids = _seed(env, 2)
+    engine, _ = _seed(env, 2)
     engine.close()
     old = MasterKey.load(Path(env["SAFEGUARD_VAULT_KEY_FILE"]))
     new_file = tmp_path / "secrets" / "vault-2027.key"
@@ -161,7 +161,9 @@ def test_rotate_key_then_the_old_key_is_refused(env: dict[str, str], tmp_path: P
     env2 = {**env, "SAFEGUARD_VAULT_KEY_FILE": str(new_file)}
     assert "2 items decrypted" in sg(env2, "vault", "verify").stdout
     # run again (as the procedure says, after the restart): nothing left to re-wrap
-    out = sg(env2, "vault", "rotate-key", "--new-key-file", str(new_file), "--old-key-file", env["SAFEGUARD_VAULT_KEY_FILE"])
+    out = sg(
+        env2, "vault", "rotate-key", "--new-key-file", str(new_file), "--old-key-file", env["SAFEGUARD_VAULT_KEY_FILE"]
+    )
     assert "re-wrapped 0 data keys" in out.stdout
 
 

@@ -46,7 +46,11 @@ class Preserve(ActionHandler):
     def prepare(self, action: Action, content: Content, decision: Decision) -> Any:
         if content.data is None:
             return None
-        return self._vault().seal(content.data)
+        # the scan hashed the bytes already; a sha256 the platform sent is not trusted for it
+        sha = None
+        if not any(s.type == "sha256" for s in content.signals):
+            sha = next((s.value for s in decision.signals if s.type == "sha256"), None)
+        return self._vault().seal(content.data, sha256=sha)
 
     def run(self, action: Action, ctx: ActionContext) -> dict[str, Any]:
         vault = self._vault()

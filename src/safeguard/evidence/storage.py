@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import os
 import re
-import secrets
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -28,8 +28,9 @@ class BlobMissing(Exception):
 
 class BlobStore(Protocol):
     def put(self, data: bytes) -> str:
-        """Store ``data`` durably (on return it survives a crash) and return its address, the hex SHA-256 of
-        ``data``. Storing the same bytes twice is harmless."""
+        """Store ``data`` and return its address, the hex SHA-256 of ``data``. On return the blob survives
+        the process being killed (and, where the store promises it, a power loss). Storing the same bytes
+        twice is harmless."""
         ...
 
     def get(self, address: str) -> bytes:
@@ -43,10 +44,19 @@ class BlobStore(Protocol):
 
 
 class FileBlobStore:
-    """Blobs as files ``ROOT/ab/cd/abcd…`` (two levels of fan-out), written atomically and fsynced."""
+    """Blobs as files ``ROOT/ab/cd/abcd…`` (two levels of fan-out), mode 0600.
 
-    def __init__(self, root: Path) -> None:
+    ``fsync=True``: each file and its directory are fsynced before ``put`` returns (a power loss loses
+    nothing acknowledged; one disk flush per blob, 4-8 ms on the machine the benchmark ran on).
+    ``fsync=False`` (the default): the file is written before ``put`` returns, so a killed process loses
+    nothing (the kernel holds the data), and a background thread fsyncs new files within about a
+    second: the durability SQLite gives its own commits in WAL mode with ``synchronous=NORMAL``.
+    """
+
+    def __init__(self, root: Path, *, fsync: bool = False) -> None:
         self.root = root
+        self.fsync = fsync
+        self._dirs: set[Path] = set()  # fan-out directories known to exist
 
     def path(self, address: str) -> Path:
         if not _ADDRESS.match(address):
@@ -56,21 +66,32 @@ class FileBlobStore:
     def put(self, data: bytes) -> str:
         address = hashlib.sha256(data).hexdigest()
         final = self.path(address)
-        if final.exists():
-            return address
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{address}.{secrets.token_hex(6)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if final.parent not in self._dirs:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(final.parent)
+        # written in place, no temporary name: an address is the hash of a ciphertext under a fresh random
+        # key, so no two writers ever share one, and a file cut short by a crash has no row (the row commits
+        # after ``put`` returns), is never read, and is counted by ``safeguard vault verify`` as unnamed
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-        finally:
+            fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return address
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if self.fsync:
+                os.fsync(fd)
+        except BaseException:
             with contextlib.suppress(OSError):
-                tmp.unlink()
-        _fsync_dir(final.parent)
+                final.unlink()
+            raise
+        finally:
+            os.close(fd)
+        if self.fsync:
+            _fsync_dir(final.parent)
+        else:
+            _SYNCER.add(final)
         return address
 
     def get(self, address: str) -> bytes:
@@ -82,6 +103,52 @@ class FileBlobStore:
     def delete(self, address: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(address).unlink()
+
+
+class _BackgroundSync:
+    """fsyncs files written without it, and their directories, in batches off the request path."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self._pending: list[Path] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, path: Path) -> None:
+        with self._lock:
+            self._pending.append(path)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="vault-fsync", daemon=True)
+                self._thread.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            paths, self._pending = self._pending, []
+        for d in {p.parent for p in paths if _fsync_file(p)}:
+            _fsync_dir(d)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self.flush()
+
+
+def _fsync_file(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # deleted meanwhile
+        return False
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return True
+
+
+_SYNCER = _BackgroundSync()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -136,7 +136,7 @@ class EvidenceVault:
         self.settings = settings
         self.db = db
         self.root = Path(settings.data_dir) / "vault"
-        self.store: BlobStore = store or FileBlobStore(self.root / "items")
+        self.store: BlobStore = store or FileBlobStore(self.root / "items", fsync=settings.vault_fsync)
         self._key: MasterKey | None = None
 
     # -- the master key ----------------------------------------------------------------------------
@@ -196,13 +196,15 @@ class EvidenceVault:
             return {str(k) for k in s.execute(q).scalars() if k}
 
     # -- preserving --------------------------------------------------------------------------------
-    def seal(self, data: bytes, item_id: str | None = None) -> Sealed:
-        """Encrypt ``data`` under a fresh data key and store it durably; the row comes later (:meth:`row`)."""
+    def seal(self, data: bytes, item_id: str | None = None, *, sha256: str | None = None) -> Sealed:
+        """Encrypt ``data`` under a fresh data key and store it; the row comes later (:meth:`row`). ``sha256``:
+        the hex SHA-256 of ``data`` when the caller computed it already (the scan's own ``sha256`` signal)."""
         item_id = item_id or new_item_id()
+        key = self.key
         sealed, data_key = seal_item(data, item_id)
         blob = self.store.put(sealed)
-        key = self.key
-        return Sealed(item_id, hashlib.sha256(data).hexdigest(), len(data), blob, key.id, key.wrap(data_key, item_id))
+        digest = sha256 or hashlib.sha256(data).hexdigest()
+        return Sealed(item_id, digest, len(data), blob, key.id, key.wrap(data_key, item_id))
 
     def row(
         self,
