@@ -203,6 +203,16 @@ def test_a_hash_only_match_preserves_nothing_and_the_case_says_so(
     assert vault_of(vengine).verify(actor="t").skipped == 1
 
 
+def test_a_live_stream_match_says_its_frames_are_not_kept(vengine: Engine) -> None:
+    from safeguard.content import Finding
+
+    found = Finding(detector="video_match", kind="video_match", bank="csam", bank_kind="csam", confidence="high")
+    d = vengine.decide(Content(kind=ContentKind.STREAM, stream_id="live-1", user_id="streamer"), [found])
+    assert "preserve" in [a.name for a in d.actions]
+    [row] = rows(vengine)
+    assert (row.status, row.note) == ("hash_only", "no bytes preserved: a live-stream frame is hashed, not kept")
+
+
 # -- reading -------------------------------------------------------------------------------------------
 def test_every_read_is_an_event_with_who_and_why(
     vengine: Engine, banked: bytes, client: TestClient, vkeys: dict[str, str]

@@ -15,9 +15,9 @@ from sqlalchemy import Table
 
 from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.config import Settings
-from safeguard.content import Action, Content, Decision
+from safeguard.content import Action, Content, ContentKind, Decision
 from safeguard.errors import ConfigError
-from safeguard.evidence.vault import ITEMS, EvidenceVault, Sealed
+from safeguard.evidence.vault import HASH_ONLY_NOTE, ITEMS, STREAM_NOTE, EvidenceVault, Sealed
 from safeguard.store import Database
 from safeguard.store.db import connection_of
 from safeguard.store.driver import Prepared
@@ -69,6 +69,7 @@ class Preserve(ActionHandler):
             media_type=content.media_type,
             file_name=content.filename,
             sha256=sha,
+            note=STREAM_NOTE if content.kind is ContentKind.STREAM else HASH_ONLY_NOTE,
         )
         _INSERT_ITEM.executemany(connection_of(ctx.session), [row])
         out: dict[str, Any] = {"item_id": row["id"], "preserved": sealed is not None, "sha256": row["sha256"]}

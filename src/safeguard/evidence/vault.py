@@ -45,6 +45,7 @@ __all__ = ["EvidenceItem", "EvidenceVault", "Sealed", "VerifyReport"]
 log = logging.getLogger(__name__)
 ITEMS = cast(Table, EvidenceRow.__table__)
 HASH_ONLY_NOTE = "no bytes preserved: hash-only scan"
+STREAM_NOTE = "no bytes preserved: a live-stream frame is hashed, not kept"
 MAX_REASON = 500
 
 
@@ -178,6 +179,10 @@ class EvidenceVault:
                 )
             except ConfigError:  # another process created it meanwhile
                 pass
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the vault key {self.key_path}: {exc}", code="evidence_key_error"
+                ) from None
         key = self.key
         if stored and key.id not in stored:
             raise ConfigError(
@@ -215,8 +220,10 @@ class EvidenceVault:
         media_type: str | None,
         file_name: str | None,
         sha256: str | None = None,
+        note: str = HASH_ONLY_NOTE,
     ) -> dict[str, Any]:
-        """The ``evidence_items`` row for a sealed item, or for a hash-only scan's (``sealed`` None)."""
+        """The ``evidence_items`` row for a sealed item, or for a scan without bytes (``sealed`` None; ``note``
+        says why)."""
         now = utcnow()
         base = {
             "case_id": case_id,
@@ -237,7 +244,7 @@ class EvidenceVault:
                 "blob": None,
                 "key_id": None,
                 "wrapped_key": None,
-                "note": HASH_ONLY_NOTE,
+                "note": note,
             }
         return base | {
             "id": sealed.item_id,
