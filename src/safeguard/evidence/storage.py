@@ -9,6 +9,7 @@ three methods.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import os
@@ -149,6 +150,7 @@ def _fsync_file(path: Path) -> bool:
 
 
 _SYNCER = _BackgroundSync()
+atexit.register(_SYNCER.flush)  # a clean exit syncs what is pending
 
 
 def _fsync_dir(path: Path) -> None:
