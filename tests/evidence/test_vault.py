@@ -114,6 +114,13 @@ def test_seal_open_and_the_item_id_is_bound_to_both_seals() -> None:
     with pytest.raises(EvidenceKeyError):
         k1.unwrap(wrapped, "ev_b")
     assert k1.id != k2.id and len(k1.id) == 16
+    # sealing reuses a few buffers: threads sealing at once each get their own
+    from concurrent.futures import ThreadPoolExecutor
+
+    blobs = [bytes([i]) * (1000 + 997 * i) for i in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        sealed_all = list(pool.map(lambda b: seal_item(b, "ev_t"), blobs))
+    assert [open_item(s, k, "ev_t") for s, k in sealed_all] == blobs
 
 
 def test_key_files_are_0600_never_overwritten_and_checked(tmp_path: Path) -> None:

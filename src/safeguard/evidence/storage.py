@@ -28,7 +28,7 @@ class BlobMissing(Exception):
 
 
 class BlobStore(Protocol):
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes | memoryview) -> str:
         """Store ``data`` and return its address, the hex SHA-256 of ``data``. On return the blob survives
         the process being killed (and, where the store promises it, a power loss). Storing the same bytes
         twice is harmless."""
@@ -64,7 +64,7 @@ class FileBlobStore:
             raise ValueError(f"not a blob address: {address!r}")
         return self.root / address[:2] / address[2:4] / address
 
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes | memoryview) -> str:
         address = hashlib.sha256(data).hexdigest()
         final = self.path(address)
         if final.parent not in self._dirs:

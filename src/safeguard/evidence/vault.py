@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from safeguard import events
 from safeguard.config import Settings
 from safeguard.errors import ConfigError, InvalidInput, NotFound, SafeguardError
-from safeguard.evidence.keys import EvidenceKeyError, EvidenceTampered, MasterKey, open_item, seal_item
+from safeguard.evidence.keys import EvidenceKeyError, EvidenceTampered, MasterKey, open_item, sealing
 from safeguard.evidence.storage import BlobMissing, BlobStore, FileBlobStore
 from safeguard.store import Database
 from safeguard.store.models import CaseItem, Event, utcnow
@@ -206,8 +206,8 @@ class EvidenceVault:
         the hex SHA-256 of ``data`` when the caller computed it already (the scan's own ``sha256`` signal)."""
         item_id = item_id or new_item_id()
         key = self.key
-        sealed, data_key = seal_item(data, item_id)
-        blob = self.store.put(sealed)
+        with sealing(data, item_id) as (sealed, data_key):
+            blob = self.store.put(sealed)
         digest = sha256 or hashlib.sha256(data).hexdigest()
         return Sealed(item_id, digest, len(data), blob, key.id, key.wrap(data_key, item_id))
 
