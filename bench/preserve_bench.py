@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=100, help="uploads per size and column")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--postgres", default="", help="a PostgreSQL URL; two databases NAME_with and NAME_without")
+    ap.add_argument("--fsync", default="background", help="SAFEGUARD_VAULT_FSYNC for the 'with' app")
     ap.add_argument("--out", default="", help="log file (default bench/results/preserve_bench_<date>.txt)")
     args = ap.parse_args()
 
@@ -102,6 +103,7 @@ def main() -> None:
                 database_url=db_url or "",
                 policy_file=policy,
                 vault_key_file=str(key_file),
+                vault_fsync=args.fsync,
                 run_worker=False,
                 index_refresh_seconds=0.0,
             )
@@ -173,7 +175,8 @@ def main() -> None:
 
     backend = "PostgreSQL" if args.postgres else "SQLite"
     table = Table(
-        title=f"matching upload, POST /v1/scan multipart, {backend}, {args.pairs} pairs per size (ms, client side)"
+        title=f"matching upload, POST /v1/scan multipart, {backend}, SAFEGUARD_VAULT_FSYNC={args.fsync}, "
+        f"{args.pairs} pairs per size (ms, client side)"
     )
     cols = ("image", "bytes", "median without", "median with", "with/without", "paired Δ median", "Δ/without")
     for col in (*cols, "p95 without", "p95 with", "seal alone"):

@@ -110,11 +110,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "vault_fsync",
-        bool,
-        False,
-        "Evidence vault: fsync each preserved file before the decision is answered (survives a power loss; one "
-        "disk flush per preserved upload). Off: the file is written before the answer (survives the process "
-        "being killed) and fsynced in the background within a second, as SQLite's own commits are.",
+        str,
+        "background",
+        "When the evidence vault fsyncs a preserved file. Every mode writes it before the decision is answered, "
+        "so a killed process loses nothing. `background`: a thread fsyncs new files within about a second. "
+        "`request`: before answering (survives a power loss; one disk flush per preserved upload). `off`: the "
+        "kernel writes it back (within about 30 s on Linux).",
     ),
 )
 
@@ -163,7 +164,7 @@ class Settings:
     grooming_state_cache_entries: int = 20_000
     vault_key_file: str = ""
     vault_retention_days: int = 365
-    vault_fsync: bool = False
+    vault_fsync: str = "background"
 
     @property
     def hash_draft(self) -> int:

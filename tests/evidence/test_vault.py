@@ -159,7 +159,7 @@ def test_blob_store_is_content_addressed(tmp_path: Path) -> None:
     store.delete(a)  # idempotent
     with pytest.raises(ValueError):
         store.path("../etc/passwd")
-    synced = FileBlobStore(tmp_path / "synced", fsync=True)  # SAFEGUARD_VAULT_FSYNC=1
+    synced = FileBlobStore(tmp_path / "synced", fsync="request")  # SAFEGUARD_VAULT_FSYNC=request
     b = synced.put(b"other sealed bytes")
     assert synced.get(b) == b"other sealed bytes" and stat.S_IMODE(synced.path(b).stat().st_mode) == 0o600
     from safeguard.evidence.storage import _SYNCER
@@ -167,6 +167,8 @@ def test_blob_store_is_content_addressed(tmp_path: Path) -> None:
     store.put(b"pending")
     _SYNCER.flush()  # the background fsync of files written without it
     assert not _SYNCER._pending
+    with pytest.raises(ConfigError, match="SAFEGUARD_VAULT_FSYNC"):
+        FileBlobStore(tmp_path, fsync="sometimes")
 
 
 # -- preserving ----------------------------------------------------------------------------------------

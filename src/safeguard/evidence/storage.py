@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
+from safeguard.errors import ConfigError
+
 __all__ = ["BlobMissing", "BlobStore", "FileBlobStore"]
 
 _ADDRESS = re.compile(r"^[0-9a-f]{64}$")
@@ -47,14 +49,20 @@ class BlobStore(Protocol):
 class FileBlobStore:
     """Blobs as files ``ROOT/ab/cd/abcd…`` (two levels of fan-out), mode 0600.
 
-    ``fsync=True``: each file and its directory are fsynced before ``put`` returns (a power loss loses
-    nothing acknowledged; one disk flush per blob, 4-8 ms on the machine the benchmark ran on).
-    ``fsync=False`` (the default): the file is written before ``put`` returns, so a killed process loses
-    nothing (the kernel holds the data), and a background thread fsyncs new files within about a
-    second: the durability SQLite gives its own commits in WAL mode with ``synchronous=NORMAL``.
+    Every mode writes the file before ``put`` returns, so a killed process loses nothing (the kernel
+    holds the data). ``fsync`` says when it reaches the disk: ``request`` fsyncs the file and its
+    directory before ``put`` returns (a power loss loses nothing acknowledged; one disk flush per blob);
+    ``background`` (the default) has a thread fsync new files within about a second; ``off`` leaves it
+    to the kernel's writeback.
     """
 
-    def __init__(self, root: Path, *, fsync: bool = False) -> None:
+    MODES = ("background", "request", "off")
+
+    def __init__(self, root: Path, *, fsync: str = "background") -> None:
+        if fsync not in self.MODES:
+            raise ConfigError(
+                f"SAFEGUARD_VAULT_FSYNC must be one of {', '.join(self.MODES)}, not {fsync!r}", code="invalid_setting"
+            )
         self.root = root
         self.fsync = fsync
         self._dirs: set[Path] = set()  # fan-out directories known to exist
@@ -81,7 +89,7 @@ class FileBlobStore:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            if self.fsync:
+            if self.fsync == "request":
                 os.fsync(fd)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -89,9 +97,9 @@ class FileBlobStore:
             raise
         finally:
             os.close(fd)
-        if self.fsync:
+        if self.fsync == "request":
             _fsync_dir(final.parent)
-        else:
+        elif self.fsync == "background":
             _SYNCER.add(final)
         return address
 
