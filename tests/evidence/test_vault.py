@@ -260,6 +260,8 @@ def test_every_read_is_an_event_with_who_and_why(
     # the item is not in another case
     r = client.get(f"/v1/cases/999/evidence/{item['id']}?reason=x", headers=auth(vkeys["admin"]))
     assert r.status_code == 404 and r.json()["error"]["code"] == "evidence_not_found"
+    r = client.get(f"/v1/cases/{d['case_id']}/evidence/{'x' * 400}?reason=x", headers=auth(vkeys["auditor"]))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "evidence_not_found"
     assert len(events_of(vengine, "evidence.read")) == 1
     assert client.get("/v1/events/verify", headers=auth(vkeys["auditor"])).json()["ok"] is True
 

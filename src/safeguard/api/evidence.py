@@ -9,6 +9,7 @@ never see the media; ``platform`` keys see neither. A refused attempt is an even
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -23,6 +24,7 @@ from safeguard.store.models import Case
 
 router = APIRouter(prefix="/v1", tags=["evidence"])
 READERS = allowed_roles("moderator", "lead")
+ITEM_ID = re.compile(r"^ev_[0-9a-f]{32}$")
 
 
 @router.get("/cases/{case_id}/evidence")
@@ -54,6 +56,8 @@ async def get_evidence(
     who: Principal = Depends(principal),
 ) -> Response:
     """The decrypted bytes of one item. Every call is an event with the caller and the reason."""
+    if not ITEM_ID.match(item_id):
+        raise NotFound(f"evidence item {item_id[:80]!r} not found in case {case_id}", code="evidence_not_found")
     vault = vault_of(svc.engine)
     if who.role not in READERS:
         await run_in_threadpool(
