@@ -270,7 +270,7 @@ def test_a_tampered_file_is_a_clear_error_and_an_event(
     vengine: Engine, banked: bytes, client: TestClient, vkeys: dict[str, str]
 ) -> None:
     d = upload(client, vkeys["platform"], banked, user_id="u3")
-    other = upload(client, vkeys["platform"], encode(make_image(7), "JPEG"), user_id="u4")
+    upload(client, vkeys["platform"], encode(make_image(7), "JPEG"), user_id="u4")
     first, second = rows(vengine)
     store = FileBlobStore(vault_of(vengine).root / "items")
     path = store.path(first.blob or "")
@@ -291,7 +291,20 @@ def test_a_tampered_file_is_a_clear_error_and_an_event(
     report = vault_of(vengine).verify(actor="t")
     assert report.ok == 0 and {f["code"] for f in report.failures} == {"evidence_tampered"}
     assert len(events_of(vengine, "evidence.tampered")) == 2
-    assert other["case_id"] != d["case_id"]
+    # a row whose file address is garbage, or whose wrapped key is cut short: clear errors, no crash
+    third = upload(client, vkeys["platform"], banked, user_id="u5")
+    third_id = rows(vengine)[-1].id
+    with vengine.db.write() as s:
+        s.get(EvidenceRow, first.id).blob = "../../etc/passwd"  # type: ignore[union-attr]
+        s.get(EvidenceRow, third_id).wrapped_key = b"short"  # type: ignore[union-attr]
+    r = client.get(url, params={"reason": "review"}, headers=auth(vkeys["moderator"]))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "evidence_tampered"
+    url2 = f"/v1/cases/{third['case_id']}/evidence/{third_id}"
+    r = client.get(url2, params={"reason": "review"}, headers=auth(vkeys["moderator"]))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "evidence_key_error"
+    codes = sorted(f["code"] for f in vault_of(vengine).verify(actor="t").failures)
+    assert codes == ["evidence_key_error", "evidence_tampered", "evidence_tampered"]
+    assert len(events_of(vengine, "evidence.key_error")) == 1
 
 
 def test_a_row_rewritten_to_match_a_swapped_file_is_caught_by_the_chain(vengine: Engine, banked: bytes) -> None:

@@ -330,6 +330,10 @@ class EvidenceVault:
             sealed = self.store.get(r.blob)
         except BlobMissing:
             raise EvidenceTampered(f"evidence item {r.id}: its file is missing", details={"item_id": r.id}) from None
+        except (OSError, ValueError) as exc:  # unreadable, or a row whose address is not one
+            raise EvidenceTampered(
+                f"evidence item {r.id}: its file cannot be read: {exc}", details={"item_id": r.id}
+            ) from None
         if hashlib.sha256(sealed).hexdigest() != r.blob:
             raise EvidenceTampered(
                 f"evidence item {r.id}: its file changed since it was preserved", details={"item_id": r.id}
