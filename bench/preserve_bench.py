@@ -21,6 +21,7 @@ import argparse
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -198,7 +199,8 @@ def main() -> None:
         )
     when = datetime.now(UTC)
     console.print(
-        f"preserve_bench {when.isoformat(timespec='seconds')}  cpus={os.cpu_count()}  python={sys.version.split()[0]}"
+        f"preserve_bench {when.isoformat(timespec='seconds')}  commit={_commit()}  cpus={os.cpu_count()}  "
+        f"python={sys.version.split()[0]}"
     )
     console.print(table)
     console.print(
@@ -210,6 +212,16 @@ def main() -> None:
     with out.open("a", encoding="utf-8") as f:
         f.write(console.export_text() + "\n")
     console.print(f"log appended to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
+    except OSError:
+        return "?"
+    return out.stdout.strip() or "?"
 
 
 def _p95(xs: list[float]) -> float:
