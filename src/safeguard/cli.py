@@ -67,10 +67,12 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-def engine(load_indexes: bool = False) -> Any:
+def engine(load_indexes: bool = False, start_actions: bool = False) -> Any:
+    """The engine on the configured database; ``start_actions`` for commands that decide (serve, scan), so that
+    record-keeping commands (keys, banks, events) do not need the evidence vault's key."""
     from safeguard.engine import Engine
 
-    return Engine(settings(), load_indexes=load_indexes)
+    return Engine(settings(), load_indexes=load_indexes, start_actions=start_actions)
 
 
 def banks() -> Any:
@@ -110,7 +112,7 @@ def serve(
     from safeguard.api.workers import run as run_workers
 
     s = settings()
-    e = engine()
+    e = engine(start_actions=True)  # refuses to start without what the policy's actions need (the vault key)
     e.indexes.load()
     e.indexes.save_snapshots()
     e.close()
@@ -479,7 +481,7 @@ def scan(
     """Scan files against the banks and record a decision for each, as /v1/scan does."""
     from safeguard.content import Content, ContentKind
 
-    e = engine(load_indexes=True)
+    e = engine(load_indexes=True, start_actions=True)
     files = _iter_files(paths)
     counts = {"allow": 0, "review": 0, "block": 0, "error": 0}
     rows: list[tuple[str, str, str]] = []

@@ -71,6 +71,7 @@ class Engine:
         *,
         migrate: bool = True,
         load_indexes: bool = True,
+        start_actions: bool = True,
     ) -> None:
         self.settings = settings
         self.db = db or Database(settings.resolved_database_url)
@@ -86,7 +87,9 @@ class Engine:
         self.action_handlers: dict[str, ActionHandler] = {
             n: registry.actions.get(n)() for n in registry.actions.names()
         }
-        for name in sorted({spec.name for rule in self.policy.rules for spec in rule.actions}):
+        # each action the policy uses checks what it needs (the vault its key); ``start_actions=False`` for
+        # commands that only read or administer records and decide nothing
+        for name in sorted({spec.name for rule in self.policy.rules for spec in rule.actions} if start_actions else ()):
             self.action_handlers[name].start(settings, self.db, self.resources.extra)
         self.last_timings = ScanTimings()
         self.recorder = Recorder(self.db)
