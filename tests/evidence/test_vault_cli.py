@@ -129,6 +129,10 @@ def test_verify_fails_on_a_tampered_file_and_purge_respects_holds(env: dict[str,
         with engine.db.write() as s:
             s.execute(update(EvidenceRow).values(retain_until=utcnow() - timedelta(days=1)))
         sg(env, "vault", "hold", "--item", ids[1], "--reason", "law enforcement preservation request")
+        r = sg(env, "vault", "hold", "--reason", "nothing named", ok=False)
+        assert r.returncode == 2 and "evidence_not_found" in r.stderr
+        r = sg(env, "vault", "hold", "--item", ids[2], "--reason", " ", ok=False)
+        assert r.returncode == 2 and "reason_required" in r.stderr
         assert "2 items due" in sg(env, "vault", "purge", "--dry-run").stdout
         assert "purged 2 items" in sg(env, "vault", "purge").stdout
         with engine.db.read() as s:

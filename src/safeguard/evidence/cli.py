@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from safeguard.config import Settings
-from safeguard.errors import ConfigError
+from safeguard.errors import InvalidInput
 from safeguard.evidence.vault import EvidenceVault
 
 app = typer.Typer(help="The evidence vault: its key, verification, retention and legal holds.", no_args_is_help=True)
@@ -136,7 +136,7 @@ def _hold(item: list[str] | None, case: int | None, hold: bool, reason: str) -> 
     if case is not None:
         ids += [i.id for i in vault.items_for_case(case)]
     if not ids:
-        raise ConfigError("name items (--item) or a case (--case) with evidence", code="evidence_not_found")
+        raise InvalidInput("name items (--item) or a case (--case) with evidence", code="evidence_not_found")
     n = vault.set_hold(ids, hold=hold, actor=_actor(), reason=reason)
     console.print(f"legal hold {'placed on' if hold else 'released from'} {n} items")
 
