@@ -48,7 +48,7 @@ def test_block_on_banked_image_with_case_webhook_and_events(engine: Engine, bank
     [f] = d.findings
     assert (f.bank, f.signal_type, f.category, f.confidence) == ("csam", "pdq", "A1", "high")
     assert f.distance is not None and f.distance <= 31
-    assert [a.name for a in d.actions] == ["block", "case", "webhook"]
+    assert [a.name for a in d.actions] == ["block", "case", "preserve", "webhook"]
     assert d.case_id is not None
     with engine.db.read() as s:
         assert s.get(DecisionRow, d.id).case_id == d.case_id  # type: ignore[union-attr]
@@ -59,7 +59,7 @@ def test_block_on_banked_image_with_case_webhook_and_events(engine: Engine, bank
         assert msg.topic == "decision.block" and msg.payload["decision"]["id"] == d.id
         assert msg.endpoint_url == "http://127.0.0.1:9/hook"
         types = [e.type for e in s.execute(select(Event).order_by(Event.seq)).scalars()]
-    assert types[-4:] == ["decision.created", "action.block", "action.case", "action.webhook"]
+    assert types[-5:] == ["decision.created", "action.block", "action.case", "action.preserve", "action.webhook"]
     # a second decision about the same user joins the open case
     d2 = engine.scan(image(data, content_id="up-2", user_id="u-1"))
     assert d2.case_id == d.case_id
@@ -71,11 +71,12 @@ def test_block_on_banked_image_with_case_webhook_and_events(engine: Engine, bank
     # every statement of this write ran on the DBAPI cursor, none fell back to Core (store/driver.py)
     from safeguard import events
     from safeguard.actions import case, webhook
+    from safeguard.evidence import action as preserve
     from safeguard.store import driver
 
     dialect = engine.db.engine.dialect.name
     hot = [case._OPEN_CASE_D, case._INSERT_CASE_D, case._UPDATE_CASE_D, case._INSERT_ITEM_D, webhook._INSERT_OUTBOX_D]
-    hot.append(webhook._ENABLED)
+    hot += [webhook._ENABLED, preserve._INSERT_ITEM]
     hot += [events._SELECT_HEAD_DRIVER, events._SET_HEAD_DRIVER, events._INSERT_EVENTS]
     hot.append(driver.inserter(DecisionRow.__table__))  # type: ignore[arg-type]
     for prepared in hot:

@@ -44,11 +44,13 @@ app.add_typer(policy_app, name="policy")
 
 def _mount_plugins() -> None:
     from safeguard.detectors.grooming.cli import app as grooming_app
+    from safeguard.evidence.cli import app as vault_app
     from safeguard.gpu.backfill import backfill  # imports torch only when the command runs
     from safeguard.workers.streams_cli import app as streams_app
 
     app.add_typer(grooming_app, name="grooming", help="Grooming detection: score, train and evaluate.")
     app.add_typer(streams_app, name="streams", help="Live streams: watch and list.")
+    app.add_typer(vault_app, name="vault")
     app.command("backfill")(backfill)
 
 
@@ -69,12 +71,14 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-def engine(load_indexes: bool = False) -> Any:
+def engine(load_indexes: bool = False, start_actions: bool = False) -> Any:
+    """The engine on the configured database; ``start_actions`` for commands that decide (serve, scan), so that
+    record-keeping commands (keys, banks, events) do not need the evidence vault's key."""
     from safeguard.engine import Engine
 
     s = settings()
     warn_if_new_database(s)
-    return Engine(s, load_indexes=load_indexes)
+    return Engine(s, load_indexes=load_indexes, start_actions=start_actions)
 
 
 def warn_if_new_database(s: Settings) -> None:
@@ -132,7 +136,7 @@ def serve(
     from safeguard.api.workers import run as run_workers
 
     s = settings()
-    e = engine()
+    e = engine(start_actions=True)  # refuses to start without what the policy's actions need (the vault key)
     e.indexes.load()
     e.indexes.save_snapshots()
     e.close()
@@ -514,7 +518,7 @@ def scan(
     truncated, too large)."""
     from safeguard.content import Content, ContentKind
 
-    e = engine(load_indexes=True)
+    e = engine(load_indexes=True, start_actions=True)
     files = _iter_files(paths)
     counts = {"allow": 0, "review": 0, "block": 0, "error": 0, "skipped": 0}
     rows: list[tuple[str, str, str]] = []

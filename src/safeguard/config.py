@@ -167,6 +167,29 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest JSON request body, in bytes (413 above).",
     ),
     Setting("max_json_depth", int, 32, "Deepest nesting of arrays and objects accepted in JSON input (422 above)."),
+    Setting(
+        "vault_key_file",
+        str,
+        "",
+        "Evidence vault master key (made by `safeguard vault init`; 32 random bytes, base64). Empty: "
+        "DATA_DIR/vault.key, created on first start while the vault is empty. A key that is set but missing, "
+        "unreadable or not the one that wrapped the stored items stops the service from starting.",
+    ),
+    Setting(
+        "vault_retention_days",
+        int,
+        365,
+        "Days a preserved evidence item is kept before `safeguard vault purge` may delete it (not on legal hold).",
+    ),
+    Setting(
+        "vault_fsync",
+        str,
+        "background",
+        "When the evidence vault fsyncs a preserved file. Every mode writes it before the decision is answered, "
+        "so a killed process loses nothing. `background`: a thread fsyncs new files within about a second. "
+        "`request`: before answering (survives a power loss; one disk flush per preserved upload). `off`: the "
+        "kernel writes it back (within about 30 s on Linux).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -225,6 +248,9 @@ class Settings:
     secrets_key_file: str = ""
     max_json_bytes: int = 8 * 1024 * 1024
     max_json_depth: int = 32
+    vault_key_file: str = ""
+    vault_retention_days: int = 365
+    vault_fsync: str = "background"
 
     @property
     def hash_draft(self) -> int:

@@ -74,6 +74,7 @@ class Engine:
         *,
         migrate: bool = True,
         load_indexes: bool = True,
+        start_actions: bool = True,
     ) -> None:
         self.settings = settings
         self.db = db or Database(settings.resolved_database_url, synchronous=settings.sqlite_synchronous)
@@ -91,6 +92,10 @@ class Engine:
         self.action_handlers: dict[str, ActionHandler] = {
             n: registry.actions.get(n)() for n in registry.actions.names()
         }
+        # each action the policy uses checks what it needs (the vault its key); ``start_actions=False`` for
+        # commands that only read or administer records and decide nothing
+        for name in sorted({spec.name for rule in self.policy.rules for spec in rule.actions} if start_actions else ()):
+            self.action_handlers[name].start(settings, self.db, self.resources.extra)
         self.last_timings = ScanTimings()
         self.recorder = Recorder(self.db)
 
@@ -264,8 +269,15 @@ class Engine:
                 result=decision,
             )
 
+        # local work an action does before the write (evidence: encrypt and store the bytes)
+        prepared = {}
+        for a in decision.actions:
+            got = self.action_handlers[a.name].prepare(a, content, decision)
+            if got is not None:
+                prepared[a.name] = got
+
         def record(s: Session) -> Decision:
-            return self._record(s, content, decision, findings, actor, pending)
+            return self._record(s, content, decision, findings, actor, pending, prepared)
 
         # the built-in actions only write through the session: a batch of such decisions may share
         # one savepoint (store/recorder.py); a pending row's ORM merge keeps its own
@@ -299,11 +311,14 @@ class Engine:
         findings: list[Finding],
         actor: str,
         complete_pending: bool = False,
+        prepared: dict[str, Any] | None = None,
     ) -> Decision:
         """Write the decision, run its actions and append their events, inside the caller's transaction."""
         subject = ("decision", decision.id)
         action_drafts: list[events.EventDraft] = []
-        ctx = ActionContext(session=s, settings=self.settings, content=content, decision=decision, actor=actor)
+        ctx = ActionContext(
+            session=s, settings=self.settings, content=content, decision=decision, actor=actor, prepared=prepared or {}
+        )
         for action in decision.actions:
             handler = self.action_handlers[action.name]
             result = handler.run(action, ctx)

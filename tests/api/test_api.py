@@ -42,7 +42,7 @@ def test_scan_multipart_block_and_allow(app_client: TestClient, keys: dict[str, 
     assert body["verdict"] == "block"
     assert body["findings"][0]["bank"] == "csam" and body["findings"][0]["signal_type"] == "pdq"
     assert body["findings"][0]["category"] == "A1"
-    assert [a["name"] for a in body["actions"]] == ["block", "case", "webhook"]
+    assert [a["name"] for a in body["actions"]] == ["block", "case", "preserve", "webhook"]
     assert body["case_id"] and body["content_id"] == "c-9" and body["timing_ms"] > 0
     r = upload(app_client, keys["platform"], image_bytes(2))
     assert r.json()["verdict"] == "allow"

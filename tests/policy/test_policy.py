@@ -25,7 +25,7 @@ def test_default_policy_loads_and_decides() -> None:
     assert evaluate(p, [], ContentKind.IMAGE).verdict is Verdict.ALLOW
     out = evaluate(p, [f()], ContentKind.IMAGE)
     assert out.verdict is Verdict.BLOCK and out.reasons == ("known-csam",)
-    assert [a.name for a in out.actions] == ["block", "case", "webhook"]
+    assert [a.name for a in out.actions] == ["block", "case", "preserve", "webhook"]
     assert out.actions[1].params == {"priority": 0}
     assert evaluate(p, [f(confidence="low")], ContentKind.IMAGE).verdict is Verdict.REVIEW
     assert evaluate(p, [f(bank_kind="ncii")], ContentKind.IMAGE).verdict is Verdict.REVIEW
@@ -36,7 +36,7 @@ def test_strictest_verdict_wins_and_actions_union() -> None:
     out = evaluate(p, [f(confidence="low"), f(), f(bank_kind="other")], ContentKind.IMAGE)
     assert out.verdict is Verdict.BLOCK
     assert out.reasons == ("known-csam", "possible-csam", "other-bank-match")
-    assert [a.name for a in out.actions] == ["block", "case", "webhook"]
+    assert [a.name for a in out.actions] == ["block", "case", "preserve", "webhook"]
 
 
 def test_conditions_lists_and_bounds() -> None:

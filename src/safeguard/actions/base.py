@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from safeguard.config import Settings
 from safeguard.content import Action, Content, Decision
+from safeguard.store import Database
 
 
 @dataclass
@@ -26,6 +27,7 @@ class ActionContext:
     decision: Decision  # as decided; ``case_id`` is filled in after the case action
     actor: str
     results: dict[str, Any] = field(default_factory=dict)  # what earlier actions produced, by name
+    prepared: dict[str, Any] = field(default_factory=dict)  # what each action's ``prepare`` returned, by name
 
 
 class ActionHandler(ABC):
@@ -37,6 +39,19 @@ class ActionHandler(ABC):
     #: I/O. The recorder may then run it again after rolling back a savepoint (several decisions share
     #: one savepoint; if that fails, each is rerun in its own). Leave False when unsure.
     rerunnable: ClassVar[bool] = False
+
+    def start(self, settings: Settings, db: Database, shared: dict[str, Any]) -> None:
+        """Called once by an engine whose policy uses this action, before it decides anything: check what
+        the action needs (a key, a directory) and raise :class:`~safeguard.errors.ConfigError` to refuse
+        to start. ``shared`` is the engine's dict of resources shared with the API and other parts."""
+        return None
+
+    def prepare(self, action: Action, content: Content, decision: Decision) -> Any:
+        """Work done before the decision's write transaction, in the thread that scanned the content (local
+        and slow-ish: encrypting and writing a file), so that it does not hold the write lock. What it
+        returns (unless None) is ``ctx.prepared[action.name]`` in :meth:`run`. Paths that record a decision
+        inside another transaction skip it: ``run`` must then do the work itself."""
+        return None
 
     @abstractmethod
     def run(self, action: Action, ctx: ActionContext) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from safeguard import __version__
-from safeguard.api import admin, banks, conversations, docs, errors, records, scan, streams
+from safeguard.api import admin, banks, conversations, docs, errors, evidence, records, scan, streams
 from safeguard.api.auth import AuthMiddleware, Gate
 from safeguard.api.deps import Services
 from safeguard.api.jsonbody import StrictJSONMiddleware
@@ -71,6 +71,7 @@ def create_app(
     docs.install(app)
     for r in (scan.router, banks.router, records.router, admin.router, conversations.router, streams.router):
         app.include_router(r)
+    app.include_router(evidence.router)
     # A little headroom over the file limit for the multipart envelope and form fields.
     max_body = settings.max_upload_bytes + 64 * 1024
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)

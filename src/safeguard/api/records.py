@@ -11,6 +11,7 @@ from safeguard import events, ledger
 from safeguard.api.deps import Services, require, services
 from safeguard.api.params import AfterId, PathId
 from safeguard.errors import NotFound
+from safeguard.evidence import vault_of
 from safeguard.keys import Principal
 from safeguard.store.models import Case, CaseItem, DecisionRow, Event
 
@@ -88,6 +89,7 @@ def get_case(
         body["items"] = [
             {"decision_id": i.decision_id, "created_at": i.created_at.isoformat(), **i.summary} for i in items
         ]
+        body["evidence"] = [i.to_dict() for i in vault_of(svc.engine).items_for_case(c.id, s)]
         events.append(s, "case.viewed", actor=who.actor, subject=("case", str(c.id)), payload={})
         return body
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -234,6 +235,31 @@ class EventCheckpoint(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     public_key: Mapped[str] = mapped_column(String(100))  # base64 of the raw Ed25519 key, for reading only
     signature: Mapped[str] = mapped_column(String(200))  # base64
+
+
+class EvidenceItem(Base):
+    """One preserved piece of evidence (``safeguard.evidence``): the upload's bytes, encrypted under their own
+    data key, stored by the SHA-256 of the ciphertext (``blob``); the data key is kept here wrapped by the
+    master key, and erased at purge (crypto-shredding)."""
+
+    __tablename__ = "evidence_items"
+    __table_args__ = (Index("ix_evidence_due", "status", "retain_until"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    decision_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # preserved / hash_only / purged
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    media_type: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    file_name: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    blob: Mapped[str | None] = mapped_column(String(64), nullable=True)  # storage address: SHA-256 of the file
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the master key that wraps it
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    preserved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retain_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 # Tables owned by other modules register on the same metadata (kept last: they import Base from here).
