@@ -25,7 +25,7 @@ from safeguard.errors import InvalidInput, NotFound, Unauthorized
 from safeguard.store import Database
 from safeguard.store.models import ApiKey, utcnow
 
-ROLES = ("platform", "moderator", "admin", "auditor")
+ROLES = ("platform", "moderator", "admin", "auditor", "lead")
 
 
 @dataclass(frozen=True)
