@@ -1,7 +1,9 @@
 """Open a case for human review, or add the decision to the subject's active case in the same queue.
 
 The queue follows the content and the detector (cases/model.py: live streams, grooming, else hash
-matches in ``csam``); a rule may name one (``{name: case, params: {queue: ..., priority: ...}}``). The
+matches in ``csam``); a rule may name one (``{name: case, params: {queue: ..., priority: ...}}``), and
+content a user reported (``context.user_report``, set by ``POST /v1/user-reports``) goes to
+``user_reports`` with the report. The
 write itself (cases/store.py) is Core statements on the transaction's connection, not ORM objects:
 this runs inside the decision's write for every match (docs/performance.md, section 5).
 """
@@ -25,7 +27,10 @@ class OpenCase(ActionHandler):
 
     def run(self, action: Action, ctx: ActionContext) -> dict[str, Any]:
         conn = connection_of(ctx.session)
-        queue = action.params.get("queue") or queue_for(ctx.content, ctx.decision.findings)
+        if ctx.content.context.get("user_report"):  # POST /v1/user-reports: the report's case
+            queue = "user_reports"
+        else:
+            queue = action.params.get("queue") or queue_for(ctx.content, ctx.decision.findings)
         if queue not in QUEUES:
             raise ConfigError(f"policy: case queue must be one of {QUEUES}, not {queue!r}", code="invalid_policy")
         now = utcnow()
