@@ -40,7 +40,6 @@ _UPDATE_CASE = (
         priority=bindparam("new_priority"),
         verdict=bindparam("new_verdict"),
         due_at=bindparam("new_due"),
-        report_count=CASES.c.report_count + bindparam("more_reports"),
         updated_at=bindparam("now"),
     )
 )
@@ -50,7 +49,6 @@ _UPDATE_KEEP_DUE = (
     .values(
         priority=bindparam("new_priority"),
         verdict=bindparam("new_verdict"),
-        report_count=CASES.c.report_count + bindparam("more_reports"),
         updated_at=bindparam("now"),
     )
 )
@@ -135,10 +133,12 @@ def open_or_join(
     if _SEVERITY.get(verdict, 0) <= _SEVERITY.get(old_verdict, 0):
         verdict = old_verdict
     stmt = _UPDATE_CASE_D if due is not None else _UPDATE_KEEP_DUE_D
-    row = {"case_id": case_id, "new_priority": priority, "new_verdict": verdict, "more_reports": reports, "now": now}
+    row = {"case_id": case_id, "new_priority": priority, "new_verdict": verdict, "now": now}
     if due is not None:
         row["new_due"] = due
     stmt.executemany(conn, [row])
+    if reports:  # user reports only: off the detections' hot path (an SQL expression is no Prepared statement)
+        conn.execute(CASES.update().where(CASES.c.id == case_id).values(report_count=CASES.c.report_count + reports))
     return Joined(int(case_id), False, priority, queue)
 
 
