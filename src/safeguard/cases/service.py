@@ -270,12 +270,18 @@ class CaseService:
             q = q.where(Case.assignee.is_(None))
         elif filt.assignee:
             q = q.where(Case.assignee == (who.actor if filt.assignee == "me" else filt.assignee))
-        if cursor:
-            p, i = decode_cursor(cursor)
-            q = q.where(or_(Case.priority > p, and_(Case.priority == p, Case.id > i)))
-        q = q.order_by(Case.priority, Case.id).limit(limit + 1)
+        order = (Case.priority, Case.id)
         with self.db.read() as s:
-            rows = list(s.execute(q).scalars())
+            if cursor:
+                # two pure index ranges, not one OR (which both databases read as "priority >= p" and then
+                # filter, scanning the cursor's whole priority): the rest of this priority, then the next ones
+                p, i = decode_cursor(cursor)
+                rows = list(s.execute(q.where(Case.priority == p, Case.id > i).order_by(*order).limit(limit + 1)).scalars())
+                if len(rows) <= limit and filt.priority is None:
+                    more_q = q.where(Case.priority > p).order_by(*order).limit(limit + 1 - len(rows))
+                    rows += list(s.execute(more_q).scalars())
+            else:
+                rows = list(s.execute(q.order_by(*order).limit(limit + 1)).scalars())
         more = len(rows) > limit
         rows = rows[:limit]
         nxt = encode_cursor(rows[-1].priority, rows[-1].id) if more and rows else None
