@@ -166,9 +166,7 @@ def main() -> None:
         measured.append((f"walk: {args.requests} consecutive pages from the top", walk(args.requests)))
         for name, xs in measured:
             worst = max(worst, pct(xs, 0.95))
-            print(
-                f"{name:48} {statistics.median(xs):8.2f} {pct(xs, 0.95):8.2f} {pct(xs, 0.99):8.2f} {max(xs):8.2f}"
-            )
+            print(f"{name:48} {statistics.median(xs):8.2f} {pct(xs, 0.95):8.2f} {pct(xs, 0.99):8.2f} {max(xs):8.2f}")
         print(f"# worst p95: {worst:.2f} ms (target <= 200 ms): {'PASS' if worst <= 200 else 'FAIL'}")
         client.close()
         engine.close()

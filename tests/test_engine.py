@@ -75,7 +75,13 @@ def test_block_on_banked_image_with_case_webhook_and_events(engine: Engine, bank
     from safeguard.store import driver
 
     dialect = engine.db.engine.dialect.name
-    hot = [case._ACTIVE_CASE_D, case._INSERT_CASE_D, case._UPDATE_KEEP_DUE_D, case._INSERT_ITEM_D, webhook._INSERT_OUTBOX_D]
+    hot = [
+        case._ACTIVE_CASE_D,
+        case._INSERT_CASE_D,
+        case._UPDATE_KEEP_DUE_D,
+        case._INSERT_ITEM_D,
+        webhook._INSERT_OUTBOX_D,
+    ]
     hot.append(webhook._ENABLED)
     hot += [events._SELECT_HEAD_DRIVER, events._SET_HEAD_DRIVER, events._INSERT_EVENTS]
     hot.append(driver.inserter(DecisionRow.__table__))  # type: ignore[arg-type]

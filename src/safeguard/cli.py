@@ -30,7 +30,9 @@ events_app = typer.Typer(help="The append-only, hash-chained event log.", no_arg
 webhooks_app = typer.Typer(help="Webhook endpoints for decisions.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
-users_app = typer.Typer(help="People who log in (moderator, lead, auditor, admin): password and TOTP.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="People who log in (moderator, lead, auditor, admin): password and TOTP.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(bank_app, name="bank")
 app.add_typer(events_app, name="events")
@@ -252,7 +254,9 @@ def users_list(as_json: Annotated[bool, typer.Option("--json", help="JSON lines"
         state = "disabled" if u.disabled else ("locked" if u.locked_until else "active")
         if u.password_temporary and state == "active":
             state = "active (one-time password)"
-        t.add_row(u.name, u.role, u.created_at.isoformat(), u.last_login_at.isoformat() if u.last_login_at else "", state)
+        t.add_row(
+            u.name, u.role, u.created_at.isoformat(), u.last_login_at.isoformat() if u.last_login_at else "", state
+        )
     console.print(t)
 
 

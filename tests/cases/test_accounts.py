@@ -119,11 +119,15 @@ def test_http_session_cookie_csrf_and_one_time_password(app_client: TestClient, 
     # the one-time password opens nothing but the password change
     r = app_client.get("/v1/cases")
     assert r.status_code == 403 and r.json()["error"]["code"] == "password_change_required"
-    r = app_client.post("/v1/session/password", json={"password": creds.password, "new_password": "short"}, headers=csrf)
+    r = app_client.post(
+        "/v1/session/password", json={"password": creds.password, "new_password": "short"}, headers=csrf
+    )
     assert r.status_code == 422 and r.json()["error"]["code"] == "weak_password"
     r = app_client.post("/v1/session/password", json={"password": creds.password, "new_password": NEW_PASSWORD})
     assert r.status_code == 403 and r.json()["error"]["code"] == "csrf_failed"
-    r = app_client.post("/v1/session/password", json={"password": creds.password, "new_password": NEW_PASSWORD}, headers=csrf)
+    r = app_client.post(
+        "/v1/session/password", json={"password": creds.password, "new_password": NEW_PASSWORD}, headers=csrf
+    )
     assert r.status_code == 204
     assert app_client.get("/v1/cases").status_code == 200  # reads need no CSRF token
     assert app_client.get("/v1/session").json()["user"] == {"name": "mia", "role": "moderator"}

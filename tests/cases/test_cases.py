@@ -49,7 +49,9 @@ def service(engine: Engine, **changes: object) -> CaseService:
 def test_queue_follows_content_and_detector() -> None:
     img = Content(kind=ContentKind.IMAGE, user_id="u")
     assert queue_for(img, [Finding(detector="hash_match", kind="hash_match")]) == "csam"
-    assert queue_for(Content(kind=ContentKind.MESSAGE), [Finding(detector="grooming", kind="grooming_risk")]) == "grooming"
+    assert (
+        queue_for(Content(kind=ContentKind.MESSAGE), [Finding(detector="grooming", kind="grooming_risk")]) == "grooming"
+    )
     assert queue_for(Content(kind=ContentKind.STREAM, stream_id="s"), []) == "streams"
 
 
@@ -64,7 +66,7 @@ def test_sla_setting_parses_and_refuses_nonsense() -> None:
 def test_case_opens_in_queue_with_due_time_and_claims_conflict(engine: Engine, banks: BankService) -> None:
     case_id, _ = banked_case(engine, banks)
     cs = service(engine)
-    page = cs.list(MOD, CaseFilter())
+    page = cs.list_cases(MOD, CaseFilter())
     assert [c.id for c in page.cases] == [case_id]
     c = page.cases[0]
     assert (c.queue, c.status, c.priority) == ("csam", "open", 0)
@@ -79,7 +81,7 @@ def test_case_opens_in_queue_with_due_time_and_claims_conflict(engine: Engine, b
     with pytest.raises(Forbidden):
         cs.claim(MOD2, case_id, force=True)  # only a lead forces
     assert cs.claim(LEAD, case_id, force=True).assignee == LEAD.actor
-    assert cs.list(MOD, CaseFilter.parse(queue="csam", status="claimed", priority=0, assignee=LEAD.actor)).cases
+    assert cs.list_cases(MOD, CaseFilter.parse(queue="csam", status="claimed", priority=0, assignee=LEAD.actor)).cases
 
 
 def test_expired_claim_returns_to_the_queue(engine: Engine, banks: BankService) -> None:
@@ -88,7 +90,7 @@ def test_expired_claim_returns_to_the_queue(engine: Engine, banks: BankService) 
     cs.claim(MOD, case_id)
     with engine.db.write() as s:
         s.execute(update(Case).where(Case.id == case_id).values(claim_expires_at=utcnow() - timedelta(seconds=1)))
-    assert [c.id for c in cs.list(MOD2, CaseFilter()).cases] == [case_id]  # back to open
+    assert [c.id for c in cs.list_cases(MOD2, CaseFilter()).cases] == [case_id]  # back to open
     assert cs.claim(MOD2, case_id).assignee == MOD2.actor
     assert "case.claim_expired" in [e.type for e in cs.timeline(MOD2, case_id)]
 
@@ -220,17 +222,17 @@ def test_keyset_pages_and_filters(engine: Engine) -> None:
     cs = service(engine)
     seen, cursor = [], None
     while True:
-        page = cs.list(MOD, CaseFilter(), cursor=cursor, limit=4)
+        page = cs.list_cases(MOD, CaseFilter(), cursor=cursor, limit=4)
         seen += [(c.priority, c.id) for c in page.cases]
         cursor = page.next_cursor
         if cursor is None:
             break
     assert seen == sorted(seen) and len(seen) == len(set(seen)) == 18
-    grooming = cs.list(MOD, CaseFilter.parse(queue="grooming", status="open,closed", priority=1, assignee=None))
+    grooming = cs.list_cases(MOD, CaseFilter.parse(queue="grooming", status="open,closed", priority=1, assignee=None))
     assert grooming.cases and all(c.queue == "grooming" and c.priority == 1 for c in grooming.cases)
-    assert len(cs.list(MOD, CaseFilter.parse(queue=None, status="all", priority=None, assignee="none")).cases) == 23
+    assert len(cs.list_cases(MOD, CaseFilter.parse(queue=None, status="all", priority=None, assignee="none")).cases) == 23
     with pytest.raises(InvalidInput):
-        cs.list(MOD, CaseFilter(), cursor="!!!")
+        cs.list_cases(MOD, CaseFilter(), cursor="!!!")
     with pytest.raises(InvalidInput):
         CaseFilter.parse(queue="spam", status=None, priority=None, assignee=None)
 
@@ -256,7 +258,10 @@ def test_api_claim_decide_and_status_codes(
     listed = app_client.get("/v1/cases?queue=csam&status=open", headers=auth(keys["auditor"]))
     assert listed.status_code == 200 and listed.json()["cases"][0]["id"] == case_id
     for role in ("platform", "auditor"):
-        for path, body in ((f"/v1/cases/{case_id}/claim", {}), (f"/v1/cases/{case_id}/decision", {"outcome": "escalated"})):
+        for path, body in (
+            (f"/v1/cases/{case_id}/claim", {}),
+            (f"/v1/cases/{case_id}/decision", {"outcome": "escalated"}),
+        ):
             r = app_client.post(path, json=body, headers=auth(keys[role]))
             assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_role", (role, path)
     assert app_client.get("/v1/cases", headers=auth(keys["platform"])).status_code == 403
@@ -268,7 +273,9 @@ def test_api_claim_decide_and_status_codes(
     r = app_client.post(f"/v1/cases/{case_id}/decision", json={"outcome": "nope"}, headers=auth(mod))
     assert r.status_code == 422
     r = app_client.post(
-        f"/v1/cases/{case_id}/decision", json={"outcome": "confirmed", "category": "A1", "notes": "ok"}, headers=auth(mod)
+        f"/v1/cases/{case_id}/decision",
+        json={"outcome": "confirmed", "category": "A1", "notes": "ok"},
+        headers=auth(mod),
     )
     assert r.status_code == 200 and r.json()["case"]["status"] == "decided", r.text
     detail = app_client.get(f"/v1/cases/{case_id}", headers=auth(mod)).json()

@@ -34,7 +34,13 @@ def case_of(client: TestClient, keys: dict[str, str], case_id: object) -> dict[s
 
 @pytest.mark.parametrize(
     ("reason", "priority", "self_help"),
-    [("csam", 1, True), ("grooming", 1, False), ("sextortion", 0, True), ("self_generated_minor", 0, True), ("other", 2, False)],
+    [
+        ("csam", 1, True),
+        ("grooming", 1, False),
+        ("sextortion", 0, True),
+        ("self_generated_minor", 0, True),
+        ("other", 2, False),
+    ],
 )
 def test_each_reason_opens_a_user_reports_case(
     app_client: TestClient, keys: dict[str, str], reason: str, priority: int, self_help: bool
@@ -46,7 +52,12 @@ def test_each_reason_opens_a_user_reports_case(
     assert ("take_it_down" in kinds) is self_help and ("report_remove" in kinds) is self_help
     assert ("sextortion" in kinds) is (reason == "sextortion")
     case = case_of(app_client, keys, got["case_id"])
-    assert (case["queue"], case["priority"], case["report_count"], case["status"]) == ("user_reports", priority, 1, "open")
+    assert (case["queue"], case["priority"], case["report_count"], case["status"]) == (
+        "user_reports",
+        priority,
+        1,
+        "open",
+    )
     assert case["subject"] == {"kind": "user", "id": "bad-1"} and case["items"][0]["decision_id"] == got["id"]  # type: ignore[index]
     again = app_client.get(f"/v1/user-reports/{got['id']}", headers=auth(keys["platform"])).json()
     assert again["status"] == "received" and again["case_id"] == got["case_id"]
@@ -63,8 +74,12 @@ def test_duplicate_reports_of_the_same_content_join_one_case(app_client: TestCli
     # the same file sent twice without a content id: keyed by its SHA-256
     data = image_bytes(7)
     files = {"file": ("x.jpg", data, "image/jpeg")}
-    first = app_client.post("/v1/user-reports", data={"reporter_id": "r", "reason": "csam"}, files=files, headers=auth(keys["platform"]))
-    second = app_client.post("/v1/user-reports", data={"reporter_id": "s", "reason": "csam"}, files=files, headers=auth(keys["platform"]))
+    first = app_client.post(
+        "/v1/user-reports", data={"reporter_id": "r", "reason": "csam"}, files=files, headers=auth(keys["platform"])
+    )
+    second = app_client.post(
+        "/v1/user-reports", data={"reporter_id": "s", "reason": "csam"}, files=files, headers=auth(keys["platform"])
+    )
     assert first.status_code == second.status_code == 201
     assert first.json()["case_id"] == second.json()["case_id"]
     case = case_of(app_client, keys, first.json()["case_id"])
@@ -76,7 +91,9 @@ def test_reported_image_matching_a_bank_is_found_and_confirmation_banks_it(
 ) -> None:
     banks.create("csam", actor="t", default_category="A1")
     data = image_bytes(2)
-    entry = banks.add_entry("csam", signal_type="pdq", value=PDQSignal().compute(Media.from_bytes(data))[0].value, actor="t")
+    entry = banks.add_entry(
+        "csam", signal_type="pdq", value=PDQSignal().compute(Media.from_bytes(data))[0].value, actor="t"
+    )
     r = app_client.post(
         "/v1/user-reports",
         data={"reporter_id": "r-1", "reason": "self_generated_minor", "reported_user_id": "bad-2", "locale": "de-AT"},
@@ -119,7 +136,9 @@ def test_grooming_state_of_a_reported_conversation(app_client: TestClient, keys:
             "text": text,
             "sent_at": time.time() - 100 + i,
         }
-        for i, text in enumerate(["hi, how was school?", "you seem really mature for your age", "don't tell your parents we talk"])
+        for i, text in enumerate(
+            ["hi, how was school?", "you seem really mature for your age", "don't tell your parents we talk"]
+        )
     ]
     r = app_client.post("/v1/conversations/conv-1/messages", json={"messages": msgs}, headers=auth(keys["platform"]))
     assert r.status_code == 200, r.text
@@ -147,17 +166,29 @@ def test_bad_reports_and_roles(app_client: TestClient, keys: dict[str, str]) -> 
     r = app_client.post("/v1/user-reports", content=b"x", headers={**h, "Content-Type": "text/plain"})
     assert r.status_code == 415
     r = app_client.post(
-        "/v1/user-reports", data={"reporter_id": "r", "reason": "csam"}, files={"file": ("x", b"not an image", "image/jpeg")}, headers=h
+        "/v1/user-reports",
+        data={"reporter_id": "r", "reason": "csam"},
+        files={"file": ("x", b"not an image", "image/jpeg")},
+        headers=h,
     )
     assert r.status_code in (415, 422) and "error" in r.json()
     for role in ("moderator", "auditor"):
-        r = app_client.post("/v1/user-reports", json={"reporter_id": "r", "reason": "other", "content_id": "c"}, headers=auth(keys[role]))
+        r = app_client.post(
+            "/v1/user-reports",
+            json={"reporter_id": "r", "reason": "other", "content_id": "c"},
+            headers=auth(keys[role]),
+        )
         assert r.status_code == 403
     assert app_client.get("/v1/user-reports/ur_nope", headers=h).json()["error"]["code"] == "user_report_not_found"
 
 
 def test_advice_is_written_for_every_locale() -> None:
-    assert locale_of("es-MX") == "es" and locale_of("FR_ca") == "fr" and locale_of("pt-BR") == "en" and locale_of(None) == "en"
+    assert (
+        locale_of("es-MX") == "es"
+        and locale_of("FR_ca") == "fr"
+        and locale_of("pt-BR") == "en"
+        and locale_of(None) == "en"
+    )
     keys = set(TEXT["en"])
     for loc in LOCALES:
         assert set(TEXT[loc]) == keys
@@ -166,4 +197,6 @@ def test_advice_is_written_for_every_locale() -> None:
     assert len({t[0] for t in texts.values()}) == 4  # each language its own
     assert [a.kind for a in advice("other", "en", "US")] == ["trusted_adult", "danger", "report_ncmec"]
     assert [a.kind for a in advice("self_generated_minor", "fr", "GB")][-2:] == ["report_ceop", "report_remove"]
-    assert all(a.url and a.url.startswith("https://") for a in advice("csam", "es") if a.kind.startswith(("report", "take")))
+    assert all(
+        a.url and a.url.startswith("https://") for a in advice("csam", "es") if a.kind.startswith(("report", "take"))
+    )

@@ -118,7 +118,9 @@ def check_csrf(session_token: str, supplied: str | None) -> bool:
 
 def _view(u: User, now: datetime) -> UserView:
     locked = u.locked_until if u.locked_until is not None and u.locked_until > now else None
-    return UserView(u.id, u.name, u.role, u.created_at, u.last_login_at, u.disabled_at is not None, locked, u.password_temporary)
+    return UserView(
+        u.id, u.name, u.role, u.created_at, u.last_login_at, u.disabled_at is not None, locked, u.password_temporary
+    )
 
 
 class UserService:
@@ -206,13 +208,25 @@ class UserService:
             if u is None:
                 self._verify(self._dummy, password)
                 failure = Unauthorized("wrong name, password or code", code="invalid_credentials")
-                events.append(s, "user.login_failed", actor="anonymous", subject=("user", name[:100]), payload={**payload, "reason": "unknown_user"})
+                events.append(
+                    s,
+                    "user.login_failed",
+                    actor="anonymous",
+                    subject=("user", name[:100]),
+                    payload={**payload, "reason": "unknown_user"},
+                )
             elif u.locked_until is not None and u.locked_until > now:
                 failure = AccountLocked(
                     f"too many failed logins; locked until {u.locked_until.isoformat()}",
                     details={"locked_until": u.locked_until.isoformat()},
                 )
-                events.append(s, "user.login_refused", actor=f"user:{u.name}", subject=("user", u.name), payload={**payload, "reason": "locked"})
+                events.append(
+                    s,
+                    "user.login_refused",
+                    actor=f"user:{u.name}",
+                    subject=("user", u.name),
+                    payload={**payload, "reason": "locked"},
+                )
             else:
                 reason = self._check(u, password, totp_code)
                 if reason is None and u.disabled_at is not None:
@@ -220,11 +234,23 @@ class UserService:
                 if reason is not None:
                     failure = Unauthorized("wrong name, password or code", code="invalid_credentials")
                     u.failed_logins += 1
-                    events.append(s, "user.login_failed", actor=f"user:{u.name}", subject=("user", u.name), payload={**payload, "reason": reason, "failures": u.failed_logins})
+                    events.append(
+                        s,
+                        "user.login_failed",
+                        actor=f"user:{u.name}",
+                        subject=("user", u.name),
+                        payload={**payload, "reason": reason, "failures": u.failed_logins},
+                    )
                     if u.failed_logins >= self.settings.login_max_failures and reason != "disabled":
                         u.locked_until = now + timedelta(seconds=self.settings.login_lockout_seconds)
                         u.failed_logins = 0
-                        events.append(s, "user.locked_out", actor="system", subject=("user", u.name), payload={"until": u.locked_until.isoformat()})
+                        events.append(
+                            s,
+                            "user.locked_out",
+                            actor="system",
+                            subject=("user", u.name),
+                            payload={"until": u.locked_until.isoformat()},
+                        )
                 else:
                     u.failed_logins = 0
                     u.locked_until = None
@@ -233,7 +259,13 @@ class UserService:
                     expires = now + timedelta(seconds=self.settings.session_seconds)
                     sid = _digest(token)
                     s.add(UserSession(id=sid, user_id=u.id, created_at=now, expires_at=expires))
-                    events.append(s, "user.login_succeeded", actor=f"user:{u.name}", subject=("user", u.name), payload={**payload, "session": sid[:16]})
+                    events.append(
+                        s,
+                        "user.login_succeeded",
+                        actor=f"user:{u.name}",
+                        subject=("user", u.name),
+                        payload={**payload, "session": sid[:16]},
+                    )
                     info = SessionInfo(Who.user(u.id, u.name, u.role), sid, expires, u.password_temporary)
                     result = Login(token, csrf_token(token), info)
         if failure is not None:
@@ -281,7 +313,9 @@ class UserService:
             raise Unauthorized("not logged in", code="invalid_session")
         sid = _digest(token)
         with self.db.read() as s:
-            got = s.execute(select(UserSession, User).join(User, User.id == UserSession.user_id).where(UserSession.id == sid)).first()
+            got = s.execute(
+                select(UserSession, User).join(User, User.id == UserSession.user_id).where(UserSession.id == sid)
+            ).first()
         if got is None:
             raise Unauthorized("not logged in", code="invalid_session")
         sess, u = got
@@ -307,7 +341,9 @@ class UserService:
         with self.db.write() as s:
             u = self._user(s, info.who.name)
             if not self._verify(u.password_hash, old):
-                events.append(s, "user.password_change_failed", actor=info.who.actor, subject=("user", u.name), payload={})
+                events.append(
+                    s, "user.password_change_failed", actor=info.who.actor, subject=("user", u.name), payload={}
+                )
                 failed = True
             else:
                 failed = False
@@ -315,7 +351,9 @@ class UserService:
                 u.password_temporary = False
                 s.execute(
                     update(UserSession)
-                    .where(UserSession.user_id == u.id, UserSession.id != info.session_id, UserSession.revoked_at.is_(None))
+                    .where(
+                        UserSession.user_id == u.id, UserSession.id != info.session_id, UserSession.revoked_at.is_(None)
+                    )
                     .values(revoked_at=utcnow())
                 )
                 events.append(s, "user.password_changed", actor=info.who.actor, subject=("user", u.name), payload={})
@@ -333,6 +371,8 @@ class UserService:
     @staticmethod
     def _revoke_sessions(s: Session, user_id: int) -> int:
         res = s.execute(
-            update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None)).values(revoked_at=utcnow())
+            update(UserSession)
+            .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
         )
         return int(getattr(res, "rowcount", 0) or 0)

@@ -57,7 +57,7 @@ def list_cases(
     who: Who = Depends(READ),
 ) -> dict[str, Any]:
     filt = CaseFilter.parse(queue=queue, status=status, priority=priority, assignee=assignee)
-    return cases_of(request).list(who, filt, cursor=cursor, limit=limit).to_dict()
+    return cases_of(request).list_cases(who, filt, cursor=cursor, limit=limit).to_dict()
 
 
 @router.post("/cases/claim-next", summary="Claim the next case of a queue")
@@ -77,9 +77,7 @@ def case_timeline(case_id: int, request: Request, who: Who = Depends(READ)) -> d
 
 
 @router.post("/cases/{case_id}/claim", summary="Claim a case (a lease); 409 if someone else holds it")
-def claim_case(
-    case_id: int, request: Request, body: ClaimIn | None = None, who: Who = Depends(WORK)
-) -> dict[str, Any]:
+def claim_case(case_id: int, request: Request, body: ClaimIn | None = None, who: Who = Depends(WORK)) -> dict[str, Any]:
     return cases_of(request).claim(who, case_id, force=bool(body and body.force)).to_dict()
 
 

@@ -38,7 +38,9 @@ async def _session(request: Request, *, allow_temporary: bool = False) -> tuple[
     if request.method not in SAFE_METHODS and not check_csrf(token, request.headers.get(CSRF_HEADER)):
         raise Forbidden("missing or wrong CSRF token (send the session's token in X-CSRF-Token)", code="csrf_failed")
     if info.must_change_password and not allow_temporary:
-        raise Forbidden("change the one-time password first (POST /v1/session/password)", code="password_change_required")
+        raise Forbidden(
+            "change the one-time password first (POST /v1/session/password)", code="password_change_required"
+        )
     return info, token
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -204,9 +205,7 @@ class CaseFilter:
     assignee: str | None = None  # an actor, "me" or "none"
 
     @classmethod
-    def parse(
-        cls, *, queue: str | None, status: str | None, priority: int | None, assignee: str | None
-    ) -> CaseFilter:
+    def parse(cls, *, queue: str | None, status: str | None, priority: int | None, assignee: str | None) -> CaseFilter:
         if queue is not None and queue not in QUEUES:
             raise InvalidInput(f"queue must be one of {QUEUES}", code="invalid_queue")
         if status in (None, ""):
@@ -254,7 +253,7 @@ class CaseService:
         self.second_opinion = check_second_opinion(settings.review_second_opinion)
 
     # -- reading ---------------------------------------------------------------------------------
-    def list(self, who: Who, filt: CaseFilter, *, cursor: str | None = None, limit: int = 50) -> CasePage:
+    def list_cases(self, who: Who, filt: CaseFilter, *, cursor: str | None = None, limit: int = 50) -> CasePage:
         _need(who, READER_ROLES)
         limit = max(1, min(limit, MAX_PAGE))
         if not filt.statuses or "open" in filt.statuses:
@@ -276,7 +275,9 @@ class CaseService:
                 # two pure index ranges, not one OR (which both databases read as "priority >= p" and then
                 # filter, scanning the cursor's whole priority): the rest of this priority, then the next ones
                 p, i = decode_cursor(cursor)
-                rows = list(s.execute(q.where(Case.priority == p, Case.id > i).order_by(*order).limit(limit + 1)).scalars())
+                rows = list(
+                    s.execute(q.where(Case.priority == p, Case.id > i).order_by(*order).limit(limit + 1)).scalars()
+                )
                 if len(rows) <= limit and filt.priority is None:
                     more_q = q.where(Case.priority > p).order_by(*order).limit(limit + 1 - len(rows))
                     rows += list(s.execute(more_q).scalars())
@@ -340,7 +341,10 @@ class CaseService:
             if report_ids:
                 conds.append(and_(Event.subject_kind == "user_report", Event.subject_id.in_(report_ids)))
             rows = s.execute(select(Event).where(or_(*conds)).order_by(Event.seq).limit(TIMELINE_LIMIT)).scalars()
-            return [TimelineEntry(e.seq, e.created_at, e.type, e.actor, e.subject_kind, e.subject_id, e.payload) for e in rows]
+            return [
+                TimelineEntry(e.seq, e.created_at, e.type, e.actor, e.subject_kind, e.subject_id, e.payload)
+                for e in rows
+            ]
 
     # -- claims ----------------------------------------------------------------------------------
     def expire_claims(self) -> int:
@@ -354,7 +358,11 @@ class CaseService:
             rows = list(s.execute(select(Case).where(expired).with_for_update()).scalars())
             for c in rows:
                 events.append(
-                    s, "case.claim_expired", actor="system", subject=("case", str(c.id)), payload={"assignee": c.assignee}
+                    s,
+                    "case.claim_expired",
+                    actor="system",
+                    subject=("case", str(c.id)),
+                    payload={"assignee": c.assignee},
                 )
                 c.status, c.assignee, c.claim_expires_at, c.updated_at = "open", None, None, now
             return len(rows)
@@ -402,9 +410,7 @@ class CaseService:
         if c.escalated and who.role not in LEAD_ROLES:
             raise Forbidden(f"case {c.id} is escalated to a lead", code="lead_required")
         if c.pending_by == who.actor:
-            raise Conflict(
-                f"case {c.id} waits for a second, different reviewer", code="second_reviewer_required"
-            )
+            raise Conflict(f"case {c.id} waits for a second, different reviewer", code="second_reviewer_required")
         held = c.status == "claimed" and c.claim_expires_at is not None and c.claim_expires_at > now
         if held and c.assignee != who.actor and not force:
             raise Conflict(
@@ -436,7 +442,9 @@ class CaseService:
                 raise Conflict(f"case {c.id} is not claimed", code="not_claimed")
             if c.assignee != who.actor and who.role not in LEAD_ROLES:
                 raise Conflict(f"case {c.id} is claimed by {c.assignee}", code="case_claimed")
-            events.append(s, "case.released", actor=who.actor, subject=("case", str(c.id)), payload={"assignee": c.assignee})
+            events.append(
+                s, "case.released", actor=who.actor, subject=("case", str(c.id)), payload={"assignee": c.assignee}
+            )
             c.status, c.assignee, c.claim_expires_at, c.updated_at = "open", None, None, utcnow()
             return CaseSummary.of(c)
 
@@ -600,7 +608,9 @@ class CaseService:
     def _case_signals(self, s: Session, case_id: int) -> list[tuple[str, str]]:
         """Every bankable signal of the case's decisions (and its user reports): (type, value), once each."""
         bodies = s.execute(
-            select(DecisionRow.body).join(CaseItem, CaseItem.decision_id == DecisionRow.id).where(CaseItem.case_id == case_id)
+            select(DecisionRow.body)
+            .join(CaseItem, CaseItem.decision_id == DecisionRow.id)
+            .where(CaseItem.case_id == case_id)
         ).scalars()
         sigs: list[dict[str, Any]] = [sig for b in bodies for sig in (b.get("signals") or [])]
         for extra in s.execute(select(UserReport.signals).where(UserReport.case_id == case_id)).scalars():
@@ -622,15 +632,13 @@ class CaseService:
         with self.db.read() as s:
             if s.execute(select(Bank.id).where(Bank.name == self.settings.review_bank)).first():
                 return
-        try:
+        with contextlib.suppress(Conflict, IntegrityError):  # created meanwhile by another decision
             self.banks.create(
                 self.settings.review_bank,
                 actor=who.actor,
                 kind="csam",
                 description="Hashes confirmed by this instance's moderators (SAFEGUARD_REVIEW_BANK).",
             )
-        except (Conflict, IntegrityError):  # created meanwhile by another decision
-            pass
 
     def _bank_hashes(self, s: Session, who: Who, c: Case, category: str | None) -> list[int]:
         signals = self._case_signals(s, c.id)
@@ -651,4 +659,3 @@ class CaseService:
         if c is None:
             raise NotFound(f"case {case_id} not found", code="case_not_found")
         return c
-

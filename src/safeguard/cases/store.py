@@ -123,9 +123,7 @@ def open_or_join(
     case_id, old_priority, old_verdict = found
     due = None
     if priority < old_priority:  # raised: the due time of the new priority, counted from the opening
-        opened_at, due_at = conn.execute(
-            select(CASES.c.opened_at, CASES.c.due_at).where(CASES.c.id == case_id)
-        ).one()
+        opened_at, due_at = conn.execute(select(CASES.c.opened_at, CASES.c.due_at).where(CASES.c.id == case_id)).one()
         due = opened_at + sla_for(table, queue, priority)
         if due_at is not None:
             due = min(due, due_at)

@@ -41,8 +41,7 @@ TEXT: dict[str, dict[str, str]] = {
         "more. Keep the messages and block them.",
     },
     "es": {
-        "received": "Gracias. Hemos recibido tu denuncia y una persona de nuestro equipo de moderación la "
-        "revisará.",
+        "received": "Gracias. Hemos recibido tu denuncia y una persona de nuestro equipo de moderación la revisará.",
         "in_review": "Gracias. Una persona de moderación está revisando tu denuncia.",
         "action_taken": "Gracias. Hemos revisado tu denuncia y hemos tomado medidas.",
         "reviewed": "Gracias. Hemos revisado tu denuncia.",
@@ -92,8 +91,7 @@ TEXT: dict[str, dict[str, str]] = {
         "1-800-843-5678.",
         "take_it_down": "Ist es ein Foto oder Video von dir aus der Zeit, als du unter 18 warst? Take It Down "
         "hilft dir, es entfernen zu lassen.",
-        "report_remove": "In Großbritannien hilft dir Report Remove von Childline und der IWF, es löschen zu "
-        "lassen.",
+        "report_remove": "In Großbritannien hilft dir Report Remove von Childline und der IWF, es löschen zu lassen.",
         "sextortion": "Wenn jemand droht, Bilder von dir zu verbreiten: Zahl nichts und schick nichts mehr. "
         "Speichere die Nachrichten und blockiere die Person.",
     },
