@@ -230,7 +230,9 @@ def test_keyset_pages_and_filters(engine: Engine) -> None:
     assert seen == sorted(seen) and len(seen) == len(set(seen)) == 18
     grooming = cs.list_cases(MOD, CaseFilter.parse(queue="grooming", status="open,closed", priority=1, assignee=None))
     assert grooming.cases and all(c.queue == "grooming" and c.priority == 1 for c in grooming.cases)
-    assert len(cs.list_cases(MOD, CaseFilter.parse(queue=None, status="all", priority=None, assignee="none")).cases) == 23
+    assert (
+        len(cs.list_cases(MOD, CaseFilter.parse(queue=None, status="all", priority=None, assignee="none")).cases) == 23
+    )
     with pytest.raises(InvalidInput):
         cs.list_cases(MOD, CaseFilter(), cursor="!!!")
     with pytest.raises(InvalidInput):
