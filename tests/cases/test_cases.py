@@ -313,3 +313,49 @@ def test_api_lead_assigns(app_client: TestClient, engine: Engine, banks: BankSer
     assert [c["id"] for c in mine] == [case_id]
     r = app_client.post(f"/v1/cases/{case_id}/release", headers=auth(lead))
     assert r.status_code == 200 and r.json()["status"] == "open"
+
+
+def test_detections_open_cases_in_their_queues(engine: Engine) -> None:
+    groom = engine.decide(
+        Content(kind=ContentKind.MESSAGE, conversation_id="conv-1", user_id="adult-1"),
+        [Finding(detector="grooming", kind="sextortion", category="pressure", confidence="high")],
+    )
+    stream = engine.decide(
+        Content(kind=ContentKind.STREAM, stream_id="live-1", user_id="adult-1"),
+        [Finding(detector="hash_match", kind="hash_match", bank="csam", bank_kind="csam", confidence="high")],
+    )
+    cs = service(engine)
+    got = {c.id: (c.queue, c.priority, c.subject_kind) for c in cs.list_cases(AUDITOR, CaseFilter()).cases}
+    assert got == {groom.case_id: ("grooming", 0, "conversation"), stream.case_id: ("streams", 0, "stream")}
+    # the same subject in another queue is another case; in the same queue, the same case
+    again = engine.decide(
+        Content(kind=ContentKind.MESSAGE, conversation_id="conv-1"),
+        [Finding(detector="grooming", kind="grooming_risk", score=0.97, confidence="high")],
+    )
+    assert again.case_id == groom.case_id
+
+
+def test_concurrent_claims_one_wins(engine: Engine, banks: BankService) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    case_id, _ = banked_case(engine, banks)
+    cs = service(engine)
+    people = [Who(f"user:m{i}", "moderator", f"m{i}", "user", 10 + i) for i in range(6)]
+
+    def claim(who: Who) -> str:
+        try:
+            cs.claim(who, case_id)
+            return "won"
+        except Conflict as exc:
+            return exc.code
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(claim, people))
+    assert sorted(results) == ["case_claimed"] * 5 + ["won"]
+    winner = people[results.index("won")]
+    assert (
+        cs.list_cases(AUDITOR, CaseFilter.parse(queue=None, status="claimed", priority=None, assignee=None))
+        .cases[0]
+        .assignee
+        == winner.actor
+    )
