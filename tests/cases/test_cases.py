@@ -55,6 +55,12 @@ def test_queue_follows_content_and_detector() -> None:
     assert queue_for(Content(kind=ContentKind.STREAM, stream_id="s"), []) == "streams"
 
 
+def test_bad_review_settings_stop_the_start(engine: Engine) -> None:
+    for bad in ({"review_sla": "csam=1h"}, {"review_second_opinion": "sometimes"}):
+        with pytest.raises(ConfigError):
+            service(engine, **bad)
+
+
 def test_sla_setting_parses_and_refuses_nonsense() -> None:
     sla = parse_sla(Settings().review_sla)
     assert sla["streams"][0] == timedelta(minutes=15) and sla["user_reports"][2] == timedelta(hours=72)
@@ -126,6 +132,9 @@ def test_confirmed_adds_hashes_to_review_bank_with_provenance_and_opinions(engin
     assert e.value.code == "case_decided"
     over = cs.decide(LEAD, case_id, outcome="not_violating", override=True)
     assert over.stage == "override" and over.case.status == "closed"
+    # overturned: the matched entry and the hashes the confirmation banked are disputed
+    assert over.opinions == [entry_id, *got.bank_entries]
+    assert {banks.get_entry(i)["opinion"] for i in over.opinions} == {"disputed"}
     for who in (MOD, LEAD):
         with pytest.raises(Conflict) as e:
             cs.decide(who, case_id, outcome="confirmed", category="A1", override=who is LEAD)

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from safeguard import events
 from safeguard.accounts.who import Who
 from safeguard.config import Settings
-from safeguard.errors import Conflict, InvalidInput, NotFound, SafeguardError, Unauthorized
+from safeguard.errors import ConfigError, Conflict, InvalidInput, NotFound, SafeguardError, Unauthorized
 from safeguard.store import Database
 from safeguard.store.models import User, UserSession, utcnow
 
@@ -128,6 +128,11 @@ class UserService:
         self.db = db
         self.settings = settings
         self.hasher = hasher or PasswordHasher()
+        if settings.session_cookie_secure not in ("auto", "on", "off"):
+            raise ConfigError(
+                f"SAFEGUARD_SESSION_COOKIE_SECURE must be auto, on or off, not {settings.session_cookie_secure!r}",
+                code="invalid_setting",
+            )
 
     @functools.cached_property
     def _dummy(self) -> str:

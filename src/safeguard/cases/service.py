@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,12 +37,13 @@ from safeguard.cases.model import (
     WORKER_ROLES,
     check_second_opinion,
     needs_second_opinion,
+    parse_sla,
 )
 from safeguard.config import Settings
 from safeguard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from safeguard.signals import get_signal_type
 from safeguard.store import Database
-from safeguard.store.models import Bank, Case, CaseDecision, CaseItem, DecisionRow, Event, UserReport, utcnow
+from safeguard.store.models import Bank, BankEntry, Case, CaseDecision, CaseItem, DecisionRow, Event, UserReport, utcnow
 
 MAX_PAGE = 200
 MAX_NOTES = 4000
@@ -251,6 +252,7 @@ class CaseService:
         self.banks = banks or BankService(db)
         self.lease = timedelta(seconds=settings.review_claim_seconds)
         self.second_opinion = check_second_opinion(settings.review_second_opinion)
+        parse_sla(settings.review_sla)  # a bad setting stops the start, not the first matching scan
 
     # -- reading ---------------------------------------------------------------------------------
     def list_cases(self, who: Who, filt: CaseFilter, *, cursor: str | None = None, limit: int = 50) -> CasePage:
@@ -562,11 +564,14 @@ class CaseService:
         entries: list[int] = []
         opinions: list[int] = []
         if stage in ("final", "override"):
+            overturned = c.status == "decided" and c.outcome == "confirmed" and outcome == "not_violating"
             c.outcome, c.category, c.decided_by, c.decided_at = outcome, category, who.actor, now
             c.escalated = False
             c.pending_outcome = c.pending_category = c.pending_by = None
             clear_claim()
             matched = self._matched_entries(s, c.id)
+            if overturned:  # a lead overturns a confirmation: the hashes it banked are disputed too
+                matched += [e for e in self._review_entries(s, c.id) if e not in matched]
             if outcome == "confirmed":
                 c.status, c.report_status = "decided", "ready"
                 entries = self._bank_hashes(s, who, c, category)
@@ -627,6 +632,17 @@ class CaseService:
             if len(value) <= 512:
                 out[(st.name, value)] = None
         return list(out)
+
+    def _review_entries(self, s: Session, case_id: int) -> list[int]:
+        """The review bank's entries for this case's hashes."""
+        bank = s.execute(select(Bank.id).where(Bank.name == self.settings.review_bank)).scalar()
+        signals = self._case_signals(s, case_id)
+        if bank is None or not signals:
+            return []
+        q = select(BankEntry.id).where(
+            BankEntry.bank_id == bank, tuple_(BankEntry.signal_type, BankEntry.value).in_(signals)
+        )
+        return sorted(int(i) for i in s.execute(q).scalars())
 
     def _ensure_review_bank(self, who: Who) -> None:
         with self.db.read() as s:
