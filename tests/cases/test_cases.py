@@ -200,6 +200,7 @@ def test_bad_decisions_and_roles(engine: Engine, banks: BankService) -> None:
         ({"outcome": "confirmed"}, "category_required"),
         ({"outcome": "confirmed", "category": "Z9"}, "invalid_category"),
         ({"outcome": "escalated", "notes": "x" * 5000}, "notes_too_long"),
+        ({"outcome": "escalated", "notes": "a\x00b"}, "invalid_encoding"),
     ):
         with pytest.raises(InvalidInput) as e:
             cs.decide(MOD, case_id, **kw)  # type: ignore[arg-type]

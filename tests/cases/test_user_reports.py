@@ -200,3 +200,16 @@ def test_advice_is_written_for_every_locale() -> None:
     assert all(
         a.url and a.url.startswith("https://") for a in advice("csam", "es") if a.kind.startswith(("report", "take"))
     )
+
+
+def test_nul_characters_are_refused_not_stored(app_client: TestClient, keys: dict[str, str]) -> None:
+    r = app_client.post(
+        "/v1/user-reports",
+        json={"reporter_id": "r", "reason": "other", "content_id": "c", "text": "a\x00b"},
+        headers=auth(keys["platform"]),
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_encoding"
+    r = app_client.get("/v1/cases?status=all&assignee=a%00b", headers=auth(keys["moderator"]))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_encoding"
+    r = app_client.post("/v1/session", json={"name": "a\x00b", "password": "x", "totp": "123456"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_encoding"

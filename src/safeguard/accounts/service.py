@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from safeguard import events
 from safeguard.accounts.who import Who
+from safeguard.cases.model import no_nul
 from safeguard.config import Settings
 from safeguard.errors import ConfigError, Conflict, InvalidInput, NotFound, SafeguardError, Unauthorized
 from safeguard.store import Database
@@ -204,6 +205,7 @@ class UserService:
     def login(self, name: str, password: str, totp_code: str, *, source: str = "") -> Login:
         """Check password and TOTP code; a new session, or ``Unauthorized``/``AccountLocked``. The
         attempt is an event either way (committed before the error is raised)."""
+        no_nul(name=name, source=source)
         now = utcnow()
         failure: SafeguardError | None = None
         result: Login | None = None

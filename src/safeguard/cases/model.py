@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from safeguard.content import Content, ContentKind, Finding
-from safeguard.errors import ConfigError
+from safeguard.errors import ConfigError, InvalidInput
 
 QUEUES = ("csam", "grooming", "streams", "user_reports")
 STATUSES = ("open", "claimed", "decided", "closed")
@@ -29,6 +29,13 @@ SECOND_OPINION = ("off", "not_violating", "all")
 WORKER_ROLES = frozenset({"moderator", "lead", "admin"})
 LEAD_ROLES = frozenset({"lead", "admin"})
 READER_ROLES = frozenset({"moderator", "lead", "admin", "auditor"})
+
+
+def no_nul(**fields: str | None) -> None:
+    """Refuse text with NUL characters (PostgreSQL cannot store them): 422 ``invalid_encoding``."""
+    for name, value in fields.items():
+        if value is not None and "\x00" in value:
+            raise InvalidInput(f"{name} contains NUL characters", code="invalid_encoding")
 
 
 def queue_for(content: Content, findings: Iterable[Finding]) -> str:

@@ -37,6 +37,7 @@ from safeguard.cases.model import (
     WORKER_ROLES,
     check_second_opinion,
     needs_second_opinion,
+    no_nul,
     parse_sla,
 )
 from safeguard.config import Settings
@@ -218,6 +219,7 @@ class CaseFilter:
             bad = [x for x in statuses if x not in STATUSES]
             if bad:
                 raise InvalidInput(f"status must be 'all' or among {STATUSES}", code="invalid_status")
+        no_nul(assignee=assignee)
         if priority is not None and not 0 <= priority <= 9:
             raise InvalidInput("priority must be 0..9", code="invalid_priority")
         return cls(queue=queue, statuses=statuses, priority=priority, assignee=assignee or None)
@@ -453,6 +455,7 @@ class CaseService:
     def assign(self, who: Who, case_id: int, assignee: str | None) -> CaseSummary:
         """A lead hands the case to someone (a claim in their name) or back to the queue (``None``)."""
         _need(who, LEAD_ROLES)
+        no_nul(assignee=assignee)
         with self.db.write() as s:
             c = self._case(s, case_id, lock=True)
             if c.status in ("closed", "decided"):
@@ -494,6 +497,7 @@ class CaseService:
             raise InvalidInput(f"category must be one of {CATEGORIES}", code="invalid_category")
         if outcome == "confirmed" and category is None:
             raise InvalidInput("a confirmed decision needs a category", code="category_required")
+        no_nul(notes=notes)
         if len(notes) > MAX_NOTES:
             raise InvalidInput(f"notes are limited to {MAX_NOTES} characters", code="notes_too_long")
         if outcome == "confirmed":

@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from safeguard import events
 from safeguard.accounts.who import Who
+from safeguard.cases.model import no_nul
 from safeguard.cases.store import add_item, open_or_join
 from safeguard.content import Content, ContentKind, Finding, Signal
 from safeguard.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
@@ -214,6 +215,16 @@ class UserReportService:
 
     # -- helpers ---------------------------------------------------------------------------------
     def _check(self, r: ReportInput) -> None:
+        no_nul(
+            reporter_id=r.reporter_id,
+            reported_user_id=r.reported_user_id,
+            content_id=r.content_id,
+            conversation_id=r.conversation_id,
+            text=r.text,
+            locale=r.locale,
+            country=r.country,
+            filename=r.filename,
+        )
         if r.reason not in REASONS:
             raise InvalidInput(f"reason must be one of {REASONS}", code="invalid_reason")
         if not r.reporter_id or len(r.reporter_id) > MAX_ID:
