@@ -13,6 +13,7 @@ from safeguard.accounts import Who
 from safeguard.banks import BankService
 from safeguard.cases import CaseFilter, CaseService
 from safeguard.cases.model import parse_sla, queue_for
+from safeguard.cases.service import encode_cursor
 from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Finding
 from safeguard.engine import Engine
@@ -369,3 +370,11 @@ def test_concurrent_claims_one_wins(engine: Engine, banks: BankService) -> None:
         .assignee
         == winner.actor
     )
+
+
+def test_api_out_of_range_ids_and_cursors(app_client: TestClient, keys: dict[str, str]) -> None:
+    h = auth(keys["moderator"])
+    for path in ("/v1/cases/99999999999999999999", "/v1/cases/0/timeline"):
+        assert app_client.get(path, headers=h).status_code == 422
+    r = app_client.get("/v1/cases?cursor=" + encode_cursor(1, 2**70), headers=h)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_cursor"

@@ -6,9 +6,9 @@ session (cookie and CSRF header).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from safeguard.accounts import Who
@@ -20,6 +20,7 @@ router = APIRouter(prefix="/v1", tags=["cases"])
 READ = require_who("moderator", "lead", "auditor")
 WORK = require_who("moderator", "lead")
 LEAD = require_who("lead")
+CaseId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the case's id")]
 
 
 def cases_of(request: Request) -> CaseService:
@@ -67,32 +68,34 @@ def claim_next(request: Request, queue: str | None = None, who: Who = Depends(WO
 
 
 @router.get("/cases/{case_id}", summary="A case: items, findings, review decisions, evidence, user reports")
-def get_case(case_id: int, request: Request, who: Who = Depends(READ)) -> dict[str, Any]:
+def get_case(case_id: CaseId, request: Request, who: Who = Depends(READ)) -> dict[str, Any]:
     return cases_of(request).get(who, case_id).to_dict()
 
 
 @router.get("/cases/{case_id}/timeline", summary="The events of a case, in order")
-def case_timeline(case_id: int, request: Request, who: Who = Depends(READ)) -> dict[str, Any]:
+def case_timeline(case_id: CaseId, request: Request, who: Who = Depends(READ)) -> dict[str, Any]:
     return {"events": [e.to_dict() for e in cases_of(request).timeline(who, case_id)]}
 
 
 @router.post("/cases/{case_id}/claim", summary="Claim a case (a lease); 409 if someone else holds it")
-def claim_case(case_id: int, request: Request, body: ClaimIn | None = None, who: Who = Depends(WORK)) -> dict[str, Any]:
+def claim_case(
+    case_id: CaseId, request: Request, body: ClaimIn | None = None, who: Who = Depends(WORK)
+) -> dict[str, Any]:
     return cases_of(request).claim(who, case_id, force=bool(body and body.force)).to_dict()
 
 
 @router.post("/cases/{case_id}/release", summary="Give a claim back")
-def release_case(case_id: int, request: Request, who: Who = Depends(WORK)) -> dict[str, Any]:
+def release_case(case_id: CaseId, request: Request, who: Who = Depends(WORK)) -> dict[str, Any]:
     return cases_of(request).release(who, case_id).to_dict()
 
 
 @router.post("/cases/{case_id}/assign", summary="A lead assigns the case (or returns it to the queue)")
-def assign_case(case_id: int, body: AssignIn, request: Request, who: Who = Depends(LEAD)) -> dict[str, Any]:
+def assign_case(case_id: CaseId, body: AssignIn, request: Request, who: Who = Depends(LEAD)) -> dict[str, Any]:
     return cases_of(request).assign(who, case_id, body.assignee).to_dict()
 
 
 @router.post("/cases/{case_id}/decision", summary="Decide a claimed case: confirmed, not_violating or escalated")
-def decide_case(case_id: int, body: DecisionIn, request: Request, who: Who = Depends(WORK)) -> dict[str, Any]:
+def decide_case(case_id: CaseId, body: DecisionIn, request: Request, who: Who = Depends(WORK)) -> dict[str, Any]:
     got = cases_of(request).decide(
         who, case_id, outcome=body.outcome, category=body.category, notes=body.notes, override=body.override
     )

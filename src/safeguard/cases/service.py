@@ -236,8 +236,10 @@ def encode_cursor(priority: int, case_id: int) -> str:
 def decode_cursor(cursor: str) -> tuple[int, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        p, i = raw.split(":")
-        return int(p), int(i)
+        p, i = (int(x) for x in raw.split(":"))
+        if not (0 <= p <= 9 and 0 <= i < 2**63):
+            raise ValueError(raw)
+        return p, i
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidInput("cursor is not one this API gave out", code="invalid_cursor") from exc
 
