@@ -70,12 +70,19 @@ def test_block_on_banked_image_with_case_webhook_and_events(engine: Engine, bank
         assert msg.next_attempt_at is not None and msg.created_at is not None
     # every statement of this write ran on the DBAPI cursor, none fell back to Core (store/driver.py)
     from safeguard import events
-    from safeguard.actions import case, webhook
+    from safeguard.actions import webhook
+    from safeguard.cases import store as case
     from safeguard.evidence import action as preserve
     from safeguard.store import driver
 
     dialect = engine.db.engine.dialect.name
-    hot = [case._OPEN_CASE_D, case._INSERT_CASE_D, case._UPDATE_CASE_D, case._INSERT_ITEM_D, webhook._INSERT_OUTBOX_D]
+    hot = [
+        case._ACTIVE_CASE_D,
+        case._INSERT_CASE_D,
+        case._UPDATE_KEEP_DUE_D,
+        case._INSERT_ITEM_D,
+        webhook._INSERT_OUTBOX_D,
+    ]
     hot += [webhook._ENABLED, preserve._INSERT_ITEM]
     hot += [events._SELECT_HEAD_DRIVER, events._SET_HEAD_DRIVER, events._INSERT_EVENTS]
     hot.append(driver.inserter(DecisionRow.__table__))  # type: ignore[arg-type]

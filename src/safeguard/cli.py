@@ -33,6 +33,9 @@ secrets_app = typer.Typer(
     help="Secrets at rest (sealed with the key in SAFEGUARD_SECRETS_KEY_FILE).", no_args_is_help=True
 )
 policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="People who log in (moderator, lead, auditor, admin): password and TOTP.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(bank_app, name="bank")
 app.add_typer(events_app, name="events")
@@ -40,6 +43,7 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(db_app, name="db")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(policy_app, name="policy")
+app.add_typer(users_app, name="users")
 
 
 def _mount_plugins() -> None:
@@ -249,6 +253,68 @@ def keys_revoke(prefix: str) -> None:
 
     KeyService(engine().db).revoke(prefix, actor=actor())
     console.print(f"key {prefix} revoked")
+
+
+# -- users --------------------------------------------------------------------------------------
+def _users() -> Any:
+    from safeguard.accounts import UserService
+
+    return UserService(engine().db, settings())
+
+
+def _print_credentials(creds: Any, what: str) -> None:
+    err.print(f"[bold]{creds.role}[/] {creds.name} {what}. Shown once: hand them over in person.")
+    print(f"password: {creds.password}")
+    print(f"totp: {creds.totp_uri}")
+    err.print("The password is for one login only: the first session must set a new one.")
+
+
+@users_app.command("create")
+def users_create(
+    name: str,
+    role: Annotated[str, typer.Option(help="moderator, lead, auditor or admin")],
+) -> None:
+    """Create a person's account; prints a one-time password and the TOTP secret as an otpauth:// URI."""
+    _print_credentials(_users().create(name, role, actor=actor()), "created")
+
+
+@users_app.command("list")
+def users_list(as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False) -> None:
+    """List accounts (never their secrets)."""
+    rows = _users().list()
+    if as_json:
+        for u in rows:
+            print(json.dumps(u.to_dict()))
+        return
+    t = Table("name", "role", "created", "last login", "state")
+    for u in rows:
+        state = "disabled" if u.disabled else ("locked" if u.locked_until else "active")
+        if u.password_temporary and state == "active":
+            state = "active (one-time password)"
+        t.add_row(
+            u.name, u.role, u.created_at.isoformat(), u.last_login_at.isoformat() if u.last_login_at else "", state
+        )
+    console.print(t)
+
+
+@users_app.command("disable")
+def users_disable(name: str) -> None:
+    """Disable an account and end its sessions."""
+    _users().disable(name, actor=actor())
+    console.print(f"user {name} disabled")
+
+
+@users_app.command("enable")
+def users_enable(name: str) -> None:
+    """Enable a disabled account again."""
+    _users().enable(name, actor=actor())
+    console.print(f"user {name} enabled")
+
+
+@users_app.command("reset")
+def users_reset(name: str) -> None:
+    """A new one-time password and TOTP secret (lost phone, forgotten password); unlocks, ends sessions."""
+    _print_credentials(_users().reset(name, actor=actor()), "reset")
 
 
 # -- banks --------------------------------------------------------------------------------------

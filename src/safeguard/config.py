@@ -190,6 +190,37 @@ SETTINGS: tuple[Setting, ...] = (
         "`request`: before answering (survives a power loss; one disk flush per preserved upload). `off`: the "
         "kernel writes it back (within about 30 s on Linux).",
     ),
+    Setting(
+        "review_bank",
+        str,
+        "moderator-confirmed",
+        "Bank that a moderator's `confirmed` decision adds the case's hashes to (created, kind csam, if missing).",
+    ),
+    Setting(
+        "review_second_opinion",
+        str,
+        "off",
+        "Cases that need a second, different reviewer to agree before the decision stands: `off`, "
+        "`not_violating` (only decisions that clear the content) or `all`.",
+    ),
+    Setting("review_claim_seconds", float, 1800.0, "How long a moderator's claim on a case lasts (seconds)."),
+    Setting(
+        "review_sla",
+        str,
+        "csam=1h/4h/24h,grooming=1h/4h/24h,streams=15m/1h/4h,user_reports=1h/24h/72h",
+        "Time to a decision per queue and priority: `queue=P0/P1/P2` durations (s, m, h, d); a priority "
+        "past the last given uses the last. Sets each case's due time.",
+    ),
+    Setting("login_max_failures", int, 5, "Failed logins in a row (wrong password or TOTP) that lock an account."),
+    Setting("login_lockout_seconds", float, 900.0, "How long a locked account stays locked (seconds)."),
+    Setting("session_seconds", float, 28800.0, "Lifetime of a moderator's login session (seconds)."),
+    Setting(
+        "session_cookie_secure",
+        str,
+        "auto",
+        "The session cookie's Secure flag: `auto` (when the request came over HTTPS), `on` or `off`.",
+    ),
+    Setting("user_report_max_text_chars", int, 2000, "Longest free text accepted in a user report (413 above)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -251,6 +282,15 @@ class Settings:
     vault_key_file: str = ""
     vault_retention_days: int = 365
     vault_fsync: str = "background"
+    review_bank: str = "moderator-confirmed"
+    review_second_opinion: str = "off"
+    review_claim_seconds: float = 1800.0
+    review_sla: str = "csam=1h/4h/24h,grooming=1h/4h/24h,streams=15m/1h/4h,user_reports=1h/24h/72h"
+    login_max_failures: int = 5
+    login_lockout_seconds: float = 900.0
+    session_seconds: float = 28800.0
+    session_cookie_secure: str = "auto"
+    user_report_max_text_chars: int = 2000
 
     @property
     def hash_draft(self) -> int:

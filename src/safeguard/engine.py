@@ -173,6 +173,15 @@ class Engine:
         self.last_timings = ScanTimings((t1 - t0) * 1000, (t2 - t1) * 1000)
         return self.decision_work(content, findings, signals=signals, actor=actor, decision_id=decision_id)
 
+    def detect(self, content: Content, *, media: Media | None = None) -> tuple[list[Signal], list[Finding]]:
+        """Signals and findings only, nothing recorded: for a caller that records the decision in its own
+        transaction (:meth:`decide_in`), as user reports do."""
+        signals = self.validate_signals(content.signals)
+        if content.data is not None:
+            media = media or self.media_for(content.data, content.media_type)
+            signals = compute_signals(media) + signals
+        return signals, self._findings([ScanContext(content=content, signals=signals, media=media)])[0]
+
     def prepare_many(self, contents: list[Content], *, actor: str = "system") -> list[Work]:
         """:meth:`prepare` for several hash-only contents (``POST /v1/scan/batch``), one decision each.
 

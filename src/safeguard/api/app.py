@@ -13,12 +13,27 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from safeguard import __version__
-from safeguard.api import admin, banks, conversations, docs, errors, evidence, records, scan, streams
+from safeguard.accounts import UserService
+from safeguard.api import (
+    admin,
+    banks,
+    cases,
+    conversations,
+    docs,
+    errors,
+    evidence,
+    records,
+    scan,
+    session,
+    streams,
+    user_reports,
+)
 from safeguard.api.auth import AuthMiddleware, Gate
 from safeguard.api.deps import Services
 from safeguard.api.jsonbody import StrictJSONMiddleware
 from safeguard.api.limits import BodyLimitMiddleware
 from safeguard.banks import BankService
+from safeguard.cases import CaseService
 from safeguard.config import Settings
 from safeguard.engine import Engine
 from safeguard.keys import KeyService
@@ -67,11 +82,15 @@ def create_app(
     )
     app.state.services = svc
     app.state.worker = worker
+    app.state.settings = settings
+    app.state.cases = CaseService(engine.db, settings, svc.banks)
+    app.state.users = UserService(engine.db, settings)
     errors.install(app)
     docs.install(app)
     for r in (scan.router, banks.router, records.router, admin.router, conversations.router, streams.router):
         app.include_router(r)
-    app.include_router(evidence.router)
+    for r in (evidence.router, cases.router, session.router, user_reports.router):
+        app.include_router(r)
     # A little headroom over the file limit for the multipart envelope and form fields.
     max_body = settings.max_upload_bytes + 64 * 1024
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)

@@ -36,8 +36,11 @@ from safeguard.keys import KeyService, Principal, key_prefix
 
 #: where the principal a request was admitted as is kept in its ASGI scope (``deps.principal`` reads it)
 SCOPE_KEY = "safeguard.principal"
-#: paths under ``/v1/`` that do not take an API key (none yet: a route that authenticates otherwise goes here)
-OPEN_PATHS: frozenset[str] = frozenset()
+#: paths under ``/v1/`` that do not take an API key: logging in (name, password and TOTP; api/session.py)
+OPEN_PATHS: frozenset[str] = frozenset({"/v1/session"})
+#: a person's session cookie (api/session.py): requests that carry it and no API key are checked by the
+#: route's ``require_who`` dependency (session row, expiry, CSRF) instead of here
+SESSION_COOKIE = b"sg_session="
 #: most keys or client addresses a limiter remembers
 MAX_TRACKED = 10_000
 
@@ -153,6 +156,17 @@ def _guarded(scope: Scope) -> bool:
     return path.startswith("/v1/") and path not in OPEN_PATHS
 
 
+def _person(scope: Scope) -> bool:
+    """A request with a session cookie and no API key header."""
+    cookie = False
+    for name, value in scope["headers"]:
+        if name in (b"authorization", b"x-api-key"):
+            return False
+        if name == b"cookie" and SESSION_COOKIE in value:
+            cookie = True
+    return cookie
+
+
 def _has_body(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"content-length":
@@ -172,6 +186,9 @@ class AuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _guarded(scope):
             await self.app(scope, receive, send)
+            return
+        if SCOPE_KEY not in scope and _person(scope):
+            await self.app(scope, receive, send)  # a person's session, checked by the route (bodies are small)
             return
         if SCOPE_KEY not in scope:  # the fast path may have admitted it already
             try:

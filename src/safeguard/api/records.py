@@ -1,4 +1,4 @@
-"""Read access to decisions, cases and the event log. Every view of a case is itself an event."""
+"""Read access to decisions and the event log (cases: api/cases.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from safeguard import events, ledger
+from safeguard import ledger
 from safeguard.api.deps import Services, require, services
-from safeguard.api.params import AfterId, PathId
-from safeguard.errors import NotFound
-from safeguard.evidence import vault_of
+from safeguard.api.params import AfterId
 from safeguard.keys import Principal
-from safeguard.store.models import Case, CaseItem, DecisionRow, Event
+from safeguard.store.models import DecisionRow, Event
 
 router = APIRouter(prefix="/v1", tags=["records"])
 
@@ -47,51 +45,6 @@ def list_decisions(
         q = q.where(DecisionRow.content_id == content_id)
     with svc.engine.db.read() as s:
         return {"decisions": [dict(r.body, status=r.status) for r in s.execute(q).scalars()]}
-
-
-def _case_dict(c: Case) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "subject": {"kind": c.subject_kind, "id": c.subject_id},
-        "status": c.status,
-        "priority": c.priority,
-        "verdict": c.verdict,
-        "reason": c.reason,
-        "opened_at": c.opened_at.isoformat(),
-        "updated_at": c.updated_at.isoformat(),
-    }
-
-
-@router.get("/cases")
-def list_cases(
-    status: str | None = "open",
-    limit: int = Query(50, ge=1, le=500),
-    svc: Services = Depends(services),
-    _: Principal = Depends(require("moderator", "auditor")),
-) -> dict[str, Any]:
-    q = select(Case).order_by(Case.priority, Case.opened_at).limit(limit)
-    if status:
-        q = q.where(Case.status == status)
-    with svc.engine.db.read() as s:
-        return {"cases": [_case_dict(c) for c in s.execute(q).scalars()]}
-
-
-@router.get("/cases/{case_id}")
-def get_case(
-    case_id: PathId, svc: Services = Depends(services), who: Principal = Depends(require("moderator", "auditor"))
-) -> dict[str, Any]:
-    with svc.engine.db.write() as s:
-        c = s.get(Case, case_id)
-        if c is None:
-            raise NotFound(f"case {case_id} not found", code="case_not_found")
-        items = s.execute(select(CaseItem).where(CaseItem.case_id == c.id).order_by(CaseItem.id)).scalars()
-        body = _case_dict(c)
-        body["items"] = [
-            {"decision_id": i.decision_id, "created_at": i.created_at.isoformat(), **i.summary} for i in items
-        ]
-        body["evidence"] = [i.to_dict() for i in vault_of(svc.engine).items_for_case(c.id, s)]
-        events.append(s, "case.viewed", actor=who.actor, subject=("case", str(c.id)), payload={})
-        return body
 
 
 @router.get("/events")

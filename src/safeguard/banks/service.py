@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -569,25 +569,43 @@ class BankService:
         return done
 
     def add_opinion(self, entry_id: int, opinion: str, *, actor: str, note: str = "") -> dict[str, Any]:
+        with self.db.write() as s:
+            return self.opinion_in(s, entry_id, opinion, actor=actor, note=note)
+
+    def opinion_in(self, s: Session, entry_id: int, opinion: str, *, actor: str, note: str = "") -> dict[str, Any]:
+        """:meth:`add_opinion` inside the caller's write transaction (a moderator's case decision)."""
         if opinion not in OPINIONS:
             raise InvalidInput(f"opinion must be one of {OPINIONS}", code="invalid_opinion")
-        with self.db.write() as s:
-            e = s.get(BankEntry, entry_id)
-            if e is None:
-                raise NotFound(f"entry {entry_id} not found", code="entry_not_found")
-            bank = s.get(Bank, e.bank_id)
-            assert bank is not None
-            s.add(EntryOpinion(entry_id=e.id, opinion=opinion, actor=actor, note=note))
-            e.opinion = opinion
-            bank.version += 1
-            events.append(
-                s,
-                "entry.opinion",
-                actor=actor,
-                subject=("entry", str(e.id)),
-                payload={"bank": bank.name, "opinion": opinion, "note": note},
+        e = s.get(BankEntry, entry_id)
+        if e is None:
+            raise NotFound(f"entry {entry_id} not found", code="entry_not_found")
+        bank = s.get(Bank, e.bank_id)
+        assert bank is not None
+        s.add(EntryOpinion(entry_id=e.id, opinion=opinion, actor=actor, note=note))
+        e.opinion = opinion
+        bank.version += 1
+        events.append(
+            s,
+            "entry.opinion",
+            actor=actor,
+            subject=("entry", str(e.id)),
+            payload={"bank": bank.name, "opinion": opinion, "note": note},
+        )
+        return entry_to_dict(e, bank.name)
+
+    def upsert_in(self, s: Session, bank_id: int, rows: list[Row], *, actor: str, source: str) -> list[int]:
+        """Upsert ``rows`` into a bank inside the caller's write transaction, with their change-log
+        ranges (the index follows) and a ``bank.imported`` event; returns the entries' ids."""
+        result = ImportResult(rows_read=len(rows))
+        self._write_rows(s, bank_id, rows, actor, source, result)
+        events.append(s, "bank.imported", actor=actor, subject=("bank", str(bank_id)), payload=result.to_dict())
+        ids = s.execute(
+            select(BankEntry.id).where(
+                BankEntry.bank_id == bank_id,
+                tuple_(BankEntry.signal_type, BankEntry.value).in_([(r.signal_type, r.value) for r in rows]),
             )
-            return entry_to_dict(e, bank.name)
+        )
+        return sorted(int(i) for i in ids.scalars())
 
     def export(self, bank: str | int, *, include_disabled: bool = False) -> Iterator[dict[str, Any]]:
         with self.db.read() as s:

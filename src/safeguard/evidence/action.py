@@ -18,6 +18,7 @@ from safeguard.config import Settings
 from safeguard.content import Action, Content, ContentKind, Decision
 from safeguard.errors import ConfigError
 from safeguard.evidence.vault import HASH_ONLY_NOTE, ITEMS, STREAM_NOTE, EvidenceVault, Sealed
+from safeguard.media.decode import sniff_media_type
 from safeguard.store import Database
 from safeguard.store.db import connection_of
 from safeguard.store.driver import Prepared
@@ -66,7 +67,7 @@ class Preserve(ActionHandler):
             sealed,
             decision_id=ctx.decision.id,
             case_id=case_id,
-            media_type=content.media_type,
+            media_type=content.media_type or (sniff_media_type(content.data) if content.data else None),
             file_name=content.filename,
             sha256=sha,
             note=STREAM_NOTE if content.kind is ContentKind.STREAM else HASH_ONLY_NOTE,

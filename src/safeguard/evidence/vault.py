@@ -40,7 +40,7 @@ from safeguard.store import Database
 from safeguard.store.models import CaseItem, Event, utcnow
 from safeguard.store.models import EvidenceItem as EvidenceRow
 
-__all__ = ["EvidenceItem", "EvidenceVault", "Sealed", "VerifyReport"]
+__all__ = ["EvidenceItem", "EvidenceVault", "Sealed", "VerifyReport", "case_items"]
 
 log = logging.getLogger(__name__)
 ITEMS = cast(Table, EvidenceRow.__table__)
@@ -262,14 +262,8 @@ class EvidenceVault:
         """A case's items: those preserved for it and those of its decisions (oldest first)."""
         if session is None:
             with self.db.read() as s:
-                return self.items_for_case(case_id, s)
-        of_case = select(CaseItem.decision_id).where(CaseItem.case_id == case_id)
-        q = (
-            select(EvidenceRow)
-            .where(or_(EvidenceRow.case_id == case_id, EvidenceRow.decision_id.in_(of_case)))
-            .order_by(EvidenceRow.preserved_at, EvidenceRow.id)
-        )
-        return [EvidenceItem.of(r) for r in session.execute(q).scalars()]
+                return case_items(s, case_id)
+        return case_items(session, case_id)
 
     def get(self, item_id: str) -> EvidenceItem:
         with self.db.read() as s:
@@ -572,3 +566,14 @@ class EvidenceGone(SafeguardError):
 
     code = "evidence_gone"
     status = 410
+
+
+def case_items(session: Session, case_id: int) -> list[EvidenceItem]:
+    """A case's items: those preserved for it and those of its decisions (oldest first). Needs no key."""
+    of_case = select(CaseItem.decision_id).where(CaseItem.case_id == case_id)
+    q = (
+        select(EvidenceRow)
+        .where(or_(EvidenceRow.case_id == case_id, EvidenceRow.decision_id.in_(of_case)))
+        .order_by(EvidenceRow.preserved_at, EvidenceRow.id)
+    )
+    return [EvidenceItem.of(r) for r in session.execute(q).scalars()]

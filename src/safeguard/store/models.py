@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -144,8 +145,17 @@ class DecisionRow(Base):
 
 
 class Case(Base):
+    """The unit of human work (cases/service.py). The ``ix_case_list_*`` indexes end with (priority, id),
+    the keyset order of ``GET /v1/cases`` (migration 0010)."""
+
     __tablename__ = "cases"
-    __table_args__ = (Index("ix_case_subject", "subject_kind", "subject_id", "status"),)
+    __table_args__ = (
+        Index("ix_case_subject", "subject_kind", "subject_id", "status"),
+        Index("ix_case_list_status", "status", "priority", "id"),
+        Index("ix_case_list_queue", "queue", "status", "priority", "id"),
+        Index("ix_case_list_assignee", "assignee", "status", "priority", "id"),
+        Index("ix_case_list_all", "priority", "id"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subject_kind: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str] = mapped_column(String(200))
@@ -155,6 +165,85 @@ class Case(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    queue: Mapped[str] = mapped_column(String(16), default="csam", server_default="csam")
+    assignee: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    report_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # a first decision waiting for a second, different reviewer (SAFEGUARD_REVIEW_SECOND_OPINION)
+    pending_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    pending_category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pending_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    report_status: Mapped[str] = mapped_column(String(16), default="none", server_default="none")  # none / ready
+
+
+class CaseDecision(Base):
+    """Every review decision on a case, the superseded ones included (first of two, escalations, overrides)."""
+
+    __tablename__ = "case_decisions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    stage: Mapped[str] = mapped_column(String(16))  # final / first / disagreed / escalated / override
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    """A person who logs in (moderator, lead, auditor, admin): argon2id password and TOTP (accounts/)."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    password_temporary: Mapped[bool] = mapped_column(Boolean, default=True)
+    totp_secret: Mapped[str] = mapped_column(String(64))
+    totp_last_step: Mapped[int] = mapped_column(BigInteger, default=0)  # a TOTP code is accepted once
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UserSession(Base):
+    """A login session; ``id`` is the SHA-256 of the cookie's token (the token itself is never stored)."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UserReport(Base):
+    """What a platform's user reported (``POST /v1/user-reports``), and the case it joined."""
+
+    __tablename__ = "user_reports"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reporter_id: Mapped[str] = mapped_column(String(200))
+    reported_user_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    content_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    locale: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text, default="")
+    signals: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    matched: Mapped[bool] = mapped_column(Boolean, default=False)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), nullable=True, index=True)
+    decision_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reported_by: Mapped[str] = mapped_column(String(200))
 
 
 class CaseItem(Base):
@@ -204,6 +293,7 @@ class Event(Base):
     """Append-only, hash-chained record of every decision, action and human access."""
 
     __tablename__ = "events"
+    __table_args__ = (Index("ix_event_subject", "subject_kind", "subject_id", "seq"),)
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     type: Mapped[str] = mapped_column(String(64), index=True)

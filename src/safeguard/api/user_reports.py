@@ -1,0 +1,130 @@
+"""``POST /v1/user-reports`` and ``GET /v1/user-reports/{id}`` (platform role): see safeguard.user_reports.
+
+A report is JSON, or multipart/form-data with the same fields (``signals`` as a JSON array) and the
+reported file in ``file``. (``/v1/reports`` is kept for law-enforcement reports.)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from safeguard.accounts import Who
+from safeguard.api.conversations import grooming_service
+from safeguard.api.deps import Services, services
+from safeguard.api.session import require_who
+from safeguard.content import Signal
+from safeguard.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from safeguard.user_reports import ReportInput, UserReportService
+
+router = APIRouter(prefix="/v1", tags=["user reports"])
+PLATFORM = require_who("platform")
+
+
+class SignalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(max_length=32)
+    value: str = Field(max_length=100_000)
+
+
+class UserReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reporter_id: str = Field(min_length=1, max_length=200, description="the platform's id of the reporting user")
+    reason: str = Field(description="csam, grooming, sextortion, self_generated_minor or other")
+    reported_user_id: str | None = Field(None, min_length=1, max_length=200)
+    content_id: str | None = Field(None, min_length=1, max_length=200)
+    conversation_id: str | None = Field(None, min_length=1, max_length=200)
+    signals: list[SignalIn] = Field(default_factory=list, max_length=100, description="hashes of the content")
+    text: str = Field("", description="what the reporter wrote (SAFEGUARD_USER_REPORT_MAX_TEXT_CHARS)")
+    locale: str = Field("en", max_length=35, description="the reporter's language: en, es, fr, de (others: en)")
+    country: str | None = Field(None, max_length=2, description="ISO 3166 code; GB or US narrows the advice")
+
+
+FIELDS = tuple(n for n in UserReportIn.model_fields if n != "signals")
+
+
+def service_of(request: Request, svc: Services) -> UserReportService:
+    got: UserReportService | None = getattr(request.app.state, "user_reports", None)
+    if got is None:
+        got = request.app.state.user_reports = UserReportService(
+            svc.engine, grooming=lambda: grooming_service(request, svc)
+        )
+    return got
+
+
+def _parse(obj: Any) -> UserReportIn:
+    try:
+        return UserReportIn.model_validate(obj)
+    except ValidationError as exc:
+        raise InvalidInput(
+            "invalid user report", code="invalid_request", details=json.loads(exc.json(include_url=False))
+        ) from exc
+
+
+async def _read(request: Request, limit: int) -> ReportInput:
+    ctype = request.headers.get("content-type", "")
+    data = None
+    media_type = filename = None
+    if ctype.startswith("application/json"):
+        try:
+            raw = json.loads(await request.body() or b"null")
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"invalid JSON: {exc.msg}", code="invalid_json") from exc
+        body = _parse(raw)
+    elif ctype.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=20)
+        fields: dict[str, Any] = {k: str(form[k]) for k in FIELDS if isinstance(form.get(k), str) and form.get(k)}
+        sigs = form.get("signals")
+        if isinstance(sigs, str) and sigs:
+            try:
+                fields["signals"] = json.loads(sigs)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput("signals must be a JSON array", code="invalid_json") from exc
+        body = _parse(fields)
+        upload = form.get("file")
+        if isinstance(upload, UploadFile):
+            data = await upload.read(limit + 1)
+            if len(data) > limit:
+                raise PayloadTooLarge(f"file over the limit of {limit} bytes", details={"max_bytes": limit})
+            media_type, filename = upload.content_type, upload.filename
+    else:
+        raise UnsupportedMedia("send application/json or multipart/form-data", code="unsupported_content_type")
+    return ReportInput(
+        reporter_id=body.reporter_id,
+        reason=body.reason,
+        locale=body.locale,
+        country=body.country,
+        reported_user_id=body.reported_user_id,
+        content_id=body.content_id,
+        conversation_id=body.conversation_id,
+        text=body.text,
+        signals=tuple(Signal(s.type, s.value) for s in body.signals),
+        data=data,
+        media_type=media_type,
+        filename=filename,
+    )
+
+
+@router.post("/user-reports", status_code=201, summary="Relay a user's report: scanned, queued, answered with advice")
+async def create_user_report(
+    request: Request, svc: Services = Depends(services), who: Who = Depends(PLATFORM)
+) -> dict[str, Any]:
+    report = await _read(request, svc.engine.settings.max_upload_bytes)
+    result = await run_in_threadpool(service_of(request, svc).submit, who, report)
+    return result.to_dict()
+
+
+@router.get("/user-reports/{report_id}", summary="A user report's status and the reporter's advice")
+def get_user_report(
+    report_id: str,
+    request: Request,
+    country: str | None = None,
+    svc: Services = Depends(services),
+    who: Who = Depends(PLATFORM),
+) -> dict[str, Any]:
+    return service_of(request, svc).get(who, report_id, country=country).to_dict()
