@@ -29,7 +29,13 @@ NEW_PASSWORD = "correct horse battery staple"
 
 
 def code(creds: Credentials, step: int = 0) -> str:
-    """The TOTP code ``step`` time steps from now (a code is accepted once, so each login takes its own)."""
+    """The TOTP code ``step`` time steps from now (a code is accepted once, so each login takes its own).
+
+    Taken at least 8 seconds before the next 30-second boundary: a code one step off is accepted
+    only while the server's clock is in the same window as ours, and a slow login (argon2 on a busy
+    machine) must not cross into the next one."""
+    if 30 - time.time() % 30 < 8:
+        time.sleep(30 - time.time() % 30 + 0.05)
     return pyotp.TOTP(creds.totp_secret).at(time.time() + 30 * step)
 
 
