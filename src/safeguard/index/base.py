@@ -74,16 +74,5 @@ class SignalIndex(ABC):
 
 
 def index_for(signal_type: SignalType) -> SignalIndex:
-    """The index class that fits a signal type's metric."""
-    if signal_type.metric == "exact":
-        from safeguard.index.exact import ExactIndex
-
-        return ExactIndex()
-    if signal_type.bits == 256:
-        # exact multi-index hashing; HammingIndex stays as the brute-force reference in tests
-        from safeguard.index.mih import MIHIndex
-
-        return MIHIndex(bits=signal_type.bits)
-    from safeguard.index.hamming import HammingIndex
-
-    return HammingIndex(bits=signal_type.bits)
+    """A new index for a signal type: the one the type names (``SignalType.new_index``)."""
+    return signal_type.new_index()

@@ -12,12 +12,15 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import cache
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from safeguard import registry
 from safeguard.content import Signal
 from safeguard.errors import InvalidInput, SafeguardError
 from safeguard.media import Media
+
+if TYPE_CHECKING:
+    from safeguard.index.base import SignalIndex
 
 
 class SignalType(ABC):
@@ -53,6 +56,19 @@ class SignalType(ABC):
             except SafeguardError:
                 bad.append(k)
         return bad
+
+    def new_index(self) -> SignalIndex:
+        """A new, empty index for this type's values (as pytx's ``get_index_cls``): the type names its
+        own structure, so the index layer never branches on a type's properties. The default fits the
+        metric: a dict for exact types, brute force over bit strings for hamming types; PDQ and vPDQ
+        use multi-index hashing."""
+        if self.metric == "exact":
+            from safeguard.index.exact import ExactIndex
+
+            return ExactIndex()
+        from safeguard.index.hamming import HammingIndex
+
+        return HammingIndex(bits=self.bits)
 
     def distance(self, a: str, b: str) -> int:
         if self.metric == "exact":

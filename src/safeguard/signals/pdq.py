@@ -12,7 +12,7 @@ tiny images), and the hash-match detector lowers such matches' confidence.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import pdqhash
@@ -22,6 +22,9 @@ from safeguard.content import Signal
 from safeguard.media import Media
 from safeguard.signals.base import SignalType, noncanonical_hex, validate_hex
 from safeguard.signals.pdqmath import pdq_plane_dihedral_hex, pdq_plane_hex
+
+if TYPE_CHECKING:
+    from safeguard.index.base import SignalIndex
 
 PDQ_QUALITY_FLOOR = 50
 
@@ -65,6 +68,12 @@ class PDQSignal(SignalType):
         "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22",
         "0000000000000000000000000000000000000000000000000000000000000000",
     )
+
+    def new_index(self) -> SignalIndex:
+        """Exact multi-index hashing (``index/mih.py``); ``HammingIndex`` stays the brute-force reference."""
+        from safeguard.index.mih import MIHIndex
+
+        return MIHIndex(bits=self.bits)
 
     def compute(self, media: Media) -> list[Signal]:
         plane = media.pdq_plane()

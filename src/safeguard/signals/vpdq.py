@@ -28,13 +28,16 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from safeguard import strictjson
 from safeguard.content import Signal
 from safeguard.errors import InvalidInput
 from safeguard.media import Media
 from safeguard.signals.base import SignalType, noncanonical_hex, validate_hex
+
+if TYPE_CHECKING:
+    from safeguard.index.base import SignalIndex
 
 VPDQ_QUALITY_THRESHOLD = 50
 VPDQ_DISTANCE_THRESHOLD = 31
@@ -57,6 +60,12 @@ class VPDQSignal(SignalType):
     #: hashing (None: full size, as the reference library does)
     seconds_per_hash: float = SECONDS_PER_HASH
     max_side: int | None = None
+
+    def new_index(self) -> SignalIndex:
+        """Exact multi-index hashing (``index/mih.py``); ``HammingIndex`` stays the brute-force reference."""
+        from safeguard.index.mih import MIHIndex
+
+        return MIHIndex(bits=self.bits)
 
     def compute(self, media: Media) -> list[Signal]:
         from safeguard.media.video import hash_video
