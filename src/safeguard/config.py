@@ -94,6 +94,27 @@ SETTINGS: tuple[Setting, ...] = (
         "Grooming detection: conversation and sender state rows each process keeps in memory (0: none). "
         "Writes are checked against the row's version, so a stale copy is noticed and reloaded.",
     ),
+    Setting(
+        "decode_memory_bytes",
+        int,
+        640 * 1024 * 1024,
+        "Bytes that concurrent image and video decodes in one worker process may hold together (estimated from "
+        "each file's header before decoding; 0: no budget). Over it a request waits, then gets 503 `decode_busy`; "
+        "one decode larger than all of it gets 413 `over_memory_budget`. See docs/security.md.",
+    ),
+    Setting(
+        "decode_wait_seconds",
+        float,
+        5.0,
+        "How long a request waits for room in the decode memory budget before 503 `decode_busy` (with Retry-After).",
+    ),
+    Setting(
+        "video_async_pixel_seconds",
+        float,
+        250_000_000.0,
+        "Videos whose frame size times duration (pixels x seconds, from the header) is over this are scanned in "
+        "the background (202 and a `scan.completed` webhook) instead of inside the request.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -139,6 +160,9 @@ class Settings:
     grooming_state_ttl_seconds: float = 30 * 24 * 3600.0
     grooming_max_text_chars: int = 4000
     grooming_state_cache_entries: int = 20_000
+    decode_memory_bytes: int = 640 * 1024 * 1024
+    decode_wait_seconds: float = 5.0
+    video_async_pixel_seconds: float = 250_000_000.0
 
     @property
     def hash_draft(self) -> int:

@@ -4,14 +4,22 @@ The type is read from the bytes (magic numbers), never trusted from the filename
 Content-Type. Images are checked against a pixel limit *before* pixel data is decoded (the header
 gives the size), which is the decompression-bomb guard; truncated and corrupt files raise
 :class:`~safeguard.errors.MediaError` with a stable code instead of a stack trace.
+
+Memory: the header also says what a decode will cost (:func:`plan_image`), so a scan reserves that
+from the process's :class:`~safeguard.media.budget.DecodeBudget` first (:meth:`Media.budgeted`), and
+large images are never hashed from a full-size RGB array: PDQ only needs a luma plane reduced by
+whole blocks (:mod:`safeguard.signals.pdqmath`), which a JPEG's decoder gives by DCT scaling and
+other formats by block means taken a few rows at a time (:func:`reduced_luma`). See
+docs/security.md, "Memory and time budgets".
 """
 
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from safeguard.errors import MediaError, UnsupportedMedia
+from safeguard.media.budget import DecodeBudget
 
 # Pillow's own bomb check is replaced by ours (configurable, and raised before decoding).
 Image.MAX_IMAGE_PIXELS = None
@@ -147,6 +156,163 @@ def decode_jpeg_luma(data: bytes, *, max_pixels: int, min_side: int) -> LumaPlan
     return LumaPlane(np.asarray(im), full_height=height, full_width=width, block=block)
 
 
+#: Pillow's bytes per pixel in memory by mode (every other mode, RGB included, takes 4)
+_STORAGE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+#: what ``pdqhash.compute`` allocates per pixel of the array it hashes (measured: 20 B/px)
+PDQHASH_BYTES_PER_PIXEL = 20
+#: Pillow's WebP decoder holds libwebp's canvas and a copy of it besides the image (measured ~12 B/px)
+WEBP_PILLOW_EXTRA = 12
+#: FFmpeg's WebP decoder: one ARGB frame (4 B/px) and its scaler's small output
+WEBP_AV_BYTES_PER_PIXEL = 5
+#: non-JPEG images over this many pixels are hashed from a reduced luma plane (a few bits from the
+#: reference hash, as the JPEG ``fast`` path), never from a full-size RGB array and ``pdqhash``
+REDUCE_ABOVE_PIXELS = 4 * 1024 * 1024
+#: pixels per band of rows when block means are taken (each band is converted to float on its own)
+BAND_PIXELS = 2 * 1024 * 1024
+#: bytes per band pixel: a crop, an RGB conversion, float32 RGB and luma
+BAND_BYTES_PER_PIXEL = 4 + 4 + 12 + 8
+#: fixed allowance for a scan's small buffers (the compressed bytes are the caller's, not counted)
+SCAN_OVERHEAD_BYTES = 16 * 1024 * 1024
+#: short side a reduced plane keeps when the budget forces a reduced decode in ``exact`` mode
+BUDGET_MIN_SIDE = 256
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """How an image will be decoded for hashing, and what that costs, read from its header alone."""
+
+    width: int
+    height: int
+    mode: str
+    format: str
+    #: 1: full decode hashed by ``pdqhash``; >1: a luma plane of block means (``block`` x ``block``)
+    block: int
+    #: the short side the reduced plane keeps (the JPEG draft's ``min_side``)
+    min_side: int
+    #: estimated peak bytes of the scan's decode and hashing
+    cost: int
+
+
+def _block_for(width: int, height: int, min_side: int) -> int:
+    """The largest of 8, 4 and 2 that keeps ``min_side`` pixels on the short side, else 1."""
+    if min_side <= 0:
+        return 1
+    return next((k for k in (8, 4, 2) if min(width, height) // k >= min_side), 1)
+
+
+def full_decode_cost(width: int, height: int, mode: str, fmt: str) -> int:
+    """Peak bytes of decoding to RGB/L and hashing with ``pdqhash`` (the reference path)."""
+    px = width * height
+    per = _STORAGE_BYTES.get(mode, 4) + (0 if mode in ("RGB", "L") else 4) + 3 + PDQHASH_BYTES_PER_PIXEL
+    if fmt == "WEBP":
+        per += WEBP_PILLOW_EXTRA
+    return px * per + SCAN_OVERHEAD_BYTES
+
+
+def reduced_decode_cost(width: int, height: int, mode: str, fmt: str, block: int) -> int:
+    """Peak bytes of a reduced-plane decode: JPEG DCT scaling, FFmpeg (WebP) or Pillow plus bands."""
+    px = width * height
+    plane = -(-width // block) * -(-height // block)
+    if fmt == "JPEG":
+        return plane * 24 + SCAN_OVERHEAD_BYTES  # the scaled luma, its float copy, the matrix products
+    if fmt == "WEBP":
+        load = px * WEBP_AV_BYTES_PER_PIXEL
+    else:
+        load = px * _STORAGE_BYTES.get(mode, 4)
+    band = min(px, BAND_PIXELS) * BAND_BYTES_PER_PIXEL
+    return load + band + plane * 16 + SCAN_OVERHEAD_BYTES
+
+
+def plan_image(im: Image.Image, *, hash_draft: int, budget_bytes: int = 0) -> ImagePlan:
+    """Choose the decode for an opened (header-only) image: the reference's full decode for normal
+    images; a reduced luma plane for JPEGs in ``fast`` mode (``hash_draft``), for other images over
+    :data:`REDUCE_ABOVE_PIXELS`, and for any image whose full decode would not fit in the budget."""
+    width, height = im.size
+    fmt, mode = im.format or "", im.mode
+    full = full_decode_cost(width, height, mode, fmt)
+    over_budget = budget_bytes > 0 and full > budget_bytes
+    min_side = hash_draft or (BUDGET_MIN_SIDE if over_budget else 0)
+    block = 1
+    if fmt == "JPEG":
+        if mode in ("L", "RGB") and (hash_draft or over_budget):  # CMYK/YCCK: its "luma" is not PDQ's
+            block = _block_for(width, height, min_side)
+    elif width * height > REDUCE_ABOVE_PIXELS or over_budget:
+        block = _block_for(width, height, min_side or BUDGET_MIN_SIDE)
+    cost = full if block == 1 else reduced_decode_cost(width, height, mode, fmt, block)
+    return ImagePlan(width, height, mode, fmt, block, min_side or BUDGET_MIN_SIDE, cost)
+
+
+def _luma(band: Image.Image) -> np.ndarray:
+    """The reference's luma (Rec. 601 weights, float32) of an RGB or L image."""
+    if band.mode not in ("RGB", "L"):
+        band = band.convert("RGB")
+    a = np.asarray(band, dtype=np.float32)
+    if a.ndim == 2:
+        return a  # pdqhash sees L as equal R, G and B: its luma is the value itself
+    return a[..., 0] * np.float32(0.299) + a[..., 1] * np.float32(0.587) + a[..., 2] * np.float32(0.114)
+
+
+def reduced_luma(im: Image.Image, block: int) -> np.ndarray:
+    """Means of the luma over ``block`` x ``block`` pixels (partial blocks at the right and bottom
+    edges average what they hold), computed a band of rows at a time so no full-size RGB or float
+    copy of the image is ever made."""
+    width, height = im.size
+    rows = max(block, (BAND_PIXELS // max(width, 1)) // block * block)
+    col_starts = np.arange(0, width, block)
+    col_counts = np.diff(np.append(col_starts, width)).astype(np.float32)
+    out = np.empty((-(-height // block), len(col_starts)), dtype=np.float32)
+    for y0 in range(0, height, rows):
+        y1 = min(height, y0 + rows)
+        luma = _luma(im.crop((0, y0, width, y1)))
+        row_starts = np.arange(0, y1 - y0, block)
+        row_counts = np.diff(np.append(row_starts, y1 - y0)).astype(np.float32)
+        sums = np.add.reduceat(np.add.reduceat(luma, row_starts, axis=0), col_starts, axis=1)
+        out[y0 // block : y0 // block + len(row_starts)] = sums / (row_counts[:, None] * col_counts[None, :])
+    return out
+
+
+def _av_reduced_luma(data: bytes, width: int, height: int, block: int) -> np.ndarray | None:
+    """A WebP's luma reduced in FFmpeg's scaler (area averaging), or None where FFmpeg cannot decode
+    it as a still of the header's size. Pillow's WebP decoder would hold about 16 bytes per pixel."""
+    import av
+    import av.error
+
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
+                if (frame.width, frame.height) != (width, height):
+                    return None
+                rgb = frame.to_ndarray(
+                    format="rgb24", width=-(-width // block), height=-(-height // block), interpolation="AREA"
+                )
+                a = rgb.astype(np.float32)
+                return a[..., 0] * np.float32(0.299) + a[..., 1] * np.float32(0.587) + a[..., 2] * np.float32(0.114)
+    except (av.error.FFmpegError, IndexError, ValueError, OSError):
+        return None
+    return None
+
+
+def decode_reduced_plane(
+    data: bytes, plan: ImagePlan, *, max_pixels: int, budget: DecodeBudget | None = None
+) -> LumaPlane:
+    """A non-JPEG image's luma plane of ``plan.block`` x ``plan.block`` means (see :func:`plan_image`)."""
+    block = plan.block
+    if plan.format == "WEBP":
+        pixels = _av_reduced_luma(data, plan.width, plan.height, block)
+        if pixels is not None:
+            return LumaPlane(pixels, full_height=plan.height, full_width=plan.width, block=block)
+    extra = plan.width * plan.height * WEBP_PILLOW_EXTRA if plan.format == "WEBP" else 0
+    # FFmpeg could not decode this WebP (an animation, say): Pillow's decoder needs more room
+    with budget.reserve(extra, "WebP decode") if budget is not None and extra else nullcontext():
+        with _decoding():
+            im = Image.open(io.BytesIO(data))
+            check_pixels(im, max_pixels)
+            im.load()
+            pixels = reduced_luma(im, block)
+    return LumaPlane(pixels, full_height=plan.height, full_width=plan.width, block=block)
+
+
 @dataclass
 class Media:
     """Uploaded bytes plus lazily decoded forms, shared by every signal type computed from them."""
@@ -156,12 +322,21 @@ class Media:
     max_pixels: int = 100_000_000
     #: short side PDQ may decode JPEGs down to (DCT scaling, see :meth:`pdq_plane`); 0 = full decode
     hash_draft: int = 0
+    #: the process's decode memory budget (None: unbudgeted, as in the CLI and tests)
+    budget: DecodeBudget | None = field(default=None, repr=False)
     _image: Image.Image | None = field(default=None, repr=False)
     _plane: LumaPlane | Literal[False] | None = field(default=None, repr=False)
+    _plan: ImagePlan | None = field(default=None, repr=False)
 
     @classmethod
     def from_bytes(
-        cls, data: bytes, *, max_pixels: int = 100_000_000, declared_type: str | None = None, hash_draft: int = 0
+        cls,
+        data: bytes,
+        *,
+        max_pixels: int = 100_000_000,
+        declared_type: str | None = None,
+        hash_draft: int = 0,
+        budget: DecodeBudget | None = None,
     ) -> Media:
         if not data:
             raise MediaError("empty file", code="empty_media")
@@ -171,7 +346,7 @@ class Media:
                 "unsupported or unrecognised media type" + (f" (declared {declared_type!r})" if declared_type else ""),
                 details={"supported": sorted(IMAGE_TYPES | VIDEO_TYPES)},
             )
-        return cls(data=data, media_type=sniffed, max_pixels=max_pixels, hash_draft=hash_draft)
+        return cls(data=data, media_type=sniffed, max_pixels=max_pixels, hash_draft=hash_draft, budget=budget)
 
     @property
     def is_image(self) -> bool:
@@ -180,6 +355,42 @@ class Media:
     @property
     def is_video(self) -> bool:
         return self.media_type in VIDEO_TYPES
+
+    def plan(self) -> ImagePlan:
+        """How this image is decoded for hashing and what that costs (header only; 413 over the pixel cap)."""
+        if self._plan is None:
+            if not self.is_image:
+                raise UnsupportedMedia(f"{self.media_type} is not an image")
+            with _decoding():
+                im = Image.open(io.BytesIO(self.data))
+                check_pixels(im, self.max_pixels)
+                total = self.budget.total if self.budget is not None else 0
+                self._plan = plan_image(im, hash_draft=self.hash_draft, budget_bytes=total)
+        return self._plan
+
+    def decode_cost(self) -> int:
+        """Estimated peak bytes of decoding and hashing this media (0 when unknown: a decode then fails)."""
+        if self.is_image:
+            return self.plan().cost
+        if self.is_video:
+            from safeguard.media.video import video_decode_cost
+
+            return video_decode_cost(self.data, max_frame_pixels=self.max_pixels)
+        return 0
+
+    @contextmanager
+    def budgeted(self) -> Iterator[None]:
+        """Hold this media's estimated decode cost in the process's budget for the block (a scan's
+        signals and detectors), then drop the decoded image: see :mod:`safeguard.media.budget`.
+        Raises 413 ``too_many_pixels``/``over_memory_budget`` or 503 ``decode_busy``."""
+        if self.budget is None or not self.budget.enabled:
+            yield
+            return
+        with self.budget.reserve(self.decode_cost(), f"decoding this {self.media_type}"):
+            try:
+                yield
+            finally:
+                self._image = None  # the bytes the reservation covered go back with it
 
     def image(self) -> Image.Image:
         if self._image is None:
@@ -195,14 +406,22 @@ class Media:
         1/2 that keeps at least ``hash_draft`` pixels on the short side, and hands back its own luma
         plane (no colour conversion). :mod:`safeguard.signals.pdqmath` then applies the reference's
         filter weights for the *original* size summed over each block, so the hash stays within a
-        few bits of the reference's (docs/performance.md). Other formats, CMYK JPEGs, images too
-        small to reduce, and ``hash_draft == 0`` return None: the full decode and ``pdqhash``.
+        few bits of the reference's (docs/performance.md). Other formats over
+        :data:`REDUCE_ABOVE_PIXELS`, and any image whose full decode would not fit in the decode
+        budget, get the same kind of plane from block means (:func:`decode_reduced_plane`). Smaller
+        images of other formats, CMYK JPEGs, images too small to reduce, and JPEGs with
+        ``hash_draft == 0`` return None: the full decode and ``pdqhash``.
         """
         if self._plane is None:
             self._plane = self._reduced_plane() or False
         return self._plane or None
 
     def _reduced_plane(self) -> LumaPlane | None:
-        if not self.hash_draft or self.media_type != "image/jpeg":
+        if not self.is_image:
             return None
-        return decode_jpeg_luma(self.data, max_pixels=self.max_pixels, min_side=self.hash_draft)
+        plan = self.plan()
+        if plan.block == 1:
+            return None
+        if plan.format == "JPEG":
+            return decode_jpeg_luma(self.data, max_pixels=self.max_pixels, min_side=plan.min_side)
+        return decode_reduced_plane(self.data, plan, max_pixels=self.max_pixels, budget=self.budget)
