@@ -168,7 +168,7 @@ WEBP_AV_BYTES_PER_PIXEL = 5
 #: reference hash, as the JPEG ``fast`` path), never from a full-size RGB array and ``pdqhash``
 REDUCE_ABOVE_PIXELS = 4 * 1024 * 1024
 #: pixels per band of rows when block means are taken (each band is converted to float on its own)
-BAND_PIXELS = 2 * 1024 * 1024
+BAND_PIXELS = 1024 * 1024
 #: bytes per band pixel: a crop, an RGB conversion, float32 RGB and luma
 BAND_BYTES_PER_PIXEL = 4 + 4 + 12 + 8
 #: fixed allowance for a scan's small buffers (the compressed bytes are the caller's, not counted)
@@ -223,6 +223,18 @@ def reduced_decode_cost(width: int, height: int, mode: str, fmt: str, block: int
     return load + band + plane * 16 + SCAN_OVERHEAD_BYTES
 
 
+def _jpeg_coefficients(im: Image.Image) -> int:
+    """Bytes libjpeg holds for a progressive JPEG's coefficients (two a sample, every component at
+    its sampling), whatever the output scale: DCT scaling does not shrink it."""
+    if im.format != "JPEG" or not im.info.get("progressive"):
+        return 0
+    layers = getattr(im, "layer", None) or []
+    hmax = max((int(h) for _, h, _, _ in layers), default=1) or 1
+    vmax = max((int(v) for _, _, v, _ in layers), default=1) or 1
+    share = sum(int(h) * int(v) for _, h, v, _ in layers) / (hmax * vmax) if layers else 4.0
+    return int(im.size[0] * im.size[1] * 2 * share)
+
+
 def plan_image(im: Image.Image, *, hash_draft: int, budget_bytes: int = 0) -> ImagePlan:
     """Choose the decode for an opened (header-only) image: the reference's full decode for normal
     images; a reduced luma plane for JPEGs in ``fast`` mode (``hash_draft``), for other images over
@@ -239,6 +251,7 @@ def plan_image(im: Image.Image, *, hash_draft: int, budget_bytes: int = 0) -> Im
     elif width * height > REDUCE_ABOVE_PIXELS or over_budget:
         block = _block_for(width, height, min_side or BUDGET_MIN_SIDE)
     cost = full if block == 1 else reduced_decode_cost(width, height, mode, fmt, block)
+    cost += _jpeg_coefficients(im)
     return ImagePlan(width, height, mode, fmt, block, min_side or BUDGET_MIN_SIDE, cost)
 
 
