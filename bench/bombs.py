@@ -35,9 +35,9 @@ import av  # noqa: E402
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+from tests.media_factory import encode, make_image  # noqa: E402
 
 from safeguard.config import Settings  # noqa: E402
-from tests.media_factory import encode, make_image  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -77,7 +77,9 @@ def _many_frames_gif(frames: int = 200, size: int = 2000) -> bytes:
     seq = []
     for i in range(frames):
         f = base.copy()
-        f.paste(i % 256, (i * 7 % (size - 64), i * 11 % (size - 64), i * 7 % (size - 64) + 64, i * 11 % (size - 64) + 64))
+        f.paste(
+            i % 256, (i * 7 % (size - 64), i * 11 % (size - 64), i * 7 % (size - 64) + 64, i * 11 % (size - 64) + 64)
+        )
         seq.append(f)
     return _save(seq[0], "GIF", save_all=True, append_images=seq[1:], duration=40, loop=0)
 
@@ -160,7 +162,9 @@ def main() -> int:
     print(f"generated {len(files)} bomb kinds in {time.perf_counter() - t:.1f} s:")
     for kind, data in files.items():
         print(f"  {kind:24s} {len(data):>10,d} bytes")
-    jobs: list[tuple[str, bytes]] = [(k, d) for k, d in files.items() for _ in range(args.rounds)] + normals(args.normal)
+    jobs: list[tuple[str, bytes]] = [(k, d) for k, d in files.items() for _ in range(args.rounds)] + normals(
+        args.normal
+    )
     random.Random(7).shuffle(jobs)
 
     with tempfile.TemporaryDirectory(prefix="sg-bombs-") as tmp:
@@ -185,7 +189,10 @@ def main() -> int:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200 and len(_workers(proc.pid)) == args.workers:
+                    if (
+                        httpx.get(base + "/healthz", timeout=1).status_code == 200
+                        and len(_workers(proc.pid)) == args.workers
+                    ):
                         break
                 except httpx.HTTPError:
                     pass
@@ -217,7 +224,11 @@ def main() -> int:
                     with httpx.Client(base_url=base, headers=headers, timeout=args.timeout) as c:
                         r = c.post("/v1/scan", files={"file": (kind, data)})
                     code: int | str = r.status_code
-                    detail = r.json().get("error", {}).get("code", "") if r.status_code >= 400 else r.json().get("verdict") or ""
+                    detail = (
+                        r.json().get("error", {}).get("code", "")
+                        if r.status_code >= 400
+                        else r.json().get("verdict") or ""
+                    )
                     if r.status_code == 202:
                         pending.append(r.json()["id"])
                         detail = "pending"

@@ -157,7 +157,11 @@ class Engine:
         with media.budgeted() if media is not None else nullcontext():
             if content.data is not None and media is not None:
                 signals = compute_signals(media) + signals
-            if media is None and not signals and content.kind in (ContentKind.IMAGE, ContentKind.VIDEO, ContentKind.HASHES):
+            if (
+                media is None
+                and not signals
+                and content.kind in (ContentKind.IMAGE, ContentKind.VIDEO, ContentKind.HASHES)
+            ):
                 raise InvalidInput("send the media bytes or at least one signal", code="nothing_to_scan")
             t1 = time.perf_counter()
             findings = self._findings([ScanContext(content=content, signals=signals, media=media)])[0]

@@ -16,7 +16,6 @@ docs/security.md, "Memory and time budgets".
 from __future__ import annotations
 
 import io
-import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -215,10 +214,7 @@ def reduced_decode_cost(width: int, height: int, mode: str, fmt: str, block: int
     plane = -(-width // block) * -(-height // block)
     if fmt == "JPEG":
         return plane * 24 + SCAN_OVERHEAD_BYTES  # the scaled luma, its float copy, the matrix products
-    if fmt == "WEBP":
-        load = px * WEBP_AV_BYTES_PER_PIXEL
-    else:
-        load = px * _STORAGE_BYTES.get(mode, 4)
+    load = px * (WEBP_AV_BYTES_PER_PIXEL if fmt == "WEBP" else _STORAGE_BYTES.get(mode, 4))
     band = min(px, BAND_PIXELS) * BAND_BYTES_PER_PIXEL
     return load + band + plane * 16 + SCAN_OVERHEAD_BYTES
 
@@ -317,12 +313,11 @@ def decode_reduced_plane(
             return LumaPlane(pixels, full_height=plan.height, full_width=plan.width, block=block)
     extra = plan.width * plan.height * WEBP_PILLOW_EXTRA if plan.format == "WEBP" else 0
     # FFmpeg could not decode this WebP (an animation, say): Pillow's decoder needs more room
-    with budget.reserve(extra, "WebP decode") if budget is not None and extra else nullcontext():
-        with _decoding():
-            im = Image.open(io.BytesIO(data))
-            check_pixels(im, max_pixels)
-            im.load()
-            pixels = reduced_luma(im, block)
+    with budget.reserve(extra, "WebP decode") if budget is not None and extra else nullcontext(), _decoding():
+        im = Image.open(io.BytesIO(data))
+        check_pixels(im, max_pixels)
+        im.load()
+        pixels = reduced_luma(im, block)
     return LumaPlane(pixels, full_height=plan.height, full_width=plan.width, block=block)
 
 

@@ -94,7 +94,9 @@ def frames_cost(width: int, height: int, pix_fmt: str | None, max_side: int | No
     side, threads = frame_plan(width, height, max_side)
     held = (threads or (os.cpu_count() or 1) + 1) + HELD_FRAMES
     out_w, out_h = _scaled_size(width, height, side)
-    return int(width * height * _bytes_per_pixel(pix_fmt) * held) + out_w * out_h * HASH_BYTES_PER_PIXEL + OVERHEAD_BYTES
+    return (
+        int(width * height * _bytes_per_pixel(pix_fmt) * held) + out_w * out_h * HASH_BYTES_PER_PIXEL + OVERHEAD_BYTES
+    )
 
 
 @dataclass(frozen=True, slots=True)
