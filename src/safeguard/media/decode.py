@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -190,6 +191,8 @@ class ImagePlan:
     min_side: int
     #: estimated peak bytes of the scan's decode and hashing
     cost: int
+    #: decoded a band of rows at a time (8-bit PNG), never held whole
+    banded: bool = False
 
 
 def _block_for(width: int, height: int, min_side: int) -> int:
@@ -246,38 +249,163 @@ def plan_image(im: Image.Image, *, hash_draft: int, budget_bytes: int = 0) -> Im
             block = _block_for(width, height, min_side)
     elif width * height > REDUCE_ABOVE_PIXELS or over_budget:
         block = _block_for(width, height, min_side or BUDGET_MIN_SIDE)
-    cost = full if block == 1 else reduced_decode_cost(width, height, mode, fmt, block)
+    banded = block > 1 and png_banded(im)
+    if block == 1:
+        cost = full
+    elif banded:
+        band = min(width * height, BAND_PIXELS + width * (block + 1))
+        cost = band * PNG_BAND_BYTES_PER_PIXEL + -(-width // block) * -(-height // block) * 16 + SCAN_OVERHEAD_BYTES
+    else:
+        cost = reduced_decode_cost(width, height, mode, fmt, block)
     cost += _jpeg_coefficients(im)
-    return ImagePlan(width, height, mode, fmt, block, min_side or BUDGET_MIN_SIDE, cost)
+    return ImagePlan(width, height, mode, fmt, block, min_side or BUDGET_MIN_SIDE, cost, banded)
 
 
-def _luma(band: Image.Image) -> np.ndarray:
-    """The reference's luma (Rec. 601 weights, float32) of an RGB or L image."""
-    if band.mode not in ("RGB", "L"):
-        band = band.convert("RGB")
-    a = np.asarray(band, dtype=np.float32)
-    if a.ndim == 2:
-        return a  # pdqhash sees L as equal R, G and B: its luma is the value itself
-    return a[..., 0] * np.float32(0.299) + a[..., 1] * np.float32(0.587) + a[..., 2] * np.float32(0.114)
+#: the reference's luma weights (Rec. 601), as pdqhash applies them to R, G and B
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+
+
+def _rgb_or_l(band: Image.Image) -> Image.Image:
+    """A band converted as the full decode converts it (anything but RGB and L goes through RGB)."""
+    return band if band.mode in ("RGB", "L") else band.convert("RGB")
+
+
+def _band_rows(width: int, block: int) -> int:
+    """Rows per band: about :data:`BAND_PIXELS` pixels, a whole number of blocks."""
+    return max(block, (BAND_PIXELS // max(width, 1)) // block * block)
+
+
+def _block_means(bands: Iterator[Image.Image], width: int, height: int, block: int) -> np.ndarray:
+    """Luma means over ``block`` x ``block`` pixels of RGB or L bands given top to bottom (each a
+    whole number of blocks high but the last). Pillow's ``reduce`` takes the means of the samples
+    (partial blocks at the right and bottom edges average what they hold; each mean rounded to an
+    integer, as a JPEG decoder's DCT scaling rounds), then the reference's luma of the means, which
+    is the mean of the luma since luma is linear. pdqhash sees grey as equal R, G and B, so a grey
+    image's luma is its value."""
+    out = np.empty((-(-height // block), -(-width // block)), dtype=np.float32)
+    y0 = 0
+    for band in bands:
+        n = band.size[1]
+        if n == 0 or y0 % block or y0 + n > height or band.size[0] != width:
+            raise MediaError("image rows do not match its header", code="corrupt_media")
+        small = np.asarray(_rgb_or_l(band).reduce(block), dtype=np.float64)
+        luma = small @ LUMA_WEIGHTS if small.ndim == 3 else small
+        out[y0 // block : y0 // block + luma.shape[0]] = luma
+        y0 += n
+    if y0 != height:
+        raise MediaError("image data ends before its last row", code="corrupt_media")
+    return out
 
 
 def reduced_luma(im: Image.Image, block: int) -> np.ndarray:
-    """Means of the luma over ``block`` x ``block`` pixels (partial blocks at the right and bottom
-    edges average what they hold), computed a band of rows at a time so no full-size RGB or float
-    copy of the image is ever made."""
+    """Means of the luma of a (loaded) image over ``block`` x ``block`` pixels, computed a band of
+    rows at a time so no full-size RGB or float copy of the image is ever made."""
     width, height = im.size
-    rows = max(block, (BAND_PIXELS // max(width, 1)) // block * block)
-    col_starts = np.arange(0, width, block)
-    col_counts = np.diff(np.append(col_starts, width)).astype(np.float32)
-    out = np.empty((-(-height // block), len(col_starts)), dtype=np.float32)
-    for y0 in range(0, height, rows):
-        y1 = min(height, y0 + rows)
-        luma = _luma(im.crop((0, y0, width, y1)))
-        row_starts = np.arange(0, y1 - y0, block)
-        row_counts = np.diff(np.append(row_starts, y1 - y0)).astype(np.float32)
-        sums = np.add.reduceat(np.add.reduceat(luma, row_starts, axis=0), col_starts, axis=1)
-        out[y0 // block : y0 // block + len(row_starts)] = sums / (row_counts[:, None] * col_counts[None, :])
-    return out
+    rows = _band_rows(width, block)
+    bands = (im.crop((0, y0, width, min(height, y0 + rows))) for y0 in range(0, height, rows))
+    return _block_means(bands, width, height, block)
+
+
+#: 8-bit PNG colour types Pillow decodes band by band here: (channels, mode of the raw samples)
+_PNG_RAW = {0: (1, "L"), 2: (3, "RGB"), 3: (1, "P"), 4: (2, "LA"), 6: (4, "RGBA")}
+#: the PNG rawmodes (Pillow's tile argument) of those colour types
+PNG_BANDED_RAWMODES = frozenset({"L", "RGB", "P", "LA", "RGBA"})
+#: bytes per band pixel of a banded PNG decode: raw scanlines, their stored-zlib copy, the band image,
+#: its float luma (and float RGB)
+PNG_BAND_BYTES_PER_PIXEL = 4 + 4 + 4 + 4 + 12 + 4
+
+
+def png_banded(im: Image.Image) -> bool:
+    """Whether :func:`png_luma_bands` decodes this (opened) PNG: 8 bits a sample, not interlaced."""
+    if im.format != "PNG" or im.info.get("interlace") or not im.tile:
+        return False
+    return im.tile[0].args in PNG_BANDED_RAWMODES
+
+
+def _png_chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
+    view = memoryview(data)
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = bytes(data[pos + 4 : pos + 8])
+        if pos + 12 + length > len(data):
+            raise MediaError("PNG chunk runs past the end of the file", code="corrupt_media")
+        yield kind, view[pos + 8 : pos + 8 + length]
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+
+
+def png_bands(data: bytes, block: int) -> Iterator[Image.Image]:
+    """An 8-bit, non-interlaced PNG a band of rows at a time (L or RGB), never the whole image.
+
+    The compressed rows are inflated as they are needed; each band's scanlines go to Pillow's own
+    PNG row decoder (``zip``: the filters, then unpacking), preceded by the previous band's last row
+    unfiltered (filter type 0), which the first row's Up, Average and Paeth filters refer to. So
+    the pixels are Pillow's, bit for bit, in a few megabytes."""
+    header = bytes(data[16:29])
+    width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    depth, colour, interlace = header[8], header[9], header[12]
+    if depth != 8 or interlace or colour not in _PNG_RAW:
+        raise MediaError("not an 8-bit progressive PNG", code="corrupt_media")
+    channels, mode = _PNG_RAW[colour]
+    palette: bytes | None = None
+    idat: list[memoryview] = []
+    for kind, body in _png_chunks(data):
+        if kind == b"PLTE":
+            palette = bytes(body[: min(len(body) // 3, 256) * 3])
+        elif kind == b"IDAT":
+            idat.append(body)
+    stride = 1 + width * channels
+    rows = _band_rows(width, block)
+    pending = bytearray()
+    previous = b""
+    done = 0
+    for piece in _inflate(idat, rows * stride):
+        pending += piece
+        while done < height and len(pending) >= min(rows, height - done) * stride:
+            n = min(rows, height - done)
+            band, previous = _png_band(bytes(pending[: n * stride]), previous, width, n, mode, palette)
+            del pending[: n * stride]
+            done += n
+            yield band
+        if done >= height:
+            return
+    raise MediaError("PNG data ends before its last row", code="corrupt_media")
+
+
+def _inflate(chunks: list[memoryview], limit: int) -> Iterator[bytes]:
+    """The inflated bytes of a zlib stream split over ``chunks``, at most ``limit`` bytes a piece."""
+    inflate = zlib.decompressobj()
+    try:
+        for body in chunks:
+            tail = bytes(body)
+            while tail:
+                yield inflate.decompress(tail, limit)
+                tail = inflate.unconsumed_tail
+        while piece := inflate.decompress(b"", limit):  # output a long match still owes
+            yield piece
+        yield inflate.flush()
+    except zlib.error as exc:
+        raise MediaError(f"PNG data could not be inflated: {exc}", code="corrupt_media") from exc
+
+
+def _png_band(
+    raw: bytes, previous: bytes, width: int, n: int, mode: str, palette: bytes | None
+) -> tuple[Image.Image, bytes]:
+    """One band (L or RGB, converted as the full decode converts), and its last row unfiltered
+    (filter byte 0 and the raw samples) for the next band's filters to refer to."""
+    lead = 1 if previous else 0
+    with _decoding():
+        im = Image.frombytes(mode, (width, n + lead), zlib.compress(previous + raw, 0), "zip", mode)
+    if lead:
+        im = im.crop((0, 1, width, n + 1))
+    last = b"\x00" + im.crop((0, n - 1, width, n)).tobytes()
+    if mode == "P":  # indices: the colours come from the palette, as Pillow converts P to RGB
+        if not palette:
+            raise MediaError("palette PNG without a palette", code="corrupt_media")
+        im.putpalette(palette)
+    return _rgb_or_l(im), last
 
 
 def _av_reduced_luma(data: bytes, width: int, height: int, block: int) -> np.ndarray | None:
@@ -311,6 +439,9 @@ def decode_reduced_plane(
         pixels = _av_reduced_luma(data, plan.width, plan.height, block)
         if pixels is not None:
             return LumaPlane(pixels, full_height=plan.height, full_width=plan.width, block=block)
+    if plan.banded:
+        pixels = _block_means(png_bands(data, block), plan.width, plan.height, block)
+        return LumaPlane(pixels, full_height=plan.height, full_width=plan.width, block=block)
     extra = plan.width * plan.height * WEBP_PILLOW_EXTRA if plan.format == "WEBP" else 0
     # FFmpeg could not decode this WebP (an animation, say): Pillow's decoder needs more room
     with budget.reserve(extra, "WebP decode") if budget is not None and extra else nullcontext(), _decoding():
