@@ -316,10 +316,11 @@ PNG_BAND_BYTES_PER_PIXEL = 4 + 4 + 4 + 4 + 12 + 4
 
 
 def png_banded(im: Image.Image) -> bool:
-    """Whether :func:`png_luma_bands` decodes this (opened) PNG: 8 bits a sample, not interlaced."""
-    if im.format != "PNG" or im.info.get("interlace") or not im.tile:
+    """Whether :func:`png_bands` decodes this (opened) PNG: 8 bits a sample, not interlaced."""
+    tile = getattr(im, "tile", None)  # an ImageFile's, before loading: the PNG's rawmode
+    if im.format != "PNG" or im.info.get("interlace") or not tile:
         return False
-    return im.tile[0].args in PNG_BANDED_RAWMODES
+    return tile[0].args in PNG_BANDED_RAWMODES
 
 
 def _png_chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
