@@ -221,6 +221,27 @@ SETTINGS: tuple[Setting, ...] = (
         "The session cookie's Secure flag: `auto` (when the request came over HTTPS), `on` or `off`.",
     ),
     Setting("user_report_max_text_chars", int, 2000, "Longest free text accepted in a user report (413 above)."),
+    Setting(
+        "decode_memory_bytes",
+        int,
+        640 * 1024 * 1024,
+        "Bytes that concurrent image and video decodes in one worker process may hold together (estimated from "
+        "each file's header before decoding; 0: no budget). Over it a request waits, then gets 503 `decode_busy`; "
+        "one decode larger than all of it gets 413 `over_memory_budget`. See docs/security.md.",
+    ),
+    Setting(
+        "decode_wait_seconds",
+        float,
+        5.0,
+        "How long a request waits for room in the decode memory budget before 503 `decode_busy` (with Retry-After).",
+    ),
+    Setting(
+        "video_async_pixel_seconds",
+        float,
+        250_000_000.0,
+        "Videos whose frame size times duration (pixels x seconds, from the header) is over this are scanned in "
+        "the background (202 and a `scan.completed` webhook) instead of inside the request.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -291,6 +312,9 @@ class Settings:
     session_seconds: float = 28800.0
     session_cookie_secure: str = "auto"
     user_report_max_text_chars: int = 2000
+    decode_memory_bytes: int = 640 * 1024 * 1024
+    decode_wait_seconds: float = 5.0
+    video_async_pixel_seconds: float = 250_000_000.0
 
     @property
     def hash_draft(self) -> int:

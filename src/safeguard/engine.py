@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -31,6 +32,7 @@ from safeguard.errors import InvalidInput, SafeguardError
 from safeguard.index.manager import BankMeta, IndexSet
 from safeguard.ledger import decision_digest
 from safeguard.media import Media
+from safeguard.media.budget import DecodeBudget
 from safeguard.policy import Policy, evaluate, load_policy
 from safeguard.signals import compute_signals, get_signal_type
 from safeguard.signals.vpdq import MAX_TIMESTAMP
@@ -98,6 +100,8 @@ class Engine:
             self.action_handlers[name].start(settings, self.db, self.resources.extra)
         self.last_timings = ScanTimings()
         self.recorder = Recorder(self.db)
+        #: what concurrent decodes in this process may hold together (see safeguard.media.budget)
+        self.decode_budget = DecodeBudget(settings.decode_memory_bytes, settings.decode_wait_seconds)
 
     # -- signals -------------------------------------------------------------------------------
     def media_for(self, data: bytes, declared_type: str | None = None, *, reference: bool = False) -> Media:
@@ -109,6 +113,7 @@ class Engine:
             max_pixels=self.settings.max_image_pixels,
             declared_type=declared_type,
             hash_draft=0 if reference else self.settings.hash_draft,
+            budget=self.decode_budget,
         )
 
     @staticmethod
@@ -164,12 +169,20 @@ class Engine:
         signals = self.validate_signals(content.signals)
         if content.data is not None:
             media = media or self.media_for(content.data, content.media_type)
-            signals = compute_signals(media) + signals
-        if media is None and not signals and content.kind in (ContentKind.IMAGE, ContentKind.VIDEO, ContentKind.HASHES):
-            raise InvalidInput("send the media bytes or at least one signal", code="nothing_to_scan")
-        t1 = time.perf_counter()
-        findings = self._findings([ScanContext(content=content, signals=signals, media=media)])[0]
-        t2 = time.perf_counter()
+        # decoding and hashing (and dihedral hashes in the detectors) hold the media's estimated cost
+        # in the process's decode budget: 413 or 503 rather than running out of memory
+        with media.budgeted() if media is not None else nullcontext():
+            if content.data is not None and media is not None:
+                signals = compute_signals(media) + signals
+            if (
+                media is None
+                and not signals
+                and content.kind in (ContentKind.IMAGE, ContentKind.VIDEO, ContentKind.HASHES)
+            ):
+                raise InvalidInput("send the media bytes or at least one signal", code="nothing_to_scan")
+            t1 = time.perf_counter()
+            findings = self._findings([ScanContext(content=content, signals=signals, media=media)])[0]
+            t2 = time.perf_counter()
         self.last_timings = ScanTimings((t1 - t0) * 1000, (t2 - t1) * 1000)
         return self.decision_work(content, findings, signals=signals, actor=actor, decision_id=decision_id)
 

@@ -29,7 +29,8 @@ INTERNAL_ERROR: dict[str, Any] = {
 def install(app: FastAPI) -> None:
     @app.exception_handler(SafeguardError)
     async def _safeguard(_: Request, exc: SafeguardError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
+        # an error may carry response headers (``Retry-After`` on 503 decode_busy)
+        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

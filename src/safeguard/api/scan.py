@@ -93,7 +93,7 @@ async def scan(
             "send multipart/form-data with a 'file' field, or application/json with 'signals'",
             code="unsupported_content_type",
         )
-    if content.kind == ContentKind.VIDEO and _defer(request, content):
+    if content.kind == ContentKind.VIDEO and _defer(request, content, svc.engine.settings.video_async_pixel_seconds):
         from safeguard.workers.video_jobs import VideoScanJobs
 
         jobs = getattr(request.app.state, "video_jobs", None) or VideoScanJobs(svc.engine)
@@ -191,7 +191,7 @@ class HashScanRoute:
             body = strictjson.loads(raw, max_bytes=limit, max_depth=settings.max_json_depth) if raw else None
             response = JSONResponse(await scan_json(self.svc, who, body, t0))
         except SafeguardError as exc:
-            response = JSONResponse(exc.to_dict(), status_code=exc.status)
+            response = JSONResponse(exc.to_dict(), status_code=exc.status, headers=getattr(exc, "headers", None))
         except Exception:
             log.exception("unexpected error in the hash-only scan")
             response = JSONResponse(INTERNAL_ERROR, status_code=500)
@@ -230,12 +230,13 @@ async def scan_batch(
     return JSONResponse({"decisions": [d.to_dict() for d in decisions], "timing_ms": round(elapsed * 1000, 3)})
 
 
-def _defer(request: Request, content: Content) -> bool:
-    """Large or long videos (or any, with ``?async=true``) are scanned in the background: 202 now, webhook later."""
+def _defer(request: Request, content: Content, max_pixel_seconds: float) -> bool:
+    """Large, long or high-resolution videos (or any, with ``?async=true``) are scanned in the
+    background: 202 now, webhook later."""
     from safeguard.workers.video_jobs import should_defer
 
     requested = request.query_params.get("async", "").lower() in ("1", "true", "yes")
-    return should_defer(content.data or b"", requested=requested)
+    return should_defer(content.data or b"", requested=requested, max_pixel_seconds=max_pixel_seconds)
 
 
 async def _from_form(request: Request, svc: Services, tenant: str) -> Content:

@@ -12,12 +12,18 @@ both are dominated by decoding, so the sampler:
   with the reference ``vpdq`` library, streams use a reduced size for speed.
 
 Timestamps are seconds from the first frame, rounded to milliseconds (vPDQ's precision).
+
+Memory: frames larger than :data:`REDUCE_ABOVE_PIXELS` (1080p) are scaled to that many pixels in
+FFmpeg's scaler before any RGB array exists, and decoded with one thread (a frame-threaded decoder
+holds a frame per thread). :func:`video_decode_cost` estimates the peak from the header, which a scan
+reserves from the decode budget first (:mod:`safeguard.media.budget`).
 """
 
 from __future__ import annotations
 
 import io
 import math
+import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -66,8 +72,84 @@ def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     return max(2, round(width * scale)) & ~1, max(2, round(height * scale)) & ~1
 
 
+#: frames over this many pixels are scaled down to it before hashing, and decoded on one thread
+REDUCE_ABOVE_PIXELS = 1920 * 1088
+#: frames a decoder holds besides one per thread: references (H.264's DPB at large sizes) and output
+HELD_FRAMES = 5
+#: what ``pdqhash.compute`` allocates per pixel of the RGB array it hashes, plus the array itself
+HASH_BYTES_PER_PIXEL = 23
+OVERHEAD_BYTES = 16 * 1024 * 1024
+
+
+def frame_plan(width: int, height: int, max_side: int | None) -> tuple[int | None, int]:
+    """(``max_side`` to scale frames to, decoder threads: 0 = FFmpeg's choice) for a frame size."""
+    if width * height <= REDUCE_ABOVE_PIXELS:
+        return max_side, 0
+    fit = int(max(width, height) * math.sqrt(REDUCE_ABOVE_PIXELS / (width * height)))
+    return (fit if max_side is None else min(max_side, fit)), 1
+
+
+def _bytes_per_pixel(pix_fmt: str | None) -> float:
+    if pix_fmt in ("yuv420p", "yuvj420p", "nv12", "nv21", "gray"):
+        return 1.5
+    if pix_fmt and any(d in pix_fmt for d in ("10", "12", "16")):
+        return 8.0  # high bit depth: two bytes a sample, up to four samples a pixel
+    return 4.0
+
+
+def frames_cost(width: int, height: int, pix_fmt: str | None, max_side: int | None) -> int:
+    """Estimated peak bytes of decoding and hashing frames of this size (see :func:`frame_plan`)."""
+    side, threads = frame_plan(width, height, max_side)
+    held = (threads or (os.cpu_count() or 1) + 1) + HELD_FRAMES
+    out_w, out_h = _scaled_size(width, height, side)
+    return (
+        int(width * height * _bytes_per_pixel(pix_fmt) * held) + out_w * out_h * HASH_BYTES_PER_PIXEL + OVERHEAD_BYTES
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VideoHeader:
+    """What a container's header says, read without decoding a frame."""
+
+    width: int
+    height: int
+    pix_fmt: str | None
+    seconds: float | None
+
+
+def read_header(data: bytes) -> VideoHeader | None:
+    """The first video stream's frame size, pixel format and the duration; None when unreadable."""
+    try:
+        with open_container(data) as c:
+            if not c.streams.video:
+                return None
+            vs = c.streams.video[0]
+            cc = vs.codec_context
+            if cc is None:  # a track without a codec: the decode refuses it as corrupt_media
+                return None
+            seconds: float | None = None
+            if c.duration:
+                seconds = float(c.duration) / 1_000_000
+            elif vs.duration and vs.time_base:
+                seconds = float(vs.duration * vs.time_base)
+            return VideoHeader(int(cc.width or 0), int(cc.height or 0), cc.pix_fmt, seconds)
+    except (MediaError, av.error.FFmpegError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def video_decode_cost(data: bytes, *, max_frame_pixels: int, max_side: int | None = None) -> int:
+    """Estimated peak bytes of :func:`hash_video` on these bytes (0 when the header is unreadable:
+    the decode then fails on its own; 0 as well over ``max_frame_pixels``, which it refuses first)."""
+    head = read_header(data)
+    if head is None or not head.width or not head.height or head.width * head.height > max_frame_pixels:
+        return 0
+    return frames_cost(head.width, head.height, head.pix_fmt, max_side)
+
+
 def frame_pdq(frame: Any, max_side: int | None = None) -> tuple[str, int]:
     """PDQ of one decoded frame, via an RGB array scaled by FFmpeg to at most ``max_side``."""
+    if max_side is None and frame.width * frame.height > REDUCE_ABOVE_PIXELS:  # a stream that grew mid-way
+        max_side = frame_plan(frame.width, frame.height, None)[0]
     w, h = _scaled_size(frame.width, frame.height, max_side)
     rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
     bits, quality = pdqhash.compute(np.ascontiguousarray(rgb))
@@ -198,8 +280,13 @@ def hash_video(
                 code="too_many_pixels",
                 status=413,
             )
+        thread_count = 0
+        if cc.width and cc.height:
+            max_side, thread_count = frame_plan(cc.width, cc.height, max_side)
         if threads:
             vs.thread_type = "AUTO"
+            if thread_count:
+                cc.thread_count = thread_count
         sampler = FrameSampler(cc, vs.time_base or Fraction(1, 90000), interval=interval, mode=mode, max_side=max_side)
         out: list[FrameHash] = []
         try:

@@ -25,11 +25,14 @@ from safeguard.actions.webhook import enqueue
 from safeguard.content import Content, Decision, Verdict
 from safeguard.engine import Engine
 from safeguard.errors import SafeguardError
+from safeguard.media.budget import patience
 from safeguard.store.models import DecisionRow
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ASYNC_BYTES = 8 * 1024 * 1024
+#: how long a background scan waits for room in the decode memory budget before it fails
+BUDGET_PATIENCE_SECONDS = 600.0
 
 
 def async_threshold_bytes() -> int:
@@ -53,29 +56,26 @@ def async_threshold_seconds() -> float:
 
 def video_duration(data: bytes) -> float | None:
     """The container's duration in seconds, read from its header (cheap); None when it does not say."""
-    import av
-    import av.error
+    from safeguard.media.video import read_header
 
-    from safeguard.media.video import open_container
-
-    try:
-        with open_container(data) as c:
-            if c.duration:
-                return float(c.duration) / 1_000_000
-            vs = c.streams.video[0] if c.streams.video else None
-            if vs is not None and vs.duration and vs.time_base:
-                return float(vs.duration * vs.time_base)
-    except (SafeguardError, av.error.FFmpegError):
-        return None
-    return None
+    head = read_header(data)
+    return head.seconds if head is not None else None
 
 
-def should_defer(data: bytes, *, requested: bool = False) -> bool:
-    """Scan in the background: when asked, or when the video is large or long."""
+def should_defer(data: bytes, *, requested: bool = False, max_pixel_seconds: float | None = None) -> bool:
+    """Scan in the background: when asked, or when the video is large or long, or its frame size
+    times its duration is over ``max_pixel_seconds`` (``SAFEGUARD_VIDEO_ASYNC_PIXEL_SECONDS``): a
+    7000x7000 video of 20 s decodes for a minute, which no request should wait for."""
+    from safeguard.media.video import read_header
+
     if requested or len(data) > async_threshold_bytes():
         return True
-    seconds = video_duration(data)
-    return seconds is not None and seconds > async_threshold_seconds()
+    head = read_header(data)
+    if head is None or head.seconds is None:
+        return False
+    if head.seconds > async_threshold_seconds():
+        return True
+    return max_pixel_seconds is not None and head.width * head.height * head.seconds > max_pixel_seconds
 
 
 def write_pending(engine: Engine, decision_id: str, content: Content) -> None:
@@ -113,7 +113,9 @@ def _notify(engine: Engine, content: Content, decision: Decision, topic: str, pa
 def scan_video_job(engine: Engine, decision_id: str, content: Content, actor: str = "system") -> Decision | None:
     """Scan ``content`` and complete the pending decision ``decision_id``; never raises."""
     try:
-        decision = engine.scan(content, actor=actor, decision_id=decision_id)
+        # nobody holds a connection open for a background scan: wait for room in the decode budget
+        with patience(BUDGET_PATIENCE_SECONDS):
+            decision = engine.scan(content, actor=actor, decision_id=decision_id)
     except Exception as exc:
         error = (
             exc.to_dict()["error"]
