@@ -94,6 +94,27 @@ SETTINGS: tuple[Setting, ...] = (
         "Grooming detection: conversation and sender state rows each process keeps in memory (0: none). "
         "Writes are checked against the row's version, so a stale copy is noticed and reloaded.",
     ),
+    Setting(
+        "animation_max_frames",
+        int,
+        64,
+        "Animated and multi-frame images (GIF, WebP, APNG, AVIF, TIFF, MPO, HEIF): frames hashed and matched at "
+        "most; longer animations are sampled evenly from the first frame to the last.",
+    ),
+    Setting(
+        "animation_max_pixels",
+        int,
+        400_000_000,
+        "Animated images: pixels decoded at most over all frames (frames x canvas, each frame counted as at "
+        "least 65,536); above it the upload gets 413 `animation_too_large`.",
+    ),
+    Setting(
+        "unhashable",
+        str,
+        "review",
+        "Verdict for media Safeguard recognises but cannot hash perceptually (only exact hashes computed): "
+        "review, allow or block. The decision's finding and reason are `unhashable` either way.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -139,6 +160,9 @@ class Settings:
     grooming_state_ttl_seconds: float = 30 * 24 * 3600.0
     grooming_max_text_chars: int = 4000
     grooming_state_cache_entries: int = 20_000
+    animation_max_frames: int = 64
+    animation_max_pixels: int = 400_000_000
+    unhashable: str = "review"
 
     @property
     def hash_draft(self) -> int:

@@ -30,6 +30,7 @@ from safeguard.errors import InvalidInput, SafeguardError
 from safeguard.index.manager import BankMeta, IndexSet
 from safeguard.media import Media
 from safeguard.policy import Policy, evaluate, load_policy
+from safeguard.policy.model import with_default_rules
 from safeguard.signals import compute_signals, get_signal_type
 from safeguard.store import Database, driver
 from safeguard.store.db import connection_of
@@ -83,6 +84,7 @@ class Engine:
             self.indexes.load()
         self.resources = Resources(settings, self.db, self.indexes)
         self.detectors: list[Detector] = [registry.detectors.get(n)(self.resources) for n in registry.detectors.names()]
+        self.policy = with_default_rules(self.policy, [r for d in self.detectors for r in d.default_rules()])
         self.action_handlers: dict[str, ActionHandler] = {
             n: registry.actions.get(n)() for n in registry.actions.names()
         }
@@ -96,6 +98,8 @@ class Engine:
             max_pixels=self.settings.max_image_pixels,
             declared_type=declared_type,
             hash_draft=self.settings.hash_draft,
+            max_frames=self.settings.animation_max_frames,
+            max_animation_pixels=self.settings.animation_max_pixels,
         )
 
     @staticmethod

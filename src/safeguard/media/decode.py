@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from safeguard.errors import MediaError, UnsupportedMedia
+from safeguard.media.formats import open_image, sniff_isobmff_image
 
 # Pillow's own bomb check is replaced by ours (configurable, and raised before decoding).
 Image.MAX_IMAGE_PIXELS = None
@@ -31,6 +32,9 @@ IMAGE_TYPES = {
     "image/webp",
     "image/bmp",
     "image/tiff",
+    "image/avif",  # AVIF, HEIC and generic HEIF: media/formats.py
+    "image/heic",
+    "image/heif",
 }
 VIDEO_TYPES = {"video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo"}
 
@@ -53,11 +57,11 @@ def sniff_media_type(data: bytes) -> str | None:
     if h[:4] in (b"II*\x00", b"MM\x00*"):
         return "image/tiff"
     if h[4:8] == b"ftyp":
-        brand = h[8:12]
-        if brand == b"qt  ":
+        image = sniff_isobmff_image(data)  # AVIF, HEIC, generic HEIF: by brand, then payload
+        if image is not None:
+            return image
+        if h[8:12] == b"qt  ":
             return "video/quicktime"
-        if brand in (b"heic", b"heix", b"mif1", b"msf1", b"avif"):
-            return "image/heif"
         return "video/mp4"
     if h[:4] == b"\x1a\x45\xdf\xa3":
         return "video/webm" if b"webm" in data[:64] else "video/x-matroska"
@@ -85,7 +89,7 @@ def _decoding() -> Iterator[None]:
         raise
     except UnidentifiedImageError as exc:
         raise UnsupportedMedia("not an image format Safeguard can decode") from exc
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError, RuntimeError) as exc:
         raise MediaError(f"image could not be decoded: {exc}", code="corrupt_media") from exc
 
 
@@ -113,7 +117,7 @@ def decode_image(
     if not data:
         raise MediaError("empty file", code="empty_media")
     with _decoding():
-        im = Image.open(io.BytesIO(data))
+        im = open_image(data)  # media/formats.py: picks the HEIF-family decoder
         check_pixels(im, max_pixels)  # from the header, before any pixel is decoded
         if draft is not None and im.format == "JPEG":
             im.draft(draft_mode, draft)
@@ -156,12 +160,23 @@ class Media:
     max_pixels: int = 100_000_000
     #: short side PDQ may decode JPEGs down to (DCT scaling, see :meth:`pdq_plane`); 0 = full decode
     hash_draft: int = 0
+    #: animated and multi-frame images (media/animation.py): frames hashed at most, and pixels decoded
+    #: at most over all frames
+    max_frames: int = 64
+    max_animation_pixels: int = 400_000_000
     _image: Image.Image | None = field(default=None, repr=False)
     _plane: LumaPlane | Literal[False] | None = field(default=None, repr=False)
 
     @classmethod
     def from_bytes(
-        cls, data: bytes, *, max_pixels: int = 100_000_000, declared_type: str | None = None, hash_draft: int = 0
+        cls,
+        data: bytes,
+        *,
+        max_pixels: int = 100_000_000,
+        declared_type: str | None = None,
+        hash_draft: int = 0,
+        max_frames: int = 64,
+        max_animation_pixels: int = 400_000_000,
     ) -> Media:
         if not data:
             raise MediaError("empty file", code="empty_media")
@@ -171,7 +186,14 @@ class Media:
                 "unsupported or unrecognised media type" + (f" (declared {declared_type!r})" if declared_type else ""),
                 details={"supported": sorted(IMAGE_TYPES | VIDEO_TYPES)},
             )
-        return cls(data=data, media_type=sniffed, max_pixels=max_pixels, hash_draft=hash_draft)
+        return cls(
+            data=data,
+            media_type=sniffed,
+            max_pixels=max_pixels,
+            hash_draft=hash_draft,
+            max_frames=max_frames,
+            max_animation_pixels=max_animation_pixels,
+        )
 
     @property
     def is_image(self) -> bool:
