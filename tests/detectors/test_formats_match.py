@@ -21,8 +21,8 @@ from safeguard.media import Media
 from safeguard.policy import parse_policy
 from safeguard.signals.pdq import PDQSignal
 from tests.conftest import auth
-from tests.media_factory import animation_bytes, encode, make_image
 from tests.media.test_formats import heif_bytes
+from tests.media_factory import animation_bytes, encode, make_image
 
 
 def bank_jpeg(banks: BankService, seed: int) -> int:
@@ -121,8 +121,11 @@ def test_unhashable_media_gets_the_operators_verdict_and_says_why(
         [f] = d.findings
         assert (f.detector, f.kind) == ("unhashable", "unhashable")
         assert "no perceptual hash" in f.explanation and "application/x-example" in f.explanation
-        assert [a.name for a in d.actions] == {"allow": [], "review": ["case", "webhook"], "block": [
-            "block", "case", "webhook"]}[choice]
+        assert [a.name for a in d.actions] == {
+            "allow": [],
+            "review": ["case", "webhook"],
+            "block": ["block", "case", "webhook"],
+        }[choice]
         assert e.get_decision(d.id)["reasons"] == ["unhashable"]
     finally:
         e.close()

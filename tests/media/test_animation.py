@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 import time
 import zlib
@@ -28,7 +29,7 @@ def test_sample_takes_every_frame_up_to_the_cap_then_spreads_evenly() -> None:
     assert sample(5, 64) == [0, 1, 2, 3, 4]
     got = sample(1000, 64)
     assert len(got) == 64 and got[0] == 0 and got[-1] == 999
-    gaps = {b - a for a, b in zip(got, got[1:], strict=False)}
+    gaps = {b - a for a, b in itertools.pairwise(got)}
     assert gaps <= {15, 16, 17}
     assert sample(10, 1) == [0]
 

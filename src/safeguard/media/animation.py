@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from PIL import Image
 
@@ -191,7 +192,7 @@ def _skip_sub_blocks(data: bytes, pos: int) -> int:
 
 def _tiff_pages(data: bytes, cap: int) -> int:
     """Pages (IFDs) in a classic TIFF's chain, loops stopped, up to ``cap``."""
-    order = "little" if data[:2] == b"II" else "big"
+    order: Literal["little", "big"] = "little" if data[:2] == b"II" else "big"
     offset = int.from_bytes(data[4:8], order)
     seen: set[int] = set()
     while offset and offset not in seen and offset + 2 <= len(data) and len(seen) < cap:
