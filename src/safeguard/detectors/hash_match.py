@@ -7,7 +7,10 @@ when it is within the bank's match threshold, the entry is not disputed and the 
 quality is adequate; otherwise ``low`` (the default policy sends low-confidence matches to review).
 
 Banks with ``dihedral`` set are also matched against the seven rotated and flipped variants of an
-uploaded image's PDQ hash.
+uploaded image's PDQ hash (the still decode's; not each animation frame's).
+
+The frames of an animated or multi-frame image are matched like any image; a finding lists the frames
+(``frames``) whose hash is within the bank's review threshold of the entry.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ decoded pixels (``tests/signals/test_pdq.py`` checks this against threatexchange
 
 Quality (0-100) travels with the hash; below 50 PDQ's authors consider the hash unreliable (flat or
 tiny images), and the hash-match detector lowers such matches' confidence.
+
+An animated or multi-frame image (``media/animation.py``) yields one signal per hashed frame, each with
+its ``frame`` index; a still image yields one signal without, exactly as before.
 """
 
 from __future__ import annotations
