@@ -42,3 +42,16 @@ def encode(im: Image.Image, fmt: str = "JPEG", **kw: object) -> bytes:
 
 def image_bytes(seed: int = 0, fmt: str = "JPEG", size: tuple[int, int] = (320, 240)) -> bytes:
     return encode(make_image(seed, size), fmt)
+
+
+def animation_bytes(frames: list[Image.Image], fmt: str = "GIF", **kw: object) -> bytes:
+    """An animated (GIF, WebP, PNG: APNG, AVIF) or multi-frame (TIFF, HEIF, MPO) file of ``frames``."""
+    buf = io.BytesIO()
+    if fmt == "GIF":
+        frames = [f.convert("P", palette=Image.Palette.ADAPTIVE) for f in frames]
+    if fmt == "HEIF":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], **({"duration": 100} | kw))
+    return buf.getvalue()

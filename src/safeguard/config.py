@@ -242,6 +242,27 @@ SETTINGS: tuple[Setting, ...] = (
         "Videos whose frame size times duration (pixels x seconds, from the header) is over this are scanned in "
         "the background (202 and a `scan.completed` webhook) instead of inside the request.",
     ),
+    Setting(
+        "animation_max_frames",
+        int,
+        64,
+        "Animated and multi-frame images (GIF, WebP, APNG, AVIF, TIFF, MPO, HEIF): frames hashed and matched at "
+        "most; longer animations are sampled evenly from the first frame to the last.",
+    ),
+    Setting(
+        "animation_max_pixels",
+        int,
+        400_000_000,
+        "Animated images: pixels decoded at most over all frames (frames x canvas, each frame counted as at "
+        "least 65,536); above it the upload gets 413 `animation_too_large`.",
+    ),
+    Setting(
+        "unhashable",
+        str,
+        "review",
+        "Verdict for media Safeguard recognises but cannot hash perceptually (only exact hashes computed): "
+        "review, allow or block. The decision's finding and reason are `unhashable` either way.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -315,6 +336,9 @@ class Settings:
     decode_memory_bytes: int = 640 * 1024 * 1024
     decode_wait_seconds: float = 5.0
     video_async_pixel_seconds: float = 250_000_000.0
+    animation_max_frames: int = 64
+    animation_max_pixels: int = 400_000_000
+    unhashable: str = "review"
 
     @property
     def hash_draft(self) -> int:

@@ -51,6 +51,7 @@ class Signal:
     value: str
     quality: int | None = None  # PDQ quality 0-100; None where the type has no notion of quality
     timestamp: float | None = None  # seconds into a video or stream, for per-frame signals
+    frame: int | None = None  # frame index in an animated or multi-frame image (media/animation.py)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": self.type, "value": self.value}
@@ -58,6 +59,8 @@ class Signal:
             d["quality"] = self.quality
         if self.timestamp is not None:
             d["timestamp"] = self.timestamp
+        if self.frame is not None:
+            d["frame"] = self.frame
         return d
 
 
@@ -109,6 +112,7 @@ class Finding:
     confidence: str = "high"  # "high" or "low": low when past the block threshold, disputed, low quality
     explanation: str = ""
     time_range: tuple[float, float] | None = None  # for video and stream frames
+    frames: tuple[int, ...] | None = None  # frame indexes that matched, in an animated or multi-frame image
     # items that explain the finding, e.g. grooming: {message_id, sender_id, indicators, snippet}
     evidence: tuple[dict[str, Any], ...] = ()
 
@@ -129,6 +133,8 @@ class Finding:
         }
         if self.time_range is not None:
             d["time_range"] = list(self.time_range)
+        if self.frames is not None:
+            d["frames"] = list(self.frames)
         if self.evidence:
             d["evidence"] = [dict(e) for e in self.evidence]
         return d

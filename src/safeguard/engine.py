@@ -34,6 +34,7 @@ from safeguard.ledger import decision_digest
 from safeguard.media import Media
 from safeguard.media.budget import DecodeBudget
 from safeguard.policy import Policy, evaluate, load_policy
+from safeguard.policy.model import with_default_rules
 from safeguard.signals import compute_signals, get_signal_type
 from safeguard.signals.vpdq import MAX_TIMESTAMP
 from safeguard.store import Database, driver
@@ -91,6 +92,7 @@ class Engine:
             self.indexes.load()
         self.resources = Resources(settings, self.db, self.indexes)
         self.detectors: list[Detector] = [registry.detectors.get(n)(self.resources) for n in registry.detectors.names()]
+        self.policy = with_default_rules(self.policy, [r for d in self.detectors for r in d.default_rules()])
         self.action_handlers: dict[str, ActionHandler] = {
             n: registry.actions.get(n)() for n in registry.actions.names()
         }
@@ -114,6 +116,8 @@ class Engine:
             declared_type=declared_type,
             hash_draft=0 if reference else self.settings.hash_draft,
             budget=self.decode_budget,
+            max_frames=self.settings.animation_max_frames,
+            max_animation_pixels=self.settings.animation_max_pixels,
         )
 
     @staticmethod

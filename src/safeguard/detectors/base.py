@@ -16,6 +16,7 @@ from safeguard.media import Media
 
 if TYPE_CHECKING:
     from safeguard.engine import Resources
+    from safeguard.policy.model import Rule
 
 
 @dataclass
@@ -40,6 +41,11 @@ class Detector(ABC):
 
     @abstractmethod
     def detect(self, ctx: ScanContext) -> list[Finding]: ...
+
+    def default_rules(self) -> list[Rule]:
+        """Policy rules this detector's findings need whatever the policy file says (e.g. ``unhashable``,
+        from a setting): added to the engine's policy unless it has a rule of the same name."""
+        return []
 
     def detect_many(self, ctxs: list[ScanContext]) -> list[list[Finding]]:
         """Findings for several contents at once (``POST /v1/scan/batch``); override to share work."""

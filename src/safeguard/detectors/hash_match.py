@@ -7,7 +7,10 @@ when it is within the bank's match threshold, the entry is not disputed and the 
 quality is adequate; otherwise ``low`` (the default policy sends low-confidence matches to review).
 
 Banks with ``dihedral`` set are also matched against the seven rotated and flipped variants of an
-uploaded image's PDQ hash.
+uploaded image's PDQ hash (the still decode's; not each animation frame's).
+
+The frames of an animated or multi-frame image are matched like any image; a finding lists the frames
+(``frames``) whose hash is within the bank's review threshold of the entry.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ class HashMatchDetector(Detector):
         dihedral = any(b.dihedral and b.enabled for b in banks.values())
         by_type: dict[str, list[tuple[int, _Query]]] = {}
         for i, ctx in enumerate(ctxs):
+            variants_added = False
             for sig in ctx.signals:
                 if sig.type == "vpdq":  # video frames are matched as videos by detectors/video_match.py
                     continue
@@ -133,10 +137,12 @@ class HashMatchDetector(Detector):
                 if (
                     sig.type == "pdq"
                     and sig.timestamp is None
+                    and not variants_added  # the still decode's variants, once (not per animation frame)
                     and dihedral
                     and ctx.media is not None
                     and ctx.media.is_image
                 ):
+                    variants_added = True
                     for k, (v, _q) in enumerate(media_dihedral_hex(ctx.media)):
                         if k and v != sig.value:
                             by_type[sig.type].append((i, _Query(sig, v, k)))
@@ -163,9 +169,12 @@ class HashMatchDetector(Detector):
             match_th = bank.thresholds.get(st.name, st.default_threshold)
             review_th = bank.review_thresholds.get(st.name, match_th)
             best: tuple[_Query, int] | None = None
+            frames: set[int] = set()  # frames of an animated image within the review threshold
             for q, dist in candidates[entry.id]:
                 if q.variant and not bank.dihedral:
                     continue
+                if dist <= review_th and q.signal.frame is not None:
+                    frames.add(q.signal.frame)
                 if dist <= review_th and (best is None or dist < best[1]):
                     best = (q, dist)
             if best is None:
@@ -179,7 +188,8 @@ class HashMatchDetector(Detector):
             if q.signal.quality is not None and q.signal.quality < PDQ_QUALITY_FLOOR:
                 reasons.append(f"hash quality {q.signal.quality} < {PDQ_QUALITY_FLOOR}")
             variant = f" ({DIHEDRAL_NAMES[q.variant]} variant)" if q.variant else ""
-            explanation = f"{st.name} match{variant} in bank {bank.name!r} at distance {dist}" + (
+            where = f" in frame{'s' if len(frames) > 1 else ''} {', '.join(map(str, sorted(frames)))}" if frames else ""
+            explanation = f"{st.name} match{variant}{where} in bank {bank.name!r} at distance {dist}" + (
                 f"; low confidence: {', '.join(reasons)}" if reasons else ""
             )
             findings.append(
@@ -196,6 +206,7 @@ class HashMatchDetector(Detector):
                     confidence="low" if reasons else "high",
                     explanation=explanation,
                     time_range=(q.signal.timestamp, q.signal.timestamp) if q.signal.timestamp is not None else None,
+                    frames=tuple(sorted(frames)) if frames else None,
                 )
             )
         findings.sort(key=lambda f: (f.confidence != "high", f.distance or 0, f.entry_id or 0))

@@ -28,6 +28,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from safeguard.errors import MediaError, UnsupportedMedia
 from safeguard.media.budget import DecodeBudget
+from safeguard.media.formats import open_image, sniff_isobmff_image
 
 # Pillow's own bomb check is replaced by ours (configurable, and raised before decoding).
 Image.MAX_IMAGE_PIXELS = None
@@ -40,6 +41,9 @@ IMAGE_TYPES = {
     "image/webp",
     "image/bmp",
     "image/tiff",
+    "image/avif",  # AVIF, HEIC and generic HEIF: media/formats.py
+    "image/heic",
+    "image/heif",
 }
 VIDEO_TYPES = {"video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo"}
 
@@ -62,11 +66,11 @@ def sniff_media_type(data: bytes) -> str | None:
     if h[:4] in (b"II*\x00", b"MM\x00*"):
         return "image/tiff"
     if h[4:8] == b"ftyp":
-        brand = h[8:12]
-        if brand == b"qt  ":
+        image = sniff_isobmff_image(data)  # AVIF, HEIC, generic HEIF: by brand, then payload
+        if image is not None:
+            return image
+        if h[8:12] == b"qt  ":
             return "video/quicktime"
-        if brand in (b"heic", b"heix", b"mif1", b"msf1", b"avif"):
-            return "image/heif"
         return "video/mp4"
     if h[:4] == b"\x1a\x45\xdf\xa3":
         return "video/webm" if b"webm" in data[:64] else "video/x-matroska"
@@ -94,7 +98,7 @@ def _decoding() -> Iterator[None]:
         raise
     except UnidentifiedImageError as exc:
         raise UnsupportedMedia("not an image format Safeguard can decode") from exc
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError, RuntimeError) as exc:
         raise MediaError(f"image could not be decoded: {exc}", code="corrupt_media") from exc
 
 
@@ -122,7 +126,7 @@ def decode_image(
     if not data:
         raise MediaError("empty file", code="empty_media")
     with _decoding():
-        im = Image.open(io.BytesIO(data))
+        im = open_image(data)  # media/formats.py: picks the HEIF-family decoder
         check_pixels(im, max_pixels)  # from the header, before any pixel is decoded
         if draft is not None and im.format == "JPEG":
             im.draft(draft_mode, draft)
@@ -464,6 +468,10 @@ class Media:
     hash_draft: int = 0
     #: the process's decode memory budget (None: unbudgeted, as in the CLI and tests)
     budget: DecodeBudget | None = field(default=None, repr=False)
+    #: animated and multi-frame images (media/animation.py): frames hashed at most, and pixels decoded
+    #: at most over all frames
+    max_frames: int = 64
+    max_animation_pixels: int = 400_000_000
     _image: Image.Image | None = field(default=None, repr=False)
     _plane: LumaPlane | Literal[False] | None = field(default=None, repr=False)
     _plan: ImagePlan | None = field(default=None, repr=False)
@@ -477,6 +485,8 @@ class Media:
         declared_type: str | None = None,
         hash_draft: int = 0,
         budget: DecodeBudget | None = None,
+        max_frames: int = 64,
+        max_animation_pixels: int = 400_000_000,
     ) -> Media:
         if not data:
             raise MediaError("empty file", code="empty_media")
@@ -486,7 +496,15 @@ class Media:
                 "unsupported or unrecognised media type" + (f" (declared {declared_type!r})" if declared_type else ""),
                 details={"supported": sorted(IMAGE_TYPES | VIDEO_TYPES)},
             )
-        return cls(data=data, media_type=sniffed, max_pixels=max_pixels, hash_draft=hash_draft, budget=budget)
+        return cls(
+            data=data,
+            media_type=sniffed,
+            max_pixels=max_pixels,
+            hash_draft=hash_draft,
+            budget=budget,
+            max_frames=max_frames,
+            max_animation_pixels=max_animation_pixels,
+        )
 
     @property
     def is_image(self) -> bool:

@@ -109,6 +109,13 @@ class PolicyOutcome:
     reasons: tuple[str, ...]
 
 
+def with_default_rules(policy: Policy, rules: list[Rule]) -> Policy:
+    """``policy`` with ``rules`` appended, except those whose name the policy already uses (its own wins)."""
+    names = {r.name for r in policy.rules}
+    extra = [r for r in rules if r.name not in names]
+    return policy.model_copy(update={"rules": [*policy.rules, *extra]}) if extra else policy
+
+
 def evaluate(policy: Policy, findings: list[Finding] | tuple[Finding, ...], content_kind: ContentKind) -> PolicyOutcome:
     verdict = policy.default_verdict
     actions: dict[str, Action] = {}

@@ -7,6 +7,9 @@ decoded pixels (``tests/signals/test_pdq.py`` checks this against threatexchange
 
 Quality (0-100) travels with the hash; below 50 PDQ's authors consider the hash unreliable (flat or
 tiny images), and the hash-match detector lowers such matches' confidence.
+
+An animated or multi-frame image (``media/animation.py``) yields one signal per hashed frame, each with
+its ``frame`` index; a still image yields one signal without, exactly as before.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pdqhash
 from PIL import Image
 
 from safeguard.content import Signal
-from safeguard.media import Media
+from safeguard.media import Media, animation
 from safeguard.signals.base import SignalType, noncanonical_hex, validate_hex
 from safeguard.signals.pdqmath import pdq_plane_dihedral_hex, pdq_plane_hex
 
@@ -78,7 +81,15 @@ class PDQSignal(SignalType):
     def compute(self, media: Media) -> list[Signal]:
         plane = media.pdq_plane()
         value, quality = pdq_plane_hex(plane) if plane is not None else pdq_hex(media.image())
-        return [Signal(self.name, value, quality=quality)]
+        anim = animation.plan(media)
+        if anim is None:  # a still image: one hash, as always
+            return [Signal(self.name, value, quality=quality)]
+        # an animated or multi-frame image: the frame a still decode shows, then the sampled others
+        out = [Signal(self.name, value, quality=quality, frame=anim.first)]
+        for k, frame in animation.frames(media, anim):
+            v, q = pdq_hex(frame)
+            out.append(Signal(self.name, v, quality=q, frame=k))
+        return out
 
     def validate(self, value: str) -> str:
         return validate_hex(value, name="pdq", nchars=64)
