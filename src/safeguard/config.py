@@ -221,6 +221,20 @@ SETTINGS: tuple[Setting, ...] = (
         "The session cookie's Secure flag: `auto` (when the request came over HTTPS), `on` or `off`.",
     ),
     Setting("user_report_max_text_chars", int, 2000, "Longest free text accepted in a user report (413 above)."),
+    Setting(
+        "queue_order",
+        str,
+        "priority_age",
+        "The console queue's order: `priority_age` (priority, then oldest first), `reports` (most user reports "
+        "first) or `risk` (block verdicts first, then priority and age).",
+    ),
+    Setting("console_break_minutes", float, 50.0, "Minutes of console work before a break reminder (0: none)."),
+    Setting(
+        "review_qa_share",
+        float,
+        0.05,
+        "Share (0..1) of decided cases sampled for a lead's second look in the console's quality page.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -291,6 +305,9 @@ class Settings:
     session_seconds: float = 28800.0
     session_cookie_secure: str = "auto"
     user_report_max_text_chars: int = 2000
+    queue_order: str = "priority_age"
+    console_break_minutes: float = 50.0
+    review_qa_share: float = 0.05
 
     @property
     def hash_draft(self) -> int:
