@@ -161,7 +161,9 @@ async def _form(request: Request, page: Page | None) -> dict[str, str]:
     return form
 
 
-def render(request: Request, template_name: str, page: Page | None = None, status: int = 200, **ctx: Any) -> HTMLResponse:
+def render(
+    request: Request, template_name: str, page: Page | None = None, status: int = 200, **ctx: Any
+) -> HTMLResponse:
     settings = request.app.state.settings
     base = {
         "request": request,
