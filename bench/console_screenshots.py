@@ -17,7 +17,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
-
 from tests.web.conftest import NEW_PASSWORD, banked_case, code, person  # noqa: E402
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console  # noqa: E402
 

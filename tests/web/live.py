@@ -19,6 +19,8 @@ from safeguard.engine import Engine
 from safeguard.evidence.keys import MasterKey
 
 CHROMIUM = Path("/usr/bin/chromium")
+#: the app of the latest live_console (the benchmark switches its queue order setting between views)
+last_app: Any = None
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -43,9 +45,9 @@ def live_console(data_dir: Path, database_url: str | None = None, **changes: Any
     ).with_(**changes)
     engine = Engine(settings)
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, engine=engine), host="127.0.0.1", port=port, log_level="warning")
-    )
+    global last_app
+    last_app = create_app(settings, engine=engine)
+    server = uvicorn.Server(uvicorn.Config(last_app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
