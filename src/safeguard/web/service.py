@@ -110,6 +110,8 @@ class ConsoleService:
         self.cases = cases
         self.order = check_queue_order(settings.queue_order)
         self.qa_share = check_share(settings.review_qa_share)
+        if settings.console_break_minutes < 0:
+            raise ConfigError("SAFEGUARD_CONSOLE_BREAK_MINUTES must be 0 (off) or more", code="invalid_setting")
 
     # -- the queue ---------------------------------------------------------------------------------
     def queue(self, who: Who, filt: CaseFilter, *, cursor: str | None = None, limit: int = 50) -> QueuePage:
@@ -246,7 +248,7 @@ class ConsoleService:
     def qa_review(self, who: Who, case_id: int, *, agree: bool, notes: str = "") -> None:
         self._need_lead(who)
         if len(notes) > 4000:
-            raise InvalidInput("notes are longer than 4000 characters", code="invalid_notes")
+            raise InvalidInput("notes are longer than 4000 characters", code="notes_too_long")
         with self.db.write() as s:
             c = s.get(Case, case_id)
             if c is None:
