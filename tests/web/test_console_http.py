@@ -7,12 +7,18 @@ import csv
 import io
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select, update
 
+from safeguard.banks import BankService
+from safeguard.content import Content, ContentKind, Finding
 from safeguard.engine import Engine
-from safeguard.store.models import Event, UserSession, utcnow
+from safeguard.errors import ConfigError
+from safeguard.evidence import vault_of
+from safeguard.store.models import Case, Event, UserSession, utcnow
+from safeguard.web.service import check_queue_order, check_share, qa_sampled
 from tests.web.conftest import NEW_PASSWORD, banked_case, code, console_login, csrf_of, person
 
 
@@ -111,8 +117,6 @@ def test_reveal_without_the_role_is_403_and_audited(client: TestClient, cengine:
     csrf = console_login(client, aud)
     page = client.get(f"/console/cases/{case_id}")
     assert page.status_code == 200 and 'class="reveal"' not in page.text  # an auditor reads the case, not the media
-    from safeguard.evidence import vault_of
-
     [ev] = vault_of(cengine).items_for_case(case_id)
     r = client.post(f"/console/cases/{case_id}/media/{ev.id}/reveal", data={"csrf": csrf, "reason": "curious"})
     assert r.status_code == 403 and "wrong_role" in r.text
@@ -158,8 +162,6 @@ def test_decision_through_the_console_banks_the_item(client: TestClient, cengine
     r = client.post(f"/console/cases/{case_id}/decision", data={"csrf": csrf, "outcome": "confirmed", "category": "A1"})
     assert r.status_code == 200 and "confirmed" in r.text and "case.decided" in r.text
     assert "confirmed by user:mia" in r.text  # the opinion on the matched entry
-    from safeguard.banks import BankService
-
     assert BankService(cengine.db).describe("moderator-confirmed")["entry_count"] == 3
     del entry_id
 
@@ -196,8 +198,6 @@ def test_queue_order_setting_and_filters(client: TestClient, cengine: Engine) ->
     assert client.get("/console/queue", params={"queue": "nope"}).status_code == 422
     con = client.app.state.console  # type: ignore[attr-defined]
     con.order = "reports"
-    from safeguard.store.models import Case
-
     with cengine.db.write() as s:
         s.execute(update(Case).where(Case.id == second).values(report_count=3))
     html = client.get("/console/queue").text
@@ -221,3 +221,47 @@ def test_quality_sample_and_agreement_for_leads_only(client: TestClient, cengine
     assert "<td>user:mia</td><td>1</td><td>0</td><td>0%</td>" in r.text
     [qa] = events_of(cengine, "case.qa_reviewed")
     assert qa.payload == {"moderator": "user:mia", "outcome": "not_violating", "agree": False, "notes": "looks like A2"}
+
+
+def test_case_page_shows_grooming_messages_with_stages_and_stream_frame_times(
+    client: TestClient, cengine: Engine
+) -> None:
+    groom = cengine.decide(
+        Content(kind=ContentKind.MESSAGE, conversation_id="conv-1", user_id="adult-1"),
+        [
+            Finding(
+                detector="grooming",
+                kind="sextortion",
+                category="pressure",
+                score=0.93,
+                evidence=(
+                    {
+                        "message_id": "m-7",
+                        "sender_id": "adult-1",
+                        "indicators": ["pressure.threat_to_share", "secrecy.keep_secret"],
+                        "snippet": "don't tell anyone about our chats",
+                    },
+                ),
+            )
+        ],
+    )
+    stream = cengine.decide(
+        Content(kind=ContentKind.STREAM, stream_id="live-1", user_id="adult-2"),
+        [Finding(detector="hash_match", kind="hash_match", bank="csam", bank_kind="csam", time_range=(12.0, 14.5))],
+    )
+    mia = person(cengine, "mia", "moderator")
+    console_login(client, mia)
+    html = client.get(f"/console/cases/{groom.case_id}").text
+    assert "don&#39;t tell anyone about our chats" in html and "m-7" in html
+    assert '<span class="stage">pressure</span><span class="stage">secrecy</span>' in html and "0.93" in html
+    html = client.get(f"/console/cases/{stream.case_id}").text
+    assert "12.0s \u2013 14.5s" in html
+
+
+def test_console_settings_are_checked_at_start() -> None:
+    with pytest.raises(ConfigError):
+        check_queue_order("random")
+    with pytest.raises(ConfigError):
+        check_share(1.5)
+    share = sum(qa_sampled(i, 0.05) for i in range(1, 20_001)) / 20_000
+    assert 0.04 < share < 0.06 and not any(qa_sampled(i, 0.0) for i in range(1, 1000))
