@@ -301,9 +301,8 @@ class EvidenceVault:
                 "evidence.read_failed", actor, item_id, payload | {"error": failure.code, "message": failure.message}
             )
             raise failure
-        self.record(
-            event, actor, item_id, payload | {"size": item.size}
-        )  # the console's blurred previews: their own type
+        # ``event``: the console's blurred previews are ``evidence.previewed``, so a reveal count stays a count of reveals
+        self.record(event, actor, item_id, payload | {"size": item.size})
         return item, data
 
     def record(self, type_: str, actor: str, item_id: str, payload: dict[str, Any]) -> None:
