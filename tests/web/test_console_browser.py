@@ -1,7 +1,7 @@
 """The console in a real browser (Debian's Chromium through Playwright): log in with TOTP, change the
-one-time password, see the queue, claim the next case (a banked benign generated image), reveal it with a
+one-time password, see the queue (j/k and c from the keyboard), claim the next case (a banked benign generated image), reveal it with a
 reason (the ``evidence.read`` event is checked), decide ``confirmed``, see the review bank entry appear and
-the opinion on the matched entry."""
+the opinion on the matched entry; the break reminder shows after the configured time."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 def test_moderator_logs_in_claims_reveals_and_confirms(tmp_path: Path) -> None:
-    with live_console(tmp_path) as (base, engine):
+    with live_console(tmp_path, console_break_minutes=0.05) as (base, engine):
         case_id, entry_id = banked_case(engine)
         mia = person(engine, "mia", "moderator")
         with sync_api.sync_playwright() as pw:
@@ -41,6 +41,8 @@ def test_moderator_logs_in_claims_reveals_and_confirms(tmp_path: Path) -> None:
                 page.get_by_role("button", name="Change password").click()
                 page.wait_for_url("**/console/queue")
                 assert page.locator("a.case-link").first.inner_text() == f"#{case_id}"
+                page.keyboard.press("j")  # the first case gets the focus
+                assert page.evaluate("document.activeElement.textContent") == f"#{case_id}"
                 page.keyboard.press("c")  # claim next
                 page.wait_for_url(f"**/console/cases/{case_id}")
                 assert "user:mia" in page.locator(".facts").inner_text()
@@ -63,6 +65,8 @@ def test_moderator_logs_in_claims_reveals_and_confirms(tmp_path: Path) -> None:
                 page.wait_for_load_state()
                 assert "case.decided" in page.locator("ol.timeline").last.inner_text()
                 assert "confirmed by user:mia" in page.locator("td.opinions").first.inner_text()
+                # the break reminder (SAFEGUARD_CONSOLE_BREAK_MINUTES, here 3 seconds) appears by itself
+                sync_api.expect(page.locator("#break")).to_be_visible(timeout=10_000)
             finally:
                 browser.close()
         review = BankService(engine.db).describe("moderator-confirmed")
