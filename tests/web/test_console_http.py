@@ -265,3 +265,23 @@ def test_console_settings_are_checked_at_start() -> None:
         check_share(1.5)
     share = sum(qa_sampled(i, 0.05) for i in range(1, 20_001)) / 20_000
     assert 0.04 < share < 0.06 and not any(qa_sampled(i, 0.0) for i in range(1, 1000))
+
+
+def test_every_console_route_needs_a_session(client: TestClient, cengine: Engine) -> None:
+    from fastapi.routing import APIRoute
+
+    from safeguard.web import router
+
+    open_paths = {"/console/login", "/console", "/console/"}
+    seen = 0
+    for route in router.routes:
+        assert isinstance(route, APIRoute)
+        if route.path in open_paths:
+            continue
+        path = route.path.replace("{case_id}", "1").replace("{item_id}", "ev_" + "0" * 32)
+        for method in route.methods:
+            r = client.request(method, path, follow_redirects=False, data={"csrf": "x"} if method == "POST" else None)
+            assert r.status_code == 303 and r.headers["location"].startswith("/console/login"), (method, path)
+            seen += 1
+    assert seen >= 15
+    assert not events_of(cengine, "evidence.read") and not events_of(cengine, "evidence.previewed")
