@@ -263,6 +263,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Verdict for media Safeguard recognises but cannot hash perceptually (only exact hashes computed): "
         "review, allow or block. The decision's finding and reason are `unhashable` either way.",
     ),
+    Setting(
+        "queue_order",
+        str,
+        "priority_age",
+        "The console queue's order: `priority_age` (priority, then oldest first), `reports` (most user reports "
+        "first) or `risk` (block verdicts first, then priority and age).",
+    ),
+    Setting("console_break_minutes", float, 50.0, "Minutes of console work before a break reminder (0: none)."),
+    Setting(
+        "review_qa_share",
+        float,
+        0.05,
+        "Share (0..1) of decided cases sampled for a lead's second look in the console's quality page.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -339,6 +353,9 @@ class Settings:
     animation_max_frames: int = 64
     animation_max_pixels: int = 400_000_000
     unhashable: str = "review"
+    queue_order: str = "priority_age"
+    console_break_minutes: float = 50.0
+    review_qa_share: float = 0.05
 
     @property
     def hash_draft(self) -> int:

@@ -12,7 +12,7 @@ from functools import partial
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from safeguard import __version__
+from safeguard import __version__, web
 from safeguard.accounts import UserService
 from safeguard.api import (
     admin,
@@ -91,6 +91,7 @@ def create_app(
         app.include_router(r)
     for r in (evidence.router, cases.router, session.router, user_reports.router):
         app.include_router(r)
+    web.install(app)  # the moderator console (/console): pages, static files, security headers
     # A little headroom over the file limit for the multipart envelope and form fields.
     max_body = settings.max_upload_bytes + 64 * 1024
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)

@@ -273,7 +273,9 @@ class EvidenceVault:
             return EvidenceItem.of(r)
 
     # -- reading -----------------------------------------------------------------------------------
-    def read(self, item_id: str, *, actor: str, reason: str, case_id: int | None = None) -> tuple[EvidenceItem, bytes]:
+    def read(
+        self, item_id: str, *, actor: str, reason: str, case_id: int | None = None, event: str = "evidence.read"
+    ) -> tuple[EvidenceItem, bytes]:
         """The decrypted bytes of an item, for a person who said why. Every call is an event: ``evidence.read``
         when the bytes are handed out, ``evidence.read_failed`` (with the error code) when not."""
         reason = (reason or "").strip()
@@ -299,7 +301,8 @@ class EvidenceVault:
                 "evidence.read_failed", actor, item_id, payload | {"error": failure.code, "message": failure.message}
             )
             raise failure
-        self.record("evidence.read", actor, item_id, payload | {"size": item.size})
+        # ``event``: the console's blurred previews are ``evidence.previewed``, so a reveal count stays a count of reveals
+        self.record(event, actor, item_id, payload | {"size": item.size})
         return item, data
 
     def record(self, type_: str, actor: str, item_id: str, payload: dict[str, Any]) -> None:

@@ -1,0 +1,54 @@
+"""Screenshots of the console for the docs (benign generated images only): the queue and a case page.
+
+    python bench/console_screenshots.py            # writes docs/img/console-queue.png, docs/img/console-case.png
+
+Starts the console on a free loopback port over a temporary data directory, opens a few cases by scanning
+banked generated images, logs in a moderator (TOTP) and drives Debian's Chromium (/usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+from tests.web.conftest import NEW_PASSWORD, banked_case, code, person  # noqa: E402
+from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console  # noqa: E402
+
+
+def main() -> int:
+    out = ROOT / "docs" / "img"
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp, live_console(Path(tmp)) as (base, engine):
+        cases = [banked_case(engine, seed=s, user=f"user-{s}")[0] for s in range(7, 13)]
+        mia = person(engine, "mia", "moderator")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1366, "height": 820})
+            page.goto(f"{base}/console/login")
+            page.get_by_label("Name").fill("mia")
+            page.get_by_label("Password").fill(mia.password)
+            page.get_by_label("Code from your authenticator app").fill(code(mia))
+            page.get_by_role("button", name="Log in").click()
+            page.get_by_label("Current password").fill(mia.password)
+            page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+            page.get_by_label("New password again").fill(NEW_PASSWORD)
+            page.get_by_role("button", name="Change password").click()
+            page.wait_for_url("**/console/queue")
+            page.screenshot(path=str(out / "console-queue.png"), full_page=True)
+            page.goto(f"{base}/console/cases/{cases[0]}")
+            page.get_by_role("button", name="Claim").click()
+            page.wait_for_url(f"**/console/cases/{cases[0]}")
+            page.screenshot(path=str(out / "console-case.png"), full_page=True)
+            browser.close()
+    print(f"wrote {out / 'console-queue.png'} and {out / 'console-case.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

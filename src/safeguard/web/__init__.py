@@ -1,0 +1,6 @@
+"""The moderator console in the browser (``/console``): see app.py; the rules live in service.py."""
+
+from safeguard.web.app import extra_routers, install, router
+from safeguard.web.service import ConsoleService, render_image
+
+__all__ = ["ConsoleService", "extra_routers", "install", "render_image", "router"]
