@@ -59,3 +59,14 @@ def test_scan_skips_files_that_are_not_media_and_fails_on_corrupt_ones(tmp_path:
     (folder / "broken.jpg").write_bytes(image_bytes(6)[:200])  # a truncated JPEG is an error
     res = _run("scan", str(folder), cwd=tmp_path)
     assert res.returncode == 1 and "broken.jpg" in res.stdout
+
+
+def test_settings_lists_every_setting_of_the_one_table(tmp_path: Path) -> None:
+    """The stream monitor's and the video jobs' settings were read from the environment on their own."""
+    from safeguard.config import SETTINGS
+
+    res = _run("settings", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    for env in ("SAFEGUARD_STREAM_SAMPLE_INTERVAL", "SAFEGUARD_STREAM_ALLOW_FILES", "SAFEGUARD_VIDEO_ASYNC_BYTES"):
+        assert env in res.stdout
+    assert all(s.env in res.stdout for s in SETTINGS)

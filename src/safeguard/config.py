@@ -277,6 +277,47 @@ SETTINGS: tuple[Setting, ...] = (
         0.05,
         "Share (0..1) of decided cases sampled for a lead's second look in the console's quality page.",
     ),
+    Setting(
+        "video_async_bytes",
+        int,
+        8 * 1024 * 1024,
+        "Videos larger than this (bytes) are scanned in the background (202, then a webhook).",
+    ),
+    Setting("video_async_seconds", float, 120.0, "Videos longer than this (seconds) are scanned in the background."),
+    Setting("stream_sample_interval", float, 1.0, "Live streams: seconds of stream between hashed frames."),
+    Setting(
+        "stream_suspicious_interval", float, 0.25, "Live streams: seconds between hashed frames while under suspicion."
+    ),
+    Setting(
+        "stream_suspicion_seconds",
+        float,
+        30.0,
+        "Live streams: how long suspicion lasts after a low-confidence finding.",
+    ),
+    Setting(
+        "stream_give_up_after",
+        float,
+        60.0,
+        "Live streams: seconds without a frame (reconnecting) before the stream is failed.",
+    ),
+    Setting("stream_open_timeout", float, 10.0, "Live streams: seconds to connect."),
+    Setting("stream_read_timeout", float, 10.0, "Live streams: seconds a read may stall before reconnecting."),
+    Setting("stream_max_side", int, 512, "Live streams: frames are scaled to this longest side before hashing."),
+    Setting(
+        "stream_decode_mode",
+        str,
+        "auto",
+        "Live streams: keyframes, all, or auto (keyframes while they are frequent enough).",
+    ),
+    Setting(
+        "stream_persist_seconds", float, 2.0, "Live streams: how often a watcher writes its counters to the database."
+    ),
+    Setting(
+        "stream_allow_files",
+        bool,
+        False,
+        "Live streams: accept local file paths (tests, demos); never on a public API.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -356,6 +397,18 @@ class Settings:
     queue_order: str = "priority_age"
     console_break_minutes: float = 50.0
     review_qa_share: float = 0.05
+    video_async_bytes: int = 8 * 1024 * 1024
+    video_async_seconds: float = 120.0
+    stream_sample_interval: float = 1.0
+    stream_suspicious_interval: float = 0.25
+    stream_suspicion_seconds: float = 30.0
+    stream_give_up_after: float = 60.0
+    stream_open_timeout: float = 10.0
+    stream_read_timeout: float = 10.0
+    stream_max_side: int = 512
+    stream_decode_mode: str = "auto"
+    stream_persist_seconds: float = 2.0
+    stream_allow_files: bool = False
 
     @property
     def hash_draft(self) -> int:

@@ -173,18 +173,18 @@ def test_bank_a_video_by_upload_then_scan_a_copy(client: tuple[TestClient, Engin
     assert any(f["kind"] == "video_match" and f["confidence"] == "high" for f in d["findings"])
 
 
-def test_long_video_is_deferred_short_one_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_long_video_is_deferred_short_one_is_not() -> None:
     from safeguard.workers.video_jobs import should_defer, video_duration
 
     data = make_video(seconds=3, fps=5)
     assert video_duration(data) == pytest.approx(3.0, abs=0.3)
-    assert not should_defer(data)
-    assert should_defer(data, requested=True)
-    monkeypatch.setenv("SAFEGUARD_VIDEO_ASYNC_SECONDS", "2")
-    assert should_defer(data)
-    monkeypatch.setenv("SAFEGUARD_VIDEO_ASYNC_SECONDS", "60")
-    monkeypatch.setenv("SAFEGUARD_VIDEO_ASYNC_BYTES", "100")
-    assert should_defer(data)
+    base = Settings.from_env({})
+    assert not should_defer(data, base)
+    assert should_defer(data, base, requested=True)
+    assert should_defer(data, Settings.from_env({"SAFEGUARD_VIDEO_ASYNC_SECONDS": "2"}))
+    assert should_defer(
+        data, Settings.from_env({"SAFEGUARD_VIDEO_ASYNC_SECONDS": "60", "SAFEGUARD_VIDEO_ASYNC_BYTES": "100"})
+    )
     assert video_duration(b"not a video") is None
 
 

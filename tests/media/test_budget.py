@@ -208,8 +208,8 @@ def test_high_resolution_videos_go_to_the_background() -> None:
     from safeguard.workers.video_jobs import should_defer
 
     data = make_video(seconds=2, fps=2, size=(320, 240))
-    assert not should_defer(data, max_pixel_seconds=1e9)
-    assert should_defer(data, max_pixel_seconds=320 * 240 * 1.0)
+    assert not should_defer(data, Settings(video_async_pixel_seconds=1e9))
+    assert should_defer(data, Settings(video_async_pixel_seconds=320 * 240 * 1.0))
 
 
 BOMB_CHILD = """

@@ -20,6 +20,7 @@ from safeguard.api.deps import Services, allowed_roles, authenticate, check_role
 from safeguard.api.errors import INTERNAL_ERROR
 from safeguard.api.jsonbody import inline_schema, json_body
 from safeguard.api.limits import declared_over, refuse
+from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Decision, Signal
 from safeguard.errors import InvalidInput, PayloadTooLarge, SafeguardError, UnsupportedMedia
 from safeguard.keys import Principal
@@ -93,7 +94,7 @@ async def scan(
             "send multipart/form-data with a 'file' field, or application/json with 'signals'",
             code="unsupported_content_type",
         )
-    if content.kind == ContentKind.VIDEO and _defer(request, content, svc.engine.settings.video_async_pixel_seconds):
+    if content.kind == ContentKind.VIDEO and _defer(request, content, svc.engine.settings):
         from safeguard.workers.video_jobs import VideoScanJobs
 
         jobs = getattr(request.app.state, "video_jobs", None) or VideoScanJobs(svc.engine)
@@ -230,13 +231,13 @@ async def scan_batch(
     return JSONResponse({"decisions": [d.to_dict() for d in decisions], "timing_ms": round(elapsed * 1000, 3)})
 
 
-def _defer(request: Request, content: Content, max_pixel_seconds: float) -> bool:
+def _defer(request: Request, content: Content, settings: Settings) -> bool:
     """Large, long or high-resolution videos (or any, with ``?async=true``) are scanned in the
     background: 202 now, webhook later."""
     from safeguard.workers.video_jobs import should_defer
 
     requested = request.query_params.get("async", "").lower() in ("1", "true", "yes")
-    return should_defer(content.data or b"", requested=requested, max_pixel_seconds=max_pixel_seconds)
+    return should_defer(content.data or b"", settings, requested=requested)
 
 
 async def _from_form(request: Request, svc: Services, tenant: str) -> Content:

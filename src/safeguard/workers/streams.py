@@ -33,7 +33,6 @@ most every ``persist_seconds`` while watching.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -50,6 +49,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import func, or_, select, text, update
 
 from safeguard.actions.terminate_stream import TOPIC as TERMINATE_TOPIC
+from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Decision, Finding, Signal, Verdict
 from safeguard.detectors.base import ScanContext
 from safeguard.egress import EgressPolicy, EgressRefused, Target, parse_url
@@ -90,7 +90,8 @@ class TooManyStreams(SafeguardError):
 
 @dataclass(frozen=True)
 class StreamConfig:
-    """Monitor settings; ``from_env`` reads ``SAFEGUARD_STREAM_<NAME>`` (e.g. SAFEGUARD_STREAM_SAMPLE_INTERVAL)."""
+    """Monitor settings: the ``stream_*`` rows of the one settings table (``SAFEGUARD_STREAM_<NAME>``, e.g.
+    SAFEGUARD_STREAM_SAMPLE_INTERVAL); the defaults here equal the table's."""
 
     sample_interval: float = 1.0  # seconds of stream between hashed frames
     suspicious_interval: float = 0.25  # ... while under suspicion
@@ -104,23 +105,15 @@ class StreamConfig:
     allow_files: bool = False  # accept local file paths (tests, demos); never on a public API
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> StreamConfig:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get("SAFEGUARD_STREAM_" + f.name.upper())
-            if raw is None:
-                continue
-            if f.type in ("bool", bool):
-                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-            elif f.type in ("float", float):
-                values[f.name] = float(raw)
-            elif f.type in ("int", int):
-                values[f.name] = int(raw)
-            else:
-                values[f.name] = raw
+    def from_settings(cls, settings: Settings, **overrides: Any) -> StreamConfig:
+        """The monitor's part of the settings table (``SAFEGUARD_STREAM_<NAME>``), with overrides."""
+        values: dict[str, Any] = {f.name: getattr(settings, "stream_" + f.name) for f in fields(cls)}
         values.update(overrides)
         return cls(**values)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> StreamConfig:
+        return cls.from_settings(Settings.from_env(environ), **overrides)
 
 
 def _not_found(stream_id: str) -> NotFound:
@@ -452,7 +445,7 @@ class StreamMonitor:
         from safeguard.workers.outbox import OutboxWorker
 
         self.engine = engine
-        self.config = config or StreamConfig.from_env()
+        self.config = config or StreamConfig.from_settings(engine.settings)
         self.watchers: dict[str, StreamWatcher] = {}
         self._lock = threading.Lock()
         self._outbox = OutboxWorker(engine.db, engine.settings)

@@ -1,7 +1,7 @@
 """Asynchronous video scans: large uploads get ``202`` and a decision id at once; the decision follows.
 
 ``POST /v1/scan`` hands a video over ``SAFEGUARD_VIDEO_ASYNC_BYTES`` or longer than
-``SAFEGUARD_VIDEO_ASYNC_SECONDS`` (or any video, with ``?async=true``) to :class:`VideoScanJobs`. It writes a ``pending`` decision row, so
+``SAFEGUARD_VIDEO_ASYNC_SECONDS`` (settings; or any video, with ``?async=true``) to :class:`VideoScanJobs`. It writes a ``pending`` decision row, so
 ``GET /v1/decisions/{id}`` answers at once, and runs :func:`scan_video_job` in a worker thread: the
 ordinary ``Engine.scan`` with that id, which completes the row (``done``) with the verdict, findings
 and actions in one transaction. Then a ``scan.completed`` webhook carries the decision (or
@@ -15,13 +15,13 @@ Threads suit this: decoding runs in FFmpeg outside the GIL. A process killed mid
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from safeguard.actions.base import ActionContext
 from safeguard.actions.webhook import enqueue
+from safeguard.config import Settings
 from safeguard.content import Content, Decision, Verdict
 from safeguard.engine import Engine
 from safeguard.errors import SafeguardError
@@ -30,28 +30,8 @@ from safeguard.store.models import DecisionRow
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ASYNC_BYTES = 8 * 1024 * 1024
 #: how long a background scan waits for room in the decode memory budget before it fails
 BUDGET_PATIENCE_SECONDS = 600.0
-
-
-def async_threshold_bytes() -> int:
-    """Videos larger than this are scanned asynchronously (``SAFEGUARD_VIDEO_ASYNC_BYTES``, default 8 MiB)."""
-    try:
-        return int(os.environ.get("SAFEGUARD_VIDEO_ASYNC_BYTES", DEFAULT_ASYNC_BYTES))
-    except ValueError:
-        return DEFAULT_ASYNC_BYTES
-
-
-DEFAULT_ASYNC_SECONDS = 120.0
-
-
-def async_threshold_seconds() -> float:
-    """Videos longer than this are scanned asynchronously (``SAFEGUARD_VIDEO_ASYNC_SECONDS``, default 120)."""
-    try:
-        return float(os.environ.get("SAFEGUARD_VIDEO_ASYNC_SECONDS", DEFAULT_ASYNC_SECONDS))
-    except ValueError:
-        return DEFAULT_ASYNC_SECONDS
 
 
 def video_duration(data: bytes) -> float | None:
@@ -62,20 +42,26 @@ def video_duration(data: bytes) -> float | None:
     return head.seconds if head is not None else None
 
 
-def should_defer(data: bytes, *, requested: bool = False, max_pixel_seconds: float | None = None) -> bool:
-    """Scan in the background: when asked, or when the video is large or long, or its frame size
-    times its duration is over ``max_pixel_seconds`` (``SAFEGUARD_VIDEO_ASYNC_PIXEL_SECONDS``): a
-    7000x7000 video of 20 s decodes for a minute, which no request should wait for."""
+def should_defer(
+    data: bytes,
+    settings: Settings,
+    *,
+    requested: bool = False,
+) -> bool:
+    """Scan in the background: when asked, or when the video is larger than
+    ``SAFEGUARD_VIDEO_ASYNC_BYTES``, longer than ``SAFEGUARD_VIDEO_ASYNC_SECONDS``, or its frame size
+    times its duration is over ``SAFEGUARD_VIDEO_ASYNC_PIXEL_SECONDS``: a 7000x7000 video of 20 s
+    decodes for a minute, which no request should wait for."""
     from safeguard.media.video import read_header
 
-    if requested or len(data) > async_threshold_bytes():
+    if requested or len(data) > settings.video_async_bytes:
         return True
     head = read_header(data)
     if head is None or head.seconds is None:
         return False
-    if head.seconds > async_threshold_seconds():
+    if head.seconds > settings.video_async_seconds:
         return True
-    return max_pixel_seconds is not None and head.width * head.height * head.seconds > max_pixel_seconds
+    return head.width * head.height * head.seconds > settings.video_async_pixel_seconds
 
 
 def write_pending(engine: Engine, decision_id: str, content: Content) -> None:
