@@ -349,7 +349,7 @@ class Engine:
             handler = self.action_handlers[action.name]
             result = handler.run(action, ctx)
             ctx.results[action.name] = result
-            if action.name == "case" and "case_id" in result:
+            if "case_id" in result:  # an action that opened or joined a case names it (actions/case.py)
                 decision = replace(decision, case_id=int(result["case_id"]))
                 ctx.decision = decision
             action_drafts.append(

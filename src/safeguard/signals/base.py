@@ -12,7 +12,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import cache
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from safeguard import registry
 from safeguard.content import Signal
@@ -69,6 +69,17 @@ class SignalType(ABC):
         from safeguard.index.hamming import HammingIndex
 
         return HammingIndex(bits=self.bits)
+
+    def list_entries(self, value: str, *, video: str | None = None) -> list[tuple[str, dict[str, Any]]] | None:
+        """A hash list's value that stands for several bank entries (a whole video's frames in one row),
+        as (canonical value, provenance) pairs; ``None`` when the value is one entry (the default).
+        May raise InvalidInput."""
+        return None
+
+    def file_entries(self, signals: list[Signal], *, file_sha256: str | None) -> list[tuple[str, dict[str, Any]]]:
+        """The bank entries for this type's signals of one media file (``safeguard bank add``), as
+        (value, provenance) pairs: by default one per signal, with its quality."""
+        return [(g.value, {"quality": g.quality} if g.quality is not None else {}) for g in signals]
 
     def distance(self, a: str, b: str) -> int:
         if self.metric == "exact":

@@ -61,6 +61,16 @@ class VPDQSignal(SignalType):
     seconds_per_hash: float = SECONDS_PER_HASH
     max_side: int | None = None
 
+    def list_entries(self, value: str, *, video: str | None = None) -> list[tuple[str, dict[str, Any]]] | None:
+        """A compact JSON list of a video's frames: one entry per distinct good-quality frame hash."""
+        if not is_compact(value):
+            return None
+        return entry_rows(from_compact(value), video=video)
+
+    def file_entries(self, signals: list[Signal], *, file_sha256: str | None) -> list[tuple[str, dict[str, Any]]]:
+        """A video's frames: one entry per distinct frame hash, grouped under the file's SHA-256."""
+        return entry_rows(signals, video=file_sha256)
+
     def new_index(self) -> SignalIndex:
         """Exact multi-index hashing (``index/mih.py``); ``HammingIndex`` stays the brute-force reference."""
         from safeguard.index.mih import MIHIndex

@@ -62,21 +62,19 @@ def make_row(line: int, signal_type: str | None, value: str | None, **kw: Any) -
 
 
 def make_rows(line: int, signal_type: str | None, value: str | None, **kw: Any) -> list[Row | RowError]:
-    """Like :func:`make_row`, but a whole video in one row (``vpdq`` with a compact JSON list of frames)
-    becomes one row per distinct frame hash (see ``signals/vpdq.py``)."""
-    if (signal_type or "").strip().lower() == "vpdq" and value and value.lstrip().startswith("["):
-        from safeguard.signals.vpdq import entry_rows, from_compact
-
-        try:
-            frames = from_compact(value)
-        except SafeguardError as exc:
-            return [RowError(line, exc.message, exc.code)]
-        prov = dict(kw.pop("provenance", None) or {})
-        return [
-            Row(line=line, signal_type="vpdq", value=v, provenance={**p, **prov}, **kw)
-            for v, p in entry_rows(frames, video=prov.get("video"))
-        ]
-    return [make_row(line, signal_type, value, **kw)]
+    """Like :func:`make_row`, but a value that stands for several entries (a signal type's
+    ``list_entries``: a whole video's ``vpdq`` frames in one row) becomes one row per entry."""
+    try:
+        st = get_signal_type((signal_type or "").strip().lower()) if signal_type and value else None
+        expanded = st.list_entries(value, video=(kw.get("provenance") or {}).get("video")) if st and value else None
+    except SafeguardError as exc:
+        if exc.code.startswith("unknown_"):
+            return [make_row(line, signal_type, value, **kw)]  # make_row names the problem
+        return [RowError(line, exc.message, exc.code)]
+    if st is None or expanded is None:
+        return [make_row(line, signal_type, value, **kw)]
+    prov = dict(kw.pop("provenance", None) or {})
+    return [Row(line=line, signal_type=st.name, value=v, provenance={**p, **prov}, **kw) for v, p in expanded]
 
 
 def signal_rows(
@@ -87,25 +85,19 @@ def signal_rows(
     provenance: dict[str, Any] | None = None,
     first_line: int = 1,
 ) -> list[Row]:
-    """Bank rows for the signals of one media file (``safeguard bank add``, ``POST .../entries``).
-
-    A video's ``vpdq`` frames become one row per distinct frame hash, grouped under the file's SHA-256
-    as ``provenance.video`` (see ``signals/vpdq.py``); other signals one row each, with their quality.
-    """
-    from safeguard.signals.vpdq import entry_rows
-
+    """Bank rows for the signals of one media file (``safeguard bank add``, ``POST .../entries``), as each
+    signal type's ``file_entries`` says (a video's ``vpdq`` frames: one row per distinct frame hash,
+    grouped under the file's SHA-256 as ``provenance.video``)."""
     signals = list(signals)
     prov = dict(provenance or {})
-    rows: list[Row] = []
+    key = next((g.value for g in signals if g.type == "sha256"), None)
+    by_type: dict[str, list[Signal]] = {}
     for g in signals:
-        if g.type != "vpdq":
-            extra = {"quality": g.quality} if g.quality is not None else {}
-            rows.append(Row(first_line + len(rows), g.type, g.value, category, source, prov | extra))
-    frames = [g for g in signals if g.type == "vpdq"]
-    if frames:
-        key = next((g.value for g in signals if g.type == "sha256"), None)
-        for value, p in entry_rows(frames, video=key):
-            rows.append(Row(first_line + len(rows), "vpdq", value, category, source, prov | p))
+        by_type.setdefault(g.type, []).append(g)
+    rows: list[Row] = []
+    for name, group in by_type.items():
+        for value, p in get_signal_type(name).file_entries(group, file_sha256=key):
+            rows.append(Row(first_line + len(rows), name, value, category, source, prov | p))
     return rows
 
 
