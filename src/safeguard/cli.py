@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,15 +48,15 @@ app.add_typer(users_app, name="users")
 
 
 def _mount_plugins() -> None:
-    from safeguard.detectors.grooming.cli import app as grooming_app
-    from safeguard.evidence.cli import app as vault_app
-    from safeguard.gpu.backfill import backfill  # imports torch only when the command runs
-    from safeguard.workers.streams_cli import app as streams_app
-
-    app.add_typer(grooming_app, name="grooming", help="Grooming detection: score, train and evaluate.")
-    app.add_typer(streams_app, name="streams", help="Live streams: watch and list.")
-    app.add_typer(vault_app, name="vault")
-    app.command("backfill")(backfill)
+    """Commands that plug in through the ``safeguard.commands`` entry points, Safeguard's own as an outside
+    package's would: a ``typer.Typer`` becomes a command group named after its entry point, a function
+    a command. The modules are imported here but keep their heavy imports (torch) inside the command."""
+    for ep in sorted(entry_points(group="safeguard.commands"), key=lambda e: e.name):
+        target = ep.load()
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=ep.name)
+        else:
+            app.command(ep.name)(target)
 
 
 _mount_plugins()
