@@ -28,7 +28,7 @@ def confirmed_case(engine: Engine, banks: BankService, who: Who = MOD, **setting
 def test_confirmed_case_gets_one_draft_per_user_with_its_items(engine: Engine, banks: BankService) -> None:
     case_id = confirmed_case(engine, banks)
     rs = ReportService(engine.db, engine.settings)
-    reports, nxt = rs.list(AUDITOR)
+    reports, nxt = rs.list_reports(AUDITOR)
     assert nxt is None and len(reports) == 1
     r = reports[0]
     assert (r.case_id, r.reported_user, r.state, r.category) == (case_id, "u-1", "draft", "A1")
@@ -40,7 +40,7 @@ def test_confirmed_case_gets_one_draft_per_user_with_its_items(engine: Engine, b
 def test_auto_draft_off_drafts_nothing_until_a_lead_asks(engine: Engine, banks: BankService) -> None:
     case_id = confirmed_case(engine, banks, reports_auto_draft=False)
     rs = ReportService(engine.db, engine.settings)
-    assert rs.list(LEAD)[0] == []
+    assert rs.list_reports(LEAD)[0] == []
     ids = rs.draft(LEAD, case_id)
     assert len(ids) == 1 and rs.draft(LEAD, case_id) == ids  # drafting again refreshes, never duplicates
     assert [s["type"] for s in rs.steps(LEAD, ids[0])] == ["report.drafted", "report.redrafted"]
@@ -49,7 +49,7 @@ def test_auto_draft_off_drafts_nothing_until_a_lead_asks(engine: Engine, banks: 
 def test_approval_needs_a_second_lead_and_retraction_happens_once(engine: Engine, banks: BankService) -> None:
     confirmed_case(engine, banks, who=LEAD)
     rs = ReportService(engine.db, engine.settings)
-    rid = rs.list(LEAD)[0][0].id
+    rid = rs.list_reports(LEAD)[0][0].id
     with pytest.raises(Forbidden) as e:
         rs.approve(LEAD, rid)
     assert e.value.code == "second_approver_required"
@@ -71,16 +71,38 @@ def test_approval_needs_a_second_lead_and_retraction_happens_once(engine: Engine
 def test_second_lead_approves_and_bad_input_is_clear(engine: Engine, banks: BankService) -> None:
     confirmed_case(engine, banks, who=LEAD)
     rs = ReportService(engine.db, engine.settings)
-    rid = rs.list(LEAD)[0][0].id
+    rid = rs.list_reports(LEAD)[0][0].id
     got = rs.approve(LEAD2, rid)
     assert got.state == "approved" and got.approved_by == LEAD2.actor
     with pytest.raises(Conflict):
         rs.approve(LEAD2, rid)  # approved already
     with pytest.raises(InvalidInput) as e:
-        rs.list(LEAD, state="nope")
+        rs.list_reports(LEAD, state="nope")
     assert e.value.code == "invalid_state"
     with pytest.raises(InvalidInput):
-        rs.list(LEAD, cursor="!!")
-    assert rs.list(LEAD, state="approved")[0][0].id == rid
+        rs.list_reports(LEAD, cursor="!!")
+    assert rs.list_reports(LEAD, state="approved")[0][0].id == rid
     with engine.db.read() as s:
         assert s.execute(select(Report.state)).scalar() == "approved"
+
+
+def test_preview_is_valid_cybertipline_xml_with_the_reporter_and_user(engine: Engine, banks: BankService) -> None:
+    confirmed_case(engine, banks)
+    rid = ReportService(engine.db, engine.settings).list_reports(LEAD)[0][0].id
+    bare = ReportService(engine.db, engine.settings).preview(LEAD, rid)
+    assert bare["validation"] == []  # the schema needs no reporter fields; Safeguard does
+    assert "SAFEGUARD_REPORTER_ORGANISATION is not set" in bare["missing"]
+    rs = ReportService(engine.db, engine.settings.with_(**REPORTER))
+    p = rs.preview(LEAD, rid)
+    assert p["validation"] == [] and p["missing"] == []
+    assert "<espIdentifier>u-1</espIdentifier>" in p["xml"] and "<platform>Example Platform</platform>" in p["xml"]
+    assert "Child Pornography" in p["xml"]
+    assert len(p["files"]) == 1 and p["files"][0]["sent"] and len(p["files"][0]["hashes"]["sha256"]) == 64
+
+
+REPORTER = {
+    "reporter_organisation": "Example Platform",
+    "reporter_contact": "Ann Lee",
+    "reporter_email": "safety@example.org",
+    "reporter_phone": "+1 555 0100",
+}

@@ -20,7 +20,9 @@ from safeguard.accounts.who import Who
 from safeguard.config import Settings
 from safeguard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from safeguard.reports.drafts import draft_for_case
+from safeguard.reports.gather import gather, missing
 from safeguard.reports.model import READER_ROLES, REPORT_ROLES, STATES, check_move
+from safeguard.reports.ncmec.xml import report_xml, validate
 from safeguard.store import Database
 from safeguard.store.models import Case, Event, Report, utcnow
 
@@ -117,7 +119,7 @@ class ReportService:
         self.settings = settings
 
     # -- reading ---------------------------------------------------------------------------------
-    def list(
+    def list_reports(
         self, who: Who, *, state: str | None = None, cursor: str | None = None, limit: int = 50
     ) -> tuple[list[ReportView], str | None]:
         _need(who, READER_ROLES)
@@ -156,6 +158,32 @@ class ReportService:
                 {"seq": e.seq, "at": e.created_at.isoformat(), "type": e.type, "actor": e.actor, "payload": e.payload}
                 for e in rows
             ]
+
+    def preview(self, who: Who, report_id: int) -> dict[str, Any]:
+        """Exactly what would be sent: the report XML, its validation against NCMEC's schema, what is
+        missing, and the files (a file's details XML is built when NCMEC has given its file id)."""
+        _need(who, READER_ROLES)
+        with self.db.read() as s:
+            r = self._report(s, report_id)
+            data, files = gather(s, r, self.settings)
+        doc = report_xml(data)
+        return {
+            "report_id": report_id,
+            "xml": doc.decode(),
+            "validation": validate(doc),
+            "missing": missing(data, files),
+            "files": [
+                {
+                    "key": f.key,
+                    "file_name": f.file_name,
+                    "hashes": f.hashes,
+                    "uploaded_at": f.uploaded_at.isoformat() if f.uploaded_at else None,
+                    "sent": f.has_bytes,
+                }
+                for f in files
+            ],
+            "transcript": data.transcript,
+        }
 
     # -- changes ---------------------------------------------------------------------------------
     def draft(self, who: Who, case_id: int) -> list[int]:
