@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from safeguard.accounts import Who
@@ -10,9 +13,13 @@ from safeguard.banks import BankService
 from safeguard.cases import CaseService
 from safeguard.engine import Engine
 from safeguard.errors import Conflict, Forbidden, InvalidInput
+from safeguard.media import Media
 from safeguard.reports import ReportService
+from safeguard.signals.pdq import PDQSignal
 from safeguard.store.models import Event, Report
 from tests.cases.test_cases import AUDITOR, LEAD, MOD, banked_case
+from tests.conftest import auth
+from tests.media_factory import image_bytes
 
 LEAD2 = Who("user:leo", "lead", "leo", "user", 5)
 
@@ -106,3 +113,35 @@ REPORTER = {
     "reporter_email": "safety@example.org",
     "reporter_phone": "+1 555 0100",
 }
+
+
+def test_user_details_sent_with_a_scan_are_kept_and_reported(
+    app_client: TestClient, keys: dict[str, str], engine: Engine, banks: BankService
+) -> None:
+    banks.create("csam", actor="t", default_category="A1")
+    data = image_bytes(5)
+    banks.add_entry("csam", signal_type="pdq", value=PDQSignal().compute(Media.from_bytes(data))[0].value, actor="t")
+    user = {"ip": "192.0.2.10", "port": 50123, "screen_name": "sn", "email": "u@example.org"}
+
+    r = app_client.post(
+        "/v1/scan",
+        headers=auth(keys["platform"]),
+        files={"file": ("a.png", data, "image/png")},
+        data={"user_id": "u-5", "user": json.dumps(user)},
+    )
+    assert r.status_code == 200, r.text
+    case_id = r.json()["case_id"]
+    bad = app_client.post(
+        "/v1/scan",
+        headers=auth(keys["platform"]),
+        json={"signals": [{"type": "md5", "value": "0" * 32}], "user": {"ip": "not-an-ip"}},
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+    cs = CaseService(engine.db, engine.settings)
+    cs.claim(MOD, case_id)
+    cs.decide(MOD, case_id, outcome="confirmed", category="B1")
+    rs = ReportService(engine.db, engine.settings.with_(**REPORTER))
+    p = rs.preview(LEAD, rs.list_reports(LEAD)[0][0].id)
+    assert p["validation"] == []
+    assert "<ipAddress>192.0.2.10</ipAddress>" in p["xml"] and "<port>50123</port>" in p["xml"]
+    assert "<screenName>sn</screenName>" in p["xml"] and "<email>u@example.org</email>" in p["xml"]
