@@ -50,11 +50,13 @@ def _mount_plugins() -> None:
     from safeguard.detectors.grooming.cli import app as grooming_app
     from safeguard.evidence.cli import app as vault_app
     from safeguard.gpu.backfill import backfill  # imports torch only when the command runs
+    from safeguard.reports.cli import app as reports_app
     from safeguard.workers.streams_cli import app as streams_app
 
     app.add_typer(grooming_app, name="grooming", help="Grooming detection: score, train and evaluate.")
     app.add_typer(streams_app, name="streams", help="Live streams: watch and list.")
     app.add_typer(vault_app, name="vault")
+    app.add_typer(reports_app, name="reports")
     app.command("backfill")(backfill)
 
 
