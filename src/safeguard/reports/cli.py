@@ -141,3 +141,18 @@ def export(
     console.print(f"report {report} written to {out}")
     if p["validation"]:
         raise typer.Exit(2)
+
+
+@app.command("submit")
+def submit() -> None:
+    """Run the submitter once over every approved or unfinished report (for cron or tests)."""
+    from safeguard.reports.ncmec.client import NcmecClient
+    from safeguard.reports.submitter import Submitter
+
+    svc = _service()
+    try:
+        client = NcmecClient.from_settings(svc.settings)
+        got = Submitter(svc.db, svc.settings, client).run_once()
+    except SafeguardError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(got.to_dict()))

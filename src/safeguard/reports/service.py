@@ -212,7 +212,10 @@ class ReportService:
                     code="second_approver_required",
                 )
             retry = r.state == "failed"
-            r.state, r.approved_by, r.approved_at, r.updated_at = "approved", who.actor, utcnow(), utcnow()
+            # a retried report NCMEC already has an id for resumes at its files (each step idempotent), never
+            # a second /submit
+            resume = "submitted" if retry and r.ncmec_report_id else "approved"
+            r.state, r.approved_by, r.approved_at, r.updated_at = resume, who.actor, utcnow(), utcnow()
             r.error = r.error_step = None
             record(s, r, "report.approved", who.actor, retry=retry, step=r.step)
             return ReportView.of(r)
