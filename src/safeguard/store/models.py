@@ -366,7 +366,7 @@ class Report(Base):
     case_id: Mapped[int] = mapped_column(BigInteger, index=True)
     reported_user: Mapped[str] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(16), default="draft")
-    step: Mapped[str] = mapped_column(String(32), default="")
+    step: Mapped[str] = mapped_column(String(120), default="")
     category: Mapped[str] = mapped_column(String(64))
     transport: Mapped[str] = mapped_column(String(32), default="ncmec")
     decision_ids: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column("case_id", sa.BigInteger(), nullable=False),
         sa.Column("reported_user", sa.String(200), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("step", sa.String(32), nullable=False),
+        sa.Column("step", sa.String(120), nullable=False),
         sa.Column("category", sa.String(64), nullable=False),
         sa.Column("transport", sa.String(32), nullable=False),
         sa.Column("decision_ids", sa.JSON(), nullable=False),
