@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +15,7 @@ from safeguard.engine import Engine
 from safeguard.reports import ReportService
 from safeguard.reports.ncmec.client import NcmecClient, NcmecError
 from safeguard.reports.submitter import Submitter
-from safeguard.store.models import Event, Report
+from safeguard.store.models import Event, EvidenceItem, Report
 from tests.reports.ncmec_server import PASSWORD, USER, FakeNcmec, Fault
 from tests.reports.test_reports import LEAD2, REPORTER, confirmed_case
 
@@ -66,6 +67,10 @@ def test_approved_report_is_submitted_uploaded_described_and_finished(
     assert f["details"] is not None and b"<industryClassification>A1</industryClassification>" in f["details"]
     assert b"<espIdentifier>u-1</espIdentifier>" in at.xml
     assert submitter(engine, s).run_once().finished == []  # nothing sent twice
+    with engine.db.read() as db:  # the evidence is kept a retention period past the submission
+        [item] = db.execute(select(EvidenceItem).where(EvidenceItem.id.in_(r.item_ids))).scalars()
+        assert r.submitted_at is not None
+        assert item.retain_until >= r.submitted_at + timedelta(days=s.vault_retention_days)
     with engine.db.read() as db:
         types = list(db.execute(select(Event.type).where(Event.subject_kind == "report").order_by(Event.seq)).scalars())
     assert (

@@ -27,9 +27,11 @@ import hashlib
 import io
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from safeguard.config import Settings
 from safeguard.errors import SafeguardError
@@ -40,7 +42,7 @@ from safeguard.reports.ncmec.client import GONE, NcmecClient, NcmecError
 from safeguard.reports.ncmec.xml import FileData, file_details_xml, report_xml, validate
 from safeguard.reports.service import record
 from safeguard.store import Database
-from safeguard.store.models import Report, utcnow
+from safeguard.store.models import EvidenceItem, Report, utcnow
 
 log = logging.getLogger(__name__)
 ACTOR = "system:reports"
@@ -72,6 +74,21 @@ def exif_of(data: bytes) -> dict[str, str]:
             return {str(ExifTags.TAGS.get(k, k)): str(v)[:500] for k, v in exif.items() if not isinstance(v, bytes)}
     except Exception:  # not an image, or no EXIF: nothing to report
         return {}
+
+
+def hold_items(s: Session, r: Report, settings: Settings) -> None:
+    """A submitted report keeps its items: retained at least ``SAFEGUARD_VAULT_RETENTION_DAYS`` after the
+    submission (18 U.S.C. 2258A: one year), whatever the case's own retention said; an event per report."""
+    if not r.item_ids or r.submitted_at is None:
+        return
+    until = r.submitted_at + timedelta(days=settings.vault_retention_days)
+    items = list(s.execute(select(EvidenceItem).where(EvidenceItem.id.in_(r.item_ids))).scalars())
+    extended = []
+    for it in items:
+        if it.retain_until < until:
+            it.retain_until = until
+            extended.append(it.id)
+    record(s, r, "report.evidence_held", ACTOR, items=extended, retain_until=until.isoformat())
 
 
 class Submitter:
@@ -176,6 +193,7 @@ class Submitter:
             r.submitted_at = r.submitted_at or utcnow()
             r.files, r.error, r.error_step, r.updated_at = {}, None, None, utcnow()
             record(s, r, "report.submitted", ACTOR, ncmec_report_id=a.report_id)
+            hold_items(s, r, self.settings)
 
     def _files(self, rid: int) -> None:
         with self.db.read() as s:
