@@ -123,13 +123,19 @@ def retract(
 def export(
     report: int,
     out: Annotated[Path, typer.Option("--out", help="the file to write")],
-    fmt: Annotated[str, typer.Option("--format", help="ncmec: the report XML")] = "ncmec",
+    fmt: Annotated[
+        str, typer.Option("--format", help="ncmec: the CyberTipline XML; nca: the signed UK NCA package")
+    ] = "ncmec",
+    recipient: Annotated[Path | None, typer.Option(help="nca: encrypt to this X25519 public key (PEM)")] = None,
 ) -> None:
-    """Write what would be sent: ``--format ncmec`` the CyberTipline report XML (validated)."""
+    """Write a report: ``--format ncmec`` the CyberTipline XML (validated), ``--format nca`` the signed package."""
     svc = _service()
     try:
+        if fmt == "nca":
+            _export_nca(svc, report, out, recipient)
+            return
         if fmt != "ncmec":
-            raise InvalidInput(f"format {fmt!r} is not supported yet (ncmec)", code="invalid_format")
+            raise InvalidInput(f"format {fmt!r} is not one of ncmec, nca", code="invalid_format")
         p = svc.preview(CLI_READER, report)
     except SafeguardError as exc:
         _fail(exc)
@@ -141,6 +147,24 @@ def export(
     console.print(f"report {report} written to {out}")
     if p["validation"]:
         raise typer.Exit(2)
+
+
+def _export_nca(svc: ReportService, report: int, out: Path, recipient: Path | None) -> None:
+    from safeguard.evidence.vault import EvidenceVault
+    from safeguard.ledger import Signer
+    from safeguard.reports import package
+    from safeguard.store.models import Report
+
+    key = package.load_recipient(recipient.read_bytes()) if recipient else None
+    vault = EvidenceVault(svc.settings, svc.db)
+    vault.start()
+    with svc.db.read() as s:
+        r = s.get(Report, report)
+        if r is None:
+            raise NotFound(f"report {report} not found", code="report_not_found")
+        blob = package.build(s, r, svc.settings, vault, Signer.from_settings(svc.settings), actor="cli")
+    out.write_bytes(package.seal(blob, key) if key else blob)
+    console.print(f"NCA package for report {report} written to {out}" + (" (encrypted)" if key else ""))
 
 
 @app.command("submit")
