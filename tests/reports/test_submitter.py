@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from safeguard import secrets
@@ -15,7 +16,7 @@ from safeguard.engine import Engine
 from safeguard.reports import ReportService
 from safeguard.reports.ncmec.client import NcmecClient, NcmecError
 from safeguard.reports.submitter import Submitter
-from safeguard.store.models import Event, EvidenceItem, Report
+from safeguard.store.models import Event, EvidenceItem, Report, utcnow
 from tests.reports.ncmec_server import PASSWORD, USER, FakeNcmec, Fault
 from tests.reports.test_reports import LEAD2, REPORTER, confirmed_case
 
@@ -176,3 +177,25 @@ def test_client_refuses_plain_http_and_unsealed_passwords(engine: Engine) -> Non
     shown = repr(NcmecClient("https://exttest.cybertip.org/ispws", "u", "pw-x9", http=None))  # type: ignore[arg-type]
     assert "pw-x9" not in shown
     assert NcmecError(2000, "x", "submit").transient is False and NcmecError(-1, "x", "upload").transient
+
+
+def test_overdue_report_is_flagged_once_with_a_webhook_and_metrics_show_timeliness(
+    engine: Engine, banks: BankService, ncmec: FakeNcmec, app_client: TestClient
+) -> None:
+    from safeguard.reports.timeliness import check_overdue, summary
+    from safeguard.store.models import OutboxMessage
+
+    rid = approved(engine, banks)
+    s = ncmec_settings(engine, ncmec).with_(webhook_url="http://127.0.0.1:9/hook")
+    later = utcnow() + timedelta(hours=25)
+    assert check_overdue(engine.db, s, now=later) == [rid]
+    assert check_overdue(engine.db, s, now=later) == []  # once
+    with engine.db.read() as db:
+        topics = list(db.execute(select(OutboxMessage.topic)).scalars())
+    assert "report.overdue" in topics
+    assert submitter(engine, s).run_once().finished == [rid]
+    got = summary(engine.db)
+    assert got["counts"] == {"finished": 1} and "0.5" in got["confirmation_to_submission_seconds"]
+    text = app_client.get("/metrics").text
+    assert 'safeguard_reports{state="finished"} 1.0' in text
+    assert 'safeguard_report_seconds{interval="confirmation_to_submission",quantile="0.5"}' in text

@@ -55,6 +55,7 @@ class RunResult:
     failed: list[int] = field(default_factory=list)
     waiting: list[int] = field(default_factory=list)  # a transient error: the next run goes on
     retracted: list[int] = field(default_factory=list)
+    overdue: list[int] = field(default_factory=list)  # flagged report.overdue in this run
 
     def to_dict(self) -> dict[str, list[int]]:
         return {k: list(v) for k, v in self.__dict__.items()}
@@ -99,7 +100,10 @@ class Submitter:
         self.vault = vault or EvidenceVault(settings, db)
 
     def run_once(self) -> RunResult:
+        from safeguard.reports.timeliness import check_overdue
+
         out = RunResult()
+        out.overdue = check_overdue(self.db, self.settings)
         with self.db.read() as s:
             ids = list(
                 s.execute(
