@@ -49,6 +49,7 @@ app.add_typer(users_app, name="users")
 def _mount_plugins() -> None:
     from safeguard.detectors.grooming.cli import app as grooming_app
     from safeguard.evidence.cli import app as vault_app
+    from safeguard.evidence.export_cli import app as evidence_app
     from safeguard.gpu.backfill import backfill  # imports torch only when the command runs
     from safeguard.reports.cli import app as reports_app
     from safeguard.workers.streams_cli import app as streams_app
@@ -57,6 +58,7 @@ def _mount_plugins() -> None:
     app.add_typer(streams_app, name="streams", help="Live streams: watch and list.")
     app.add_typer(vault_app, name="vault")
     app.add_typer(reports_app, name="reports")
+    app.add_typer(evidence_app, name="evidence")
     app.command("backfill")(backfill)
 
 
