@@ -851,6 +851,22 @@ def webhooks_list() -> None:
     )
 
 
+@secrets_app.command("seal")
+def secrets_seal(
+    purpose: Annotated[str, typer.Option(help="what the secret is for: ncmec for SAFEGUARD_NCMEC_PASSWORD")] = "ncmec",
+) -> None:
+    """Seal a secret read from standard input (never an argument: shells keep history); prints the sealed value."""
+    import sys
+
+    from safeguard import secrets as _sealed
+
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        err.print("nothing on standard input")
+        raise typer.Exit(1)
+    typer.echo(_sealed.seal(settings(), value, purpose=purpose))
+
+
 @secrets_app.command("migrate")
 def secrets_migrate() -> None:
     """Seal secrets stored in the clear by earlier versions (the service also does this when it starts)."""

@@ -318,6 +318,35 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "Live streams: accept local file paths (tests, demos); never on a public API.",
     ),
+    Setting(
+        "reports_auto_draft", bool, True, "A confirmed case with a category gets a draft report per reported user."
+    ),
+    Setting(
+        "reports_self_approve",
+        bool,
+        False,
+        "Let the reviewer who confirmed a case approve its report too (one-person teams only).",
+    ),
+    Setting(
+        "reports_overdue_hours", float, 24.0, "Hours after confirmation before a report without `finished` is overdue."
+    ),
+    Setting("reporter_organisation", str, "", "The reporting organisation's name, as the report's reporter."),
+    Setting("reporter_contact", str, "", 'The contact person at the reporting organisation ("First Last").'),
+    Setting("reporter_email", str, "", "The contact person's email address."),
+    Setting("reporter_phone", str, "", "The contact person's phone number."),
+    Setting(
+        "ncmec_url",
+        str,
+        "https://exttest.cybertip.org/ispws",
+        "NCMEC's CyberTipline API base URL (the test environment by default; production must be set explicitly).",
+    ),
+    Setting("ncmec_username", str, "", "The CyberTipline API user name."),
+    Setting(
+        "ncmec_password",
+        str,
+        "",
+        "The CyberTipline API password, sealed (`safeguard secrets seal`); never logged.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -409,6 +438,16 @@ class Settings:
     stream_decode_mode: str = "auto"
     stream_persist_seconds: float = 2.0
     stream_allow_files: bool = False
+    reports_auto_draft: bool = True
+    reports_self_approve: bool = False
+    reports_overdue_hours: float = 24.0
+    reporter_organisation: str = ""
+    reporter_contact: str = ""
+    reporter_email: str = ""
+    reporter_phone: str = ""
+    ncmec_url: str = "https://exttest.cybertip.org/ispws"
+    ncmec_username: str = ""
+    ncmec_password: str = ""
 
     @property
     def hash_draft(self) -> int:

@@ -83,6 +83,7 @@ class Content:
     media_type: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
     tenant: str = "default"  # the platform that asked (its API key's tenant); its decision is that tenant's
+    user_info: dict[str, Any] | None = None  # the optional ``user`` details (safeguard.reported_user)
 
     def subject(self) -> tuple[str, str]:
         """The (kind, id) a case about this content is opened on."""

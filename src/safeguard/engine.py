@@ -402,7 +402,7 @@ def _decision_row(content: Content, decision: Decision) -> dict[str, Any]:
         "user_id": content.user_id,
         "policy_version": decision.policy_version,
         "case_id": decision.case_id,
-        "body": decision.to_dict(),
+        "body": decision.to_dict() | ({"user": content.user_info} if content.user_info else {}),
         "tenant": content.tenant,
     }
 

@@ -164,6 +164,10 @@ class Signer:
             raise InvalidInput("the signing key file does not hold an Ed25519 key", code="invalid_signing_key")
         return cls(key)
 
+    def sign_bytes(self, message: bytes) -> bytes:
+        """An Ed25519 signature over ``message`` (exported packages: safeguard.reports.package)."""
+        return self._private.sign(message)
+
     def sign(self, seq: int, hash_: str, time: datetime) -> Checkpoint:
         cp = Checkpoint(
             seq=seq,

@@ -86,4 +86,12 @@ def prometheus(svc: Services = Depends(services)) -> Response:
             select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
         ).scalar_one()
     metrics.OUTBOX_PENDING.set(pending)
+    from safeguard.reports.timeliness import summary
+
+    got = summary(svc.engine.db)
+    for state, n in got["counts"].items():
+        metrics.REPORTS.labels(state=state).set(n)
+    for interval in ("match_to_confirmation_seconds", "confirmation_to_submission_seconds"):
+        for q, v in got[interval].items():
+            metrics.REPORT_SECONDS.labels(interval=interval.removesuffix("_seconds"), quantile=q).set(v)
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")

@@ -23,6 +23,13 @@ INDEX_QUARANTINED = Gauge(
     registry=REGISTRY,
 )
 OUTBOX_PENDING = Gauge("safeguard_outbox_pending", "Webhook deliveries waiting", registry=REGISTRY)
+REPORTS = Gauge("safeguard_reports", "Reports to law enforcement by state", ["state"], registry=REGISTRY)
+REPORT_SECONDS = Gauge(
+    "safeguard_report_seconds",
+    "Report timeliness percentiles: match to confirmation, confirmation to submission (seconds)",
+    ["interval", "quantile"],
+    registry=REGISTRY,
+)
 
 
 def observe_scan(verdict: str, kind: str, seconds: float) -> None:

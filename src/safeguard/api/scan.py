@@ -24,6 +24,7 @@ from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Decision, Signal
 from safeguard.errors import InvalidInput, PayloadTooLarge, SafeguardError, UnsupportedMedia
 from safeguard.keys import Principal
+from safeguard.reported_user import UserIn, user_from_form
 from safeguard.signals.vpdq import MAX_TIMESTAMP
 
 router = APIRouter(prefix="/v1", tags=["scan"])
@@ -48,6 +49,7 @@ class HashScanIn(BaseModel):
     conversation_id: str | None = Field(default=None, max_length=200)
     stream_id: str | None = Field(default=None, max_length=200)
     context: dict[str, Any] = Field(default_factory=dict)
+    user: UserIn | None = Field(default=None, description="details of the account (docs/reporting.md)")
 
 
 #: items in one ``POST /v1/scan/batch`` (each is a full hash-only scan with its own decision)
@@ -70,6 +72,7 @@ SCAN_OPENAPI: dict[str, Any] = {
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
                         **{f: {"type": "string"} for f in CONTEXT_FIELDS},
+                        "user": {"type": "string", "description": "JSON: ip, port, screen_name, email, ..."},
                     },
                 }
             },
@@ -265,6 +268,7 @@ async def _from_form(request: Request, svc: Services, tenant: str) -> Content:
         conversation_id=fields["conversation_id"],
         stream_id=fields["stream_id"],
         tenant=tenant,
+        user_info=user_from_form(str(form["user"]) if form.get("user") else None),
     )
 
 
@@ -286,5 +290,6 @@ def _hash_content(body: HashScanIn, tenant: str) -> Content:
         signals=signals,
         context=body.context,
         tenant=tenant,
+        user_info=body.user.stored() if body.user else None,
         **{f: getattr(body, f) for f in CONTEXT_FIELDS},
     )

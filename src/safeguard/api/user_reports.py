@@ -20,6 +20,7 @@ from safeguard.api.deps import Services, services
 from safeguard.api.session import require_who
 from safeguard.content import Signal
 from safeguard.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from safeguard.reported_user import UserIn, user_from_form
 from safeguard.user_reports import ReportInput, UserReportService
 
 router = APIRouter(prefix="/v1", tags=["user reports"])
@@ -43,9 +44,10 @@ class UserReportIn(BaseModel):
     text: str = Field("", description="what the reporter wrote (SAFEGUARD_USER_REPORT_MAX_TEXT_CHARS)")
     locale: str = Field("en", max_length=35, description="the reporter's language: en, es, fr, de (others: en)")
     country: str | None = Field(None, max_length=2, description="ISO 3166 code; GB or US narrows the advice")
+    user: UserIn | None = Field(None, description="details of the reported account (docs/reporting.md)")
 
 
-FIELDS = tuple(n for n in UserReportIn.model_fields if n != "signals")
+FIELDS = tuple(n for n in UserReportIn.model_fields if n not in ("signals", "user"))
 
 
 def service_of(request: Request, svc: Services) -> UserReportService:
@@ -85,6 +87,9 @@ async def _read(request: Request, limit: int) -> ReportInput:
                 fields["signals"] = json.loads(sigs)
             except json.JSONDecodeError as exc:
                 raise InvalidInput("signals must be a JSON array", code="invalid_json") from exc
+        user = form.get("user")
+        if isinstance(user, str) and user:
+            fields["user"] = user_from_form(user)
         body = _parse(fields)
         upload = form.get("file")
         if isinstance(upload, UploadFile):
@@ -107,6 +112,7 @@ async def _read(request: Request, limit: int) -> ReportInput:
         data=data,
         media_type=media_type,
         filename=filename,
+        user_info=body.user.stored() if body.user else None,
     )
 
 

@@ -42,6 +42,7 @@ from safeguard.cases.model import (
 )
 from safeguard.config import Settings
 from safeguard.errors import Conflict, Forbidden, InvalidInput, NotFound
+from safeguard.reports.drafts import draft_for_case
 from safeguard.signals import get_signal_type
 from safeguard.store import Database
 from safeguard.store.models import Bank, BankEntry, Case, CaseDecision, CaseItem, DecisionRow, Event, UserReport, utcnow
@@ -582,6 +583,9 @@ class CaseService:
                 c.status, c.report_status = "decided", "ready"
                 entries = self._bank_hashes(s, who, c, category)
                 opinion = "confirmed"
+                if self.settings.reports_auto_draft:
+                    s.flush()
+                    draft_for_case(s, c, actor=who.actor)
             else:
                 c.status, c.report_status = "closed", "none"
                 opinion = "disputed"

@@ -352,5 +352,40 @@ class EvidenceItem(Base):
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class Report(Base):
+    """A report to law enforcement (``safeguard.reports``): one per reported user of a confirmed case, moving
+    draft → approved → submitting → submitted → files_uploaded → finished (or retracted / failed). ``step`` is
+    the last step NCMEC acknowledged, so a restarted submitter resumes there (migration 0011)."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        UniqueConstraint("case_id", "reported_user", name="uq_report_case_user"),
+        Index("ix_report_state", "state", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    reported_user: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    step: Mapped[str] = mapped_column(String(120), default="")
+    category: Mapped[str] = mapped_column(String(64))
+    transport: Mapped[str] = mapped_column(String(32), default="ncmec")
+    decision_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    item_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ncmec_report_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    files: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # item id -> {file_id, fileinfo}
+    validation: Mapped[list[str]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_step: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    confirmed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    approved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    matched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 # Tables owned by other modules register on the same metadata (kept last: they import Base from here).
 from safeguard.workers import streams_store as _streams_store  # noqa: E402, F401

@@ -58,6 +58,7 @@ class ReportInput:
     data: bytes | None = None
     media_type: str | None = None
     filename: str | None = None
+    user_info: dict[str, Any] | None = None  # the reported account's details (safeguard.reported_user)
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,7 @@ class UserReportService:
             filename=r.filename,
             media_type=media_type,
             context={"user_report": rid},
+            user_info=r.user_info,
         )
 
     @staticmethod

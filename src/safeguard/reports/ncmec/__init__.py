@@ -1,0 +1,1 @@
+"""NCMEC's CyberTipline: the report XML (:mod:`.xml`), validated against NCMEC's published XSD."""
