@@ -123,3 +123,72 @@ def test_jsonl_both_shapes(tmp_path: Path) -> None:
     q.write_text("{broken\n")
     with pytest.raises(InvalidInput):
         loaders.load_jsonl(q)
+
+
+def _authors_line(cid: str, label: int, msgs: list[dict[str, object]], **extra: object) -> str:
+    return json.dumps(
+        {"id": cid, "author": cid.split("-")[0], "language": "en", "label": label, **extra, "messages": msgs}
+    )
+
+
+def test_authors_format_reads_directories_tags_and_focus(tmp_path: Path) -> None:
+    groom = [
+        {"sender": "a", "age_band": "unknown", "text": "ur so good at this", "stage": "rapport"},
+        {"sender": "b", "age_band": "child", "text": "thx", "stage": None},
+        {"sender": "a", "age_band": "unknown", "text": "send me a pic", "stage": "photos", "explicit": True},
+        {"sender": "a", "age_band": "unknown", "text": "pls", "stage": "pressure", "explicit": True},
+    ]
+    benign = [
+        {"sender": "a", "age_band": "adult", "text": "dont tell dad about the party", "stage": "secrecy"},
+        {"sender": "b", "age_band": "child", "text": "ok!", "stage": None},
+    ]
+    (tmp_path / "xa.jsonl").write_text(_authors_line("xa-001", 1, groom) + "\n\n", encoding="utf-8")
+    (tmp_path / "xb.jsonl").write_text(_authors_line("xb-001", 0, benign, language="fr") + "\n", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not a corpus", encoding="utf-8")
+    g, b = loaders.load_authors(tmp_path)
+    assert (g.id, g.author, g.label, g.language, g.explicit_at) == ("xa-001", "xa", 1, "en", 3)
+    assert g.focus == "xa-001/a"  # who made the first explicit request
+    assert [m.stage for m in g.messages] == ["rapport", None, "photos", "pressure"]
+    assert g.messages[0].recipients == [("xa-001/b", "child")]
+    assert (b.author, b.label, b.language, b.focus, b.explicit_at) == ("xb", 0, "fr", None, None)
+    # one file works too, and replays through the scorer
+    (one,) = loaders.load_authors(tmp_path / "xa.jsonl")
+    rep = training.replay(default_scorer(), one)
+    assert len(rep.risks) == 4
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "{not json",
+        json.dumps({"id": "x-1", "label": 2, "messages": [{"sender": "a", "text": "hi"}]}),
+        json.dumps({"id": "x-1", "label": 0, "messages": []}),
+        json.dumps({"id": "x-1", "label": 0, "messages": [{"sender": "a", "text": "hi", "stage": "hugs"}]}),
+        json.dumps({"id": "x-1", "label": 0, "messages": [{"sender": "a", "text": "hi", "age_band": "old"}]}),
+        json.dumps({"id": "x-1", "label": 0, "messages": [{"text": "no sender"}]}),
+    ],
+)
+def test_authors_format_bad_lines_are_clear_errors(tmp_path: Path, line: str) -> None:
+    p = tmp_path / "bad.jsonl"
+    p.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(InvalidInput) as e:
+        loaders.load_authors(p)
+    assert e.value.code == "invalid_conversation_file"
+    assert "bad.jsonl:1" in e.value.message
+
+
+def test_authors_format_refuses_empty_dirs_and_duplicate_ids(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput):
+        loaders.load_authors(tmp_path)
+    line = _authors_line("x-1", 0, [{"sender": "a", "age_band": "adult", "text": "hi", "stage": None}])
+    (tmp_path / "a.jsonl").write_text(line + "\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="duplicate"):
+        loaders.load_authors(tmp_path)
+
+
+def test_shipped_author_corpora_load() -> None:
+    root = Path(__file__).resolve().parents[3] / "datasets" / "grooming"
+    convs = loaders.load_authors(root)
+    assert {c.author for c in convs} >= {"wa", "wb", "wd"}
+    assert all(c.label in (0, 1) for c in convs)
+    assert all(c.focus is not None and c.explicit_at is not None for c in convs if c.label == 1)
