@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from safeguard.detectors.grooming import loaders, training
@@ -192,3 +193,44 @@ def test_shipped_author_corpora_load() -> None:
     assert {c.author for c in convs} >= {"wa", "wb", "wd"}
     assert all(c.label in (0, 1) for c in convs)
     assert all(c.focus is not None and c.explicit_at is not None for c in convs if c.label == 1)
+
+
+def test_leave_one_author_out_folds_are_author_disjoint(tmp_path: Path) -> None:
+    from safeguard.detectors.grooming import evaluation
+
+    root = Path(__file__).resolve().parents[3] / "datasets" / "grooming"
+    convs = loaders.load_authors(root)
+    seen: list[tuple[set[str], set[str]]] = []
+
+    def spy(train: list[loaders.LoadedConversation], val: list[loaders.LoadedConversation]):  # type: ignore[no-untyped-def]
+        seen.append(({c.author or "" for c in train + val}, {c.id for c in train} & {c.id for c in val}))
+        return default_scorer(), 0.5
+
+    report = evaluation.leave_one_author_out(convs, {"spy": spy}, bootstrap=20)
+    authors = report["authors"]
+    assert len(seen) == len(authors)
+    for a, (train_authors, overlap) in zip(authors, seen, strict=True):
+        assert a not in train_authors and not overlap
+    pooled = report["systems"]["spy"]["pooled"]
+    assert pooled["conversations"] == len(convs)
+    lo, hi = pooled["roc_auc"]["ci95"]
+    assert lo <= pooled["roc_auc"]["value"] <= hi
+
+
+def test_eval_measures_in_time_and_false_alerts() -> None:
+    from safeguard.detectors.grooming.evaluation import ConvResult, auc, measures
+
+    rs = [
+        ConvResult("g1", "x", "en", 1, 0.9, 3, 5, 1, 2),  # in time
+        ConvResult("g2", "x", "en", 1, 0.8, 7, 5, 0, 1),  # alerted late
+        ConvResult("g3", "x", "fr", 1, 0.2, None, 4, 0, 0),  # missed
+        ConvResult("b1", "x", "en", 0, 0.85, 2, None, 0, 1),  # false alert
+        ConvResult("b2", "x", "fr", 0, 0.1, None, None, 0, 0),
+    ]
+    m = measures(rs)
+    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
+    assert m["in_time"] == pytest.approx(1 / 3)
+    assert m["false_alerts_per_1000_benign"] == pytest.approx(500.0)
+    assert m["stage_agreement"] == pytest.approx(1 / 4)
+    assert m["roc_auc"] == pytest.approx(auc(np.array([1, 1, 1, 0, 0]), np.array([0.9, 0.8, 0.2, 0.85, 0.1])))
+    assert m["roc_auc"] == pytest.approx(4 / 6)

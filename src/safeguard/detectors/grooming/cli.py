@@ -30,6 +30,7 @@ class Format(StrEnum):
     jsonl = "jsonl"
     pan2012 = "pan2012"
     vtpan = "vtpan"
+    authors = "authors"
 
 
 def _scorer(model: Path | None, exemplars: Path | None) -> Any:
@@ -157,14 +158,29 @@ def evaluate(
     n: int = typer.Option(2400, help="synthetic: corpus size (must match training to reproduce the split)"),
     seed: int = typer.Option(20261123, help="synthetic: seed"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    loao: bool = typer.Option(
+        False, "--leave-one-author-out", help="authors format: author-disjoint folds, old and new model side by side"
+    ),
+    bootstrap: int = typer.Option(1000, help="bootstrap resamples for the 95% intervals"),
 ) -> None:
     """Precision, recall, F1, F0.5 and early-detection latency on a labelled corpus."""
     from safeguard.detectors.grooming import corpus, loaders, training
     from safeguard.errors import SafeguardError
 
     sc = _scorer(model, exemplars)
+    if loao:
+        if fmt != Format.authors or path is None:
+            err.print("[red]error:[/red] --leave-one-author-out needs a corpus in --format authors")
+            raise typer.Exit(2)
+        _eval_loao(sc, path, bootstrap, as_json)
+        return
     try:
-        if fmt == Format.synthetic:
+        if fmt == Format.authors:
+            if path is None:
+                err.print("[red]error:[/red] give the corpus file or directory")
+                raise typer.Exit(2)
+            report = training.evaluate_conversations(sc, loaders.load_authors(path), threshold)
+        elif fmt == Format.synthetic:
             convs = [training.to_loaded(c) for c in corpus.generate(n, seed) if c.split == "test"]
             report = training.evaluate_conversations(sc, convs, threshold)
         elif path is None:
@@ -192,6 +208,50 @@ def evaluate(
         typer.echo(json.dumps(report))
     else:
         _print_report(f"{fmt.value}{' ' + str(path) if path else ''}", report)
+
+
+def _eval_loao(sc: Any, path: Path, bootstrap: int, as_json: bool) -> None:
+    from safeguard.detectors.grooming import evaluation, loaders
+    from safeguard.errors import SafeguardError
+
+    try:
+        convs = loaders.load_authors(path)
+        systems = {
+            "shipped": evaluation.shipped(sc),
+            "shipped, threshold on validation": evaluation.shipped_validated(sc),
+        }
+        report = evaluation.leave_one_author_out(convs, systems, bootstrap=bootstrap)
+    except SafeguardError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    cols = ("precision", "recall", "f0.5", "roc_auc", "in_time", "false_alerts_per_1000_benign", "stage_agreement")
+    for name, res in report["systems"].items():
+        table = Table(title=f"{name}: leave one author out on {path} (95% bootstrap CI)")
+        table.add_column("test author")
+        table.add_column("convs (grooming)", justify="right")
+        table.add_column("thr", justify="right")
+        for c in cols:
+            table.add_column(c.replace("false_alerts_per_1000_benign", "FA/1000 benign"), justify="right")
+        table.add_column("recall by language")
+        rows = [(a, f, f"{f['threshold']:.2f}") for a, f in res["folds"].items()]
+        rows.append(("pooled", res["pooled"], "-"))
+        for a, f, thr in rows:
+            cells = []
+            for c in cols:
+                v, (lo, hi) = f[c]["value"], f[c]["ci95"]
+                cells.append(
+                    f"{v:.2f} [{lo:.2f}-{hi:.2f}]"
+                    if c != "false_alerts_per_1000_benign"
+                    else f"{v:.0f} [{lo:.0f}-{hi:.0f}]"
+                )
+            langs = ", ".join(
+                f"{lang} {d['recall']:.2f}" for lang, d in f["recall_by_language"].items() if d["recall"] is not None
+            )
+            table.add_row(a, f"{f['conversations']} ({f['grooming']})", thr, *cells, langs)
+        console.print(table)
 
 
 def _print_report(title: str, report: dict[str, Any]) -> None:
