@@ -162,6 +162,10 @@ def evaluate(
         False, "--leave-one-author-out", help="authors format: author-disjoint folds, old and new model side by side"
     ),
     bootstrap: int = typer.Option(1000, help="bootstrap resamples for the 95% intervals"),
+    retrain: bool = typer.Option(
+        True, help="leave-one-author-out: also train and test the USE stage-classifier model per fold"
+    ),
+    templates: int = typer.Option(800, help="leave-one-author-out: template conversations added to training"),
 ) -> None:
     """Precision, recall, F1, F0.5 and early-detection latency on a labelled corpus."""
     from safeguard.detectors.grooming import corpus, loaders, training
@@ -172,7 +176,7 @@ def evaluate(
         if fmt != Format.authors or path is None:
             err.print("[red]error:[/red] --leave-one-author-out needs a corpus in --format authors")
             raise typer.Exit(2)
-        _eval_loao(sc, path, bootstrap, as_json)
+        _eval_loao(sc, path, bootstrap, as_json, retrain, templates)
         return
     try:
         if fmt == Format.authors:
@@ -210,7 +214,7 @@ def evaluate(
         _print_report(f"{fmt.value}{' ' + str(path) if path else ''}", report)
 
 
-def _eval_loao(sc: Any, path: Path, bootstrap: int, as_json: bool) -> None:
+def _eval_loao(sc: Any, path: Path, bootstrap: int, as_json: bool, retrain: bool, templates: int) -> None:
     from safeguard.detectors.grooming import evaluation, loaders
     from safeguard.errors import SafeguardError
 
@@ -220,6 +224,8 @@ def _eval_loao(sc: Any, path: Path, bootstrap: int, as_json: bool) -> None:
             "shipped": evaluation.shipped(sc),
             "shipped, threshold on validation": evaluation.shipped_validated(sc),
         }
+        if retrain:
+            systems["USE stage classifier, retrained per fold"] = evaluation.use_retrained(templates=templates)
         report = evaluation.leave_one_author_out(convs, systems, bootstrap=bootstrap)
     except SafeguardError as exc:
         err.print(f"[red]error:[/red] {exc.message}")

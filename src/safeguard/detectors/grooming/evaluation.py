@@ -49,15 +49,14 @@ def is_validation(c: LoadedConversation, fraction: float = VALIDATION_FRACTION) 
 
 
 def message_stage(a: Analysis) -> str | None:
-    """The stage a single message shows most: indicator hits first, then the strongest stage score."""
+    """The stage a single message shows most: the strongest stage score when it reaches ``STAGE_MIN``
+    (classifier probability or exemplar similarity), else the stage with most indicator hits."""
+    if len(a.sims) and float(np.max(a.sims)) >= STAGE_MIN:
+        return STAGES[int(np.argmax(a.sims))]
     counts = [0] * len(STAGES)
     for ind in a.indicators:
         counts[STAGES.index(ind.split(".", 1)[0])] += 1
-    if any(counts):
-        return STAGES[int(np.argmax(np.asarray(counts, dtype=np.float64) + np.asarray(a.sims) * 1e-3))]
-    if len(a.sims) and float(np.max(a.sims)) >= STAGE_MIN:
-        return STAGES[int(np.argmax(a.sims))]
-    return None
+    return STAGES[int(np.argmax(counts))] if any(counts) else None
 
 
 def run(scorer: Scorer, conv: LoadedConversation, threshold: float) -> ConvResult:
@@ -191,5 +190,16 @@ def shipped_validated(scorer: Scorer) -> System:
 
     def build(_train: list[LoadedConversation], val: list[LoadedConversation]) -> tuple[Scorer, float]:
         return scorer, best_threshold(scorer, val)
+
+    return build
+
+
+def use_retrained(*, templates: int = 800, indicators: bool = True) -> System:
+    """The USE stage classifier and conversation model, trained per fold on the training authors."""
+    from safeguard.detectors.grooming.training import fit_use_model
+
+    def build(train: list[LoadedConversation], val: list[LoadedConversation]) -> tuple[Scorer, float]:
+        scorer, _info = fit_use_model(train, val, templates=templates, indicators=indicators)
+        return scorer, scorer.model.threshold
 
     return build

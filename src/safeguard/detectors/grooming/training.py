@@ -278,3 +278,71 @@ def train_on(
         encoding="utf-8",
     )
     return report
+
+
+def _author_rows(scorer: Scorer, convs: Iterable[LoadedConversation]) -> tuple[np.ndarray, np.ndarray]:
+    """Conversation-model rows from author-tagged conversations: the groomer's rows are positive once
+    they have shown (up to) three tagged stage lines; everyone else's rows, and benign ones, negative."""
+    xs, ys = [], []
+    for c in convs:
+        rep = replay(scorer, c)
+        needed = min(3, sum(1 for m in c.messages if m.stage and m.sender_id == c.focus))
+        shown = 0
+        for (sender, _n, x), m in zip(rep.rows, c.messages, strict=True):
+            if c.label and sender == c.focus:
+                shown += int(bool(m.stage))
+                if shown >= needed:
+                    xs.append(x)
+                    ys.append(1)
+                continue
+            xs.append(x)
+            ys.append(0)
+    return np.asarray(xs), np.asarray(ys, dtype=np.float64)
+
+
+def fit_use_model(
+    train: list[LoadedConversation],
+    val: list[LoadedConversation],
+    *,
+    templates: int = 800,
+    seed: int = 20261123,
+    indicators: bool = True,
+) -> tuple[Scorer, dict[str, Any]]:
+    """USE stage classifier + conversation model from author conversations (``train``) and the
+    template corpus (training split only); calibration and threshold on ``val`` (never the test
+    author). ``indicators=False`` drops the regex indicator features (weights fixed at zero)."""
+    from safeguard.detectors.grooming.encoder import USEEncoder
+    from safeguard.detectors.grooming.stageclf import fit_stage_classifier
+
+    if USEEncoder.memo is None:
+        USEEncoder.memo = {}
+    tmpl = [c for c in corpus.generate(templates, seed) if c.split == "train"] if templates else []
+    texts = [m.text for c in train for m in c.messages] + [m["text"] for c in tmpl for m in c.messages]
+    tags = [m.stage for c in train for m in c.messages] + [m.get("stage") for c in tmpl for m in c.messages]
+    enc = USEEncoder()
+    clf = fit_stage_classifier(enc.encode(texts), tags, l2=1.0)
+    spec: dict[str, Any] = {"name": "use-multilingual", "dim": 512, "stage_classifier": clf.to_dict()}
+    model = GroomingModel(weights=np.zeros(len(FEATURES)), bias=0.0, encoder=spec)
+    scorer = Scorer(model, {})
+    xa, ya = _author_rows(scorer, train)
+    parts_x, parts_y = [xa], [ya]
+    if tmpl:
+        xt, yt = _training_rows(scorer, tmpl)
+        parts_x.append(xt)
+        parts_y.append(yt)
+    x, y = np.vstack(parts_x), np.concatenate(parts_y)
+    if not indicators:
+        x[:, [i for i, f in enumerate(FEATURES) if f.startswith("hit_")]] = 0.0
+    nonneg = [i for i, f in enumerate(FEATURES) if f.startswith(("hit_", "sim_")) or f in MONOTONE]
+    model.weights, model.bias = fit_monotone(x, y, nonneg, l2=3.0)
+    vx, vy = _author_rows(scorer, val)
+    if not indicators:
+        vx[:, [i for i, f in enumerate(FEATURES) if f.startswith("hit_")]] = 0.0
+    model.calibrate(vx, vy)
+    model.threshold = best_threshold(scorer, val)
+    info = {
+        "train_conversations": len(train),
+        "validation_conversations": len(val),
+        "template_conversations": len(tmpl),
+    }
+    return scorer, info
