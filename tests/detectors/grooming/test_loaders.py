@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -126,7 +127,7 @@ def test_jsonl_both_shapes(tmp_path: Path) -> None:
         loaders.load_jsonl(q)
 
 
-def _authors_line(cid: str, label: int, msgs: list[dict[str, object]], **extra: object) -> str:
+def _authors_line(cid: str, label: int, msgs: Any, **extra: object) -> str:
     return json.dumps(
         {"id": cid, "author": cid.split("-")[0], "language": "en", "label": label, **extra, "messages": msgs}
     )
@@ -202,7 +203,7 @@ def test_leave_one_author_out_folds_are_author_disjoint(tmp_path: Path) -> None:
     convs = loaders.load_authors(root)
     seen: list[tuple[set[str], set[str]]] = []
 
-    def spy(train: list[loaders.LoadedConversation], val: list[loaders.LoadedConversation]):  # type: ignore[no-untyped-def]
+    def spy(train: list[loaders.LoadedConversation], val: list[loaders.LoadedConversation]) -> Any:
         seen.append(({c.author or "" for c in train + val}, {c.id for c in train} & {c.id for c in val}))
         return default_scorer(), 0.5
 

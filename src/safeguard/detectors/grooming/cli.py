@@ -112,7 +112,8 @@ def train(
     out: Path | None = typer.Option(None, help="output directory (default: the package's data/ folder)"),
     n: int = typer.Option(2400, help="synthetic conversations to generate"),
     seed: int = typer.Option(20261123, help="random seed (same seed, same model)"),
-    encoder: str = typer.Option("hashed-ngram", help="hashed-ngram (default) or use-multilingual (optional package)"),
+    encoder: str = typer.Option("hashed-ngram", help="synthetic: hashed-ngram (default) or use-multilingual"),
+    templates: int = typer.Option(400, help="authors: template conversations added to training"),
 ) -> None:
     """Build the model and exemplars: from the synthetic corpus (reproducible) or an outside corpus."""
     from safeguard.detectors.grooming import loaders
@@ -125,6 +126,8 @@ def train(
         _print_report("held-out synthetic split", report)
         console.print(f"wrote {(out or DATA_DIR) / 'model.json'} and exemplars.json")
         return
+    if fmt == Format.authors and path is not None and out is None:
+        out = DATA_DIR  # the packaged model is built from the author corpora
     if path is None or out is None:
         err.print(
             "[red]error:[/red] give the corpus file and --out (the packaged model is built from the synthetic corpus)"
@@ -138,6 +141,10 @@ def train(
             report = train_on(list(loaders.load_pan2012(path)), out, predators=loaders.load_predator_ids(predators))
         elif fmt == Format.vtpan:
             report = train_on(loaders.load_vtpan(path), out)
+        elif fmt == Format.authors:
+            from safeguard.detectors.grooming.training import build_from_authors
+
+            report = build_from_authors(loaders.load_authors(path), out, templates=templates, seed=seed)
         else:
             report = train_on(loaders.load_jsonl(path), out)
     except SafeguardError as exc:
@@ -165,7 +172,7 @@ def evaluate(
     retrain: bool = typer.Option(
         True, help="leave-one-author-out: also train and test the USE stage-classifier model per fold"
     ),
-    templates: int = typer.Option(800, help="leave-one-author-out: template conversations added to training"),
+    templates: int = typer.Option(400, help="leave-one-author-out: template conversations added to training"),
 ) -> None:
     """Precision, recall, F1, F0.5 and early-detection latency on a labelled corpus."""
     from safeguard.detectors.grooming import corpus, loaders, training

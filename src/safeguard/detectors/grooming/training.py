@@ -346,3 +346,40 @@ def fit_use_model(
         "template_conversations": len(tmpl),
     }
     return scorer, info
+
+
+def build_from_authors(
+    convs: list[LoadedConversation], out_dir: str | Path, *, templates: int = 800, seed: int = 20261123
+) -> dict[str, Any]:
+    """The USE model from every author (validation split: threshold and calibration) + templates.
+
+    Writes ``model.json`` (the stage classifier inside it) and the packaged ``exemplars.json``."""
+    from safeguard.detectors.grooming.evaluation import is_validation, leave_one_author_out, use_retrained
+    from safeguard.detectors.grooming.scorer import DEFAULT_EXEMPLARS
+
+    train = [c for c in convs if not is_validation(c)]
+    val = [c for c in convs if is_validation(c)]
+    scorer, info = fit_use_model(train, val, templates=templates, seed=seed)
+    # the held-out estimate of this recipe: leave one author out (the shipped model saw every author)
+    loao = leave_one_author_out(convs, {"new": use_retrained(templates=templates)}, bootstrap=200)
+    pooled = loao["systems"]["new"]["pooled"]
+    heldout = {
+        "protocol": "leave one author out, pooled over folds",
+        "conversations": pooled["conversations"],
+        **{k: v["value"] for k, v in pooled.items() if isinstance(v, dict) and "value" in v},
+    }
+    report = {**info, "validation_in_sample": evaluate_conversations(scorer, val), "heldout": heldout}
+    scorer.model.meta = {
+        "corpus": {
+            "authors": sorted({c.author or "" for c in convs}),
+            "templates": {"generator": "safeguard.detectors.grooming.corpus", "n": templates, "seed": seed},
+        },
+        **report,
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scorer.model.save(out / "model.json")
+    ex_text = Path(DEFAULT_EXEMPLARS).read_text(encoding="utf-8")
+    if (out / "exemplars.json").resolve() != Path(DEFAULT_EXEMPLARS).resolve():
+        (out / "exemplars.json").write_text(ex_text, encoding="utf-8")
+    return report
