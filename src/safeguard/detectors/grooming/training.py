@@ -155,7 +155,12 @@ def best_threshold(scorer: Scorer, convs: list[LoadedConversation]) -> float:
 
 
 def build_default(
-    out_dir: str | Path = DATA_DIR, *, n: int = 2400, seed: int = 20261123, encoder: str = "hashed-ngram"
+    out_dir: str | Path = DATA_DIR,
+    *,
+    n: int = 2400,
+    seed: int = 20261123,
+    encoder: str = "hashed-ngram",
+    model_name: str = "model.json",
 ) -> dict[str, Any]:
     convs = corpus.generate(n, seed)
     train = [c for c in convs if c.split == "train"]
@@ -185,7 +190,7 @@ def build_default(
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.json")
+    model.save(out / model_name)
     (out / "exemplars.json").write_text(
         json.dumps({"format": "safeguard.grooming.exemplars/1", "stages": ex}, ensure_ascii=False, indent=1),
         encoding="utf-8",
