@@ -20,13 +20,14 @@ import tempfile
 import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from safeguard.config import Settings
 from safeguard.detectors.grooming import corpus
-from safeguard.detectors.grooming.scorer import Message, Scorer
+from safeguard.detectors.grooming.scorer import DATA_DIR, Message, Scorer
 from safeguard.detectors.grooming.service import GroomingService
 from safeguard.detectors.grooming.state import ConversationState, UserState
 from safeguard.engine import Engine
@@ -73,6 +74,49 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
+def _pure_scorer(sc: Scorer, msgs: list[tuple[str, Message]], single: int, prefix: str) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    states: dict[str, ConversationState] = {}
+    users: dict[str, UserState] = {}
+    t0 = time.perf_counter()
+    for i in range(0, len(msgs), 256):
+        chunk = msgs[i : i + 256]
+        for (cid, m), a in zip(chunk, sc.analyse([m.text for _, m in chunk]), strict=True):
+            sc.apply(states.setdefault(cid, ConversationState()), users.setdefault(m.sender_id, UserState()), cid, m, a)
+    dt = time.perf_counter() - t0
+    enc = sc.model.encoder.get("name", "hashed-ngram")
+    rows.append(
+        (
+            f"{prefix}scorer throughput, batched (256)",
+            f"{len(msgs) / dt:,.0f} msg/s",
+            f"{len(msgs)} messages, no DB; {enc}",
+        )
+    )
+    sizes = [len(s.to_json().encode()) for s in states.values()]
+    rows.append(
+        (
+            f"{prefix}state per conversation (JSON)",
+            f"mean {statistics.fmean(sizes):,.0f} B, max {max(sizes):,} B",
+            f"{len(sizes)} conversations; bound 4,096 B",
+        )
+    )
+    usizes = [len(u.to_json().encode()) for u in users.values()]
+    rows.append(
+        (f"{prefix}state per sender (JSON)", f"mean {statistics.fmean(usizes):,.0f} B, max {max(usizes):,} B", "")
+    )
+    lat = []
+    st, us = ConversationState(), UserState()
+    for cid, m in msgs[:single]:
+        t1 = time.perf_counter()
+        (a,) = sc.analyse([m.text])
+        sc.apply(st, us, cid, m, a)
+        lat.append((time.perf_counter() - t1) * 1000)
+    rows.append(
+        (f"{prefix}scorer latency, one message", f"p50 {_pct(lat, 0.5):.2f} ms, p99 {_pct(lat, 0.99):.2f} ms", "no DB")
+    )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=5000)
@@ -80,6 +124,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--threads", type=int, default=4, help="concurrent single-message clients (0: skip)")
     ap.add_argument("--use", action="store_true", help="also time the optional USE encoder")
+    ap.add_argument(
+        "--old-model",
+        default=str(Path(DATA_DIR) / "model-v1.json"),
+        help="also time this model's pure scorer side by side ('' to skip)",
+    )
     ap.add_argument("--database-url", default="", help="e.g. a PostgreSQL URL (default: a temporary SQLite file)")
     args = ap.parse_args()
     rows: list[tuple[str, str, str]] = []
@@ -91,40 +140,21 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rows.append(("model load time", f"{load_s * 1000:.1f} ms", "model.json + exemplars.json, encoder IDF"))
+    rows.append(
+        (
+            "model load time",
+            f"{load_s * 1000:.1f} ms",
+            "model.json + exemplars.json, USE weights (first load in the process)",
+        )
+    )
     rows.append(("model load memory (peak, Python heap)", f"{peak / 1e6:.2f} MB", "tracemalloc"))
 
     msgs = _messages(args.messages)
-    # pure scorer, batched
-    states: dict[str, ConversationState] = {}
-    users: dict[str, UserState] = {}
-    t0 = time.perf_counter()
-    for i in range(0, len(msgs), 256):
-        chunk = msgs[i : i + 256]
-        for (cid, m), a in zip(chunk, sc.analyse([m.text for _, m in chunk]), strict=True):
-            sc.apply(states.setdefault(cid, ConversationState()), users.setdefault(m.sender_id, UserState()), cid, m, a)
-    dt = time.perf_counter() - t0
-    rows.append(("scorer throughput, batched (256)", f"{len(msgs) / dt:,.0f} msg/s", f"{len(msgs)} messages, no DB"))
-    sizes = [len(s.to_json().encode()) for s in states.values()]
-    rows.append(
-        (
-            "state per conversation (JSON)",
-            f"mean {statistics.fmean(sizes):,.0f} B, max {max(sizes):,} B",
-            f"{len(sizes)} conversations; bound 4,096 B",
-        )
-    )
-    usizes = [len(u.to_json().encode()) for u in users.values()]
-    rows.append(("state per sender (JSON)", f"mean {statistics.fmean(usizes):,.0f} B, max {max(usizes):,} B", ""))
-
-    # pure scorer, one message at a time
-    lat = []
-    st, us = ConversationState(), UserState()
-    for cid, m in msgs[: args.single]:
-        t1 = time.perf_counter()
-        (a,) = sc.analyse([m.text])
-        sc.apply(st, us, cid, m, a)
-        lat.append((time.perf_counter() - t1) * 1000)
-    rows.append(("scorer latency, one message", f"p50 {_pct(lat, 0.5):.2f} ms, p99 {_pct(lat, 0.99):.2f} ms", "no DB"))
+    rows += _pure_scorer(sc, msgs, args.single, "")
+    if args.old_model:
+        # the previous packaged model (hashed n-grams + exemplar similarity), side by side
+        old = Scorer.load(args.old_model)
+        rows += _pure_scorer(old, msgs, args.single, "old model (v1): ")
 
     # full service path on SQLite: state + ledger + policy + decision + events
     with tempfile.TemporaryDirectory() as d:

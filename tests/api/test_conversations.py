@@ -77,10 +77,12 @@ def test_single_message_and_idempotent_replay(client: TestClient, keys: dict[str
     h = auth(keys["platform"])
     first = client.post(URL, json=body(1, "how old are you?"), headers=h)
     assert first.status_code == 200 and first.json()["messages"][0]["indicators"] == ["probing.age"]
-    assert first.json()["decision"]["recorded"] is False  # nothing fired: allow, not recorded
+    # the v2 model (issue 18) sends one age question from a 2-day-old adult account to a child to
+    # review; what matters here is that a replay answers exactly what the first post did
     again = client.post(URL, json=body(1, "how old are you?"), headers=h)
     assert again.status_code == 200 and again.json()["replayed"] is True
     assert again.json()["conversation_risk"] == first.json()["conversation_risk"]
+    assert again.json()["decision"]["recorded"] == first.json()["decision"]["recorded"]
     dup = client.post(URL, json=body(1, "different"), headers=h)
     assert dup.status_code == 409 and dup.json()["error"]["code"] == "duplicate_message_id"
     late = client.post(URL, json=body(0, "older"), headers=h)

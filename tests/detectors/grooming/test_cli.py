@@ -188,3 +188,33 @@ def test_score_refuses_bad_files_with_the_documented_error(tmp_path: Path, line:
     res = _cli("grooming", "score", str(path), cwd=tmp_path)
     assert res.returncode == 2, res.stdout + res.stderr
     assert "Traceback" not in res.stderr and "bad.jsonl:1" in res.stderr
+
+
+def test_eval_leave_one_author_out_table_and_json() -> None:
+    root = Path(__file__).resolve().parents[3] / "datasets" / "grooming"
+    r = runner.invoke(
+        app, ["eval", str(root), "--format", "authors", "--leave-one-author-out", "--bootstrap", "20", "--no-retrain"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "pooled" in r.output and "in_time" in r.output
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            str(root),
+            "--format",
+            "authors",
+            "--leave-one-author-out",
+            "--bootstrap",
+            "20",
+            "--json",
+            "--no-retrain",
+        ],
+    )
+    report = json.loads(r.output)
+    assert set(report["systems"]) == {"fixed model, as is", "fixed model, threshold on validation"}
+    shipped = report["systems"]["fixed model, as is"]
+    assert set(shipped["folds"]) == set(report["authors"])
+    assert shipped["pooled"]["conversations"] == sum(f["conversations"] for f in shipped["folds"].values())
+    # the flag needs the authors format
+    assert runner.invoke(app, ["eval", str(root), "--format", "jsonl", "--leave-one-author-out"]).exit_code == 2

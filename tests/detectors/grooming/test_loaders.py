@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from safeguard.detectors.grooming import loaders, training
@@ -123,3 +125,113 @@ def test_jsonl_both_shapes(tmp_path: Path) -> None:
     q.write_text("{broken\n")
     with pytest.raises(InvalidInput):
         loaders.load_jsonl(q)
+
+
+def _authors_line(cid: str, label: int, msgs: Any, **extra: object) -> str:
+    return json.dumps(
+        {"id": cid, "author": cid.split("-")[0], "language": "en", "label": label, **extra, "messages": msgs}
+    )
+
+
+def test_authors_format_reads_directories_tags_and_focus(tmp_path: Path) -> None:
+    groom = [
+        {"sender": "a", "age_band": "unknown", "text": "ur so good at this", "stage": "rapport"},
+        {"sender": "b", "age_band": "child", "text": "thx", "stage": None},
+        {"sender": "a", "age_band": "unknown", "text": "send me a pic", "stage": "photos", "explicit": True},
+        {"sender": "a", "age_band": "unknown", "text": "pls", "stage": "pressure", "explicit": True},
+    ]
+    benign = [
+        {"sender": "a", "age_band": "adult", "text": "dont tell dad about the party", "stage": "secrecy"},
+        {"sender": "b", "age_band": "child", "text": "ok!", "stage": None},
+    ]
+    (tmp_path / "xa.jsonl").write_text(_authors_line("xa-001", 1, groom) + "\n\n", encoding="utf-8")
+    (tmp_path / "xb.jsonl").write_text(_authors_line("xb-001", 0, benign, language="fr") + "\n", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not a corpus", encoding="utf-8")
+    g, b = loaders.load_authors(tmp_path)
+    assert (g.id, g.author, g.label, g.language, g.explicit_at) == ("xa-001", "xa", 1, "en", 3)
+    assert g.focus == "xa-001/a"  # who made the first explicit request
+    assert [m.stage for m in g.messages] == ["rapport", None, "photos", "pressure"]
+    assert g.messages[0].recipients == [("xa-001/b", "child")]
+    assert (b.author, b.label, b.language, b.focus, b.explicit_at) == ("xb", 0, "fr", None, None)
+    # one file works too, and replays through the scorer
+    (one,) = loaders.load_authors(tmp_path / "xa.jsonl")
+    rep = training.replay(default_scorer(), one)
+    assert len(rep.risks) == 4
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "{not json",
+        json.dumps({"id": "x-1", "label": 2, "messages": [{"sender": "a", "text": "hi"}]}),
+        json.dumps({"id": "x-1", "label": 0, "messages": []}),
+        json.dumps({"id": "x-1", "label": 0, "messages": [{"sender": "a", "text": "hi", "stage": "hugs"}]}),
+        json.dumps({"id": "x-1", "label": 0, "messages": [{"sender": "a", "text": "hi", "age_band": "old"}]}),
+        json.dumps({"id": "x-1", "label": 0, "messages": [{"text": "no sender"}]}),
+    ],
+)
+def test_authors_format_bad_lines_are_clear_errors(tmp_path: Path, line: str) -> None:
+    p = tmp_path / "bad.jsonl"
+    p.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(InvalidInput) as e:
+        loaders.load_authors(p)
+    assert e.value.code == "invalid_conversation_file"
+    assert "bad.jsonl:1" in e.value.message
+
+
+def test_authors_format_refuses_empty_dirs_and_duplicate_ids(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput):
+        loaders.load_authors(tmp_path)
+    line = _authors_line("x-1", 0, [{"sender": "a", "age_band": "adult", "text": "hi", "stage": None}])
+    (tmp_path / "a.jsonl").write_text(line + "\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="duplicate"):
+        loaders.load_authors(tmp_path)
+
+
+def test_shipped_author_corpora_load() -> None:
+    root = Path(__file__).resolve().parents[3] / "datasets" / "grooming"
+    convs = loaders.load_authors(root)
+    assert {c.author for c in convs} >= {"wa", "wb", "wd"}
+    assert all(c.label in (0, 1) for c in convs)
+    assert all(c.focus is not None and c.explicit_at is not None for c in convs if c.label == 1)
+
+
+def test_leave_one_author_out_folds_are_author_disjoint(tmp_path: Path) -> None:
+    from safeguard.detectors.grooming import evaluation
+
+    root = Path(__file__).resolve().parents[3] / "datasets" / "grooming"
+    convs = loaders.load_authors(root)
+    seen: list[tuple[set[str], set[str]]] = []
+
+    def spy(train: list[loaders.LoadedConversation], val: list[loaders.LoadedConversation]) -> Any:
+        seen.append(({c.author or "" for c in train + val}, {c.id for c in train} & {c.id for c in val}))
+        return default_scorer(), 0.5
+
+    report = evaluation.leave_one_author_out(convs, {"spy": spy}, bootstrap=20)
+    authors = report["authors"]
+    assert len(seen) == len(authors)
+    for a, (train_authors, overlap) in zip(authors, seen, strict=True):
+        assert a not in train_authors and not overlap
+    pooled = report["systems"]["spy"]["pooled"]
+    assert pooled["conversations"] == len(convs)
+    lo, hi = pooled["roc_auc"]["ci95"]
+    assert lo <= pooled["roc_auc"]["value"] <= hi
+
+
+def test_eval_measures_in_time_and_false_alerts() -> None:
+    from safeguard.detectors.grooming.evaluation import ConvResult, auc, measures
+
+    rs = [
+        ConvResult("g1", "x", "en", 1, 0.9, 3, 5, 1, 2),  # in time
+        ConvResult("g2", "x", "en", 1, 0.8, 7, 5, 0, 1),  # alerted late
+        ConvResult("g3", "x", "fr", 1, 0.2, None, 4, 0, 0),  # missed
+        ConvResult("b1", "x", "en", 0, 0.85, 2, None, 0, 1),  # false alert
+        ConvResult("b2", "x", "fr", 0, 0.1, None, None, 0, 0),
+    ]
+    m = measures(rs)
+    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
+    assert m["in_time"] == pytest.approx(1 / 3)
+    assert m["false_alerts_per_1000_benign"] == pytest.approx(500.0)
+    assert m["stage_agreement"] == pytest.approx(1 / 4)
+    assert m["roc_auc"] == pytest.approx(auc(np.array([1, 1, 1, 0, 0]), np.array([0.9, 0.8, 0.2, 0.85, 0.1])))
+    assert m["roc_auc"] == pytest.approx(4 / 6)

@@ -30,6 +30,7 @@ class Format(StrEnum):
     jsonl = "jsonl"
     pan2012 = "pan2012"
     vtpan = "vtpan"
+    authors = "authors"
 
 
 def _scorer(model: Path | None, exemplars: Path | None) -> Any:
@@ -111,7 +112,8 @@ def train(
     out: Path | None = typer.Option(None, help="output directory (default: the package's data/ folder)"),
     n: int = typer.Option(2400, help="synthetic conversations to generate"),
     seed: int = typer.Option(20261123, help="random seed (same seed, same model)"),
-    encoder: str = typer.Option("hashed-ngram", help="hashed-ngram (default) or use-multilingual (optional package)"),
+    encoder: str = typer.Option("hashed-ngram", help="synthetic: hashed-ngram (default) or use-multilingual"),
+    templates: int = typer.Option(400, help="authors: template conversations added to training"),
 ) -> None:
     """Build the model and exemplars: from the synthetic corpus (reproducible) or an outside corpus."""
     from safeguard.detectors.grooming import loaders
@@ -120,10 +122,14 @@ def train(
     from safeguard.errors import SafeguardError
 
     if fmt == Format.synthetic:
-        report = build_default(out or DATA_DIR, n=n, seed=seed, encoder=encoder)
+        # without --out this rebuilds the packaged v1 model (model-v1.json), never the shipped model.json
+        name = "model.json" if out else "model-v1.json"
+        report = build_default(out or DATA_DIR, n=n, seed=seed, encoder=encoder, model_name=name)
         _print_report("held-out synthetic split", report)
-        console.print(f"wrote {(out or DATA_DIR) / 'model.json'} and exemplars.json")
+        console.print(f"wrote {(out or DATA_DIR) / name} and exemplars.json")
         return
+    if fmt == Format.authors and path is not None and out is None:
+        out = DATA_DIR  # the packaged model is built from the author corpora
     if path is None or out is None:
         err.print(
             "[red]error:[/red] give the corpus file and --out (the packaged model is built from the synthetic corpus)"
@@ -137,6 +143,10 @@ def train(
             report = train_on(list(loaders.load_pan2012(path)), out, predators=loaders.load_predator_ids(predators))
         elif fmt == Format.vtpan:
             report = train_on(loaders.load_vtpan(path), out)
+        elif fmt == Format.authors:
+            from safeguard.detectors.grooming.training import build_from_authors
+
+            report = build_from_authors(loaders.load_authors(path), out, templates=templates, seed=seed)
         else:
             report = train_on(loaders.load_jsonl(path), out)
     except SafeguardError as exc:
@@ -151,20 +161,46 @@ def evaluate(
     path: Path | None = typer.Argument(None, help="corpus file (not needed for --format synthetic)"),
     fmt: Format = typer.Option(Format.synthetic, "--format", help="synthetic, jsonl, pan2012 or vtpan"),
     predators: Path | None = typer.Option(None, help="PAN 2012 predator-id list (one author id per line)"),
-    model: Path | None = typer.Option(None, help="model JSON (default: packaged)"),
+    model: Path | None = typer.Option(
+        None, help="model JSON (default: packaged; with --leave-one-author-out the fixed model compared: v1)"
+    ),
     exemplars: Path | None = typer.Option(None, help="exemplars JSON (default: packaged)"),
     threshold: float | None = typer.Option(None, help="alert threshold (default: the model's)"),
     n: int = typer.Option(2400, help="synthetic: corpus size (must match training to reproduce the split)"),
     seed: int = typer.Option(20261123, help="synthetic: seed"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    loao: bool = typer.Option(
+        False, "--leave-one-author-out", help="authors format: author-disjoint folds, old and new model side by side"
+    ),
+    bootstrap: int = typer.Option(1000, help="bootstrap resamples for the 95% intervals"),
+    retrain: bool = typer.Option(
+        True, help="leave-one-author-out: also train and test the USE stage-classifier model per fold"
+    ),
+    templates: int = typer.Option(400, help="leave-one-author-out: template conversations added to training"),
 ) -> None:
     """Precision, recall, F1, F0.5 and early-detection latency on a labelled corpus."""
     from safeguard.detectors.grooming import corpus, loaders, training
     from safeguard.errors import SafeguardError
 
+    if loao:
+        if fmt != Format.authors or path is None:
+            err.print("[red]error:[/red] --leave-one-author-out needs a corpus in --format authors")
+            raise typer.Exit(2)
+        from safeguard.detectors.grooming.scorer import DATA_DIR
+
+        # the packaged model was trained on every author, so the fixed model compared by default is v1
+        _eval_loao(
+            _scorer(model or DATA_DIR / "model-v1.json", exemplars), path, bootstrap, as_json, retrain, templates
+        )
+        return
     sc = _scorer(model, exemplars)
     try:
-        if fmt == Format.synthetic:
+        if fmt == Format.authors:
+            if path is None:
+                err.print("[red]error:[/red] give the corpus file or directory")
+                raise typer.Exit(2)
+            report = training.evaluate_conversations(sc, loaders.load_authors(path), threshold)
+        elif fmt == Format.synthetic:
             convs = [training.to_loaded(c) for c in corpus.generate(n, seed) if c.split == "test"]
             report = training.evaluate_conversations(sc, convs, threshold)
         elif path is None:
@@ -192,6 +228,52 @@ def evaluate(
         typer.echo(json.dumps(report))
     else:
         _print_report(f"{fmt.value}{' ' + str(path) if path else ''}", report)
+
+
+def _eval_loao(sc: Any, path: Path, bootstrap: int, as_json: bool, retrain: bool, templates: int) -> None:
+    from safeguard.detectors.grooming import evaluation, loaders
+    from safeguard.errors import SafeguardError
+
+    try:
+        convs = loaders.load_authors(path)
+        systems = {
+            "fixed model, as is": evaluation.shipped(sc),
+            "fixed model, threshold on validation": evaluation.shipped_validated(sc),
+        }
+        if retrain:
+            systems["USE stage classifier, retrained per fold"] = evaluation.use_retrained(templates=templates)
+        report = evaluation.leave_one_author_out(convs, systems, bootstrap=bootstrap)
+    except SafeguardError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    cols = ("precision", "recall", "f0.5", "roc_auc", "in_time", "false_alerts_per_1000_benign", "stage_agreement")
+    for name, res in report["systems"].items():
+        table = Table(title=f"{name}: leave one author out on {path} (95% bootstrap CI)")
+        table.add_column("test author")
+        table.add_column("convs (grooming)", justify="right")
+        table.add_column("thr", justify="right")
+        for c in cols:
+            table.add_column(c.replace("false_alerts_per_1000_benign", "FA/1000 benign"), justify="right")
+        table.add_column("recall by language")
+        rows = [(a, f, f"{f['threshold']:.2f}") for a, f in res["folds"].items()]
+        rows.append(("pooled", res["pooled"], "-"))
+        for a, f, thr in rows:
+            cells = []
+            for c in cols:
+                v, (lo, hi) = f[c]["value"], f[c]["ci95"]
+                cells.append(
+                    f"{v:.2f} [{lo:.2f}-{hi:.2f}]"
+                    if c != "false_alerts_per_1000_benign"
+                    else f"{v:.0f} [{lo:.0f}-{hi:.0f}]"
+                )
+            langs = ", ".join(
+                f"{lang} {d['recall']:.2f}" for lang, d in f["recall_by_language"].items() if d["recall"] is not None
+            )
+            table.add_row(a, f"{f['conversations']} ({f['grooming']})", thr, *cells, langs)
+        console.print(table)
 
 
 def _print_report(title: str, report: dict[str, Any]) -> None:

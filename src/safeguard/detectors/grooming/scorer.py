@@ -20,6 +20,7 @@ from safeguard.detectors.grooming.encoder import HashedNgramEncoder, StageSimila
 from safeguard.detectors.grooming.features import MINOR_BANDS, features, stage_scores
 from safeguard.detectors.grooming.indicators import STAGES, find_hits, normalise
 from safeguard.detectors.grooming.model import GroomingModel
+from safeguard.detectors.grooming.stageclf import StageClassifier
 from safeguard.detectors.grooming.state import ConversationState, UserState
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -73,7 +74,10 @@ class Scorer:
     def __init__(self, model: GroomingModel, exemplars: dict[str, list[str]]) -> None:
         self.model = model
         self.encoder = make_encoder(model.encoder)
-        self.similarity = StageSimilarity(self.encoder, exemplars)
+        clf = model.encoder.get("stage_classifier")
+        # With a stage classifier, its probabilities are the stage evidence; else exemplar similarity.
+        self.stage_clf = StageClassifier.from_dict(clf) if clf else None
+        self.similarity = StageSimilarity(self.encoder, {} if self.stage_clf else exemplars)
 
     @classmethod
     def load(cls, model_path: str | Path | None = None, exemplars_path: str | Path | None = None) -> Scorer:
@@ -83,7 +87,10 @@ class Scorer:
 
     def analyse(self, texts: Sequence[str]) -> list[Analysis]:
         """Batch analysis: patterns per message, one matrix product for all similarities."""
-        sims = self.similarity.scores(list(texts))
+        if self.stage_clf is not None:
+            sims = self.stage_clf.predict(self.encoder.encode(list(texts)))
+        else:
+            sims = self.similarity.scores(list(texts))
         out = []
         for i, t in enumerate(texts):
             hits = find_hits(normalise(t), normalised=True)

@@ -155,7 +155,12 @@ def best_threshold(scorer: Scorer, convs: list[LoadedConversation]) -> float:
 
 
 def build_default(
-    out_dir: str | Path = DATA_DIR, *, n: int = 2400, seed: int = 20261123, encoder: str = "hashed-ngram"
+    out_dir: str | Path = DATA_DIR,
+    *,
+    n: int = 2400,
+    seed: int = 20261123,
+    encoder: str = "hashed-ngram",
+    model_name: str = "model.json",
 ) -> dict[str, Any]:
     convs = corpus.generate(n, seed)
     train = [c for c in convs if c.split == "train"]
@@ -185,7 +190,7 @@ def build_default(
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.json")
+    model.save(out / model_name)
     (out / "exemplars.json").write_text(
         json.dumps({"format": "safeguard.grooming.exemplars/1", "stages": ex}, ensure_ascii=False, indent=1),
         encoding="utf-8",
@@ -277,4 +282,109 @@ def train_on(
         _json.dumps({"format": "safeguard.grooming.exemplars/1", "stages": ex}, ensure_ascii=False, indent=1),
         encoding="utf-8",
     )
+    return report
+
+
+def _author_rows(scorer: Scorer, convs: Iterable[LoadedConversation]) -> tuple[np.ndarray, np.ndarray]:
+    """Conversation-model rows from author-tagged conversations: the groomer's rows are positive once
+    they have shown (up to) three tagged stage lines; everyone else's rows, and benign ones, negative."""
+    xs, ys = [], []
+    for c in convs:
+        rep = replay(scorer, c)
+        needed = min(3, sum(1 for m in c.messages if m.stage and m.sender_id == c.focus))
+        shown = 0
+        for (sender, _n, x), m in zip(rep.rows, c.messages, strict=True):
+            if c.label and sender == c.focus:
+                shown += int(bool(m.stage))
+                if shown >= needed:
+                    xs.append(x)
+                    ys.append(1)
+                continue
+            xs.append(x)
+            ys.append(0)
+    return np.asarray(xs), np.asarray(ys, dtype=np.float64)
+
+
+def fit_use_model(
+    train: list[LoadedConversation],
+    val: list[LoadedConversation],
+    *,
+    templates: int = 800,
+    seed: int = 20261123,
+    indicators: bool = True,
+) -> tuple[Scorer, dict[str, Any]]:
+    """USE stage classifier + conversation model from author conversations (``train``) and the
+    template corpus (training split only); calibration and threshold on ``val`` (never the test
+    author). ``indicators=False`` drops the regex indicator features (weights fixed at zero)."""
+    from safeguard.detectors.grooming.encoder import USEEncoder
+    from safeguard.detectors.grooming.stageclf import fit_stage_classifier
+
+    if USEEncoder.memo is None:
+        USEEncoder.memo = {}
+    tmpl = [c for c in corpus.generate(templates, seed) if c.split == "train"] if templates else []
+    texts = [m.text for c in train for m in c.messages] + [m["text"] for c in tmpl for m in c.messages]
+    tags = [m.stage for c in train for m in c.messages] + [m.get("stage") for c in tmpl for m in c.messages]
+    enc = USEEncoder()
+    clf = fit_stage_classifier(enc.encode(texts), tags, l2=1.0)
+    spec: dict[str, Any] = {"name": "use-multilingual", "dim": 512, "stage_classifier": clf.to_dict()}
+    model = GroomingModel(weights=np.zeros(len(FEATURES)), bias=0.0, encoder=spec)
+    scorer = Scorer(model, {})
+    xa, ya = _author_rows(scorer, train)
+    parts_x, parts_y = [xa], [ya]
+    if tmpl:
+        xt, yt = _training_rows(scorer, tmpl)
+        parts_x.append(xt)
+        parts_y.append(yt)
+    x, y = np.vstack(parts_x), np.concatenate(parts_y)
+    if not indicators:
+        x[:, [i for i, f in enumerate(FEATURES) if f.startswith("hit_")]] = 0.0
+    nonneg = [i for i, f in enumerate(FEATURES) if f.startswith(("hit_", "sim_")) or f in MONOTONE]
+    model.weights, model.bias = fit_monotone(x, y, nonneg, l2=3.0)
+    vx, vy = _author_rows(scorer, val)
+    if not indicators:
+        vx[:, [i for i, f in enumerate(FEATURES) if f.startswith("hit_")]] = 0.0
+    model.calibrate(vx, vy)
+    model.threshold = best_threshold(scorer, val)
+    info = {
+        "train_conversations": len(train),
+        "validation_conversations": len(val),
+        "template_conversations": len(tmpl),
+    }
+    return scorer, info
+
+
+def build_from_authors(
+    convs: list[LoadedConversation], out_dir: str | Path, *, templates: int = 800, seed: int = 20261123
+) -> dict[str, Any]:
+    """The USE model from every author (validation split: threshold and calibration) + templates.
+
+    Writes ``model.json`` (the stage classifier inside it) and the packaged ``exemplars.json``."""
+    from safeguard.detectors.grooming.evaluation import is_validation, leave_one_author_out, use_retrained
+    from safeguard.detectors.grooming.scorer import DEFAULT_EXEMPLARS
+
+    train = [c for c in convs if not is_validation(c)]
+    val = [c for c in convs if is_validation(c)]
+    scorer, info = fit_use_model(train, val, templates=templates, seed=seed)
+    # the held-out estimate of this recipe: leave one author out (the shipped model saw every author)
+    loao = leave_one_author_out(convs, {"new": use_retrained(templates=templates)}, bootstrap=200)
+    pooled = loao["systems"]["new"]["pooled"]
+    heldout = {
+        "protocol": "leave one author out, pooled over folds",
+        "conversations": pooled["conversations"],
+        **{k: v["value"] for k, v in pooled.items() if isinstance(v, dict) and "value" in v},
+    }
+    report = {**info, "validation_in_sample": evaluate_conversations(scorer, val), "heldout": heldout}
+    scorer.model.meta = {
+        "corpus": {
+            "authors": sorted({c.author or "" for c in convs}),
+            "templates": {"generator": "safeguard.detectors.grooming.corpus", "n": templates, "seed": seed},
+        },
+        **report,
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scorer.model.save(out / "model.json")
+    ex_text = Path(DEFAULT_EXEMPLARS).read_text(encoding="utf-8")
+    if (out / "exemplars.json").resolve() != Path(DEFAULT_EXEMPLARS).resolve():
+        (out / "exemplars.json").write_text(ex_text, encoding="utf-8")
     return report

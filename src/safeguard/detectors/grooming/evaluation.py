@@ -1,0 +1,205 @@
+"""Author-disjoint evaluation: leave one author out over independently written corpora.
+
+For each author A of an ``authors`` corpus, a *system* is built from the other authors only (a system
+that needs no training, such as the shipped model, is used as it is), its alert threshold is chosen
+on a validation split of those training authors (never on A), and it is tested on every conversation
+A wrote. Per fold and pooled over folds the report gives precision, recall, F0.5, ROC-AUC of the
+conversation's peak risk, alerts in time (alert at or before the first message tagged ``explicit``,
+over all grooming conversations), false alerts per 1,000 benign conversations, recall per language
+and the agreement of each tagged message's top stage with the author's tag, with bootstrap 95%
+confidence intervals over conversations (1,000 resamples, fixed seed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from safeguard.detectors.grooming.indicators import STAGES
+from safeguard.detectors.grooming.loaders import LoadedConversation
+from safeguard.detectors.grooming.scorer import Analysis, Scorer
+from safeguard.detectors.grooming.training import best_threshold, replay
+
+# a system: (training conversations, validation conversations) -> (scorer, alert threshold)
+System = Callable[[list[LoadedConversation], list[LoadedConversation]], tuple[Scorer, float]]
+VALIDATION_FRACTION = 0.25
+BOOTSTRAP = 1000
+STAGE_MIN = 0.5  # an exemplar similarity below this does not name a stage
+
+
+@dataclass(frozen=True)
+class ConvResult:
+    id: str
+    author: str
+    language: str
+    label: int
+    score: float  # peak conversation risk
+    alert: int | None  # 1-based message index of the first alert
+    explicit_at: int | None
+    stage_hits: int  # tagged messages whose top stage equals the tag
+    stage_tagged: int
+
+
+def is_validation(c: LoadedConversation, fraction: float = VALIDATION_FRACTION) -> bool:
+    return hashlib.sha256(c.id.encode()).digest()[0] < 256 * fraction
+
+
+def message_stage(a: Analysis) -> str | None:
+    """The stage a single message shows most: the strongest stage score when it reaches ``STAGE_MIN``
+    (classifier probability or exemplar similarity), else the stage with most indicator hits."""
+    if len(a.sims) and float(np.max(a.sims)) >= STAGE_MIN:
+        return STAGES[int(np.argmax(a.sims))]
+    counts = [0] * len(STAGES)
+    for ind in a.indicators:
+        counts[STAGES.index(ind.split(".", 1)[0])] += 1
+    return STAGES[int(np.argmax(counts))] if any(counts) else None
+
+
+def run(scorer: Scorer, conv: LoadedConversation, threshold: float) -> ConvResult:
+    rep = replay(scorer, conv)
+    alert = next((i + 1 for i, r in enumerate(rep.risks) if r >= threshold), None)
+    tagged = [m for m in conv.messages if m.stage]
+    hits = 0
+    if tagged:
+        for m, a in zip(tagged, scorer.analyse([m.text for m in tagged]), strict=True):
+            hits += int(message_stage(a) == m.stage)
+    return ConvResult(
+        conv.id,
+        conv.author or "",
+        conv.language or "",
+        int(bool(conv.label)),
+        max(rep.risks) if rep.risks else 0.0,
+        alert,
+        conv.explicit_at,
+        hits,
+        len(tagged),
+    )
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC-AUC by the rank-sum (Mann-Whitney) formula, ties counted half."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    gt = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(gt / (len(pos) * len(neg)))
+
+
+def measures(rs: Sequence[ConvResult]) -> dict[str, float]:
+    y = np.asarray([r.label for r in rs])
+    pred = np.asarray([r.alert is not None for r in rs])
+    tp = int((pred & (y == 1)).sum())
+    fp = int((pred & (y == 0)).sum())
+    fn = int((~pred & (y == 1)).sum())
+    npos, nneg = int((y == 1).sum()), int((y == 0).sum())
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f05 = 1.25 * p * r / (0.25 * p + r) if p + r else 0.0
+    in_time = sum(
+        1 for c in rs if c.label and c.alert is not None and (c.explicit_at is None or c.alert <= c.explicit_at)
+    )
+    tagged = sum(c.stage_tagged for c in rs)
+    return {
+        "precision": p,
+        "recall": r,
+        "f0.5": f05,
+        "roc_auc": auc(y, np.asarray([c.score for c in rs])),
+        "in_time": in_time / npos if npos else float("nan"),
+        "false_alerts_per_1000_benign": 1000.0 * fp / nneg if nneg else float("nan"),
+        "stage_agreement": sum(c.stage_hits for c in rs) / tagged if tagged else float("nan"),
+    }
+
+
+def with_ci(rs: Sequence[ConvResult], *, n: int = BOOTSTRAP, seed: int = 18) -> dict[str, Any]:
+    """Point values, 95% bootstrap intervals (conversations resampled), counts and recall per language."""
+    point = measures(rs)
+    rng = np.random.default_rng(seed)
+    boots: dict[str, list[float]] = {k: [] for k in point}
+    idx = np.arange(len(rs))
+    for _ in range(n):
+        sample = [rs[i] for i in rng.choice(idx, size=len(rs), replace=True)]
+        for k, v in measures(sample).items():
+            if not np.isnan(v):
+                boots[k].append(v)
+    out: dict[str, Any] = {
+        "conversations": len(rs),
+        "grooming": sum(r.label for r in rs),
+        "alerts": sum(r.alert is not None for r in rs),
+    }
+    for k, v in point.items():
+        lo, hi = np.percentile(boots[k], [2.5, 97.5]) if boots[k] else (float("nan"), float("nan"))
+        out[k] = {"value": round(v, 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
+    langs = sorted({r.language for r in rs})
+    out["recall_by_language"] = {}
+    for lang in langs:
+        pos = [r for r in rs if r.language == lang and r.label]
+        neg = [r for r in rs if r.language == lang and not r.label]
+        out["recall_by_language"][lang] = {
+            "grooming": len(pos),
+            "recall": round(sum(r.alert is not None for r in pos) / len(pos), 4) if pos else None,
+            "false_alerts": sum(r.alert is not None for r in neg),
+            "benign": len(neg),
+        }
+    return out
+
+
+def leave_one_author_out(
+    convs: Sequence[LoadedConversation],
+    systems: dict[str, System],
+    *,
+    bootstrap: int = BOOTSTRAP,
+) -> dict[str, Any]:
+    """Per system: each fold's report (threshold, measures) and the pooled report over all folds."""
+    authors = sorted({c.author or "" for c in convs})
+    if len(authors) < 2:
+        from safeguard.errors import InvalidInput
+
+        raise InvalidInput("leave-one-author-out needs at least two authors", code="corpus_too_small")
+    report: dict[str, Any] = {"authors": authors, "systems": {}}
+    for name, build in systems.items():
+        folds: dict[str, Any] = {}
+        pooled: list[ConvResult] = []
+        for a in authors:
+            test = [c for c in convs if c.author == a]
+            rest = [c for c in convs if c.author != a]
+            train = [c for c in rest if not is_validation(c)]
+            val = [c for c in rest if is_validation(c)]
+            scorer, thr = build(train, val)
+            rs = [run(scorer, c, thr) for c in test]
+            pooled += rs
+            folds[a] = {"threshold": thr, **with_ci(rs, n=bootstrap)}
+        report["systems"][name] = {"folds": folds, "pooled": with_ci(pooled, n=bootstrap)}
+    return report
+
+
+def shipped(scorer: Scorer) -> System:
+    """The given model as it is: no training, its own threshold (chosen before any author data)."""
+
+    def build(_train: list[LoadedConversation], _val: list[LoadedConversation]) -> tuple[Scorer, float]:
+        return scorer, scorer.model.threshold
+
+    return build
+
+
+def shipped_validated(scorer: Scorer) -> System:
+    """The given model with its threshold re-chosen (best F0.5) on the fold's validation authors."""
+
+    def build(_train: list[LoadedConversation], val: list[LoadedConversation]) -> tuple[Scorer, float]:
+        return scorer, best_threshold(scorer, val)
+
+    return build
+
+
+def use_retrained(*, templates: int = 800, indicators: bool = True) -> System:
+    """The USE stage classifier and conversation model, trained per fold on the training authors."""
+    from safeguard.detectors.grooming.training import fit_use_model
+
+    def build(train: list[LoadedConversation], val: list[LoadedConversation]) -> tuple[Scorer, float]:
+        scorer, _info = fit_use_model(train, val, templates=templates, indicators=indicators)
+        return scorer, scorer.model.threshold
+
+    return build
