@@ -60,33 +60,21 @@ __all__ = [
 log = logging.getLogger(__name__)
 FORMAT = "safeguard-event-checkpoint/1"
 #: the decisions columns each digest version covers; a new column gets a new version, old digests stay valid
+_DIGEST_V1 = (
+    "id",
+    "status",
+    "created_at",
+    "verdict",
+    "content_kind",
+    "content_id",
+    "user_id",
+    "policy_version",
+    "case_id",
+    "body",
+)
 DIGEST_COLUMNS: dict[int, tuple[str, ...]] = {
-    1: (
-        "id",
-        "status",
-        "created_at",
-        "verdict",
-        "content_kind",
-        "content_id",
-        "user_id",
-        "policy_version",
-        "case_id",
-        "body",
-    ),
-    # the tenant of the key that made the decision (migration 0007_tenants)
-    2: (
-        "id",
-        "status",
-        "created_at",
-        "verdict",
-        "content_kind",
-        "content_id",
-        "user_id",
-        "policy_version",
-        "case_id",
-        "body",
-        "tenant",
-    ),
+    1: _DIGEST_V1,
+    2: (*_DIGEST_V1, "tenant"),  # the tenant of the key that made the decision (migration 0007_tenants)
 }
 DIGEST_VERSION = 2
 MAX_PROBLEMS = 100
