@@ -5,7 +5,7 @@ matches in ``csam``); a rule may name one (``{name: case, params: {queue: ..., p
 content a user reported (``context.user_report``, set by ``POST /v1/user-reports``) goes to
 ``user_reports`` with the report. The
 write itself (cases/store.py) is Core statements on the transaction's connection, not ORM objects:
-this runs inside the decision's write for every match (docs/performance.md, section 5).
+this runs inside the decision's write for every match (bench/results/2026-12-06-performance-history.md, section 5).
 """
 
 from __future__ import annotations

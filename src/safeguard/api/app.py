@@ -134,7 +134,7 @@ def freeze_startup_heap() -> None:
     A worker holds about 150,000 long-lived objects after start-up, and each full (generation 2)
     collection walked all of them and every element of the large containers among them: 55-140 ms
     in which the worker answered nothing, seen as bursts of eight slow requests in a 2-worker upload
-    benchmark (p99 up to 161 ms with a median of 43; docs/performance.md, section 5).
+    benchmark (p99 up to 161 ms with a median of 43; bench/results/2026-12-06-performance-history.md, section 5).
     ``gc.freeze()`` moves them to a permanent generation that collections skip; what requests
     allocate is still collected as before. Only ``safeguard serve``'s workers do this: tests build
     many apps in one process and should not keep their garbage.

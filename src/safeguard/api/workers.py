@@ -4,7 +4,7 @@ uvicorn's ``--workers`` binds one socket in the parent and shares it with every 
 child wakes first accepts. With a few long-lived keep-alive connections (a reverse proxy's upstream
 pool, a platform's client pool, the benchmarks' eight connections) that often puts all of them on
 one process: in five runs of eight connections against two workers, three sent every request to the
-same worker and left the other idle (docs/performance.md, section 5).
+same worker and left the other idle (bench/results/2026-12-06-performance-history.md, section 5).
 
 Two ways to do better (``safeguard serve --balance``, ``SAFEGUARD_SERVE_BALANCE``):
 

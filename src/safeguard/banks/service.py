@@ -267,7 +267,7 @@ class BankService:
                     progress(len(batch))
                 batch = []
         # the last batch and the import's audit event share one transaction: an entry added through
-        # the API is one write, not two (docs/performance.md, section 5)
+        # the API is one write, not two (bench/results/2026-12-06-performance-history.md, section 5)
         self._write_batch(bank_id, batch, actor, source, result, summary=True)
         if progress and batch:
             progress(len(batch))

@@ -41,7 +41,7 @@ DIHEDRAL_NAMES = (
 
 # Candidates still enabled, with what scoring needs. Read on every match, on the request path: run on
 # the DBAPI cursor (store/driver.py) outside any transaction, where a Core ``Connection``, its BEGIN
-# and its rollback cost several times the query (docs/performance.md, section 5, run 20). An expanding
+# and its rollback cost several times the query (bench/results/2026-12-06-performance-history.md, section 5, run 20). An expanding
 # IN does not compile to plain SQL, so there is one statement per power-of-two count of ids (the
 # last id repeated to fill it), in chunks of at most ``_MAX_IN``.
 _MAX_IN = 256

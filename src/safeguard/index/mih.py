@@ -19,7 +19,7 @@ then each row's hash. *Sparse* (most buckets empty, e.g. 1M entries over the sam
 word gives a non-empty bucket's number, under which a one-row bucket keeps its row and a copy of its
 hash, so that a probe verifies with one random read (a few rows share an overflow list). At 1M
 entries the sparse layout is a fifth smaller (448 vs 569 MB) and the service spent ~10% less CPU per
-hash-only scan with it (docs/performance.md, section 1). Candidates of all probes of one query (or
+hash-only scan with it (bench/results/2026-12-06-performance-history.md, section 1). Candidates of all probes of one query (or
 of a batch of queries) are expanded and verified in a handful of vectorised numpy calls.
 
 Where the optional C extension is built (``setup.py``; ``_mihkernel.c``), those passes run in one
@@ -377,7 +377,7 @@ class MIHIndex(SignalIndex):
 
         The mapped pages are not faulted in ahead: reading one byte per page (~50 ms at 1M entries)
         made the first queries fast, but steady-state queries ran 0-30% slower afterwards in an
-        interleaved in-process A/B (docs/performance.md, section 5), so the pages fault in as
+        interleaved in-process A/B (bench/results/2026-12-06-performance-history.md, section 5), so the pages fault in as
         queries reach them.
         """
         if self._probed(max_distance):

@@ -164,7 +164,7 @@ _CONNECTION_KEY = "transaction_connection"
 def connection_of(session: Session) -> Connection:
     """``session.connection()``, looked up once per transaction or savepoint. Each ``connection()`` call
     walks the transaction's state machine again, several times per recorded match
-    (docs/performance.md, section 5, run 20). It must still be called once in each new savepoint: that
+    (bench/results/2026-12-06-performance-history.md, section 5, run 20). It must still be called once in each new savepoint: that
     call is what emits the ``SAVEPOINT``. Cached in ``session.info`` with the transaction it belongs
     to; dropped when the outermost transaction ends."""
     current = session.get_nested_transaction() or session.get_transaction()
@@ -201,5 +201,5 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     def _begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         # on the DBAPI connection: exec_driver_sql builds a whole execution context for it, a large
-        # part of a small write transaction's Python time (docs/performance.md, section 5, run 19)
+        # part of a small write transaction's Python time (bench/results/2026-12-06-performance-history.md, section 5, run 19)
         conn.connection.driver_connection.execute(_BEGIN[mode])
