@@ -213,7 +213,7 @@ def test_high_resolution_videos_go_to_the_background() -> None:
 
 
 BOMB_CHILD = """
-import io, resource, sys
+import io, sys
 from PIL import Image
 im = Image.new("RGB", (10000, 10000), (120, 130, 140))
 buf = io.BytesIO(); im.save(buf, "PNG", compress_level=1); data = buf.getvalue(); del im, buf
@@ -221,21 +221,21 @@ import gc; gc.collect()
 from safeguard.media import Media
 from safeguard.media.budget import DecodeBudget
 from safeguard.signals import compute_signals
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 m = Media.from_bytes(data, hash_draft=256, budget=DecodeBudget(640 * 2**20))
 with m.budgeted():
     sig = [s for s in compute_signals(m) if s.type == "pdq"]
-print(len(sig), m.decode_cost() // 2**20, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM: this process's own peak (ru_maxrss survives exec: it starts at the forking parent's size)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(len(sig), m.decode_cost() // 2**20, hwm // 1024)
 """
 
 
 def test_a_10000x10000_png_bomb_is_hashed_in_bounded_memory() -> None:
     """Before the budget this scan peaked at about 3 GB; the reduced decode holds the decoded image
-    (400 MB) and a band. The child's own peak (ru_maxrss) is bounded generously."""
+    (400 MB) and a band. The child's own peak (VmHWM: ``ru_maxrss`` would include the pytest parent's
+    size at fork, 1.2-1.7 GB in a full run) is bounded generously."""
     out = subprocess.run([sys.executable, "-c", BOMB_CHILD], capture_output=True, text=True, timeout=300, check=True)
     n, estimate_mib, peak_mib = (int(v) for v in out.stdout.split())
     assert n == 1
     assert estimate_mib < 640
-    # 399 MiB when run alone; once 1,206 MiB inside a full suite on a loaded machine (not explained
-    # yet): the bound still tells the budgeted path (< 1.5 GB) from the unbudgeted one (about 3 GB)
-    assert peak_mib < 1500, out.stdout
+    assert peak_mib < 900, out.stdout
