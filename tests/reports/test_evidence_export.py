@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from safeguard.cli import app as cli_app
 from safeguard.config import Settings
 from safeguard.engine import Engine
 from tests.reports.test_reports import confirmed_case
+from tests.reports.verify import check_manifest, run, verify_signature
 
 VERIFY = Path(__file__).parents[2] / "scripts" / "verify_custody.py"
 
@@ -40,25 +40,12 @@ def test_export_verifies_without_safeguard_and_tampering_shows(
     custody = json.loads((d / "custody.json").read_text())
     types = {e["type"] for e in custody}
     assert {"decision.created", "case.decided", "report.drafted"} <= types
-    run = lambda *c: subprocess.run(c, cwd=d, capture_output=True, text=True)  # noqa: E731
-    assert run("sha256sum", "-c", "manifest.sha256").returncode == 0
-    sig = run(
-        "openssl",
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        "signer.pem",
-        "-rawin",
-        "-in",
-        "manifest.sha256",
-        "-sigfile",
-        "manifest.sig",
-    )
+    assert check_manifest(d).returncode == 0
+    sig = verify_signature(d)
     assert sig.returncode == 0, sig.stderr
-    ok = run(sys.executable, str(VERIFY), ".")
+    ok = run(d, sys.executable, str(VERIFY), ".")
     assert ok.returncode == 0 and "OK" in ok.stdout, ok.stdout
     custody[0]["actor"] = "someone-else"  # an edited event no longer matches its hash
     (d / "custody.json").write_text(json.dumps(custody))
-    bad = run(sys.executable, str(VERIFY), ".")
+    bad = run(d, sys.executable, str(VERIFY), ".")
     assert bad.returncode == 1 and "does not match" in bad.stdout

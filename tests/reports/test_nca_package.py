@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from safeguard.reports import ReportService, package
 from safeguard.reports.transports import NcaTransport, NcmecTransport, ReportTransport, transports
 from safeguard.store.models import Report
 from tests.reports.test_reports import LEAD2, REPORTER, confirmed_case
+from tests.reports.verify import check_manifest, verify_signature
 
 
 def built(engine: Engine, banks: BankService) -> tuple[bytes, Settings]:
@@ -48,38 +48,13 @@ def test_package_verifies_with_the_documented_commands(engine: Engine, banks: Ba
     assert doc["reporter"]["organisation"] == "Example Platform"
     [item] = doc["content"]
     assert (tmp_path / item["file"]).is_file() and len(item["hashes"]["sha256"]) == 64
-    run = lambda *c: subprocess.run(c, cwd=tmp_path, capture_output=True, text=True)  # noqa: E731
-    assert run("sha256sum", "-c", "manifest.sha256").returncode == 0
-    ok = run(
-        "openssl",
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        "signer.pem",
-        "-rawin",
-        "-in",
-        "manifest.sha256",
-        "-sigfile",
-        "manifest.sig",
-    )
+    assert check_manifest(tmp_path).returncode == 0
+    ok = verify_signature(tmp_path)
     assert ok.returncode == 0, ok.stderr
     (tmp_path / item["file"]).write_bytes(b"swapped")  # a changed file fails the manifest
-    assert run("sha256sum", "-c", "manifest.sha256").returncode != 0
+    assert check_manifest(tmp_path).returncode != 0
     (tmp_path / "manifest.sha256").write_text("0" * 64 + "  report.json\n")  # a changed manifest fails the signature
-    bad = run(
-        "openssl",
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        "signer.pem",
-        "-rawin",
-        "-in",
-        "manifest.sha256",
-        "-sigfile",
-        "manifest.sig",
-    )
+    bad = verify_signature(tmp_path)
     assert bad.returncode != 0
 
 
