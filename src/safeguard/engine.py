@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,12 +29,13 @@ from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Decision, Finding, Signal
 from safeguard.detectors.base import Detector, ScanContext
 from safeguard.errors import InvalidInput, SafeguardError
-from safeguard.index.manager import BankMeta, IndexSet
+from safeguard.index.manager import IndexSet
 from safeguard.ledger import decision_digest
 from safeguard.media import Media
 from safeguard.media.budget import DecodeBudget
 from safeguard.policy import Policy, evaluate, load_policy
 from safeguard.policy.model import with_default_rules
+from safeguard.resources import Resources
 from safeguard.signals import compute_signals, get_signal_type
 from safeguard.signals.vpdq import MAX_TIMESTAMP
 from safeguard.store import Database, driver
@@ -46,19 +47,6 @@ log = logging.getLogger(__name__)
 # Hash-only scans with at most this many signals may be matched on the API's event loop (each index
 # lookup takes well under a millisecond); see Engine.scan_async.
 INLINE_SIGNALS = 8
-
-
-@dataclass
-class Resources:
-    """What detectors and actions share: handed to each explicitly, never global."""
-
-    settings: Settings
-    db: Database
-    indexes: IndexSet
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def bank_cache(self) -> dict[int, BankMeta]:
-        return self.indexes.banks
 
 
 @dataclass

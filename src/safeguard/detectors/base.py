@@ -15,8 +15,8 @@ from safeguard.content import Content, Finding, Signal
 from safeguard.media import Media
 
 if TYPE_CHECKING:
-    from safeguard.engine import Resources
     from safeguard.policy.model import Rule
+    from safeguard.resources import Resources
 
 
 @dataclass

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -387,5 +388,25 @@ class Report(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-# Tables owned by other modules register on the same metadata (kept last: they import Base from here).
-from safeguard.workers import streams_store as _streams_store  # noqa: E402, F401
+class StreamRow(Base):
+    """One row per watched live stream, so state survives the watching thread and is visible to every
+    API process (``GET /v1/streams/{id}`` may land on a process that is not watching). Its states and
+    the dict the API shows are in ``safeguard.workers.streams_store``."""
+
+    __tablename__ = "streams"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform_stream_id: Mapped[str] = mapped_column(String(200), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    user_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    frames_sampled: Mapped[int] = mapped_column(Integer, default=0)
+    last_frame_time: Mapped[float | None] = mapped_column(Float, nullable=True)  # seconds into the stream
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    decision_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the tenant of the key that registered it: only that tenant's platform keys see it (migration 0007)
+    tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, server_default=DEFAULT_TENANT, index=True)
+    key_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)  # the API key that registered it
