@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from tests.media_factory import encode, make_image  # noqa: E402
 
+from bench.api_bench import child_pids  # noqa: E402
 from safeguard.config import Settings  # noqa: E402
 
 MIB = 1024 * 1024
@@ -112,18 +113,6 @@ def normals(n: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(p.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return out
-
-
 def _status_kb(pid: int, field: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -135,7 +124,7 @@ def _status_kb(pid: int, field: str) -> int:
 
 
 def _workers(pid: int) -> list[int]:
-    return [c for c in _children(pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return [c for c in child_pids(pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
 def _free_port() -> int:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import av  # noqa: E402
 import numpy as np  # noqa: E402
-from tests.streaming import LiveHLSServer, WebhookReceiver, make_hls  # noqa: E402
+from tests.streaming import LiveHLSServer, WebhookReceiver, make_hls, read_playlist  # noqa: E402
 from tests.videogen import benign_image  # noqa: E402
 
 from safeguard.banks import BankService  # noqa: E402
@@ -193,14 +193,7 @@ def _remux_hls(src: Path, root: Path) -> None:
 
 
 def _read_vod(root: Path) -> list[tuple[str, float]]:
-    segs: list[tuple[str, float]] = []
-    dur = 0.0
-    for line in (root / "vod.m3u8").read_text().splitlines():
-        if line.startswith("#EXTINF:"):
-            dur = float(line[8:].split(",")[0])
-        elif line and not line.startswith("#"):
-            segs.append((line, dur))
-    return segs
+    return read_playlist(root / "vod.m3u8")
 
 
 def bench_delay(trials: int, size: tuple[int, int], fps: int, background: int = 0) -> list[tuple[str, str, str]]:

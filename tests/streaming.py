@@ -59,9 +59,14 @@ def make_hls(
     for p in st.encode(None):
         out.mux(p)
     out.close()
+    return read_playlist(out_dir / "vod.m3u8")
+
+
+def read_playlist(path: Path) -> list[tuple[str, float]]:
+    """The (segment file, duration) pairs of an HLS media playlist."""
     segs: list[tuple[str, float]] = []
     dur = 0.0
-    for line in (out_dir / "vod.m3u8").read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line.startswith("#EXTINF:"):
             dur = float(line[8:].split(",")[0])
         elif line and not line.startswith("#"):

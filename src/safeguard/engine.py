@@ -173,7 +173,7 @@ class Engine:
             ):
                 raise InvalidInput("send the media bytes or at least one signal", code="nothing_to_scan")
             t1 = time.perf_counter()
-            findings = self._findings([ScanContext(content=content, signals=signals, media=media)])[0]
+            findings = self.findings([ScanContext(content=content, signals=signals, media=media)])[0]
             t2 = time.perf_counter()
         self.last_timings = ScanTimings((t1 - t0) * 1000, (t2 - t1) * 1000)
         return self.decision_work(content, findings, signals=signals, actor=actor, decision_id=decision_id)
@@ -185,7 +185,7 @@ class Engine:
         if content.data is not None:
             media = media or self.media_for(content.data, content.media_type)
             signals = compute_signals(media) + signals
-        return signals, self._findings([ScanContext(content=content, signals=signals, media=media)])[0]
+        return signals, self.findings([ScanContext(content=content, signals=signals, media=media)])[0]
 
     def prepare_many(self, contents: list[Content], *, actor: str = "system") -> list[Work]:
         """:meth:`prepare` for several hash-only contents (``POST /v1/scan/batch``), one decision each.
@@ -209,7 +209,7 @@ class Engine:
             if not signals:
                 raise InvalidInput(f"item {i}: send at least one signal", code="nothing_to_scan", details={"item": i})
             ctxs.append(ScanContext(content=content, signals=signals))
-        findings = self._findings(ctxs)
+        findings = self.findings(ctxs)
         return [
             self.decision_work(ctx.content, found, signals=ctx.signals, actor=actor)
             for ctx, found in zip(ctxs, findings, strict=True)
@@ -223,8 +223,9 @@ class Engine:
         works = await asyncio.to_thread(self.prepare_many, contents, actor=actor)
         return list(await asyncio.gather(*(self.recorder.submit_async(w) for w in works)))
 
-    def _findings(self, ctxs: list[ScanContext]) -> list[list[Finding]]:
-        """Every applicable detector's findings for each context, in detector order."""
+    def findings(self, ctxs: list[ScanContext]) -> list[list[Finding]]:
+        """Every applicable detector's findings for each context, in detector order: the one place the
+        registry's detectors are run (scans, batches, user reports and each live-stream frame)."""
         out: list[list[Finding]] = [[] for _ in ctxs]
         for det in self.detectors:
             chosen = [i for i, ctx in enumerate(ctxs) if det.applies(ctx)]

@@ -653,12 +653,7 @@ class StreamMonitor:
     # -- the engine ----------------------------------------------------------------------------
     def detect(self, content: Content, signals: list[Signal]) -> list[Finding]:
         """The engine's detectors on one frame (``Engine.scan`` without recording a decision per frame)."""
-        ctx = ScanContext(content=content, signals=signals)
-        out: list[Finding] = []
-        for det in self.engine.detectors:
-            if det.applies(ctx):
-                out.extend(det.detect(ctx))
-        return out
+        return self.engine.findings([ScanContext(content=content, signals=signals)])[0]
 
     def deliver_now(self, decision_id: str) -> int:
         """Deliver this decision's ``stream.terminate`` webhooks now instead of at the worker's next poll.
