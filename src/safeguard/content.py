@@ -16,6 +16,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+__all__ = [
+    "Action",
+    "Content",
+    "ContentKind",
+    "Decision",
+    "Finding",
+    "Signal",
+    "Verdict",
+]
+
 
 class Verdict(StrEnum):
     """The answer to the platform. Ordered: a stricter verdict wins when rules disagree."""
@@ -33,6 +43,8 @@ _SEVERITY = {Verdict.ALLOW: 0, Verdict.REVIEW: 1, Verdict.BLOCK: 2}
 
 
 class ContentKind(StrEnum):
+    """What a piece of content is; policy rules and detectors choose by it."""
+
     IMAGE = "image"
     VIDEO = "video"
     MESSAGE = "message"

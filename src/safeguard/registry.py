@@ -17,12 +17,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from importlib.metadata import entry_points
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:  # the plug-in protocols import this module to look their plug-ins up
+    from safeguard.actions.base import ActionHandler
+    from safeguard.banks.sources.base import HashListFormat
+    from safeguard.detectors.base import Detector
+    from safeguard.signals.base import SignalType
+
+__all__ = ["Registry", "actions", "detectors", "signals", "sources"]
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
+    """Plug-in classes of one kind by name: an entry-point group, plus what tests register."""
+
     def __init__(self, group: str) -> None:
         self.group = group
         self._items: dict[str, type[T]] | None = None
@@ -38,12 +48,14 @@ class Registry(Generic[T]):
             return self._items
 
     def register(self, name: str, cls: type[T]) -> None:
+        """Add (or replace) a plug-in in this process, as an installed package's entry point would."""
         self._load()[name] = cls
 
     def unregister(self, name: str) -> None:
         self._load().pop(name, None)
 
     def get(self, name: str) -> type[T]:
+        """The class registered under ``name``, or ``InvalidInput`` (code ``unknown_<kind>``) naming the known ones."""
         items = self._load()
         if name not in items:
             from safeguard.errors import InvalidInput
@@ -64,7 +76,7 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
-signals: Registry[Any] = Registry("safeguard.signals")
-sources: Registry[Any] = Registry("safeguard.sources")
-detectors: Registry[Any] = Registry("safeguard.detectors")
-actions: Registry[Any] = Registry("safeguard.actions")
+signals: Registry[SignalType] = Registry("safeguard.signals")
+sources: Registry[HashListFormat] = Registry("safeguard.sources")
+detectors: Registry[Detector] = Registry("safeguard.detectors")
+actions: Registry[ActionHandler] = Registry("safeguard.actions")

@@ -18,6 +18,11 @@ from safeguard.config import Settings
 from safeguard.content import Action, Content, Decision
 from safeguard.store import Database
 
+__all__ = [
+    "ActionContext",
+    "ActionHandler",
+]
+
 
 @dataclass
 class ActionContext:
@@ -31,6 +36,10 @@ class ActionContext:
 
 
 class ActionHandler(ABC):
+    """A policy action (``block``, ``case``, ``preserve``, ...): registered under the ``safeguard.actions``
+    entry-point group, constructed once per engine without arguments, run for each decision whose fired
+    rules name it."""
+
     name: ClassVar[str]
     #: "platform": the platform carries it out (the engine records and returns it);
     #: "engine": the engine does it (here, or by enqueueing work)

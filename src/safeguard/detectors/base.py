@@ -14,6 +14,11 @@ from typing import TYPE_CHECKING, ClassVar
 from safeguard.content import Content, Finding, Signal
 from safeguard.media import Media
 
+__all__ = [
+    "Detector",
+    "ScanContext",
+]
+
 if TYPE_CHECKING:
     from safeguard.policy.model import Rule
     from safeguard.resources import Resources
@@ -28,6 +33,11 @@ class ScanContext:
 
 
 class Detector(ABC):
+    """Turns content and its signals into findings (registered under ``safeguard.detectors``).
+
+    Constructed once per engine with its :class:`~safeguard.resources.Resources`; ``detect`` is called
+    from several threads at once, so per-call state stays local. A detector never decides a verdict."""
+
     name: ClassVar[str]
     #: True when ``detect`` on a few hashes is quick and local (an index lookup, a short database read),
     #: so the API may run it on its event loop; anything slower or remote keeps the default, a thread.
@@ -37,10 +47,13 @@ class Detector(ABC):
         self.resources = resources
 
     @abstractmethod
-    def applies(self, ctx: ScanContext) -> bool: ...
+    def applies(self, ctx: ScanContext) -> bool:
+        """Whether this detector has anything to say about the content (cheap: no decoding, no I/O)."""
 
     @abstractmethod
-    def detect(self, ctx: ScanContext) -> list[Finding]: ...
+    def detect(self, ctx: ScanContext) -> list[Finding]:
+        """The findings for one content (empty when nothing is found); raise a
+        :class:`~safeguard.errors.SafeguardError` for content it cannot read, never return a partial list."""
 
     def default_rules(self) -> list[Rule]:
         """Policy rules this detector's findings need whatever the policy file says (e.g. ``unhashable``,

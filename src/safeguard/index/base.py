@@ -15,6 +15,11 @@ import numpy as np
 
 from safeguard.signals.base import SignalType
 
+__all__ = [
+    "SignalIndex",
+    "index_for",
+]
+
 
 class SignalIndex(ABC):
     """Entry ids keyed by signal value. Ids are the database's bank-entry ids."""
@@ -47,7 +52,8 @@ class SignalIndex(ABC):
         return None
 
     @abstractmethod
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """How many values the index holds (removed ones not counted)."""
 
     @abstractmethod
     def arrays(self) -> dict[str, np.ndarray]:
@@ -55,7 +61,9 @@ class SignalIndex(ABC):
 
     @classmethod
     @abstractmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SignalIndex: ...
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SignalIndex:
+        """The index :meth:`arrays` described, rebuilt from a snapshot (no pickle); it answers queries
+        exactly as the saved one did."""
 
     def save(self, path: Path, **meta: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

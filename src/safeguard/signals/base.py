@@ -19,11 +19,23 @@ from safeguard.content import Signal
 from safeguard.errors import InvalidInput, SafeguardError
 from safeguard.media import Media
 
+__all__ = [
+    "SignalType",
+    "compute_signals",
+    "hamming_hex",
+    "noncanonical_hex",
+    "signal_types",
+    "validate_hex",
+]
+
 if TYPE_CHECKING:
     from safeguard.index.base import SignalIndex
 
 
 class SignalType(ABC):
+    """A kind of hash (``sha256``, ``md5``, ``pdq``, ``vpdq``): how to compute it from media, check an
+    outside value, measure distance (exact or Hamming) and index it. Registered under ``safeguard.signals``."""
+
     name: ClassVar[str]
     metric: ClassVar[Literal["exact", "hamming"]]
     bits: ClassVar[int] = 0
@@ -95,6 +107,7 @@ class SignalType(ABC):
 
 
 def hamming_hex(a: str, b: str) -> int:
+    """Bits that differ between two hex strings of the same length."""
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
@@ -137,6 +150,7 @@ def get_signal_type(name: str) -> SignalType:
 
 
 def signal_types() -> list[SignalType]:
+    """An instance of every registered signal type, by name."""
     return [get_signal_type(n) for n in registry.signals.names()]
 
 

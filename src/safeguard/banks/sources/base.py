@@ -20,6 +20,18 @@ from safeguard.content import Signal
 from safeguard.errors import SafeguardError
 from safeguard.signals import get_signal_type
 
+__all__ = [
+    "FIELD_LIMITS",
+    "Checkpoint",
+    "HashListFormat",
+    "HashListSource",
+    "Row",
+    "RowError",
+    "make_row",
+    "make_rows",
+    "signal_rows",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class Row:
@@ -110,7 +122,9 @@ class HashListFormat(ABC):
     example: ClassVar[str]
 
     @abstractmethod
-    def parse(self, fp: TextIO) -> Iterator[Row | RowError]: ...
+    def parse(self, fp: TextIO) -> Iterator[Row | RowError]:
+        """Rows of a document, in order, streamed (bounded memory whatever the file size): a bad line is a
+        :class:`RowError` with its line number, never an exception that loses the good rows."""
 
     @abstractmethod
     def write(self, rows: Iterable[dict[str, Any]], fp: TextIO) -> int:
@@ -128,4 +142,6 @@ class HashListSource(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def fetch_iter(self, checkpoint: Checkpoint | None) -> Iterator[tuple[list[Row], Checkpoint]]: ...
+    def fetch_iter(self, checkpoint: Checkpoint | None) -> Iterator[tuple[list[Row], Checkpoint]]:
+        """Batches of rows since ``checkpoint`` (everything when None), each with the checkpoint to store
+        once the batch is applied; a crash between batches resumes from the last stored one."""
