@@ -77,7 +77,7 @@ def _served_from(base: type[Any], channel: socket.socket) -> type[Any]:
     """uvicorn's ``Server`` serving the connections that arrive over ``channel`` (one socket per
     message, as :meth:`Supervisor._dispatch` sends them) instead of a listening socket of its own."""
 
-    class DispatchedServer(base):
+    class DispatchedServer(base):  # type: ignore[misc]  # uvicorn.Server, imported late
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=[])  # the app's start-up (lifespan); no listener
             loop = asyncio.get_running_loop()

@@ -9,9 +9,7 @@ scan"), which the case shows among its evidence.
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-from sqlalchemy import Table
+from typing import Any
 
 from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.config import Settings
@@ -23,7 +21,7 @@ from safeguard.store import Database
 from safeguard.store.db import connection_of
 from safeguard.store.driver import Prepared
 
-_INSERT_ITEM = Prepared(cast(Table, ITEMS).insert())  # on the DBAPI cursor (store/driver.py)
+_INSERT_ITEM = Prepared(ITEMS.insert())  # on the DBAPI cursor (store/driver.py)
 SHARED_KEY = "evidence_vault"
 
 
