@@ -100,7 +100,3 @@ def keys(engine: Engine) -> dict[str, str]:
         role: ks.create(role, f"test-{role}", actor="test")["key"]
         for role in ("platform", "moderator", "admin", "auditor")
     }
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}

@@ -55,3 +55,11 @@ def animation_bytes(frames: list[Image.Image], fmt: str = "GIF", **kw: object) -
         pillow_heif.register_heif_opener()
     frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], **({"duration": 100} | kw))
     return buf.getvalue()
+
+
+def heif_bytes(seed: int = 1, fmt: str = "AVIF", size: tuple[int, int] = (320, 240)) -> bytes:
+    """A benign image as AVIF or HEIF (through pillow-heif's encoder)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return encode(make_image(seed, size), fmt)

@@ -19,7 +19,7 @@ from safeguard.errors import ConfigError, InvalidInput
 from safeguard.store.models import Event, OutboxMessage, WebhookEndpoint
 from safeguard.webhook_store import PURPOSE
 from safeguard.workers.outbox import OutboxWorker
-from tests.conftest import auth
+from tests.helpers.api import auth
 from tests.webhook_receiver import webhook_receiver
 
 ip = ipaddress.ip_address

@@ -13,7 +13,7 @@ from safeguard.errors import InvalidInput
 from safeguard.media import Media
 from safeguard.signals.pdq import PDQSignal
 from safeguard.store.models import Case, CaseItem, DecisionRow, Event, OutboxMessage, WebhookEndpoint
-from tests.index.test_indexes import flip_bits
+from tests.helpers.hashes import flip_bits
 from tests.media_factory import encode, image_bytes, make_image
 
 

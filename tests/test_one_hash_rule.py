@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from safeguard.engine import Engine
 from safeguard.media import Media
 from safeguard.signals.pdq import PDQSignal
-from tests.conftest import auth
+from tests.helpers.api import auth
 from tests.media_factory import encode, make_image
 
 # large enough for the fast decode to scale the JPEG down (short side >= 2 x 256)

@@ -22,8 +22,8 @@ import pytest
 
 from safeguard.media import Media
 from safeguard.signals.pdq import PDQSignal
+from tests.helpers.net import free_port
 from tests.media_factory import encode, image_bytes, make_image
-from tests.test_server_process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

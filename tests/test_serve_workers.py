@@ -17,7 +17,7 @@ import httpx
 import pytest
 from bench.api_bench import child_pids
 
-from tests.test_server_process import free_port
+from tests.helpers.net import free_port
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; SO_REUSEPORT balancing")
 

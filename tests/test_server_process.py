@@ -7,7 +7,6 @@ process becomes findable by the server within its refresh interval, without a re
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,13 +21,8 @@ from safeguard.keys import KeyService
 from safeguard.media import Media
 from safeguard.signals.pdq import PDQSignal
 from safeguard.store import Database
+from tests.helpers.net import free_port
 from tests.media_factory import image_bytes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

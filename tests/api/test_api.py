@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from safeguard.banks import BankService
 from safeguard.engine import Engine
 from safeguard.store.models import DecisionRow
-from tests.conftest import auth
+from tests.helpers.api import auth, make_bank_with
 from tests.media_factory import encode, image_bytes, make_image
 
 
@@ -20,16 +20,6 @@ def upload(client: TestClient, key: str, data: bytes, name: str = "x.jpg", **fie
     return client.post(
         "/v1/scan", headers=auth(key), files={"file": (name, data, "application/octet-stream")}, data=fields
     )
-
-
-def make_bank_with(client: TestClient, keys: dict[str, str], data: bytes, name: str = "csam") -> dict:  # type: ignore[type-arg]
-    r = client.post("/v1/banks", headers=auth(keys["admin"]), json={"name": name, "default_category": "A1"})
-    assert r.status_code == 201, r.text
-    r = client.post(
-        f"/v1/banks/{name}/entries", headers=auth(keys["moderator"]), files={"file": ("banked.png", data, "image/png")}
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 def test_scan_multipart_block_and_allow(app_client: TestClient, keys: dict[str, str]) -> None:

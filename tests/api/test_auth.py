@@ -22,7 +22,7 @@ from safeguard.engine import Engine
 from safeguard.errors import Unauthorized
 from safeguard.keys import KeyService
 from safeguard.store import Database
-from tests.conftest import auth
+from tests.helpers.api import auth
 
 BIG = 50 * 1024 * 1024  # the default upload limit: what an attacker may declare
 

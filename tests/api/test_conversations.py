@@ -13,8 +13,8 @@ from safeguard.api import create_app
 from safeguard.api.conversations import router
 from safeguard.config import Settings
 from safeguard.engine import Engine
-from tests.conftest import auth
 from tests.detectors.grooming.helpers import GROOMING_LINES
+from tests.helpers.api import auth
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from safeguard.api.scan import HashScanRoute
 from safeguard.config import Settings
 from safeguard.engine import Engine
 from safeguard.errors import SafeguardError
-from tests.api.test_api import make_bank_with
-from tests.conftest import auth
+from tests.helpers.api import auth, make_bank_with
 from tests.media_factory import image_bytes
 
 

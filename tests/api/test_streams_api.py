@@ -18,7 +18,7 @@ from safeguard.engine import Engine
 from safeguard.signals.pdq import pdq_hex
 from safeguard.workers.streams import StreamConfig, StreamMonitor
 from safeguard.workers.video_jobs import VideoScanJobs
-from tests.conftest import auth
+from tests.helpers.api import auth
 from tests.streaming import WebhookReceiver
 from tests.videogen import benign_image, make_video
 

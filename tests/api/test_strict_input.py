@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from safeguard.api import create_app
 from safeguard.config import Settings
 from safeguard.engine import Engine
-from tests.conftest import auth
 from tests.fuzz.harness import FuzzTarget, fuzz_target, json_endpoints
+from tests.helpers.api import auth
 
 ARABIC_ZEROS = "\u0660" * 64  # ARABIC-INDIC DIGIT ZERO x 64: int(v, 16) == 0, bytes.fromhex refuses it
 

@@ -24,8 +24,8 @@ from safeguard.store.db import MIGRATIONS_DIR
 from safeguard.store.models import DecisionRow
 from safeguard.workers.streams import StreamConfig, StreamMonitor
 from safeguard.workers.streams_store import StreamRow
-from tests.conftest import auth
 from tests.detectors.grooming.helpers import GROOMING_LINES
+from tests.helpers.api import auth
 from tests.media_factory import image_bytes
 from tests.videogen import make_video
 

@@ -11,7 +11,7 @@ from safeguard.banks.sources.csv_list import CSVHashList
 from safeguard.banks.sources.jsonl_list import JSONLHashList
 from safeguard.engine import Engine
 from safeguard.errors import Conflict, InvalidInput, NotFound
-from tests.index.test_indexes import random_hashes
+from tests.helpers.hashes import random_hashes
 
 
 def test_create_and_validate(banks: BankService) -> None:

@@ -22,7 +22,7 @@ from safeguard.keys import KeyService
 from safeguard.media import Media
 from safeguard.signals.pdq import PDQSignal
 from safeguard.store.models import BankEntry, Case, EntryOpinion, utcnow
-from tests.conftest import auth
+from tests.helpers.api import auth
 from tests.media_factory import image_bytes
 
 MOD = Who("user:mia", "moderator", "mia", "user", 1)

@@ -16,7 +16,7 @@ from safeguard.media import Media
 from safeguard.signals.pdq import PDQSignal
 from safeguard.user_reports import LOCALES, advice, locale_of
 from safeguard.user_reports.advice import TEXT
-from tests.conftest import auth
+from tests.helpers.api import auth
 from tests.media_factory import image_bytes
 
 MOD = Who("user:mia", "moderator", "mia", "user", 1)

@@ -20,9 +20,8 @@ from safeguard.errors import ConfigError, SafeguardError
 from safeguard.media import Media
 from safeguard.policy import parse_policy
 from safeguard.signals.pdq import PDQSignal
-from tests.conftest import auth
-from tests.media.test_formats import heif_bytes
-from tests.media_factory import animation_bytes, encode, make_image
+from tests.helpers.api import auth
+from tests.media_factory import animation_bytes, encode, heif_bytes, make_image
 
 
 def bank_jpeg(banks: BankService, seed: int) -> int:

@@ -35,7 +35,7 @@ from safeguard.media import Media
 from safeguard.signals.pdq import PDQSignal
 from safeguard.store.models import Event, utcnow
 from safeguard.store.models import EvidenceItem as EvidenceRow
-from tests.conftest import auth
+from tests.helpers.api import auth
 from tests.media_factory import encode, image_bytes, make_image
 
 

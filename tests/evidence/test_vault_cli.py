@@ -23,7 +23,7 @@ from safeguard.evidence import FileBlobStore, MasterKey, vault_of
 from safeguard.keys import KeyService
 from safeguard.store.models import Event, utcnow
 from safeguard.store.models import EvidenceItem as EvidenceRow
-from tests.conftest import auth
+from tests.helpers.api import auth
 from tests.media_factory import image_bytes
 
 

@@ -11,8 +11,8 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import auth
 from tests.fuzz.harness import MEDIA_FORMATS, FuzzTarget, mutate, problems
+from tests.helpers.api import auth
 
 # Pillow warns about the damage it skips over; that is the point here
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")

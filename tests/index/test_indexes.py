@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from safeguard.index.base import SignalIndex, index_for
@@ -12,19 +11,7 @@ from safeguard.index.exact import ExactIndex
 from safeguard.index.hamming import HammingIndex
 from safeguard.index.mih import MIHIndex
 from safeguard.signals import get_signal_type
-
-
-def random_hashes(n: int, seed: int = 0) -> list[str]:
-    rng = np.random.default_rng(seed)
-    return [bytes(row).hex() for row in rng.integers(0, 256, (n, 32), dtype=np.uint8)]
-
-
-def flip_bits(h: str, k: int, seed: int) -> str:
-    rng = np.random.default_rng(seed)
-    v = int(h, 16)
-    for b in rng.choice(256, size=k, replace=False):
-        v ^= 1 << int(b)
-    return f"{v:064x}"
+from tests.helpers.hashes import flip_bits, random_hashes
 
 
 def brute(values: dict[int, str], q: str, d: int) -> set[tuple[int, int]]:

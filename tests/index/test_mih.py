@@ -9,24 +9,7 @@ from safeguard.index import index_for
 from safeguard.index.hamming import HammingIndex
 from safeguard.index.mih import MIHIndex
 from safeguard.signals import get_signal_type
-
-
-def _hex(words: np.ndarray) -> list[str]:
-    raw = np.ascontiguousarray(words.astype(">u8")).tobytes()
-    return [raw[i * 32 : (i + 1) * 32].hex() for i in range(len(words))]
-
-
-def _flip(rng: np.random.Generator, value: str, d: int) -> str:
-    bits = np.unpackbits(np.frombuffer(bytes.fromhex(value), dtype=np.uint8))
-    bits[rng.choice(256, d, replace=False)] ^= 1
-    return np.packbits(bits).tobytes().hex()
-
-
-def _bank(rng: np.random.Generator, n: int, clustered: bool) -> list[str]:
-    if not clustered:
-        return _hex(rng.integers(0, 2**64, size=(n, 4), dtype=np.uint64))
-    centres = _hex(rng.integers(0, 2**64, size=(max(1, n // 200), 4), dtype=np.uint64))
-    return [_flip(rng, centres[int(rng.integers(len(centres)))], int(rng.integers(0, 24))) for _ in range(n)]
+from tests.helpers.hashes import flip_random, mih_bank, mih_queries
 
 
 def _pair(values: list[str], ids: list[int], **kw: int) -> tuple[MIHIndex, HammingIndex]:
@@ -34,12 +17,6 @@ def _pair(values: list[str], ids: list[int], **kw: int) -> tuple[MIHIndex, Hammi
     mih.add(ids, values)
     ref.add(ids, values)
     return mih, ref
-
-
-def _queries(rng: np.random.Generator, values: list[str], k: int) -> list[str]:
-    qs = [_flip(rng, values[int(rng.integers(len(values)))], d) for d in range(32)]
-    qs += [_flip(rng, values[int(rng.integers(len(values)))], int(rng.integers(0, 48))) for _ in range(k)]
-    return qs
 
 
 def _same(mih: MIHIndex, ref: HammingIndex, qs: list[str], radii: tuple[int, ...] = (0, 8, 15, 16, 31, 32, 40)) -> None:
@@ -53,18 +30,18 @@ def _same(mih: MIHIndex, ref: HammingIndex, qs: list[str], radii: tuple[int, ...
 @pytest.mark.parametrize("clustered", [False, True])
 def test_equals_brute_force(tables: int, clustered: bool) -> None:
     rng = np.random.default_rng(tables + 100 * clustered)
-    values = _bank(rng, 3000, clustered)
+    values = mih_bank(rng, 3000, clustered)
     mih, ref = _pair(values, list(range(1, 3001)), tables=tables)
     assert mih.tables == tables
-    _same(mih, ref, _queries(rng, values, 40))
+    _same(mih, ref, mih_queries(rng, values, 40))
 
 
 def test_planted_near_duplicates_all_found() -> None:
     rng = np.random.default_rng(7)
-    values = _bank(rng, 2000, False)
+    values = mih_bank(rng, 2000, False)
     planted = {}
     for d in range(32):
-        planted[10_000 + d] = _flip(rng, values[5], d)
+        planted[10_000 + d] = flip_random(rng, values[5], d)
     mih = MIHIndex(tables=16)
     mih.add(list(range(2000)) + list(planted), values + list(planted.values()))
     got = dict(mih.query(values[5], 31))
@@ -74,7 +51,7 @@ def test_planted_near_duplicates_all_found() -> None:
 
 def test_adds_and_removes_patch_without_rebuild() -> None:
     rng = np.random.default_rng(3)
-    values = _bank(rng, 4000, True)
+    values = mih_bank(rng, 4000, True)
     mih, ref = _pair(values, list(range(4000)), tables=12)
     tables_before = mih._hashes
     # remove a slice, replace some values, add new entries: all go to tombstones and the delta
@@ -82,12 +59,12 @@ def test_adds_and_removes_patch_without_rebuild() -> None:
     mih.remove(rm)
     ref.remove(rm)
     new_ids = list(range(3990, 4200))
-    new_vals = [_flip(rng, values[int(rng.integers(4000))], int(rng.integers(0, 10))) for _ in new_ids]
+    new_vals = [flip_random(rng, values[int(rng.integers(4000))], int(rng.integers(0, 10))) for _ in new_ids]
     mih.add(new_ids, new_vals)
     ref.add(new_ids, new_vals)
     assert mih._hashes is tables_before, "patching must not rebuild the tables"
     assert len(mih) == len(ref)
-    qs = _queries(rng, values + new_vals, 30)
+    qs = mih_queries(rng, values + new_vals, 30)
     _same(mih, ref, qs, radii=(0, 31, 40))
     mih.compact()
     assert mih._hashes is not tables_before
@@ -96,28 +73,28 @@ def test_adds_and_removes_patch_without_rebuild() -> None:
 
 def test_delta_merges_past_threshold() -> None:
     rng = np.random.default_rng(4)
-    values = _bank(rng, 600, False)
+    values = mih_bank(rng, 600, False)
     mih = MIHIndex(tables=16, merge_threshold=100)
     ref = HammingIndex()
     for k in range(0, 600, 50):
         mih.add(list(range(k, k + 50)), values[k : k + 50])
         ref.add(list(range(k, k + 50)), values[k : k + 50])
     assert len(mih._d_ids) <= 100
-    _same(mih, ref, _queries(rng, values, 10), radii=(31,))
+    _same(mih, ref, mih_queries(rng, values, 10), radii=(31,))
 
 
 def test_small_bank_scans_without_tables() -> None:
     rng = np.random.default_rng(5)
-    values = _bank(rng, 2000, False)
+    values = mih_bank(rng, 2000, False)
     mih, ref = _pair(values, list(range(2000)))
     assert mih.tables == 0
-    _same(mih, ref, _queries(rng, values, 10), radii=(31,))
+    _same(mih, ref, mih_queries(rng, values, 10), radii=(31,))
 
 
 @pytest.mark.parametrize("mmap", [True, False])
 def test_snapshot_round_trip(tmp_path, mmap: bool) -> None:
     rng = np.random.default_rng(6)
-    values = _bank(rng, 3000, True)
+    values = mih_bank(rng, 3000, True)
     mih, ref = _pair(values, list(range(3000)), tables=12)
     mih.remove([1, 2, 3])
     ref.remove([1, 2, 3])
@@ -131,7 +108,7 @@ def test_snapshot_round_trip(tmp_path, mmap: bool) -> None:
     assert isinstance(loaded._hashes.base, np.memmap) == mmap  # mapped pages, seen through a plain ndarray
     loaded.warm(31)  # builds the probe set; answers stay the same
     assert set(loaded._probe_cache) == {31}
-    qs = _queries(rng, values, 20)
+    qs = mih_queries(rng, values, 20)
     _same(loaded, ref, qs, radii=(31,))
     # a loaded (read-only) snapshot still takes patches
     loaded.remove([9000, 10])
@@ -174,7 +151,7 @@ def test_radii_keep_the_pigeonhole_bound(tables: int) -> None:
 
 def test_settle_folds_the_delta_into_the_tables() -> None:
     rng = np.random.default_rng(3)
-    values = _bank(rng, 40_000, False)
+    values = mih_bank(rng, 40_000, False)
     mih = MIHIndex(merge_threshold=50_000)
     mih.add(list(range(20_000)), values[:20_000])  # the first bulk add builds the tables
     mih.add(list(range(20_000, 40_000)), values[20_000:])  # the second waits in the brute-force delta

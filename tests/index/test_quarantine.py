@@ -23,8 +23,8 @@ from safeguard.index.mih import MIHIndex
 from safeguard.keys import KeyService
 from safeguard.store import Database
 from safeguard.store.models import BankEntry, EntryChange, Event
-from tests.conftest import auth
-from tests.test_server_process import free_port
+from tests.helpers.api import auth
+from tests.helpers.net import free_port
 
 GOOD = "f0" * 32
 BAD_ROWS = [

@@ -24,7 +24,7 @@ from safeguard.media.decode import REDUCE_ABOVE_PIXELS, _block_means, plan_image
 from safeguard.media.video import frame_plan, frames_cost, video_decode_cost
 from safeguard.signals.pdq import pdq_hex
 from safeguard.signals.pdqmath import pdq_plane_hex
-from tests.conftest import auth
+from tests.helpers.api import auth
 from tests.media_factory import encode, image_bytes, make_image
 from tests.videogen import make_video
 

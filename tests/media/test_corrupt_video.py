@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from safeguard.errors import MediaError
 from safeguard.media import Media
 from safeguard.signals import compute_signals
-from tests.conftest import auth
+from tests.helpers.api import auth
 from tests.videogen import make_video
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import pillow_heif
 import pytest
 from PIL import AvifImagePlugin, Image
 
@@ -14,7 +13,7 @@ from safeguard.media.decode import decode_image
 from safeguard.media.formats import ftyp_brands, payload_codec, sniff_isobmff_image
 from safeguard.signals.base import hamming_hex
 from safeguard.signals.pdq import PDQSignal
-from tests.media_factory import encode, make_image
+from tests.media_factory import encode, heif_bytes, make_image
 
 
 def box(kind: bytes, payload: bytes) -> bytes:
@@ -23,11 +22,6 @@ def box(kind: bytes, payload: bytes) -> bytes:
 
 def ftyp(major: bytes, *compatible: bytes) -> bytes:
     return box(b"ftyp", major + b"\0\0\0\0" + b"".join(compatible))
-
-
-def heif_bytes(seed: int = 1, fmt: str = "AVIF", size: tuple[int, int] = (320, 240)) -> bytes:
-    pillow_heif.register_heif_opener()
-    return encode(make_image(seed, size), fmt)
 
 
 def pdq(data: bytes) -> str:

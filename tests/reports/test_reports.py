@@ -18,7 +18,7 @@ from safeguard.reports import ReportService
 from safeguard.signals.pdq import PDQSignal
 from safeguard.store.models import Event, Report
 from tests.cases.test_cases import AUDITOR, LEAD, MOD, banked_case
-from tests.conftest import auth
+from tests.helpers.api import auth
 from tests.media_factory import image_bytes
 
 LEAD2 = Who("user:leo", "lead", "leo", "user", 5)

@@ -14,7 +14,7 @@ from safeguard.banks import BankService
 from safeguard.cli import app as cli_app
 from safeguard.config import Settings
 from safeguard.engine import Engine
-from tests.conftest import auth
+from tests.helpers.api import auth
 from tests.reports.test_reports import REPORTER, confirmed_case
 
 

@@ -27,7 +27,7 @@ from safeguard.store.models import Event, OutboxMessage, WebhookEndpoint
 from safeguard.webhook_store import add_endpoint, remove_endpoint, seal_plaintext_secrets
 from safeguard.webhooks import verify_signature
 from safeguard.workers.outbox import OutboxWorker
-from tests.conftest import auth
+from tests.helpers.api import auth
 from tests.webhook_receiver import webhook_receiver
 
 PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
