@@ -2,7 +2,7 @@
 /api/v1/statements`` with ``{"statements": [...]}`` (1-100), Bearer token, its validation rules for the fields
 Safeguard sends (a subset of the documented ones), its answers (201 with the stored statements and their
 uuids; 422 with ``errors.statement_<i>`` or with ``errors.existing_puids``, the batch refused whole), and the
-faults tests ask for: 5xx, slow answers, and a *hold* that stores the batch and then waits before answering
+faults tests ask for: 5xx, slow answers (stored, then answered late), and a *hold* that stores the batch and then waits before answering
 (so a test can kill the client after the database did the work).
 """
 
@@ -135,7 +135,7 @@ def validate(st: Any) -> dict[str, list[str]]:
 
 @dataclass
 class Fault:
-    kind: str  # "500", "slow", "hold"
+    kind: str  # "500", "slow", "hold" (store, then wait), "hold_before" (wait, store nothing)
     count: int = 1
     after: int = 0  # let this many requests through first
 
@@ -188,9 +188,13 @@ class FakeDsa:
         fault = self._fault()
         if fault is not None and fault.kind == "500":
             return 500, {"message": "Server Error"}
-        if fault is not None and fault.kind == "slow":
-            time.sleep(self.slow_seconds)
+        if fault is not None and fault.kind == "hold_before":  # the client waits; nothing is stored yet
+            self.held.set()
+            self.release.wait(60)
+            return 503, {"message": "Service Unavailable"}
         status, out = self._store(body)
+        if fault is not None and fault.kind == "slow":  # the work is done; the answer comes late
+            time.sleep(self.slow_seconds)
         if fault is not None and fault.kind == "hold":
             self.held.set()
             self.release.wait(60)
