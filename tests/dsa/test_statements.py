@@ -299,3 +299,23 @@ def test_list_statements_pages_by_keyset_and_filters(
     for params in ({"cursor": "nope"}, {"state": "done"}, {"since": "yesterday"}, {"limit": 0}):
         r = app_client.get("/v1/statements", headers=auth(keys["auditor"]), params=params)
         assert r.status_code == 422, params
+
+
+def test_no_decision_without_its_statement(engine: Engine, banks: BankService) -> None:
+    """The statement is written in the decision's transaction: when it cannot be written, nothing is."""
+    from sqlalchemy import text
+
+    pdq = csam_pdq(banks)
+    with engine.db.write() as s:
+        s.execute(text("DROP TABLE dsa_statements"))
+    content = Content(ContentKind.HASHES, signals=(Signal("pdq", pdq),), territory="DE")
+    with pytest.raises(Exception, match="dsa_statements"):
+        engine.scan(content)
+    with engine.db.read() as s:
+        assert s.execute(select(func.count()).select_from(DecisionRow)).scalar_one() == 0
+        assert (
+            s.execute(select(func.count()).select_from(Event).where(Event.type == "decision.created")).scalar_one() == 0
+        )
+    assert (
+        engine.scan(Content(ContentKind.HASHES, signals=(Signal("pdq", pdq),))).verdict == Verdict.BLOCK
+    )  # no EU user
