@@ -347,6 +347,39 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "The CyberTipline API password, sealed (`safeguard secrets seal`); never logged.",
     ),
+    Setting(
+        "dsa_url",
+        str,
+        "",
+        "The DSA Transparency Database's base URL (its sandbox while testing, then production); empty: not sent.",
+    ),
+    Setting(
+        "dsa_token",
+        str,
+        "",
+        "The Transparency Database API's Bearer token, sealed (`safeguard secrets seal --purpose dsa`); never logged.",
+    ),
+    Setting("dsa_batch_size", int, 100, "Statements of reasons per request to the Transparency Database (1-100)."),
+    Setting("dsa_timeout_seconds", float, 30.0, "Seconds to wait for the Transparency Database's answer."),
+    Setting(
+        "dsa_illegal_ground",
+        str,
+        "Directive 2011/93/EU on combating the sexual abuse and sexual exploitation of children, Article 5 "
+        "(offences concerning child sexual abuse material), as transposed into national law",
+        "Statements of reasons: the legal ground cited for illegal content (CSAM matches).",
+    ),
+    Setting(
+        "dsa_incompatible_ground",
+        str,
+        "Terms of service: protection of minors (no sexual contact with, grooming or exploitation of children)",
+        "Statements of reasons: the terms-of-service ground cited for content or conduct incompatible with them.",
+    ),
+    Setting(
+        "dsa_ground_url",
+        str,
+        "",
+        "Statements of reasons: the public URL of the terms or law cited (decision_ground_reference_url).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -448,6 +481,18 @@ class Settings:
     ncmec_url: str = "https://exttest.cybertip.org/ispws"
     ncmec_username: str = ""
     ncmec_password: str = ""
+    dsa_url: str = ""
+    dsa_token: str = ""
+    dsa_batch_size: int = 100
+    dsa_timeout_seconds: float = 30.0
+    dsa_illegal_ground: str = (
+        "Directive 2011/93/EU on combating the sexual abuse and sexual exploitation of children, Article 5 "
+        "(offences concerning child sexual abuse material), as transposed into national law"
+    )
+    dsa_incompatible_ground: str = (
+        "Terms of service: protection of minors (no sexual contact with, grooming or exploitation of children)"
+    )
+    dsa_ground_url: str = ""
 
     @property
     def hash_draft(self) -> int:

@@ -96,6 +96,9 @@ class Content:
     context: dict[str, Any] = field(default_factory=dict)
     tenant: str = "default"  # the platform that asked (its API key's tenant); its decision is that tenant's
     user_info: dict[str, Any] | None = None  # the optional ``user`` details (safeguard.reported_user)
+    # where the user is (ISO 3166-1 alpha-2 or "EU"; safeguard.dsa.territory): in the EU/EEA, a restrictive
+    # decision gets a DSA statement of reasons in its transaction (safeguard.dsa.statements)
+    territory: str | None = None
 
     def subject(self) -> tuple[str, str]:
         """The (kind, id) a case about this content is opened on."""

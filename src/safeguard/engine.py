@@ -28,6 +28,7 @@ from safeguard.banks.service import BankService
 from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Decision, Finding, Signal
 from safeguard.detectors.base import Detector, ScanContext
+from safeguard.dsa.statements import statement_for
 from safeguard.errors import InvalidInput, SafeguardError
 from safeguard.index.manager import IndexSet
 from safeguard.ledger import decision_digest
@@ -40,7 +41,7 @@ from safeguard.signals import compute_signals, get_signal_type
 from safeguard.signals.vpdq import MAX_TIMESTAMP
 from safeguard.store import Database, driver
 from safeguard.store.db import connection_of
-from safeguard.store.models import DecisionRow
+from safeguard.store.models import DecisionRow, Statement
 from safeguard.store.recorder import Bulk, Recorder, Rerunnable, Work, collecting
 
 log = logging.getLogger(__name__)
@@ -278,11 +279,13 @@ class Engine:
         if not decision.actions and not pending:
             # nothing to run (most scans: allow): the row and its event as data, written in bulk
             row = _decision_row(content, decision)
-            return Bulk(
+            bulk = Bulk(
                 rows=[(DECISIONS, row)],
                 events=[_decision_event(content, decision, findings, actor, row)],
                 result=decision,
             )
+            self._add_statement(bulk, content, decision, actor)  # a bare block verdict restricts too
+            return bulk
 
         # local work an action does before the write (evidence: encrypt and store the bytes)
         prepared = {}
@@ -346,12 +349,19 @@ class Engine:
             )
         row = _decision_row(content, decision)  # after the actions: the case action sets case_id
         drafts = [_decision_event(content, decision, findings, actor, row), *action_drafts]
+        # a DSA statement of reasons for a restriction on a user in the EU/EEA: in the same transaction
+        stmt = Bulk()
+        self._add_statement(stmt, content, decision, actor)
+        drafts.extend(stmt.events)
         later = None if complete_pending else collecting(s)
         if later is not None:  # a batch of matches: its rows and events are written together
             later.events.extend(drafts)
             later.rows.append((DECISIONS, row))
+            later.rows.extend(stmt.rows)
             return decision
         events.append_many(s, drafts)  # one INSERT for the decision's and its actions' events
+        if stmt.rows:
+            driver.inserter(STATEMENTS).executemany(connection_of(s), [r for _, r in stmt.rows])
         # an asynchronous scan (workers/video_jobs.py) completes the pending row it wrote earlier
         if complete_pending:
             s.merge(DecisionRow(**row))
@@ -359,6 +369,29 @@ class Engine:
         else:
             driver.inserter(DECISIONS).executemany(connection_of(s), [row])
         return decision
+
+    def _add_statement(self, bulk: Bulk, content: Content, decision: Decision, actor: str) -> None:
+        """Add the decision's DSA statement of reasons (row and ``statement.created`` event) to ``bulk``, if it
+        needs one (safeguard/dsa/statements.py)."""
+        built = statement_for(content, decision, self.settings)
+        if built is None:
+            return
+        body = built.body
+        bulk.rows.append((STATEMENTS, built.row))
+        bulk.events.append(
+            events.EventDraft(
+                "statement.created",
+                actor,
+                ("statement", built.row["puid"]),
+                {
+                    "decision_id": decision.id,
+                    "territory": content.territory,
+                    "decision_ground": body["decision_ground"],
+                    "decision_visibility": body.get("decision_visibility", []),
+                    "decision_provision": body.get("decision_provision"),
+                },
+            )
+        )
 
     def get_decision(self, decision_id: str, *, tenant: str | None = None) -> dict[str, Any]:
         """The recorded decision; with ``tenant``, only if it is that tenant's (else ``NotFound``, as if
@@ -377,6 +410,7 @@ class Engine:
 
 
 DECISIONS = cast(Table, DecisionRow.__table__)
+STATEMENTS = cast(Table, Statement.__table__)
 
 
 def _decision_row(content: Content, decision: Decision) -> dict[str, Any]:
@@ -391,7 +425,9 @@ def _decision_row(content: Content, decision: Decision) -> dict[str, Any]:
         "user_id": content.user_id,
         "policy_version": decision.policy_version,
         "case_id": decision.case_id,
-        "body": decision.to_dict() | ({"user": content.user_info} if content.user_info else {}),
+        "body": decision.to_dict()
+        | ({"user": content.user_info} if content.user_info else {})
+        | ({"territory": content.territory} if content.territory else {}),
         "tenant": content.tenant,
     }
 
@@ -413,5 +449,6 @@ def _decision_event(
             "findings": [f.to_dict() for f in findings],
             "policy_version": decision.policy_version,
             "row_digest": decision_digest(row),
-        },
+        }
+        | ({"territory": content.territory} if content.territory else {}),
     )

@@ -22,6 +22,7 @@ from safeguard.api.deps import Services, require, services
 from safeguard.api.jsonbody import inline_schema, json_body
 from safeguard.detectors.grooming.scorer import Message
 from safeguard.detectors.grooming.service import MAX_BATCH, GroomingService
+from safeguard.dsa.territory import parse_territory
 from safeguard.errors import InvalidInput
 from safeguard.keys import Principal
 
@@ -51,6 +52,9 @@ class MessageIn(BaseModel):
     text: str
     sent_at: float | datetime = Field(description="epoch seconds or ISO 8601")
     prior_contact: bool = Field(default=False, description="whether sender and recipients had talked before")
+    territory: str | None = Field(
+        default=None, max_length=16, description="where the sender is: ISO 3166-1 alpha-2 or EU (docs/dsa.md)"
+    )
 
     @field_validator("sent_at")
     @classmethod
@@ -79,6 +83,20 @@ class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     messages: list[MessageIn] = Field(min_length=1, description=f"at most {MAX_BATCH} (413 above)")
     locale: str = Field(default="en", max_length=16, description="locale for the child-facing safety message")
+    territory: str | None = Field(
+        default=None, max_length=16, description="where the senders are, for messages that do not say (docs/dsa.md)"
+    )
+
+
+def territories_of(batch: BatchIn) -> dict[str, str]:
+    """Each sender's territory (a message's own, else the batch's; the last message's wins), strictly parsed."""
+    default = parse_territory(batch.territory)
+    out: dict[str, str] = {}
+    for i, m in enumerate(batch.messages):
+        t = parse_territory(m.territory, field=f"messages[{i}].territory") or default
+        if t is not None:
+            out[m.sender.id] = t
+    return out
 
 
 def grooming_service(request: Request, svc: Services = Depends(services)) -> GroomingService:
@@ -125,7 +143,13 @@ async def post_messages(
     batch = parse_body(await json_body(request))
     msgs = [m.to_message() for m in batch.messages]
     return await run_in_threadpool(
-        g.post, conversation_id, msgs, actor=who.actor, locale=locale or batch.locale, tenant=who.tenant
+        g.post,
+        conversation_id,
+        msgs,
+        actor=who.actor,
+        locale=locale or batch.locale,
+        tenant=who.tenant,
+        territories=territories_of(batch),
     )
 
 

@@ -22,6 +22,7 @@ from safeguard.api.jsonbody import inline_schema, json_body
 from safeguard.api.limits import declared_over, refuse
 from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Decision, Signal
+from safeguard.dsa.territory import parse_territory
 from safeguard.errors import InvalidInput, PayloadTooLarge, SafeguardError, UnsupportedMedia
 from safeguard.keys import Principal
 from safeguard.reported_user import UserIn, user_from_form
@@ -50,6 +51,11 @@ class HashScanIn(BaseModel):
     stream_id: str | None = Field(default=None, max_length=200)
     context: dict[str, Any] = Field(default_factory=dict)
     user: UserIn | None = Field(default=None, description="details of the account (docs/reporting.md)")
+    territory: str | None = Field(
+        default=None,
+        max_length=16,
+        description="where the user is: ISO 3166-1 alpha-2 (DE, FR, ...) or EU; EU/EEA gets DSA statements (docs/dsa.md)",
+    )
 
 
 #: items in one ``POST /v1/scan/batch`` (each is a full hash-only scan with its own decision)
@@ -72,6 +78,7 @@ SCAN_OPENAPI: dict[str, Any] = {
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
                         **{f: {"type": "string"} for f in CONTEXT_FIELDS},
+                        "territory": {"type": "string", "description": "ISO 3166-1 alpha-2 or EU (docs/dsa.md)"},
                         "user": {"type": "string", "description": "JSON: ip, port, screen_name, email, ..."},
                     },
                 }
@@ -226,7 +233,7 @@ async def scan_batch(
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise UnsupportedMedia("send application/json with 'items'", code="unsupported_content_type")
     body = _parse(HashBatchIn, await json_body(request), "invalid hash-batch request")
-    contents = [_hash_content(item, who.tenant) for item in body.items]
+    contents = [_hash_content(item, who.tenant, index=i) for i, item in enumerate(body.items)]
     decisions = await svc.engine.scan_many_async(contents, actor=who.actor)
     elapsed = time.perf_counter() - t0
     for d in decisions:
@@ -256,6 +263,7 @@ async def _from_form(request: Request, svc: Services, tenant: str) -> Content:
     for k, v in fields.items():
         if v is not None and len(v) > 200:
             raise InvalidInput(f"{k} longer than 200 characters", code="invalid_field")
+    territory = parse_territory(str(form["territory"]) if form.get("territory") else None)
     media = svc.engine.media_for(data, upload.content_type)
     kind = ContentKind.VIDEO if media.is_video else ContentKind.IMAGE
     return Content(
@@ -269,6 +277,7 @@ async def _from_form(request: Request, svc: Services, tenant: str) -> Content:
         stream_id=fields["stream_id"],
         tenant=tenant,
         user_info=user_from_form(str(form["user"]) if form.get("user") else None),
+        territory=territory,
     )
 
 
@@ -283,13 +292,20 @@ def _parse(model: type[_Model], body: Any, what: str) -> _Model:
         raise InvalidInput(what, code="invalid_request", details=json.loads(exc.json(include_url=False))) from exc
 
 
-def _hash_content(body: HashScanIn, tenant: str) -> Content:
+def _hash_content(body: HashScanIn, tenant: str, *, index: int | None = None) -> Content:
     signals = tuple(Signal(s.type, s.value, s.quality, s.timestamp) for s in body.signals)
+    try:
+        territory = parse_territory(body.territory)
+    except InvalidInput as exc:
+        if index is None:
+            raise
+        raise InvalidInput(f"item {index}: {exc.message}", code=exc.code, details={"item": index}) from exc
     return Content(
         kind=ContentKind.HASHES,
         signals=signals,
         context=body.context,
         tenant=tenant,
         user_info=body.user.stored() if body.user else None,
+        territory=territory,
         **{f: getattr(body, f) for f in CONTEXT_FIELDS},
     )

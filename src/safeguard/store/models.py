@@ -410,3 +410,30 @@ class StreamRow(Base):
     # the tenant of the key that registered it: only that tenant's platform keys see it (migration 0007)
     tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, server_default=DEFAULT_TENANT, index=True)
     key_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)  # the API key that registered it
+
+
+class Statement(Base):
+    """A DSA statement of reasons (``safeguard.dsa``), written in the decision's transaction for a restrictive
+    decision on a user in the EU/EEA; ``body`` is the Transparency Database's JSON as sent. The submitter moves
+    it pending → sending → submitted (or invalid, left for a person); ``batch`` names the attempt in flight,
+    so a restart resends it and the database's duplicate-``puid`` answer counts as done (migration 0012)."""
+
+    __tablename__ = "dsa_statements"
+    __table_args__ = (
+        UniqueConstraint("puid", name="uq_dsa_statements_puid"),
+        Index("ix_statement_state", "state", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    puid: Mapped[str] = mapped_column(String(500))
+    decision_id: Mapped[str] = mapped_column(String(64), index=True)
+    tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT)
+    territory: Mapped[str] = mapped_column(String(2))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending / sending / submitted / invalid
+    batch: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    uuid: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the Transparency Database's id
+    errors: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -202,8 +202,11 @@ class GroomingService:
         actor: str = "system",
         locale: str = "en",
         tenant: str = "default",
+        territories: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Score ``messages``; a decision it records is ``tenant``'s (the platform key's)."""
+        """Score ``messages``; a decision it records is ``tenant``'s (the platform key's). ``territories``: where
+        senders are (safeguard.dsa), for the statement of reasons of a restriction on one of them."""
+        territories = territories or {}
         checked = self.check(messages)
         analyses = self.scorer.analyse([m.text for m in messages])
         careful = False
@@ -220,6 +223,7 @@ class GroomingService:
                         actor=actor,
                         locale=locale,
                         tenant=tenant,
+                        territories=territories,
                         careful=careful,
                     )
                 )
@@ -238,7 +242,7 @@ class GroomingService:
             self.cache.put(key, row)
         if txn.new_steps and next(self._posts) % PURGE_EVERY == 0:
             self.purge_expired()
-        return self._answer(conversation_id, messages, txn, actor, locale, tenant)
+        return self._answer(conversation_id, messages, txn, actor, locale, tenant, territories)
 
     def _transact(self, work: Callable[[Session], _Txn]) -> _Txn:
         """One write transaction, through the engine's group-commit recorder: with many requests in
@@ -260,6 +264,7 @@ class GroomingService:
         *,
         careful: bool,
         tenant: str = "default",
+        territories: dict[str, str] | None = None,
     ) -> _Txn:
         """Step 3 (and 4 for new messages), inside the write transaction.
 
@@ -344,7 +349,7 @@ class GroomingService:
         findings = self.findings(conversation_id, conv)
         outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
         if (outcome.reasons and news) or self.record_all:
-            content = self._content(conversation_id, messages, conv, steps, locale, tenant)
+            content = self._content(conversation_id, messages, conv, steps, locale, tenant, territories)
             with s.no_autoflush:  # one flush at the end instead of one before each of the actions' queries
                 recorded = self.engine.decide_in(s, content, findings, actor=actor, decision_id=decision_id)
             decision = dict(recorded.to_dict(), recorded=True)
@@ -397,6 +402,7 @@ class GroomingService:
         steps: list[dict[str, Any]],
         locale: str,
         tenant: str,
+        territories: dict[str, str] | None = None,
     ) -> Content:
         focus_id, _ = _focus(conv)
         return Content(
@@ -406,6 +412,7 @@ class GroomingService:
             conversation_id=conversation_id,
             context={"locale": locale, "minors": _minor_recipients(messages, focus_id)},
             tenant=tenant,
+            territory=(territories or {}).get(focus_id) if focus_id else None,
         )
 
     def _unrecorded(self, findings: list[Finding], outcome: Any) -> dict[str, Any]:
@@ -426,7 +433,14 @@ class GroomingService:
         return decision
 
     def _answer(
-        self, conversation_id: str, messages: list[Message], txn: _Txn, actor: str, locale: str, tenant: str
+        self,
+        conversation_id: str,
+        messages: list[Message],
+        txn: _Txn,
+        actor: str,
+        locale: str,
+        tenant: str,
+        territories: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """The response. New messages bring their decision from the transaction; a pure replay answers
         with the decision recorded the first time, re-deciding only if that one is missing."""
@@ -442,7 +456,7 @@ class GroomingService:
                 outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
                 news = any(st["indicators"] for st in steps)
                 if (outcome.reasons and news) or self.record_all:
-                    content = self._content(conversation_id, messages, conv, steps, locale, tenant)
+                    content = self._content(conversation_id, messages, conv, steps, locale, tenant, territories)
                     decision = self.engine.decide(content, findings, actor=actor, decision_id=txn.decision_id).to_dict()
                     decision["recorded"] = True
                 else:
