@@ -20,8 +20,8 @@ from safeguard.errors import InvalidInput
 from safeguard.media import Media
 from safeguard.signals.pdq import PDQSignal
 from safeguard.store.models import DecisionRow, Event, Statement
-from tests.conftest import auth
 from tests.dsa.dsa_server import validate
+from tests.helpers.api import auth
 from tests.media_factory import image_bytes
 
 
