@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from safeguard import registry
 from safeguard.api.deps import Services, require, services
 from safeguard.api.jsonbody import inline_schema, json_body
+from safeguard.api.multipart import read_upload
 from safeguard.api.params import AfterId, PathId
 from safeguard.banks.sources.base import HashListFormat, signal_rows
-from safeguard.errors import InvalidInput, PayloadTooLarge
+from safeguard.errors import InvalidInput
 from safeguard.keys import Principal
 from safeguard.signals import compute_signals
 
@@ -143,17 +143,11 @@ async def add_entries(
     """JSON: one entry (signal_type, value, ...). Multipart: a ``file`` to hash; every signal it yields is added."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
-        limit = svc.engine.settings.max_upload_bytes
-        form = await request.form(max_files=1)
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput("multipart body needs a 'file' field", code="missing_file")
-        data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise PayloadTooLarge(f"file over the limit of {limit} bytes")
-        category = str(form["category"]) if form.get("category") else None
-        if category is not None and len(category) > 64:
-            raise InvalidInput("category longer than 64 characters", code="invalid_field")
+        upload = await read_upload(
+            request, limit=svc.engine.settings.max_upload_bytes, require_file="multipart body needs a 'file' field"
+        )
+        data = upload.data or b""
+        category = upload.text("category", 64)
         media = svc.engine.media_for(data, upload.content_type, reference=True)
         sigs = await run_in_threadpool(compute_signals, media)
         rows = signal_rows(sigs, category=category, source="upload", provenance={"filename": upload.filename or ""})

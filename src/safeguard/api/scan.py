@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from safeguard import strictjson
@@ -20,10 +19,11 @@ from safeguard.api.deps import Services, allowed_roles, authenticate, check_role
 from safeguard.api.errors import INTERNAL_ERROR
 from safeguard.api.jsonbody import inline_schema, json_body
 from safeguard.api.limits import declared_over, refuse
+from safeguard.api.multipart import read_upload
 from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Decision, Signal
 from safeguard.dsa.territory import parse_territory
-from safeguard.errors import InvalidInput, PayloadTooLarge, SafeguardError, UnsupportedMedia
+from safeguard.errors import InvalidInput, SafeguardError, UnsupportedMedia
 from safeguard.keys import Principal
 from safeguard.reported_user import UserIn, user_from_form
 from safeguard.signals.vpdq import MAX_TIMESTAMP
@@ -251,19 +251,14 @@ def _defer(request: Request, content: Content, settings: Settings) -> bool:
 
 
 async def _from_form(request: Request, svc: Services, tenant: str) -> Content:
-    limit = svc.engine.settings.max_upload_bytes
-    form = await request.form(max_files=1, max_fields=20)
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise InvalidInput("multipart body needs a 'file' field with the media", code="missing_file")
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLarge(f"file over the limit of {limit} bytes", details={"max_bytes": limit})
-    fields: dict[str, str | None] = {f: (str(form[f]) if form.get(f) else None) for f in CONTEXT_FIELDS}
-    for k, v in fields.items():
-        if v is not None and len(v) > 200:
-            raise InvalidInput(f"{k} longer than 200 characters", code="invalid_field")
-    territory = parse_territory(str(form["territory"]) if form.get("territory") else None)
+    upload = await read_upload(
+        request,
+        limit=svc.engine.settings.max_upload_bytes,
+        require_file="multipart body needs a 'file' field with the media",
+    )
+    data = upload.data or b""
+    fields = {f: upload.text(f, 200) for f in CONTEXT_FIELDS}
+    territory = parse_territory(upload.text("territory"))
     media = svc.engine.media_for(data, upload.content_type)
     kind = ContentKind.VIDEO if media.is_video else ContentKind.IMAGE
     return Content(
@@ -276,7 +271,7 @@ async def _from_form(request: Request, svc: Services, tenant: str) -> Content:
         conversation_id=fields["conversation_id"],
         stream_id=fields["stream_id"],
         tenant=tenant,
-        user_info=user_from_form(str(form["user"]) if form.get("user") else None),
+        user_info=user_from_form(upload.text("user")),
         territory=territory,
     )
 

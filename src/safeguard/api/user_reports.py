@@ -12,14 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from safeguard.accounts import Who
 from safeguard.api.conversations import grooming_service
 from safeguard.api.deps import Services, services
+from safeguard.api.multipart import read_upload
 from safeguard.api.session import require_who
 from safeguard.content import Signal
-from safeguard.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from safeguard.errors import InvalidInput, UnsupportedMedia
 from safeguard.reported_user import UserIn, user_from_form
 from safeguard.user_reports import ReportInput, UserReportService
 
@@ -79,24 +79,19 @@ async def _read(request: Request, limit: int) -> ReportInput:
             raise InvalidInput(f"invalid JSON: {exc.msg}", code="invalid_json") from exc
         body = _parse(raw)
     elif ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=20)
-        fields: dict[str, Any] = {k: str(form[k]) for k in FIELDS if isinstance(form.get(k), str) and form.get(k)}
-        sigs = form.get("signals")
-        if isinstance(sigs, str) and sigs:
+        upload = await read_upload(request, limit=limit)
+        fields: dict[str, Any] = {k: v for k in FIELDS if (v := upload.text(k))}
+        sigs = upload.text("signals")
+        if sigs:
             try:
                 fields["signals"] = json.loads(sigs)
             except json.JSONDecodeError as exc:
                 raise InvalidInput("signals must be a JSON array", code="invalid_json") from exc
-        user = form.get("user")
-        if isinstance(user, str) and user:
+        user = upload.text("user")
+        if user:
             fields["user"] = user_from_form(user)
         body = _parse(fields)
-        upload = form.get("file")
-        if isinstance(upload, UploadFile):
-            data = await upload.read(limit + 1)
-            if len(data) > limit:
-                raise PayloadTooLarge(f"file over the limit of {limit} bytes", details={"max_bytes": limit})
-            media_type, filename = upload.content_type, upload.filename
+        data, media_type, filename = upload.data, upload.content_type, upload.filename
     else:
         raise UnsupportedMedia("send application/json or multipart/form-data", code="unsupported_content_type")
     return ReportInput(

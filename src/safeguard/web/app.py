@@ -152,8 +152,8 @@ async def _page(request: Request, roles: frozenset[str] = READ_ROLES, *, allow_t
 
 async def _form(request: Request, page: Page | None) -> dict[str, str]:
     """The posted form; with a session, its CSRF field must match the session's token (else 403)."""
-    raw = await request.form()
-    form = {k: v for k, v in raw.items() if isinstance(v, str)}
+    async with request.form(max_files=0) as raw:  # a console form carries no files
+        form = {k: v for k, v in raw.items() if isinstance(v, str)}
     if page is not None:
         token = request.cookies.get(COOKIE) or ""
         if not check_csrf(token, form.get("csrf")):
