@@ -59,7 +59,7 @@ def _q(xs: list[float], q: float) -> float:
 def summary(db: Database) -> dict[str, Any]:
     """Counts by state, and percentiles (seconds) of match → confirmation and confirmation → submission."""
     with db.read() as s:
-        counts = dict(s.execute(select(Report.state, func.count()).group_by(Report.state)).tuples().all())
+        counts = {state: n for state, n in s.execute(select(Report.state, func.count()).group_by(Report.state))}
         rows = s.execute(select(Report.matched_at, Report.confirmed_at, Report.submitted_at)).all()
     to_confirm = [(c - m).total_seconds() for m, c, _ in rows if m is not None and c is not None]
     to_submit = [(x - c).total_seconds() for _, c, x in rows if c is not None and x is not None]
