@@ -24,6 +24,7 @@ from safeguard.detectors.grooming.scorer import Message
 from safeguard.detectors.grooming.service import MAX_BATCH, GroomingService
 from safeguard.errors import InvalidInput
 from safeguard.keys import Principal
+from safeguard.reported_user import UserIn
 
 router = APIRouter(prefix="/v1", tags=["conversations"])
 
@@ -51,6 +52,9 @@ class MessageIn(BaseModel):
     text: str
     sent_at: float | datetime = Field(description="epoch seconds or ISO 8601")
     prior_contact: bool = Field(default=False, description="whether sender and recipients had talked before")
+    user: UserIn | None = Field(
+        default=None, description="details of the sender's account, kept with a decision about them (docs/reporting.md)"
+    )
 
     @field_validator("sent_at")
     @classmethod
@@ -124,8 +128,16 @@ async def post_messages(
 ) -> dict[str, Any]:
     batch = parse_body(await json_body(request))
     msgs = [m.to_message() for m in batch.messages]
+    # the sender's account details (the last given in the batch per sender), kept with the decision
+    accounts = {m.sender.id: u for m in batch.messages if m.user is not None and (u := m.user.stored())}
     return await run_in_threadpool(
-        g.post, conversation_id, msgs, actor=who.actor, locale=locale or batch.locale, tenant=who.tenant
+        g.post,
+        conversation_id,
+        msgs,
+        actor=who.actor,
+        locale=locale or batch.locale,
+        tenant=who.tenant,
+        accounts=accounts,
     )
 
 

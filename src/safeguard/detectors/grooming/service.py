@@ -202,8 +202,12 @@ class GroomingService:
         actor: str = "system",
         locale: str = "en",
         tenant: str = "default",
+        accounts: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Score ``messages``; a decision it records is ``tenant``'s (the platform key's)."""
+        """Score ``messages``; a decision it records is ``tenant``'s (the platform key's). ``accounts`` holds the
+        senders' optional account details (:mod:`safeguard.reported_user`), by sender id: a decision keeps its
+        focus sender's (``body["user"]``), for a law-enforcement report to name."""
+        accounts = accounts or {}
         checked = self.check(messages)
         analyses = self.scorer.analyse([m.text for m in messages])
         careful = False
@@ -221,6 +225,7 @@ class GroomingService:
                         locale=locale,
                         tenant=tenant,
                         careful=careful,
+                        accounts=accounts,
                     )
                 )
                 break
@@ -238,7 +243,7 @@ class GroomingService:
             self.cache.put(key, row)
         if txn.new_steps and next(self._posts) % PURGE_EVERY == 0:
             self.purge_expired()
-        return self._answer(conversation_id, messages, txn, actor, locale, tenant)
+        return self._answer(conversation_id, messages, txn, actor, locale, tenant, accounts)
 
     def _transact(self, work: Callable[[Session], _Txn]) -> _Txn:
         """One write transaction, through the engine's group-commit recorder: with many requests in
@@ -260,6 +265,7 @@ class GroomingService:
         *,
         careful: bool,
         tenant: str = "default",
+        accounts: dict[str, dict[str, Any]] | None = None,
     ) -> _Txn:
         """Step 3 (and 4 for new messages), inside the write transaction.
 
@@ -344,7 +350,7 @@ class GroomingService:
         findings = self.findings(conversation_id, conv)
         outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
         if (outcome.reasons and news) or self.record_all:
-            content = self._content(conversation_id, messages, conv, steps, locale, tenant)
+            content = self._content(conversation_id, messages, conv, steps, locale, tenant, accounts)
             with s.no_autoflush:  # one flush at the end instead of one before each of the actions' queries
                 recorded = self.engine.decide_in(s, content, findings, actor=actor, decision_id=decision_id)
             decision = dict(recorded.to_dict(), recorded=True)
@@ -397,6 +403,7 @@ class GroomingService:
         steps: list[dict[str, Any]],
         locale: str,
         tenant: str,
+        accounts: dict[str, dict[str, Any]] | None = None,
     ) -> Content:
         focus_id, _ = _focus(conv)
         return Content(
@@ -406,6 +413,7 @@ class GroomingService:
             conversation_id=conversation_id,
             context={"locale": locale, "minors": _minor_recipients(messages, focus_id)},
             tenant=tenant,
+            user_info=(accounts or {}).get(focus_id) if focus_id is not None else None,
         )
 
     def _unrecorded(self, findings: list[Finding], outcome: Any) -> dict[str, Any]:
@@ -426,7 +434,14 @@ class GroomingService:
         return decision
 
     def _answer(
-        self, conversation_id: str, messages: list[Message], txn: _Txn, actor: str, locale: str, tenant: str
+        self,
+        conversation_id: str,
+        messages: list[Message],
+        txn: _Txn,
+        actor: str,
+        locale: str,
+        tenant: str,
+        accounts: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """The response. New messages bring their decision from the transaction; a pure replay answers
         with the decision recorded the first time, re-deciding only if that one is missing."""
@@ -442,7 +457,7 @@ class GroomingService:
                 outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
                 news = any(st["indicators"] for st in steps)
                 if (outcome.reasons and news) or self.record_all:
-                    content = self._content(conversation_id, messages, conv, steps, locale, tenant)
+                    content = self._content(conversation_id, messages, conv, steps, locale, tenant, accounts)
                     decision = self.engine.decide(content, findings, actor=actor, decision_id=txn.decision_id).to_dict()
                     decision["recorded"] = True
                 else:
