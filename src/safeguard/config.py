@@ -347,6 +347,12 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "The CyberTipline API password, sealed (`safeguard secrets seal`); never logged.",
     ),
+    Setting(
+        "reports_submit_interval_seconds",
+        float,
+        0.0,
+        "Seconds between the service's report submitter passes (each process; one submits a report at a time); 0: off.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -448,6 +454,7 @@ class Settings:
     ncmec_url: str = "https://exttest.cybertip.org/ispws"
     ncmec_username: str = ""
     ncmec_password: str = ""
+    reports_submit_interval_seconds: float = 0.0
 
     @property
     def hash_draft(self) -> int:
