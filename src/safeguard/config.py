@@ -380,6 +380,12 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Statements of reasons: the public URL of the terms or law cited (decision_ground_reference_url).",
     ),
+    Setting(
+        "reports_submit_interval_seconds",
+        float,
+        0.0,
+        "Seconds between the service's report submitter passes (each process; one submits a report at a time); 0: off.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -493,6 +499,7 @@ class Settings:
         "Terms of service: protection of minors (no sexual contact with, grooming or exploitation of children)"
     )
     dsa_ground_url: str = ""
+    reports_submit_interval_seconds: float = 0.0
 
     @property
     def hash_draft(self) -> int:

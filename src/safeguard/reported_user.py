@@ -14,6 +14,30 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from safeguard.errors import InvalidInput
 
+MAX_LINKED = 50
+
+
+def _no_nul_text(v: str | None) -> str | None:
+    if v is not None and "\x00" in v:
+        raise ValueError("contains NUL characters")
+    return v
+
+
+class LinkedAccountIn(BaseModel):
+    """Another account the platform links to the reported one (same person, same device, a payment...)."""
+
+    model_config = ConfigDict(extra="forbid")
+    platform: str | None = Field(
+        None, min_length=1, max_length=200, description="the service it is on (default: this one)"
+    )
+    user_id: str = Field(min_length=1, max_length=200, description="its id on that service")
+    screen_name: str | None = Field(None, max_length=200)
+
+    @field_validator("platform", "user_id", "screen_name")
+    @classmethod
+    def _no_nul(cls, v: str | None) -> str | None:
+        return _no_nul_text(v)
+
 
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -23,6 +47,9 @@ class UserIn(BaseModel):
     email: str | None = Field(None, max_length=320)
     display_name: str | None = Field(None, max_length=200)
     account_created_at: datetime | None = Field(None, description="when the account was created (ISO 8601)")
+    linked_accounts: list[LinkedAccountIn] | None = Field(
+        None, max_length=MAX_LINKED, description=f"other accounts the platform links to this one (at most {MAX_LINKED})"
+    )
 
     @field_validator("ip")
     @classmethod
@@ -37,13 +64,20 @@ class UserIn(BaseModel):
     @field_validator("screen_name", "email", "display_name")
     @classmethod
     def _no_nul(cls, v: str | None) -> str | None:
-        if v is not None and "\x00" in v:
-            raise ValueError("contains NUL characters")
+        return _no_nul_text(v)
+
+    @field_validator("account_created_at")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2025-01-31T10:00:00Z)")
         return v
 
     def stored(self) -> dict[str, Any] | None:
         """The JSON kept with the decision (only the fields given), or ``None`` when nothing was."""
         d = self.model_dump(mode="json", exclude_none=True)
+        if not d.get("linked_accounts"):
+            d.pop("linked_accounts", None)
         return d or None
 
 
@@ -55,6 +89,7 @@ def user_from_form(raw: str | None) -> dict[str, Any] | None:
         return UserIn.model_validate(json.loads(raw)).stored()
     except (ValueError, ValidationError) as exc:
         raise InvalidInput(
-            "user must be a JSON object of ip, port, screen_name, email, display_name, account_created_at",
+            "user must be a JSON object of ip, port, screen_name, email, display_name, account_created_at, "
+            "linked_accounts",
             code="invalid_user",
         ) from exc

@@ -42,6 +42,7 @@ from safeguard.keys import KeyService
 from safeguard.ledger import CheckpointTimer
 from safeguard.webhook_store import seal_at_start
 from safeguard.workers.outbox import OutboxWorker, WebhookTransport
+from safeguard.workers.report_submitter import ReportSubmitterWorker
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def create_app(
     svc = Services(engine=engine, keys=keys, banks=BankService(engine.db), gate=gate)
     worker = OutboxWorker(engine.db, settings, transport) if settings.run_worker else None
     checkpoints = CheckpointTimer(engine.db, settings)
+    submitter = ReportSubmitterWorker(engine.db, settings)  # off unless SAFEGUARD_REPORTS_SUBMIT_INTERVAL_SECONDS
 
     @asynccontextmanager
     async def lifespan(running: FastAPI) -> AsyncIterator[None]:
@@ -63,9 +65,11 @@ def create_app(
         if worker is not None:
             worker.start()
         checkpoints.start()
+        submitter.start()
         try:
             yield
         finally:
+            submitter.stop()
             checkpoints.stop()
             if worker is not None:
                 worker.stop()
@@ -84,6 +88,7 @@ def create_app(
     )
     app.state.services = svc
     app.state.worker = worker
+    app.state.report_submitter = submitter
     app.state.settings = settings
     app.state.cases = CaseService(engine.db, settings, svc.banks)
     app.state.users = UserService(engine.db, settings)

@@ -25,6 +25,7 @@ from safeguard.detectors.grooming.service import MAX_BATCH, GroomingService
 from safeguard.dsa.territory import parse_territory
 from safeguard.errors import InvalidInput
 from safeguard.keys import Principal
+from safeguard.reported_user import UserIn
 
 router = APIRouter(prefix="/v1", tags=["conversations"])
 
@@ -54,6 +55,9 @@ class MessageIn(BaseModel):
     prior_contact: bool = Field(default=False, description="whether sender and recipients had talked before")
     territory: str | None = Field(
         default=None, max_length=16, description="where the sender is: ISO 3166-1 alpha-2 or EU (docs/dsa.md)"
+    )
+    user: UserIn | None = Field(
+        default=None, description="details of the sender's account, kept with a decision about them (docs/reporting.md)"
     )
 
     @field_validator("sent_at")
@@ -142,6 +146,8 @@ async def post_messages(
 ) -> dict[str, Any]:
     batch = parse_body(await json_body(request))
     msgs = [m.to_message() for m in batch.messages]
+    # the sender's account details (the last given in the batch per sender), kept with the decision
+    accounts = {m.sender.id: u for m in batch.messages if m.user is not None and (u := m.user.stored())}
     return await run_in_threadpool(
         g.post,
         conversation_id,
@@ -150,6 +156,7 @@ async def post_messages(
         locale=locale or batch.locale,
         tenant=who.tenant,
         territories=territories_of(batch),
+        accounts=accounts,
     )
 
 

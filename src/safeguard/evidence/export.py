@@ -65,7 +65,7 @@ def export_case(db: Database, vault: EvidenceVault, signer: Signer, case_id: int
             {"seq": seq, "prev_hash": prev, "hash": h}
             for seq, prev, h in s.execute(
                 select(Event.seq, Event.prev_hash, Event.hash).where(Event.seq >= first).order_by(Event.seq)
-            ).tuples()
+            )
         ]
         case_doc = {
             "format": FORMAT,

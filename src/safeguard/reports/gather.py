@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from safeguard.config import Settings
 from safeguard.reports.model import CHAT_CATEGORIES
-from safeguard.reports.ncmec.xml import IpEvent, ReportData, ReportedUser, Reporter
+from safeguard.reports.ncmec.xml import IpEvent, LinkedAccount, ReportData, ReportedUser, Reporter
 from safeguard.store.models import Case, DecisionRow, EvidenceItem, Report
 
 MAX_TRANSCRIPT_LINES = 500
@@ -49,12 +49,17 @@ def reporter_of(settings: Settings) -> Reporter:
 
 
 def user_of(user_id: str, bodies: list[dict[str, Any]]) -> ReportedUser:
-    """The reported account: the last non-empty value of each ``user`` field, and every IP (with port and
-    the decision's time) the platform sent."""
+    """The reported account: the last non-empty value of each ``user`` field, every IP (with port and the
+    decision's time) and every linked account the platform sent."""
     fields: dict[str, Any] = {}
     ips: dict[tuple[str, int | None], IpEvent] = {}
+    linked: dict[tuple[str | None, str], LinkedAccount] = {}
     for b in bodies:
         u = b.get("user") or {}
+        for la in u.get("linked_accounts") or []:
+            if isinstance(la, dict) and la.get("user_id"):
+                acc = LinkedAccount(str(la["user_id"]), la.get("platform"), la.get("screen_name"))
+                linked[(acc.platform, acc.user_id)] = acc
         for k in ("screen_name", "display_name", "email", "account_created_at"):
             if u.get(k):
                 fields[k] = u[k]
@@ -69,6 +74,7 @@ def user_of(user_id: str, bodies: list[dict[str, Any]]) -> ReportedUser:
         email=fields.get("email"),
         account_created_at=_time(fields.get("account_created_at")),
         ips=tuple(ips.values()),
+        linked=tuple(linked.values()),
     )
 
 

@@ -19,6 +19,10 @@ answer, each in its own transaction:
 NCMEC answering "report does not exist" (auto-cancelled after its timeout) redoes the report from
 ``/submit``. Permanent errors leave the report ``failed`` with the error and the step; transient ones
 (after the client's retries) leave it where it was, for the next run.
+
+Several submitters may run at once (the service's worker in each process, ``safeguard reports submit`` from
+cron): each works a report only while it holds that report's lock (:mod:`safeguard.reports.locks`), and
+skips it (``busy``) while another does.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from safeguard.config import Settings
 from safeguard.errors import SafeguardError
 from safeguard.evidence.vault import EvidenceVault
 from safeguard.reports.gather import FilePlan, gather, missing
+from safeguard.reports.locks import ReportLocks
 from safeguard.reports.model import ACTIVE
 from safeguard.reports.ncmec.client import GONE, NcmecClient, NcmecError
 from safeguard.reports.ncmec.xml import FileData, file_details_xml, report_xml, validate
@@ -56,6 +61,7 @@ class RunResult:
     waiting: list[int] = field(default_factory=list)  # a transient error: the next run goes on
     retracted: list[int] = field(default_factory=list)
     overdue: list[int] = field(default_factory=list)  # flagged report.overdue in this run
+    busy: list[int] = field(default_factory=list)  # another submitter holds the report: left to it
 
     def to_dict(self) -> dict[str, list[int]]:
         return {k: list(v) for k, v in self.__dict__.items()}
@@ -98,6 +104,7 @@ class Submitter:
         self.settings = settings
         self.client = client
         self.vault = vault or EvidenceVault(settings, db)
+        self.locks = ReportLocks(db, settings)
 
     def run_once(self) -> RunResult:
         from safeguard.reports.timeliness import check_overdue
@@ -117,8 +124,19 @@ class Submitter:
                 ).scalars()
             )
         for rid in ids:
-            self.advance(rid, out)
+            with self.locks.hold(rid) as mine:
+                if not mine:
+                    out.busy.append(rid)
+                elif self._workable(rid):  # read again under the lock: another may have finished it
+                    self.advance(rid, out)
         return out
+
+    def _workable(self, rid: int) -> bool:
+        with self.db.read() as s:
+            r = s.get(Report, rid)
+            if r is None or r.transport != "ncmec":
+                return False
+            return r.state in ACTIVE or (r.state == "retracted" and r.step == "retract_pending")
 
     # -- one report ------------------------------------------------------------------------------------
     def advance(self, rid: int, out: RunResult) -> None:

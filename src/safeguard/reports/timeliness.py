@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, text
 
 from safeguard.actions.base import ActionContext
 from safeguard.actions.webhook import enqueue
@@ -21,6 +21,7 @@ from safeguard.store.models import Event, Report, utcnow
 
 OPEN = ("draft", "approved", "submitting", "submitted", "files_uploaded", "failed")
 QUANTILES = (0.5, 0.9, 0.99)
+OVERDUE_LOCK = 0x5347_524F  # pg_advisory_xact_lock key serialising the overdue check
 
 
 def check_overdue(db: Database, settings: Settings, now: datetime | None = None) -> list[int]:
@@ -30,6 +31,8 @@ def check_overdue(db: Database, settings: Settings, now: datetime | None = None)
     flagged = select(Event.subject_id).where(Event.type == "report.overdue", Event.subject_kind == "report")
     out: list[int] = []
     with db.write() as s:
+        if not db.is_sqlite:  # submitters in several processes flag each report once (SQLite writers serialise)
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": OVERDUE_LOCK})
         rows = list(
             s.execute(
                 select(Report).where(
@@ -59,7 +62,7 @@ def _q(xs: list[float], q: float) -> float:
 def summary(db: Database) -> dict[str, Any]:
     """Counts by state, and percentiles (seconds) of match → confirmation and confirmation → submission."""
     with db.read() as s:
-        counts = dict(s.execute(select(Report.state, func.count()).group_by(Report.state)).tuples().all())
+        counts = {state: n for state, n in s.execute(select(Report.state, func.count()).group_by(Report.state))}
         rows = s.execute(select(Report.matched_at, Report.confirmed_at, Report.submitted_at)).all()
     to_confirm = [(c - m).total_seconds() for m, c, _ in rows if m is not None and c is not None]
     to_submit = [(x - c).total_seconds() for _, c, x in rows if c is not None and x is not None]

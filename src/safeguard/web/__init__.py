@@ -1,5 +1,6 @@
 """The moderator console in the browser (``/console``): see app.py; the rules live in service.py."""
 
+from safeguard.web import reports as _reports  # noqa: F401  (adds the law-enforcement report pages)
 from safeguard.web.app import extra_routers, install, router
 from safeguard.web.service import ConsoleService, render_image
 

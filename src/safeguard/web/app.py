@@ -4,7 +4,7 @@ sessions and the evidence vault. No API key here: a person logs in (name, passwo
 blurred and greyscale by default; the original bytes never reach the browser.
 
 Other parts add their own console pages by including a router in :data:`extra_routers` before
-:func:`install` (the law-enforcement reports will: ``templates/reports/`` is kept for them).
+:func:`install`, as the law-enforcement reports do (``web/reports.py``, ``templates/reports/``).
 """
 
 from __future__ import annotations

@@ -203,10 +203,14 @@ class GroomingService:
         locale: str = "en",
         tenant: str = "default",
         territories: dict[str, str] | None = None,
+        accounts: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Score ``messages``; a decision it records is ``tenant``'s (the platform key's). ``territories``: where
-        senders are (safeguard.dsa), for the statement of reasons of a restriction on one of them."""
+        senders are (safeguard.dsa), for the statement of reasons of a restriction on one of them. ``accounts``
+        holds the senders' optional account details (:mod:`safeguard.reported_user`), by sender id: a decision
+        keeps its focus sender's (``body["user"]``), for a law-enforcement report to name."""
         territories = territories or {}
+        accounts = accounts or {}
         checked = self.check(messages)
         analyses = self.scorer.analyse([m.text for m in messages])
         careful = False
@@ -225,6 +229,7 @@ class GroomingService:
                         tenant=tenant,
                         territories=territories,
                         careful=careful,
+                        accounts=accounts,
                     )
                 )
                 break
@@ -242,7 +247,7 @@ class GroomingService:
             self.cache.put(key, row)
         if txn.new_steps and next(self._posts) % PURGE_EVERY == 0:
             self.purge_expired()
-        return self._answer(conversation_id, messages, txn, actor, locale, tenant, territories)
+        return self._answer(conversation_id, messages, txn, actor, locale, tenant, territories, accounts)
 
     def _transact(self, work: Callable[[Session], _Txn]) -> _Txn:
         """One write transaction, through the engine's group-commit recorder: with many requests in
@@ -265,6 +270,7 @@ class GroomingService:
         careful: bool,
         tenant: str = "default",
         territories: dict[str, str] | None = None,
+        accounts: dict[str, dict[str, Any]] | None = None,
     ) -> _Txn:
         """Step 3 (and 4 for new messages), inside the write transaction.
 
@@ -349,7 +355,7 @@ class GroomingService:
         findings = self.findings(conversation_id, conv)
         outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
         if (outcome.reasons and news) or self.record_all:
-            content = self._content(conversation_id, messages, conv, steps, locale, tenant, territories)
+            content = self._content(conversation_id, messages, conv, steps, locale, tenant, territories, accounts)
             with s.no_autoflush:  # one flush at the end instead of one before each of the actions' queries
                 recorded = self.engine.decide_in(s, content, findings, actor=actor, decision_id=decision_id)
             decision = dict(recorded.to_dict(), recorded=True)
@@ -403,6 +409,7 @@ class GroomingService:
         locale: str,
         tenant: str,
         territories: dict[str, str] | None = None,
+        accounts: dict[str, dict[str, Any]] | None = None,
     ) -> Content:
         focus_id, _ = _focus(conv)
         return Content(
@@ -413,6 +420,7 @@ class GroomingService:
             context={"locale": locale, "minors": _minor_recipients(messages, focus_id)},
             tenant=tenant,
             territory=(territories or {}).get(focus_id) if focus_id else None,
+            user_info=(accounts or {}).get(focus_id) if focus_id is not None else None,
         )
 
     def _unrecorded(self, findings: list[Finding], outcome: Any) -> dict[str, Any]:
@@ -441,6 +449,7 @@ class GroomingService:
         locale: str,
         tenant: str,
         territories: dict[str, str] | None = None,
+        accounts: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """The response. New messages bring their decision from the transaction; a pure replay answers
         with the decision recorded the first time, re-deciding only if that one is missing."""
@@ -456,7 +465,9 @@ class GroomingService:
                 outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
                 news = any(st["indicators"] for st in steps)
                 if (outcome.reasons and news) or self.record_all:
-                    content = self._content(conversation_id, messages, conv, steps, locale, tenant, territories)
+                    content = self._content(
+                        conversation_id, messages, conv, steps, locale, tenant, territories, accounts
+                    )
                     decision = self.engine.decide(content, findings, actor=actor, decision_id=txn.decision_id).to_dict()
                     decision["recorded"] = True
                 else:

@@ -35,6 +35,15 @@ class IpEvent:
 
 
 @dataclass(frozen=True)
+class LinkedAccount:
+    """An account the platform links to the reported one; ``platform`` ``None`` means the same service."""
+
+    user_id: str
+    platform: str | None = None
+    screen_name: str | None = None
+
+
+@dataclass(frozen=True)
 class ReportedUser:
     """The reported account as the platform described it (the optional ``user`` fields of a scan)."""
 
@@ -44,6 +53,7 @@ class ReportedUser:
     email: str | None = None
     account_created_at: datetime | None = None
     ips: tuple[IpEvent, ...] = ()
+    linked: tuple[LinkedAccount, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,13 @@ def report_xml(d: ReportData) -> bytes:
         _sub(reported, "displayName", _clean(u.display_name))
     for ev in u.ips:
         _ip(reported, "ipCaptureEvent", ev)
+    for la in u.linked:  # NCMEC's associatedAccount, type "Linked"
+        acc = _sub(reported, "associatedAccount", type="Linked")
+        if la.platform:
+            _sub(acc, "platform", _clean(la.platform))
+        _sub(acc, "espIdentifier", _clean(la.user_id))
+        if la.screen_name:
+            _sub(acc, "screenName", _clean(la.screen_name))
     info = f"Safeguard case {d.case_id}, report {d.report_id}; category {d.category}."
     if u.account_created_at is not None:
         info += f" Account created {_iso(u.account_created_at)}."
