@@ -347,6 +347,12 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "The CyberTipline API password, sealed (`safeguard secrets seal`); never logged.",
     ),
+    Setting(
+        "transparency_min_count",
+        int,
+        10,
+        'Transparency reports show counts from 1 to this minus one as "fewer than N" in HTML and CSV.',
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -448,6 +454,7 @@ class Settings:
     ncmec_url: str = "https://exttest.cybertip.org/ispws"
     ncmec_username: str = ""
     ncmec_password: str = ""
+    transparency_min_count: int = 10
 
     @property
     def hash_draft(self) -> int:
