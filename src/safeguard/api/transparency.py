@@ -30,5 +30,7 @@ async def transparency_report(
     text = await run_in_threadpool(generate, svc.engine.db, request.app.state.settings, period, fmt)
     headers = {"Cache-Control": "no-store"}
     if fmt != "json":
-        headers["Content-Disposition"] = f'attachment; filename="transparency-{period.start:%Y-%m-%d}-{period.end:%Y-%m-%d}.{fmt}"'
+        headers["Content-Disposition"] = (
+            f'attachment; filename="transparency-{period.start:%Y-%m-%d}-{period.end:%Y-%m-%d}.{fmt}"'
+        )
     return Response(text, media_type=MEDIA_TYPES[fmt], headers=headers)

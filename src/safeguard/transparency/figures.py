@@ -150,7 +150,9 @@ def _events(s: Session, types: tuple[str, ...], lo: int | None, hi: int) -> Iter
         )
         rows = s.execute(q).all()
         for r in rows:
-            yield _Row(int(r.seq), r.created_at, str(r.type), r.subject_id, r.payload if isinstance(r.payload, dict) else {})
+            yield _Row(
+                int(r.seq), r.created_at, str(r.type), r.subject_id, r.payload if isinstance(r.payload, dict) else {}
+            )
         if len(rows) < _BATCH:
             return
         after = int(rows[-1].seq)
@@ -381,7 +383,9 @@ def _streams(s: Session, period: Period, terminations: list[tuple[datetime, str]
     """Streams registered in the period (the ``streams`` table) and those terminated (the log), with the time
     from the stream's registration to the termination request."""
     in_period = (StreamRow.created_at >= period.start) & (StreamRow.created_at < period.end)
-    watched, frames = s.execute(select(func.count(), func.coalesce(func.sum(StreamRow.frames_sampled), 0)).where(in_period)).one()
+    watched, frames = s.execute(
+        select(func.count(), func.coalesce(func.sum(StreamRow.frames_sampled), 0)).where(in_period)
+    ).one()
     waits = []
     for t, stream_id in terminations:
         registered = s.execute(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from html import escape
 from typing import Any
 
@@ -71,7 +71,7 @@ code{font-size:.85rem;word-break:break-all}
 """
 
 
-def _table(caption: str, head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _table(caption: str, head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     out = [f"<table><caption>{escape(caption)}</caption><thead><tr>"]
     out += [f"<th>{escape(h)}</th>" for h in head]
     out.append("</tr></thead><tbody>")
@@ -131,8 +131,10 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
         _table(
             "Decisions recorded, by kind of content",
             ("Kind", "Decisions"),
-            _pairs(v, f"{f}/content_scanned/decisions_by_kind")
-            + [("Total", v.text(f"{f}/content_scanned/decisions_total"))],
+            [
+                *_pairs(v, f"{f}/content_scanned/decisions_by_kind"),
+                ("Total", v.text(f"{f}/content_scanned/decisions_total")),
+            ],
         ),
         _table(
             "Also received",
@@ -164,10 +166,10 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
         _table(
             "Cases",
             ("", "Count"),
-            _pairs(v, f"{f}/cases/opened_by_queue", "opened: ")
-            + [("opened: total", v.text(f"{f}/cases/opened_total"))]
-            + _pairs(v, f"{f}/cases/decided_by_outcome", "decided: ")
-            + [
+            [
+                *_pairs(v, f"{f}/cases/opened_by_queue", "opened: "),
+                ("opened: total", v.text(f"{f}/cases/opened_total")),
+                *_pairs(v, f"{f}/cases/decided_by_outcome", "decided: "),
                 ("decided: total", v.text(f"{f}/cases/decided_total")),
                 ("decisions by a lead's override", v.text(f"{f}/cases/decided_by_override")),
             ],
@@ -177,7 +179,9 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
             ("", "Cases", "Median", "90th percentile"),
             _stats_rows(v, "Case opened to final decision", f"{f}/time_to_action"),
         ),
-        _histogram_chart(v, "Time to action: cases by time from opening to final decision", f"{f}/time_to_action_histogram"),
+        _histogram_chart(
+            v, "Time to action: cases by time from opening to final decision", f"{f}/time_to_action_histogram"
+        ),
         "<h2>Reports to law enforcement</h2>",
         _table(
             "Reports",
@@ -185,8 +189,8 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
             [
                 ("drafted", v.text(f"{f}/law_enforcement_reports/drafted")),
                 ("submitted", v.text(f"{f}/law_enforcement_reports/submitted")),
-            ]
-            + _pairs(v, f"{f}/law_enforcement_reports/submitted_by_transport", "submitted via "),
+                *_pairs(v, f"{f}/law_enforcement_reports/submitted_by_transport", "submitted via "),
+            ],
         ),
         _table(
             "Detection to submission",
@@ -194,7 +198,9 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
             _stats_rows(v, "Case opened to report submitted", f"{f}/law_enforcement_reports/detection_to_submission"),
         ),
         _histogram_chart(
-            v, "Reports by time from detection to submission", f"{f}/law_enforcement_reports/detection_to_submission_histogram"
+            v,
+            "Reports by time from detection to submission",
+            f"{f}/law_enforcement_reports/detection_to_submission_histogram",
         ),
         "<h2>Grooming interventions</h2>",
         _table("Interventions", ("", "Count"), _pairs(v, f"{f}/grooming_interventions")),
@@ -213,8 +219,11 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
         _table(
             "User reports",
             ("", "Count"),
-            [("received", v.text(f"{f}/user_reports/received")), ("actioned", v.text(f"{f}/user_reports/actioned"))]
-            + _pairs(v, f"{f}/user_reports/by_reason", "reason: "),
+            [
+                ("received", v.text(f"{f}/user_reports/received")),
+                ("actioned", v.text(f"{f}/user_reports/actioned")),
+                *_pairs(v, f"{f}/user_reports/by_reason", "reason: "),
+            ],
         ),
         f"<h2>Over time (per {bucket})</h2>",
         _series_chart(v, f"Content scanned per {bucket}", "scanned", "#3465a4"),
@@ -228,7 +237,7 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-        "img-src data:\">"
+        'img-src data:">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n"
     )
 
@@ -263,54 +272,135 @@ def csv_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, str, str, 
     yield (GENERAL, "Start of the reporting period", "", "", inputs["from"], "/inputs/from")
     yield (GENERAL, "End of the reporting period (exclusive)", "", "", inputs["to"], "/inputs/to")
     for kind in v.raw(f"{f}/content_scanned/decisions_by_kind"):
-        yield row(AUTOMATED, "Items of content assessed by automated means", MINORS, f"content type: {kind}",
-                  f"{f}/content_scanned/decisions_by_kind/{pointer_key(kind)}")
-    yield row(AUTOMATED, "Items of content assessed by automated means", MINORS, "live stream frames",
-              f"{f}/content_scanned/stream_frames_sampled")
-    yield row(AUTOMATED, "Items of content assessed by automated means", GROOMING, "chat messages",
-              f"{f}/content_scanned/chat_messages_received")
+        yield row(
+            AUTOMATED,
+            "Items of content assessed by automated means",
+            MINORS,
+            f"content type: {kind}",
+            f"{f}/content_scanned/decisions_by_kind/{pointer_key(kind)}",
+        )
+    yield row(
+        AUTOMATED,
+        "Items of content assessed by automated means",
+        MINORS,
+        "live stream frames",
+        f"{f}/content_scanned/stream_frames_sampled",
+    )
+    yield row(
+        AUTOMATED,
+        "Items of content assessed by automated means",
+        GROOMING,
+        "chat messages",
+        f"{f}/content_scanned/chat_messages_received",
+    )
     for bank in v.raw(f"{f}/matches/by_bank"):
-        yield row(AUTOMATED, "Detections by automated means", CSAM, f"source: {bank}", f"{f}/matches/by_bank/{pointer_key(bank)}")
+        yield row(
+            AUTOMATED,
+            "Detections by automated means",
+            CSAM,
+            f"source: {bank}",
+            f"{f}/matches/by_bank/{pointer_key(bank)}",
+        )
     for sig in v.raw(f"{f}/matches/by_signal_type"):
-        yield row(AUTOMATED, "Detections by automated means", CSAM, f"technology: {sig}",
-                  f"{f}/matches/by_signal_type/{pointer_key(sig)}")
+        yield row(
+            AUTOMATED,
+            "Detections by automated means",
+            CSAM,
+            f"technology: {sig}",
+            f"{f}/matches/by_signal_type/{pointer_key(sig)}",
+        )
     for cat in v.raw(f"{f}/matches/by_category"):
-        yield row(AUTOMATED, "Detections by automated means", CSAM, f"category: {cat}",
-                  f"{f}/matches/by_category/{pointer_key(cat)}")
+        yield row(
+            AUTOMATED,
+            "Detections by automated means",
+            CSAM,
+            f"category: {cat}",
+            f"{f}/matches/by_category/{pointer_key(cat)}",
+        )
     for bank in v.raw(f"{f}/list_quality"):
-        yield row(AUTOMATED, "Indicator of accuracy: share of automated detections overturned by human review",
-                  CSAM, f"source: {bank}", f"{f}/list_quality/{pointer_key(bank)}/share_not_violating")
-    yield row(OWN, "Restrictions: removal or disabling of access (automated decision)", MINORS, "verdict: block",
-              f"{f}/verdicts/block")
+        yield row(
+            AUTOMATED,
+            "Indicator of accuracy: share of automated detections overturned by human review",
+            CSAM,
+            f"source: {bank}",
+            f"{f}/list_quality/{pointer_key(bank)}/share_not_violating",
+        )
+    yield row(
+        OWN,
+        "Restrictions: removal or disabling of access (automated decision)",
+        MINORS,
+        "verdict: block",
+        f"{f}/verdicts/block",
+    )
     yield row(OWN, "Items referred to human review", MINORS, "verdict: review", f"{f}/verdicts/review")
     for outcome in v.raw(f"{f}/cases/decided_by_outcome"):
-        yield row(OWN, "Decisions after human review", MINORS, f"outcome: {outcome}",
-                  f"{f}/cases/decided_by_outcome/{pointer_key(outcome)}")
-    yield row(OWN, "Median time to take action (seconds)", MINORS, "case opened to final decision",
-              f"{f}/time_to_action/median_seconds")
-    yield row(OWN, "Restrictions of the provision of the service", GROOMING, "contact with minors restricted",
-              f"{f}/grooming_interventions/contact_restrictions")
+        yield row(
+            OWN,
+            "Decisions after human review",
+            MINORS,
+            f"outcome: {outcome}",
+            f"{f}/cases/decided_by_outcome/{pointer_key(outcome)}",
+        )
+    yield row(
+        OWN,
+        "Median time to take action (seconds)",
+        MINORS,
+        "case opened to final decision",
+        f"{f}/time_to_action/median_seconds",
+    )
+    yield row(
+        OWN,
+        "Restrictions of the provision of the service",
+        GROOMING,
+        "contact with minors restricted",
+        f"{f}/grooming_interventions/contact_restrictions",
+    )
     yield row(OWN, "Other measures", GROOMING, "safety message shown", f"{f}/grooming_interventions/safety_messages")
-    yield row(OWN, "Restrictions: removal or disabling of access", CSAM, "live stream terminated",
-              f"{f}/live_streams/terminated")
+    yield row(
+        OWN,
+        "Restrictions: removal or disabling of access",
+        CSAM,
+        "live stream terminated",
+        f"{f}/live_streams/terminated",
+    )
     yield row(NOTICES, "Number of notices received", MINORS, "all reasons", f"{f}/user_reports/received")
     for reason in v.raw(f"{f}/user_reports/by_reason"):
-        yield row(NOTICES, "Number of notices received", MINORS, f"reason: {reason}",
-                  f"{f}/user_reports/by_reason/{pointer_key(reason)}")
+        yield row(
+            NOTICES,
+            "Number of notices received",
+            MINORS,
+            f"reason: {reason}",
+            f"{f}/user_reports/by_reason/{pointer_key(reason)}",
+        )
     yield row(NOTICES, "Number of notices acted upon", MINORS, "case confirmed", f"{f}/user_reports/actioned")
     yield row(EXTRA, "Reports to law enforcement drafted", CSAM, "", f"{f}/law_enforcement_reports/drafted")
     yield row(EXTRA, "Reports to law enforcement submitted", CSAM, "", f"{f}/law_enforcement_reports/submitted")
     for t in v.raw(f"{f}/law_enforcement_reports/submitted_by_transport"):
-        yield row(EXTRA, "Reports to law enforcement submitted", CSAM, f"via: {t}",
-                  f"{f}/law_enforcement_reports/submitted_by_transport/{pointer_key(t)}")
+        yield row(
+            EXTRA,
+            "Reports to law enforcement submitted",
+            CSAM,
+            f"via: {t}",
+            f"{f}/law_enforcement_reports/submitted_by_transport/{pointer_key(t)}",
+        )
     for q in ("median_seconds", "p90_seconds"):
-        yield row(EXTRA, f"Detection to report submission, {q.split('_')[0]} (seconds)", CSAM, "",
-                  f"{f}/law_enforcement_reports/detection_to_submission/{q}")
+        yield row(
+            EXTRA,
+            f"Detection to report submission, {q.split('_')[0]} (seconds)",
+            CSAM,
+            "",
+            f"{f}/law_enforcement_reports/detection_to_submission/{q}",
+        )
     yield row(EXTRA, "90th percentile time to take action (seconds)", MINORS, "", f"{f}/time_to_action/p90_seconds")
     yield row(EXTRA, "Live streams watched", CSAM, "", f"{f}/live_streams/watched")
     for q in ("median_seconds", "p90_seconds"):
-        yield row(EXTRA, f"Live stream registration to termination, {q.split('_')[0]} (seconds)", CSAM, "",
-                  f"{f}/live_streams/time_to_terminate/{q}")
+        yield row(
+            EXTRA,
+            f"Live stream registration to termination, {q.split('_')[0]} (seconds)",
+            CSAM,
+            "",
+            f"{f}/live_streams/time_to_terminate/{q}",
+        )
     yield row(EXTRA, "Cases opened", MINORS, "", f"{f}/cases/opened_total")
     yield row(EXTRA, "Grooming cases opened", GROOMING, "", f"{f}/grooming_interventions/cases_opened")
 

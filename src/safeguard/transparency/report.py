@@ -168,5 +168,7 @@ def verify(s: Session, report: dict[str, Any]) -> Verification:
             elif said[path] != got[path] or type(said[path]) is not type(got[path]):
                 v.differences.append(f"{path}: the report says {said[path]!r}; the log gives {got[path]!r}")
     if sorted(report.get("suppressed") or []) != fresh["suppressed"]:
-        v.differences.append(f"/suppressed: the report lists {report.get('suppressed')!r}; expected {fresh['suppressed']!r}")
+        v.differences.append(
+            f"/suppressed: the report lists {report.get('suppressed')!r}; expected {fresh['suppressed']!r}"
+        )
     return v
