@@ -39,7 +39,6 @@ class World:
     keys: dict[str, str]
     started: datetime
     finished: datetime
-    to_action: list[float]
 
 
 def _scan_file(client: TestClient, key: str, data: bytes, user: str, cid: str) -> dict[str, Any]:
@@ -110,4 +109,4 @@ def world(tmp_path: Path, app_client: TestClient, keys: dict[str, str], engine: 
     ur_case = r.json()["case_id"]
     cs.claim(MOD, ur_case)
     cs.decide(MOD, ur_case, outcome="confirmed", category="grooming")
-    yield World(engine, app_client, keys, started, datetime.now(UTC), [])
+    yield World(engine, app_client, keys, started, datetime.now(UTC))

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Sequence
+from datetime import datetime, time, timedelta
 from html import escape
 from typing import Any
 
@@ -57,6 +58,14 @@ def _duration(seconds: Any) -> str:
     if s < 172800:
         return f"{s / 3600:.1f} h"
     return f"{s / 86400:.1f} d"
+
+
+def _period_text(start: str, end: str) -> str:
+    """Whole days as ``first to last`` (both included); other times as given, the end exclusive."""
+    a, b = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    if a.time() == b.time() == time(0):
+        return f"{a:%Y-%m-%d} to {b - timedelta(days=1):%Y-%m-%d} (UTC, both days included)"
+    return f"{start} to {end} (exclusive)"
 
 
 # -- HTML -----------------------------------------------------------------------------------------
@@ -123,7 +132,7 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
     bucket = "day" if v.raw("/figures/over_time/bucket_days") == 1 else "week"
     body = [
         f"<h1>{escape(title)}</h1>",
-        f'<p class="meta">Period: {escape(inputs["from"])} to {escape(inputs["to"])} (exclusive). {small} '
+        f'<p class="meta">Period: {escape(_period_text(inputs["from"], inputs["to"]))}. {small} '
         "Every figure is computed from "
         f"the hash-chained event log, events {escape(str(rng['first_seq']))} to {escape(str(rng['last_seq']))} "
         f"(last hash <code>{escape(str(rng['last_hash']))}</code>); generated {escape(report['generated_at'])}.</p>",

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from safeguard import events
 from safeguard.errors import InvalidInput
-from safeguard.store.models import Event, utcnow
+from safeguard.store.db import connection_of
+from safeguard.store.models import utcnow
 from safeguard.transparency.figures import SOURCES, compute
 from safeguard.transparency.period import Period, iso, parse_period
 
@@ -129,8 +130,10 @@ def _check_chain(s: Session, rng: dict[str, Any], v: Verification) -> None:
     if first is None or last is None:
         return
     prev, expected = rng.get("prev_hash"), int(first)
-    q = select(Event).where(Event.seq >= int(first), Event.seq <= int(last)).order_by(Event.seq)
-    for ev in s.execute(q.execution_options(yield_per=2000)).scalars():
+    c = events.EVENTS.c
+    q = select(c.seq, c.created_at, c.type, c.actor, c.subject_kind, c.subject_id, c.payload, c.prev_hash, c.hash)
+    q = q.where(c.seq >= int(first), c.seq <= int(last)).order_by(c.seq)
+    for ev in connection_of(s).execute(q.execution_options(yield_per=2000)):
         h = events.event_hash(
             str(prev), ev.seq, ev.created_at, ev.type, ev.actor, ev.subject_kind, ev.subject_id, ev.payload
         )
