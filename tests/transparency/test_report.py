@@ -13,9 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from safeguard.content import Content, ContentKind
+from safeguard.errors import InvalidInput
 from safeguard.store.models import Event
 from safeguard.transparency import build, parse_period, render
 from safeguard.transparency.report import verify
@@ -100,14 +102,33 @@ def test_verify_passes_untouched_and_fails_on_a_tampered_figure(world: World) ->
         ok = verify(s, rep)
     assert ok.ok, ok.differences
     assert ok.figures_checked > 40 and ok.events_checked == rep["event_range"]["events"]
-    rep["figures"]["verdicts"]["block"] += 1
+    tampered = json.loads(json.dumps(rep))
+    tampered["figures"]["verdicts"]["block"] += 1
     with world.engine.db.read() as s:
-        bad = verify(s, rep)
+        bad = verify(s, tampered)
     assert not bad.ok
     assert bad.differences == [
-        f"/figures/verdicts/block: the report says {rep['figures']['verdicts']['block']}; "
-        f"the log gives {rep['figures']['verdicts']['block'] - 1}"
+        f"/figures/verdicts/block: the report says {tampered['figures']['verdicts']['block']}; "
+        f"the log gives {rep['figures']['verdicts']['block']}"
     ]
+    # a forged range end, a figure dropped from the suppressed list, a share changed: each is named
+    tampered = json.loads(json.dumps(rep))
+    tampered["event_range"]["last_hash"] = "f" * 64
+    tampered["suppressed"].remove("/figures/verdicts/block")
+    tampered["figures"]["list_quality"]["partner"]["share_not_violating"] = 0.5
+    with world.engine.db.read() as s:
+        bad = verify(s, tampered)
+    assert any(d.startswith("event range: the chain ends at seq") for d in bad.differences), bad.differences
+    assert any(d.startswith("/event_range/last_hash: the report says 'ffff") for d in bad.differences)
+    assert any(d.startswith("/suppressed: the report lists") for d in bad.differences)
+    assert (
+        "/figures/list_quality/partner/share_not_violating: the report says 0.5; the log gives 1.0" in bad.differences
+    )
+    tampered = json.loads(json.dumps(rep))
+    del tampered["inputs"]["from"]
+    with world.engine.db.read() as s, pytest.raises(InvalidInput) as e:
+        verify(s, tampered)
+    assert e.value.code == "invalid_report"
 
 
 def test_verify_notices_an_event_appended_in_the_period_and_a_rewritten_one(world: World) -> None:

@@ -153,7 +153,10 @@ def verify(s: Session, report: dict[str, Any]) -> Verification:
     min_count = inputs.get("min_count")
     if not isinstance(min_count, int) or isinstance(min_count, bool) or min_count < 1:
         raise InvalidInput("inputs.min_count must be a positive integer", code="invalid_report")
-    period = parse_period(str(inputs.get("from", "")), str(inputs.get("to", "")))
+    try:
+        period = parse_period(str(inputs.get("from", "")), str(inputs.get("to", "")))
+    except InvalidInput as exc:
+        raise InvalidInput(f"inputs: {exc}", code="invalid_report") from exc
     if not inputs.get("to_exclusive"):
         raise InvalidInput("inputs.to_exclusive must be true", code="invalid_report")
     fresh = build(s, period, min_count)
