@@ -6,7 +6,7 @@ commits); one in ``--block-every`` matches a bank (block, a case, evidence, a we
 those cases are then claimed and decided by a moderator (alternately confirmed and not violating), so the
 report's case, list-quality and time-to-action figures have work to do. Each step is timed once.
 
-    python bench/transparency_bench.py [--decisions 100000] [--block-every 50] [--decide 500]
+    python bench/transparency_bench.py [--decisions 100000] [--block-every 50] [--decide 500] [--out FILE]
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--decisions", type=int, default=100_000)
     ap.add_argument("--block-every", type=int, default=50)
     ap.add_argument("--decide", type=int, default=500)
+    ap.add_argument("--out", help="also write the JSON report here")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         e = Engine(Settings(data_dir=d, run_worker=False, index_refresh_seconds=0.0))
@@ -78,6 +79,9 @@ def main() -> None:
         print(
             f"build: {n} events, {report['figures']['content_scanned']['decisions_total']} decisions in {built:.2f} s"
         )
+        if a.out:
+            with open(a.out, "w", encoding="utf-8") as fh:
+                fh.write(render(report, "json"))
         for fmt in ("html", "csv", "json"):
             t = time.perf_counter()
             text = render(report, fmt)
