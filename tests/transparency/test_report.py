@@ -233,6 +233,26 @@ def test_cli_report_and_verify_as_a_subprocess(world: World, tmp_path: Path) -> 
         assert got.returncode == 2 and code in got.stderr, (args, got.stderr)
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "code"),
+    [
+        ("2026-01-01", "9999-12-31", "invalid_date"),  # its end, the day after, is past the calendar
+        ("0001-01-01T00:00:00+01:00", "2026-01-01", "invalid_date"),
+        ("2026-02-30", "2026-03-01", "invalid_date"),
+        ("2026-01-01", "2026-01-01T25:00", "invalid_date"),
+        ("2026-01-01\x00", "2026-01-02", "invalid_date"),
+        ("2026-01-01", "2026-01-01T00:00:00+14:00", "invalid_period"),  # that is 2025-12-31T10:00Z
+        ("2026-01-02", "2026-01-01", "invalid_period"),
+        ("2000-01-01", "2026-01-01", "invalid_period"),  # over ten years
+        ("", "2026-01-01", "invalid_period"),
+    ],
+)
+def test_bad_periods_are_refused_with_a_code(start: str, end: str, code: str) -> None:
+    with pytest.raises(InvalidInput) as e:
+        parse_period(start, end)
+    assert e.value.code == code
+
+
 def test_period_parsing() -> None:
     p = parse_period("2026-01-01", "2026-01-31")
     assert p.start == datetime(2026, 1, 1, tzinfo=UTC) and p.end == datetime(2026, 2, 1, tzinfo=UTC)

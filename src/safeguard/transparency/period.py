@@ -45,11 +45,11 @@ def _parse(name: str, text: str, *, end: bool) -> datetime:
             day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
             return day + timedelta(days=1) if end else day
         t = datetime.fromisoformat(text)
-    except ValueError:
+        return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a date, or one at the calendar's edge (9999-12-31 as an end)
         raise InvalidInput(
             f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 time, not {text!r}", code="invalid_date"
         ) from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def parse_period(start: str | None, end: str | None) -> Period:
