@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from safeguard.cases import CaseService
 from safeguard.content import Content, ContentKind
 from safeguard.errors import InvalidInput
-from safeguard.store.models import Event
+from safeguard.store.models import Case, Event
 from safeguard.transparency import build, parse_period, render
 from safeguard.transparency.report import verify
+from tests.cases.test_cases import LEAD
 from tests.conftest import auth
 from tests.transparency.conftest import TODAY, World
 
@@ -258,3 +260,15 @@ def test_period_parsing() -> None:
     assert p.start == datetime(2026, 1, 1, tzinfo=UTC) and p.end == datetime(2026, 2, 1, tzinfo=UTC)
     p = parse_period("2026-01-01T12:00:00+02:00", "2026-01-01T13:00:00Z")
     assert p.start == datetime(2026, 1, 1, 10, tzinfo=UTC) and p.end - p.start == timedelta(hours=3)
+
+
+def test_a_lead_overturning_a_confirmation_counts_the_case_once_with_its_last_outcome(world: World) -> None:
+    with world.engine.db.read() as s:
+        case_id = s.execute(select(Case.id).where(Case.subject_id == "u-1")).scalar_one()
+    CaseService(world.engine.db, world.engine.settings).decide(LEAD, case_id, outcome="not_violating", override=True)
+    f = _report(world)["figures"]
+    assert f["cases"]["decided_by_outcome"] == {"confirmed": 1, "not_violating": 2}
+    assert (f["cases"]["decided_total"], f["cases"]["decided_by_override"]) == (3, 1)
+    assert f["over_time"]["cases_decided"] == [3]
+    assert f["list_quality"]["csam"] == {"reviewed": 1, "not_violating": 1, "share_not_violating": 1.0}
+    assert f["time_to_action"]["n"] == 3

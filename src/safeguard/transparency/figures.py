@@ -274,7 +274,6 @@ def compute(s: Session, period: Period) -> tuple[EventRange, dict[str, Any]]:
                     terminations.append((ev.created_at, str(r["stream_id"])))
             elif ev.type == "case.decided" and p.get("stage") in FINAL_STAGES and ev.subject_id:
                 final_in_range[int(ev.subject_id)] = (ev.created_at, str(p.get("outcome")))
-                series["cases_decided"][b] += 1
                 overrides += 1 if p.get("stage") == "override" else 0
             elif ev.type == "report.drafted":
                 reports["drafted"] += 1
@@ -287,8 +286,9 @@ def compute(s: Session, period: Period) -> tuple[EventRange, dict[str, Any]]:
                 if p.get("case_created"):  # a report with nothing to scan opens its case itself
                     opened["user_reports"] += 1
     opened.update({k: 0 for k in ("csam", "grooming", "streams", "user_reports") if k not in opened})
-    for _, outcome in final_in_range.values():
+    for t, outcome in final_in_range.values():  # each case once, at its last final decision
         decided[outcome] += 1
+        series["cases_decided"][buckets.index(t)] += 1
 
     # time to action: case opening → its last final decision in the period
     to_action = [
@@ -301,8 +301,11 @@ def compute(s: Session, period: Period) -> tuple[EventRange, dict[str, Any]]:
         cid = ctx.report_case.get(rid)
         if cid is not None and cid in ctx.case_opened:
             to_report.append(_seconds(ctx.case_opened[cid], t))
-    q = select(Report.id, Report.transport).where(Report.id.in_([int(r) for r in submitted]))
-    transports = {int(rid): str(t) for rid, t in s.execute(q)}
+    ids = sorted(int(r) for r in submitted)
+    transports: dict[int, str] = {}
+    for i in range(0, len(ids), 500):
+        q = select(Report.id, Report.transport).where(Report.id.in_(ids[i : i + 500]))
+        transports.update((int(rid), str(t)) for rid, t in s.execute(q))
     by_transport = Counter(str(transports.get(int(r), "unknown")) for r in submitted)
     actioned = sum(1 for cid in user_report_cases if cid is not None and ctx.case_outcome.get(cid) == "confirmed")
     streams = _streams(s, period, terminations)
