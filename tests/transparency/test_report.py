@@ -73,6 +73,9 @@ def test_figures_are_exact(world: World) -> None:
     tta = f["time_to_action"]
     assert tta["n"] == 3 and 0 < tta["median_seconds"] <= tta["p90_seconds"] <= span
     assert sum(f["time_to_action_histogram"]) == 3
+    by_queue = {q: x["n"] for q, x in f["time_to_action_by_queue"].items()}
+    assert by_queue == {"csam": 2, "grooming": 0, "streams": 0, "user_reports": 1}
+    assert f["time_to_action_by_queue"]["grooming"]["median_seconds"] is None
     over = f["over_time"]
     assert over["bucket_days"] == 1 and over["buckets"] == [TODAY]
     assert over["scanned"] == [scanned["decisions_total"]] and over["cases_decided"] == [3]

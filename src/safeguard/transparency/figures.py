@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from safeguard.cases.model import QUEUES
 from safeguard.detectors.grooming.store import GroomingMessageRow
 from safeguard.events import EVENTS
 from safeguard.store.db import connection_of
@@ -285,7 +286,7 @@ def compute(s: Session, period: Period) -> tuple[EventRange, dict[str, Any]]:
                 user_report_cases.append(int(p["case_id"]) if p.get("case_id") is not None else None)
                 if p.get("case_created"):  # a report with nothing to scan opens its case itself
                     opened["user_reports"] += 1
-    opened.update({k: 0 for k in ("csam", "grooming", "streams", "user_reports") if k not in opened})
+    opened.update({k: 0 for k in QUEUES if k not in opened})
     for t, outcome in final_in_range.values():  # each case once, at its last final decision
         decided[outcome] += 1
         series["cases_decided"][buckets.index(t)] += 1
@@ -294,6 +295,10 @@ def compute(s: Session, period: Period) -> tuple[EventRange, dict[str, Any]]:
     to_action = [
         _seconds(ctx.case_opened[cid], t) for cid, (t, _) in sorted(final_in_range.items()) if cid in ctx.case_opened
     ]
+    by_queue: dict[str, list[float]] = {q: [] for q in QUEUES}
+    for cid, (t, _) in sorted(final_in_range.items()):
+        if cid in ctx.case_opened:
+            by_queue.setdefault(ctx.case_queue.get(cid) or "unknown", []).append(_seconds(ctx.case_opened[cid], t))
     quality = _list_quality(s, ctx, final_in_range, rng.last_seq)
     reports["submitted"] = len(submitted)
     to_report = []
@@ -346,6 +351,7 @@ def compute(s: Session, period: Period) -> tuple[EventRange, dict[str, Any]]:
             "actioned": actioned,
         },
         "time_to_action": stats(to_action),
+        "time_to_action_by_queue": {q: stats(xs) for q, xs in sorted(by_queue.items())},
         "time_to_action_histogram": histogram(to_action),
         "over_time": {"bucket_days": buckets.size.days, "buckets": buckets.labels, **series},
     }

@@ -186,7 +186,14 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
         _table(
             "Time to action",
             ("", "Cases", "Median", "90th percentile"),
-            _stats_rows(v, "Case opened to final decision", f"{f}/time_to_action"),
+            [
+                *_stats_rows(v, "Case opened to final decision, all queues", f"{f}/time_to_action"),
+                *(
+                    row
+                    for q in v.raw(f"{f}/time_to_action_by_queue")
+                    for row in _stats_rows(v, f"queue {q}", f"{f}/time_to_action_by_queue/{pointer_key(q)}")
+                ),
+            ],
         ),
         _histogram_chart(
             v, "Time to action: cases by time from opening to final decision", f"{f}/time_to_action_histogram"
@@ -382,6 +389,13 @@ def csv_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, str, str, 
             f"{f}/user_reports/by_reason/{pointer_key(reason)}",
         )
     yield row(NOTICES, "Number of notices acted upon", MINORS, "case confirmed", f"{f}/user_reports/actioned")
+    yield row(
+        NOTICES,
+        "Median time to take action on notices (seconds)",
+        MINORS,
+        "case opened to final decision, queue user_reports",
+        f"{f}/time_to_action_by_queue/user_reports/median_seconds",
+    )
     yield row(EXTRA, "Reports to law enforcement drafted", CSAM, "", f"{f}/law_enforcement_reports/drafted")
     yield row(EXTRA, "Reports to law enforcement submitted", CSAM, "", f"{f}/law_enforcement_reports/submitted")
     for t in v.raw(f"{f}/law_enforcement_reports/submitted_by_transport"):
