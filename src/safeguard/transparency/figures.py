@@ -303,9 +303,9 @@ def compute(s: Session, period: Period) -> tuple[EventRange, dict[str, Any]]:
     reports["submitted"] = len(submitted)
     to_report = []
     for rid, t in sorted(submitted.items()):
-        cid = ctx.report_case.get(rid)
-        if cid is not None and cid in ctx.case_opened:
-            to_report.append(_seconds(ctx.case_opened[cid], t))
+        report_case = ctx.report_case.get(rid)
+        if report_case is not None and report_case in ctx.case_opened:
+            to_report.append(_seconds(ctx.case_opened[report_case], t))
     ids = sorted(int(r) for r in submitted)
     transports: dict[int, str] = {}
     for i in range(0, len(ids), 500):
