@@ -386,6 +386,12 @@ SETTINGS: tuple[Setting, ...] = (
         0.0,
         "Seconds between the service's report submitter passes (each process; one submits a report at a time); 0: off.",
     ),
+    Setting(
+        "transparency_min_count",
+        int,
+        10,
+        'Transparency reports show counts from 1 to this minus one as "fewer than N" in HTML and CSV.',
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -500,6 +506,7 @@ class Settings:
     )
     dsa_ground_url: str = ""
     reports_submit_interval_seconds: float = 0.0
+    transparency_min_count: int = 10
 
     @property
     def hash_draft(self) -> int:

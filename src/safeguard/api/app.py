@@ -28,6 +28,7 @@ from safeguard.api import (
     session,
     statements,
     streams,
+    transparency,
     user_reports,
 )
 from safeguard.api.auth import AuthMiddleware, Gate
@@ -99,6 +100,7 @@ def create_app(
     for r in (evidence.router, cases.router, session.router, user_reports.router, reports.router):
         app.include_router(r)
     app.include_router(statements.router)
+    app.include_router(transparency.router)
     web.install(app)  # the moderator console (/console): pages, static files, security headers
     # A little headroom over the file limit for the multipart envelope and form fields.
     max_body = settings.max_upload_bytes + 64 * 1024

@@ -1,0 +1,436 @@
+"""The published forms of a report: one self-contained HTML page and a CSV in the shape of the EU's
+harmonised transparency template. Both show suppressed figures as "fewer than N" (report.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime, time, timedelta
+from html import escape
+from typing import Any
+
+from safeguard.transparency.charts import bar_chart
+from safeguard.transparency.figures import HISTOGRAM_LABELS
+from safeguard.transparency.report import pointer_key
+
+__all__ = ["CSV_COLUMNS", "csv_rows", "to_csv", "to_html", "to_json"]
+
+
+class _View:
+    """Figures by JSON pointer, with suppression applied."""
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        self.report = report
+        self.min_count = int(report["inputs"]["min_count"])
+        self.suppressed = set(report.get("suppressed") or [])
+
+    def raw(self, path: str) -> Any:
+        node: Any = self.report
+        for part in path.strip("/").split("/"):
+            key = part.replace("~1", "/").replace("~0", "~")
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        return node
+
+    def hidden(self, path: str) -> bool:
+        return path in self.suppressed
+
+    def text(self, path: str) -> str:
+        if self.hidden(path):
+            return f"fewer than {self.min_count}"
+        v = self.raw(path)
+        if v is None:
+            return "n/a"
+        if isinstance(v, float):
+            return f"{v:g}"
+        return str(v)
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return str(seconds)
+    s = float(seconds)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    if s < 172800:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+def _period_text(start: str, end: str) -> str:
+    """Whole days as ``first to last`` (both included); other times as given, the end exclusive."""
+    a, b = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    if a.time() == b.time() == time(0):
+        return f"{a:%Y-%m-%d} to {b - timedelta(days=1):%Y-%m-%d} (UTC, both days included)"
+    return f"{start} to {end} (exclusive)"
+
+
+# -- HTML -----------------------------------------------------------------------------------------
+CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:60rem;padding:1rem 1.5rem;
+color:#1d1d1d;background:#fff}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.5rem 0 1rem;min-width:24rem}
+th,td{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f2f2f2}.meta{color:#555;font-size:.9rem}figure{margin:1rem 0}figcaption{font-size:.9rem;color:#444}
+code{font-size:.85rem;word-break:break-all}
+"""
+
+
+def _table(caption: str, head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    out = [f"<table><caption>{escape(caption)}</caption><thead><tr>"]
+    out += [f"<th>{escape(h)}</th>" for h in head]
+    out.append("</tr></thead><tbody>")
+    for r in rows:
+        out.append("<tr>" + f"<th>{escape(r[0])}</th>" + "".join(f'<td class="n">{escape(c)}</td>' for c in r[1:]))
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _pairs(v: _View, path: str, label: str = "") -> list[tuple[str, str]]:
+    node = v.raw(path)
+    return [(label + k, v.text(f"{path}/{pointer_key(k)}")) for k in node]
+
+
+def _stats_rows(v: _View, name: str, path: str) -> list[tuple[str, str, str, str]]:
+    n = v.text(f"{path}/n")
+    med, p90 = (f"{path}/median_seconds", f"{path}/p90_seconds")
+    med_t = v.text(med) if v.hidden(med) or v.raw(med) is None else _duration(v.raw(med))
+    p90_t = v.text(p90) if v.hidden(p90) or v.raw(p90) is None else _duration(v.raw(p90))
+    return [(name, n, med_t, p90_t)]
+
+
+def _series_chart(v: _View, title: str, key: str, colour: str) -> str:
+    path = f"/figures/over_time/{key}"
+    values = v.raw(path)
+    hidden = [v.hidden(f"{path}/{i}") for i in range(len(values))]
+    chart = bar_chart(title, list(v.raw("/figures/over_time/buckets")), values, hidden, v.min_count, colour)
+    return f'<figure class="over-time">{chart}<figcaption>{escape(title)}</figcaption></figure>'
+
+
+def _histogram_chart(v: _View, title: str, path: str) -> str:
+    values = v.raw(path)
+    hidden = [v.hidden(f"{path}/{i}") for i in range(len(values))]
+    chart = bar_chart(title, list(HISTOGRAM_LABELS), values, hidden, v.min_count, "#73a857")
+    return f'<figure class="distribution">{chart}<figcaption>{escape(title)}</figcaption></figure>'
+
+
+def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
+    """One page, no script, no external resource: styles inline, charts as inline SVG."""
+    v = _View(report)
+    f = "/figures"
+    inputs, rng = report["inputs"], report["event_range"]
+    small = (
+        f"Counts from 1 to {v.min_count - 1} are shown as &ldquo;fewer than {v.min_count}&rdquo;."
+        if v.min_count > 1
+        else "No count is suppressed."
+    )
+    bucket = "day" if v.raw("/figures/over_time/bucket_days") == 1 else "week"
+    body = [
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="meta">Period: {escape(_period_text(inputs["from"], inputs["to"]))}. {small} '
+        "Every figure is computed from "
+        f"the hash-chained event log, events {escape(str(rng['first_seq']))} to {escape(str(rng['last_seq']))} "
+        f"(last hash <code>{escape(str(rng['last_hash']))}</code>); generated {escape(report['generated_at'])}.</p>",
+        "<h2>Content scanned</h2>",
+        _table(
+            "Decisions recorded, by kind of content",
+            ("Kind", "Decisions"),
+            [
+                *_pairs(v, f"{f}/content_scanned/decisions_by_kind"),
+                ("Total", v.text(f"{f}/content_scanned/decisions_total")),
+            ],
+        ),
+        _table(
+            "Also received",
+            ("What", "Count"),
+            [
+                ("Live stream frames sampled", v.text(f"{f}/content_scanned/stream_frames_sampled")),
+                ("Chat messages received", v.text(f"{f}/content_scanned/chat_messages_received")),
+            ],
+        ),
+        _table("Verdicts", ("Verdict", "Decisions"), _pairs(v, f"{f}/verdicts")),
+        "<h2>Matches</h2>",
+        _table("Matches by source bank", ("Bank", "Matches"), _pairs(v, f"{f}/matches/by_bank")),
+        _table("Matches by signal type", ("Signal", "Matches"), _pairs(v, f"{f}/matches/by_signal_type")),
+        _table("Matches by category", ("Category", "Matches"), _pairs(v, f"{f}/matches/by_category")),
+        _table(
+            "List quality: matches in cases decided in the period, and the share moderators found not violating",
+            ("Bank", "Matches reviewed", "Not violating", "Share not violating"),
+            [
+                (
+                    bank,
+                    v.text(f"{f}/list_quality/{pointer_key(bank)}/reviewed"),
+                    v.text(f"{f}/list_quality/{pointer_key(bank)}/not_violating"),
+                    v.text(f"{f}/list_quality/{pointer_key(bank)}/share_not_violating"),
+                )
+                for bank in v.raw(f"{f}/list_quality")
+            ],
+        ),
+        "<h2>Human review</h2>",
+        _table(
+            "Cases",
+            ("", "Count"),
+            [
+                *_pairs(v, f"{f}/cases/opened_by_queue", "opened: "),
+                ("opened: total", v.text(f"{f}/cases/opened_total")),
+                *_pairs(v, f"{f}/cases/decided_by_outcome", "decided: "),
+                ("decided: total", v.text(f"{f}/cases/decided_total")),
+                ("decisions by a lead's override", v.text(f"{f}/cases/decided_by_override")),
+            ],
+        ),
+        _table(
+            "Time to action",
+            ("", "Cases", "Median", "90th percentile"),
+            [
+                *_stats_rows(v, "Case opened to final decision, all queues", f"{f}/time_to_action"),
+                *(
+                    row
+                    for q in v.raw(f"{f}/time_to_action_by_queue")
+                    for row in _stats_rows(v, f"queue {q}", f"{f}/time_to_action_by_queue/{pointer_key(q)}")
+                ),
+            ],
+        ),
+        _histogram_chart(
+            v, "Time to action: cases by time from opening to final decision", f"{f}/time_to_action_histogram"
+        ),
+        "<h2>Reports to law enforcement</h2>",
+        _table(
+            "Reports",
+            ("", "Count"),
+            [
+                ("drafted", v.text(f"{f}/law_enforcement_reports/drafted")),
+                ("submitted", v.text(f"{f}/law_enforcement_reports/submitted")),
+                *_pairs(v, f"{f}/law_enforcement_reports/submitted_by_transport", "submitted via "),
+            ],
+        ),
+        _table(
+            "Detection to submission",
+            ("", "Reports", "Median", "90th percentile"),
+            _stats_rows(v, "Case opened to report submitted", f"{f}/law_enforcement_reports/detection_to_submission"),
+        ),
+        _histogram_chart(
+            v,
+            "Reports by time from detection to submission",
+            f"{f}/law_enforcement_reports/detection_to_submission_histogram",
+        ),
+        "<h2>Grooming interventions</h2>",
+        _table("Interventions", ("", "Count"), _pairs(v, f"{f}/grooming_interventions")),
+        "<h2>Live streams</h2>",
+        _table(
+            "Live streams",
+            ("", "Count"),
+            [("watched", v.text(f"{f}/live_streams/watched")), ("terminated", v.text(f"{f}/live_streams/terminated"))],
+        ),
+        _table(
+            "Time to terminate",
+            ("", "Streams", "Median", "90th percentile"),
+            _stats_rows(v, "Registration to termination request", f"{f}/live_streams/time_to_terminate"),
+        ),
+        "<h2>User reports</h2>",
+        _table(
+            "User reports",
+            ("", "Count"),
+            [
+                ("received", v.text(f"{f}/user_reports/received")),
+                ("actioned", v.text(f"{f}/user_reports/actioned")),
+                *_pairs(v, f"{f}/user_reports/by_reason", "reason: "),
+            ],
+        ),
+        f"<h2>Over time (per {bucket})</h2>",
+        _series_chart(v, f"Content scanned per {bucket}", "scanned", "#3465a4"),
+        _series_chart(v, f"Matches per {bucket}", "matches", "#cc0000"),
+        _series_chart(v, f"Blocked per {bucket}", "blocked", "#75507b"),
+        _series_chart(v, f"Cases decided per {bucket}", "cases_decided", "#c17d11"),
+        "<h2>Not yet available</h2>",
+        "<ul>" + "".join(f"<li>{escape(t)}</li>" for t in report.get("not_available", {}).values()) + "</ul>",
+    ]
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+        'img-src data:">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n"
+    )
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=False) + "\n"
+
+
+# -- CSV: the EU harmonised template (Implementing Regulation (EU) 2024/2835) -------------------
+CSV_COLUMNS = ("template_section", "template_field", "category", "breakdown", "value", "safeguard_figure")
+CSAM = "Protection of minors: child sexual abuse material"
+GROOMING = "Protection of minors: grooming / sexual enticement of minors"
+MINORS = "Protection of minors"
+OWN = "Own-initiative content moderation (Art. 15(1)(c))"
+AUTOMATED = "Use of automated means (Art. 15(1)(e))"
+NOTICES = "Notices received (Art. 16)"
+GENERAL = "General information"
+EXTRA = "Not in the template (Safeguard)"
+
+
+def csv_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, str, str, str]]:
+    v = _View(report)
+    f = "/figures"
+
+    def row(section: str, field: str, category: str, breakdown: str, path: str) -> tuple[str, str, str, str, str, str]:
+        text = v.text(path)
+        if not v.hidden(path) and path.endswith("_seconds") and isinstance(v.raw(path), float):
+            text = f"{v.raw(path):.0f}"
+        return (section, field, category, breakdown, text, path)
+
+    inputs = report["inputs"]
+    yield (GENERAL, "Start of the reporting period", "", "", inputs["from"], "/inputs/from")
+    yield (GENERAL, "End of the reporting period (exclusive)", "", "", inputs["to"], "/inputs/to")
+    for kind in v.raw(f"{f}/content_scanned/decisions_by_kind"):
+        yield row(
+            AUTOMATED,
+            "Items of content assessed by automated means",
+            MINORS,
+            f"content type: {kind}",
+            f"{f}/content_scanned/decisions_by_kind/{pointer_key(kind)}",
+        )
+    yield row(
+        AUTOMATED,
+        "Items of content assessed by automated means",
+        MINORS,
+        "live stream frames",
+        f"{f}/content_scanned/stream_frames_sampled",
+    )
+    yield row(
+        AUTOMATED,
+        "Items of content assessed by automated means",
+        GROOMING,
+        "chat messages",
+        f"{f}/content_scanned/chat_messages_received",
+    )
+    for bank in v.raw(f"{f}/matches/by_bank"):
+        yield row(
+            AUTOMATED,
+            "Detections by automated means",
+            CSAM,
+            f"source: {bank}",
+            f"{f}/matches/by_bank/{pointer_key(bank)}",
+        )
+    for sig in v.raw(f"{f}/matches/by_signal_type"):
+        yield row(
+            AUTOMATED,
+            "Detections by automated means",
+            CSAM,
+            f"technology: {sig}",
+            f"{f}/matches/by_signal_type/{pointer_key(sig)}",
+        )
+    for cat in v.raw(f"{f}/matches/by_category"):
+        yield row(
+            AUTOMATED,
+            "Detections by automated means",
+            CSAM,
+            f"category: {cat}",
+            f"{f}/matches/by_category/{pointer_key(cat)}",
+        )
+    for bank in v.raw(f"{f}/list_quality"):
+        yield row(
+            AUTOMATED,
+            "Indicator of accuracy: share of automated detections overturned by human review",
+            CSAM,
+            f"source: {bank}",
+            f"{f}/list_quality/{pointer_key(bank)}/share_not_violating",
+        )
+    yield row(
+        OWN,
+        "Restrictions: removal or disabling of access (automated decision)",
+        MINORS,
+        "verdict: block",
+        f"{f}/verdicts/block",
+    )
+    yield row(OWN, "Items referred to human review", MINORS, "verdict: review", f"{f}/verdicts/review")
+    for outcome in v.raw(f"{f}/cases/decided_by_outcome"):
+        yield row(
+            OWN,
+            "Decisions after human review",
+            MINORS,
+            f"outcome: {outcome}",
+            f"{f}/cases/decided_by_outcome/{pointer_key(outcome)}",
+        )
+    yield row(
+        OWN,
+        "Median time to take action (seconds)",
+        MINORS,
+        "case opened to final decision",
+        f"{f}/time_to_action/median_seconds",
+    )
+    yield row(
+        OWN,
+        "Restrictions of the provision of the service",
+        GROOMING,
+        "contact with minors restricted",
+        f"{f}/grooming_interventions/contact_restrictions",
+    )
+    yield row(OWN, "Other measures", GROOMING, "safety message shown", f"{f}/grooming_interventions/safety_messages")
+    yield row(
+        OWN,
+        "Restrictions: removal or disabling of access",
+        CSAM,
+        "live stream terminated",
+        f"{f}/live_streams/terminated",
+    )
+    yield row(NOTICES, "Number of notices received", MINORS, "all reasons", f"{f}/user_reports/received")
+    for reason in v.raw(f"{f}/user_reports/by_reason"):
+        yield row(
+            NOTICES,
+            "Number of notices received",
+            MINORS,
+            f"reason: {reason}",
+            f"{f}/user_reports/by_reason/{pointer_key(reason)}",
+        )
+    yield row(NOTICES, "Number of notices acted upon", MINORS, "case confirmed", f"{f}/user_reports/actioned")
+    yield row(
+        NOTICES,
+        "Median time to take action on notices (seconds)",
+        MINORS,
+        "case opened to final decision, queue user_reports",
+        f"{f}/time_to_action_by_queue/user_reports/median_seconds",
+    )
+    yield row(EXTRA, "Reports to law enforcement drafted", CSAM, "", f"{f}/law_enforcement_reports/drafted")
+    yield row(EXTRA, "Reports to law enforcement submitted", CSAM, "", f"{f}/law_enforcement_reports/submitted")
+    for t in v.raw(f"{f}/law_enforcement_reports/submitted_by_transport"):
+        yield row(
+            EXTRA,
+            "Reports to law enforcement submitted",
+            CSAM,
+            f"via: {t}",
+            f"{f}/law_enforcement_reports/submitted_by_transport/{pointer_key(t)}",
+        )
+    for q in ("median_seconds", "p90_seconds"):
+        yield row(
+            EXTRA,
+            f"Detection to report submission, {q.split('_')[0]} (seconds)",
+            CSAM,
+            "",
+            f"{f}/law_enforcement_reports/detection_to_submission/{q}",
+        )
+    yield row(EXTRA, "90th percentile time to take action (seconds)", MINORS, "", f"{f}/time_to_action/p90_seconds")
+    yield row(EXTRA, "Live streams watched", CSAM, "", f"{f}/live_streams/watched")
+    for q in ("median_seconds", "p90_seconds"):
+        yield row(
+            EXTRA,
+            f"Live stream registration to termination, {q.split('_')[0]} (seconds)",
+            CSAM,
+            "",
+            f"{f}/live_streams/time_to_terminate/{q}",
+        )
+    yield row(EXTRA, "Cases opened", MINORS, "", f"{f}/cases/opened_total")
+    yield row(EXTRA, "Grooming cases opened", GROOMING, "", f"{f}/grooming_interventions/cases_opened")
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    w.writerows(csv_rows(report))
+    return buf.getvalue()
