@@ -222,16 +222,27 @@ def policy_check(
 # -- keys ---------------------------------------------------------------------------------------
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Option(help="platform, moderator, admin or auditor")],
+    role: Annotated[str, typer.Option(help="platform, moderator, admin, auditor, lead or partner")],
     name: Annotated[str, typer.Option(help="a label for the key")] = "",
     tenant: Annotated[
         str, typer.Option(help="the platform the key acts for; a platform key sees only its tenant's records")
     ] = "default",
+    banks: Annotated[
+        str, typer.Option(help="partner keys: the shareable banks it may read, comma-separated (docs/sharing.md)")
+    ] = "",
 ) -> None:
     """Create an API key. It is shown once: store it now."""
     from safeguard.keys import KeyService
 
-    k = KeyService(engine().db).create(role, name, actor=actor(), tenant=tenant)
+    db = engine().db
+    if banks and role != "partner":
+        raise typer.BadParameter("--banks is for partner keys", param_hint="--banks")
+    k = KeyService(db).create(role, name, actor=actor(), tenant=tenant)
+    if banks:
+        from safeguard.exchange.shares import share
+
+        shared = share(db, k["id"], [b.strip() for b in banks.split(",") if b.strip()], actor=actor())
+        err.print(f"shared with it: {', '.join(shared)}")
     err.print(f"[bold]{k['role']}[/] key {k['prefix']} ({k['name']}, tenant {k['tenant']}) created. It is shown once:")
     print(k["key"])
 

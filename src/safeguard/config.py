@@ -347,6 +347,19 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "The CyberTipline API password, sealed (`safeguard secrets seal`); never logged.",
     ),
+    Setting(
+        "exchange_poll_seconds",
+        float,
+        60.0,
+        "How often the service pulls each partner feed it subscribes to (`safeguard exchange add`) and sends "
+        "opinions back; 0 turns the follower off (`safeguard exchange sync` still works).",
+    ),
+    Setting(
+        "exchange_page_size",
+        int,
+        10000,
+        "Entries per page of a partner feed, asked for by a subscriber and the most a publisher serves (1-50000).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -448,6 +461,8 @@ class Settings:
     ncmec_url: str = "https://exttest.cybertip.org/ispws"
     ncmec_username: str = ""
     ncmec_password: str = ""
+    exchange_poll_seconds: float = 60.0
+    exchange_page_size: int = 10000
 
     @property
     def hash_draft(self) -> int:

@@ -37,6 +37,8 @@ from safeguard.banks import BankService
 from safeguard.cases import CaseService
 from safeguard.config import Settings
 from safeguard.engine import Engine
+from safeguard.exchange import api as exchange_api
+from safeguard.exchange.follower import ExchangeService, Follower
 from safeguard.keys import KeyService
 from safeguard.ledger import CheckpointTimer
 from safeguard.webhook_store import seal_at_start
@@ -55,6 +57,7 @@ def create_app(
     svc = Services(engine=engine, keys=keys, banks=BankService(engine.db), gate=gate)
     worker = OutboxWorker(engine.db, settings, transport) if settings.run_worker else None
     checkpoints = CheckpointTimer(engine.db, settings)
+    follower = Follower(ExchangeService(engine.db, settings), settings.exchange_poll_seconds if worker else 0.0)
 
     @asynccontextmanager
     async def lifespan(running: FastAPI) -> AsyncIterator[None]:
@@ -62,9 +65,11 @@ def create_app(
         if worker is not None:
             worker.start()
         checkpoints.start()
+        follower.start()
         try:
             yield
         finally:
+            follower.stop()
             checkpoints.stop()
             if worker is not None:
                 worker.stop()
@@ -90,7 +95,7 @@ def create_app(
     docs.install(app)
     for r in (scan.router, banks.router, records.router, admin.router, conversations.router, streams.router):
         app.include_router(r)
-    for r in (evidence.router, cases.router, session.router, user_reports.router, reports.router):
+    for r in (evidence.router, cases.router, session.router, user_reports.router, reports.router, exchange_api.router):
         app.include_router(r)
     web.install(app)  # the moderator console (/console): pages, static files, security headers
     # A little headroom over the file limit for the multipart envelope and form fields.
