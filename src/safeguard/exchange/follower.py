@@ -17,12 +17,13 @@ A removal from the partner disables the local entry only while the entry is stil
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import select, tuple_
@@ -238,7 +239,7 @@ class ExchangeService:
             return result
         try:
             cursor = sub.cursor
-            for rows, cp in src.fetch_iter(Checkpoint(cursor) if cursor else None):
+            for rows, cp in prefetched(src.fetch_iter(Checkpoint(cursor) if cursor else None)):
                 self._apply(sub.id, sub.name, sub.bank_id, cursor, rows, cp.value, result)
                 cursor = cp.value
                 result.pages += 1
@@ -376,6 +377,54 @@ class ExchangeService:
                 r.error = r.error or {"code": exc.code, "message": exc.message}
             out.append(r)
         return out
+
+
+_T = TypeVar("_T")
+_DONE = object()
+
+
+def prefetched(it: Iterator[_T]) -> Iterator[_T]:
+    """``it``'s items, the next one fetched in a thread while the caller works on the current one.
+
+    A page is fetched, read and verified while the one before it is written to the database (socket
+    reads, hashing and SQLite release the GIL). At most two pages are held. An exception in ``it``
+    is raised here, after the items before it; when the caller stops early (an error while applying),
+    the thread stops at its next item.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in it:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+
+    t = threading.Thread(target=run, name="safeguard-exchange-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=60)
 
 
 def base64_raw(public_key: bytes) -> str:

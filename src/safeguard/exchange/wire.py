@@ -36,8 +36,9 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from safeguard.banks.sources.base import Row, make_row
+from safeguard.banks.sources.base import FIELD_LIMITS, Row
 from safeguard.errors import SafeguardError
+from safeguard.signals import get_signal_type
 
 __all__ = [
     "MAX_LINE",
@@ -123,54 +124,107 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield buf  # the last line without its newline: the reader decides (an end line may lack one)
 
 
+_ENTRY_PREFIX = b'{"type":"entry",'
+#: entry lines parsed and validated together (one ``json.loads`` of an array, one check per signal type)
+BATCH = 2000
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_loads = json.JSONDecoder(parse_constant=_refuse_constant).decode
+
+
 class PageReader:
     """Reads and verifies one page; nothing it returns was unverified.
 
     ``bank`` and ``cursor`` are what was asked for; ``max_entries`` the page size asked for (a page
-    with more is refused as soon as the first extra line arrives).
+    with more is refused as soon as the first extra line arrives). With ``source``, each row's source
+    is set to it and the partner's own fields go into ``provenance["exchange"]`` (with ``partner``).
     """
 
-    def __init__(self, public_key: Ed25519PublicKey, *, bank: str, cursor: str, max_entries: int) -> None:
+    def __init__(
+        self,
+        public_key: Ed25519PublicKey,
+        *,
+        bank: str,
+        cursor: str,
+        max_entries: int,
+        source: str | None = None,
+        partner: str | None = None,
+    ) -> None:
         self.public_key = public_key
         self.bank = bank
         self.cursor = cursor
         self.max_entries = max_entries
+        self.source = source
+        self.partner = partner
 
     @staticmethod
     def _bad(message: str, code: str = "exchange_page_malformed") -> ExchangeError:
         return ExchangeError(message, code=code)
 
+    def _one(self, lineno: int, line: bytes) -> Any:
+        try:
+            return _loads(line.decode())
+        except (ValueError, UnicodeDecodeError):
+            if not line.endswith(b"\n"):
+                raise self._bad("the page ends in the middle of a line", "exchange_page_truncated") from None
+            raise self._bad(f"line {lineno} is not JSON") from None
+
     def read(self, chunks: Iterable[bytes]) -> Page:
         h = hashlib.sha256()
         page: Page | None = None
         end: dict[str, Any] | None = None
+        pending: list[bytes] = []  # entry lines not parsed yet
+        first_pending = 0
+        entries = 0
         for lineno, line in enumerate(_lines(chunks), start=1):
             if end is not None:
                 raise self._bad(f"line {lineno}: data after the page's end line")
-            try:
-                obj = json.loads(line)
-            except (ValueError, UnicodeDecodeError):
-                if not line.endswith(b"\n"):
-                    raise self._bad("the page ends in the middle of a line", "exchange_page_truncated") from None
-                raise self._bad(f"line {lineno} is not JSON") from None
-            if not isinstance(obj, dict):
-                raise self._bad(f"line {lineno} is not a JSON object")
-            kind = obj.get("type")
             if page is None:
+                obj = self._one(lineno, line)
+                if not isinstance(obj, dict):
+                    raise self._bad(f"line {lineno} is not a JSON object")
                 page = self._header(obj)
                 h.update(line)
                 continue
+            if line.startswith(_ENTRY_PREFIX) and line.endswith(b"\n"):  # the usual entry line: parsed in a batch
+                entries += 1
+                if entries > self.max_entries:
+                    raise self._bad(
+                        f"the page holds more than the {self.max_entries} entries asked for", "exchange_page_too_large"
+                    )
+                h.update(line)
+                if not pending:
+                    first_pending = lineno
+                pending.append(line)
+                if len(pending) >= BATCH:
+                    self._entries(page, first_pending, pending)
+                    pending = []
+                continue
+            if pending:
+                self._entries(page, first_pending, pending)
+                pending = []
+            obj = self._one(lineno, line)
+            if not isinstance(obj, dict):
+                raise self._bad(f"line {lineno} is not a JSON object")
+            kind = obj.get("type")
             if kind == "end":
                 end = obj
                 continue
             h.update(line)
             if kind != "entry":
                 raise self._bad(f"line {lineno}: unknown line type {kind!r}")
-            if len(page.rows) >= self.max_entries:
+            entries += 1
+            if entries > self.max_entries:
                 raise self._bad(
                     f"the page holds more than the {self.max_entries} entries asked for", "exchange_page_too_large"
                 )
-            self._entry(page, lineno, obj)
+            self._entries(page, lineno, [], [obj])
+        if pending and page is not None:
+            self._entries(page, first_pending, pending)
         if page is None:
             raise self._bad("the feed answered an empty page", "exchange_page_truncated")
         if end is None:
@@ -192,33 +246,66 @@ class PageReader:
             )
         return Page(bank=bank, cursor=cursor, next_cursor=cursor, more=False)
 
-    def _entry(self, page: Page, lineno: int, obj: dict[str, Any]) -> None:
-        op = obj.get("op")
-        if op not in OPS:
-            raise self._bad(f"line {lineno}: op must be one of {OPS}")
-        prov = obj.get("provenance")
-        cat, src, opinion, added = obj.get("category"), obj.get("source"), obj.get("opinion"), obj.get("added_at")
-        if (
-            not isinstance(prov, dict)
-            or not isinstance(cat, str | None)
-            or not isinstance(src, str)
-            or not isinstance(opinion, str)
-            or not isinstance(added, str)
-        ):
-            raise self._bad(f"line {lineno}: category, source, opinion, added_at or provenance has the wrong type")
-        st, value = obj.get("signal_type"), obj.get("value")
-        row = make_row(
-            lineno,
-            st if isinstance(st, str) else None,
-            value if isinstance(value, str) else None,
-            category=cat,
-            provenance=prov,
-            delete=op == "remove",
-        )
-        if not isinstance(row, Row):
-            raise self._bad(f"line {lineno}: {row.message}")
-        page.rows.append(row)
-        page.remote.append({"source": src[:200], "opinion": opinion[:16], "added_at": added[:40]})
+    def _entries(self, page: Page, first: int, lines: list[bytes], objs: list[Any] | None = None) -> None:
+        """Parse (one JSON array for the batch), check and validate a run of entry lines starting at ``first``."""
+        if objs is None:
+            try:
+                objs = _loads("[" + b",".join(lines).decode() + "]")
+            except (ValueError, UnicodeDecodeError):
+                for k, line in enumerate(lines):  # find the line to name
+                    self._one(first + k, line)
+                raise self._bad(f"lines {first}-{first + len(lines) - 1} are not JSON") from None
+        by_type: dict[str, list[int]] = {}
+        values: list[str] = []
+        for k, obj in enumerate(objs):
+            lineno = first + k
+            if not isinstance(obj, dict) or obj.get("type") != "entry":
+                raise self._bad(f"line {lineno} is not an entry")
+            st, value, op = obj.get("signal_type"), obj.get("value"), obj.get("op")
+            if not isinstance(st, str) or not isinstance(value, str) or op not in OPS:
+                raise self._bad(f"line {lineno}: an entry needs signal_type, value and op ({'/'.join(OPS)})")
+            by_type.setdefault(st, []).append(k)
+            values.append(value)
+        for name, ks in by_type.items():
+            try:
+                stype = get_signal_type(name)
+            except SafeguardError as exc:
+                raise self._bad(f"line {first + ks[0]}: {exc.message}") from None
+            vals = [values[k] for k in ks]
+            for j in stype.noncanonical(vals):  # the rare value not in stored form: validated one by one
+                try:
+                    values[ks[j]] = stype.validate(vals[j])
+                except SafeguardError as exc:
+                    raise self._bad(f"line {first + ks[j]}: {exc.message}") from None
+        rows, remote = page.rows, page.remote
+        src, partner = self.source, self.partner
+        for k, obj in enumerate(objs):
+            lineno = first + k
+            prov, cat = obj.get("provenance"), obj.get("category")
+            osrc, opinion, added = obj.get("source"), obj.get("opinion"), obj.get("added_at")
+            if (
+                type(prov) is not dict
+                or not (cat is None or (type(cat) is str and len(cat) <= FIELD_LIMITS["category"]))
+                or type(osrc) is not str
+                or type(opinion) is not str
+                or type(added) is not str
+            ):
+                raise self._bad(f"line {lineno}: category, source, opinion, added_at or provenance is not valid")
+            theirs = {"source": osrc[:200], "opinion": opinion[:16], "added_at": added[:40]}
+            if src is not None:
+                prov = {**prov, "exchange": {"partner": partner, **theirs}}
+            rows.append(
+                Row(
+                    line=lineno,
+                    signal_type=obj["signal_type"],
+                    value=values[k],
+                    category=cat,
+                    source=src,
+                    provenance=prov,
+                    delete=obj["op"] == "remove",
+                )
+            )
+            remote.append(theirs)
 
     def _verify(self, page: Page, end: dict[str, Any], digest: str) -> None:
         count, nxt, more = end.get("count"), end.get("next_cursor"), end.get("more")

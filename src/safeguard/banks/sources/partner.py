@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -119,7 +119,14 @@ class PartnerFeedSource(HashListSource):
     def fetch_page(self, cursor: str) -> Page:
         if self.public_key is None:
             raise ExchangeError("no public key is pinned for this partner", code="exchange_bad_signature")
-        reader = PageReader(self.public_key, bank=self.remote_bank, cursor=cursor, max_entries=self.page_size)
+        reader = PageReader(
+            self.public_key,
+            bank=self.remote_bank,
+            cursor=cursor,
+            max_entries=self.page_size,
+            source=SOURCE_PREFIX + self.subscription,
+            partner=self.subscription,
+        )
         path = f"/v1/exchange/banks/{self.remote_bank}/changes"
         try:
             with self.client.stream(
@@ -139,15 +146,6 @@ class PartnerFeedSource(HashListSource):
                 f"the page from {self.base_url} was cut off or could not be fetched ({type(exc).__name__})",
                 code="exchange_page_truncated",
             ) from None
-        prefix = SOURCE_PREFIX + self.subscription
-        page.rows = [
-            replace(
-                row,
-                source=prefix,
-                provenance={**row.provenance, "exchange": {"partner": self.subscription, **remote}},
-            )
-            for row, remote in zip(page.rows, page.remote, strict=True)
-        ]
         return page
 
     def fetch_iter(self, checkpoint: Checkpoint | None) -> Iterator[tuple[list[Row], Checkpoint]]:
