@@ -96,9 +96,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def settings_for(data_dir: Path, db_url: str, **changes: object) -> object:
     from safeguard.config import Settings
 
-    return Settings(
-        data_dir=str(data_dir), database_url=db_url, egress_allow="127.0.0.1", run_worker=False, **changes
-    )  # type: ignore[arg-type]
+    return Settings(data_dir=str(data_dir), database_url=db_url, egress_allow="127.0.0.1", run_worker=False, **changes)  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -154,7 +152,9 @@ def main() -> None:
                 with httpx.Client(timeout=120) as c:
                     while True:
                         params = {"cursor": cursor, "limit": 50_000}
-                        with c.stream("GET", url_a + "/v1/exchange/banks/shared/changes", params=params, headers=hdr) as r:
+                        with c.stream(
+                            "GET", url_a + "/v1/exchange/banks/shared/changes", params=params, headers=hdr
+                        ) as r:
                             if verify:
                                 reader = PageReader(
                                     load_raw_public_key(pk), bank="shared", cursor=cursor, max_entries=50_000
@@ -200,9 +200,7 @@ def main() -> None:
             eb = Engine(sb)
             BankService(eb.db).create("from-a", actor="bench", kind="csam")
             ex = ExchangeService(eb.db, sb)
-            ex.add(
-                "a", url=f"{url_a}/v1/exchange/banks/shared", key=partner["key"], bank="from-a", actor="bench"
-            )
+            ex.add("a", url=f"{url_a}/v1/exchange/banks/shared", key=partner["key"], bank="from-a", actor="bench")
             t = time.perf_counter()
             c0, p0 = cpu_seconds(proc_a.pid), time.process_time()
             res = ex.sync("a")

@@ -399,9 +399,13 @@ def bank_set(
     review_threshold: Annotated[list[str], typer.Option(help="e.g. pdq=40")] = [],  # noqa: B006
     kind: str | None = None,
     category: str | None = None,
+    shareable: Annotated[
+        bool | None, typer.Option("--shareable/--no-shareable", help="served to the partner keys it is shared with")
+    ] = None,
 ) -> None:
     """Change a bank's settings."""
     changes: dict[str, Any] = {"enabled": enabled, "dihedral": dihedral, "kind": kind, "default_category": category}
+    changes["shareable"] = shareable
     if threshold:
         changes["thresholds"] = _parse_thresholds(threshold)
     if review_threshold:

@@ -121,4 +121,4 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-__all__ = ["Instance", "auth", "free_port", "start_instance", "os"]
+__all__ = ["Instance", "auth", "free_port", "os", "start_instance"]

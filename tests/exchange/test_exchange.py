@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -163,7 +164,7 @@ def test_banked_on_a_blocks_on_b_and_a_dispute_on_b_reaches_a(publisher: Instanc
         assert body["verdict"] == "block", body
         finding = body["findings"][0]
         assert finding["bank"] == "from-a"
-        local = [e for e in entries(subscriber) if e.signal_type == "pdq"][0]
+        local = next(e for e in entries(subscriber) if e.signal_type == "pdq")
         assert local.source == "exchange:a" and local.added_by == "exchange:a"
         assert local.provenance["exchange"]["partner"] == "a" and local.provenance["exchange"]["source"] == "upload"
         assert local.provenance["filename"] == "banked.png"
@@ -174,9 +175,9 @@ def test_banked_on_a_blocks_on_b_and_a_dispute_on_b_reaches_a(publisher: Instanc
             json={"opinion": "disputed", "note": "a benign picture"},
         )
         assert r.status_code == 201, r.text
-    assert subscriber.exchange().list()[0]["opinions_pending"] == 1
+    assert subscriber.exchange().subscriptions()[0]["opinions_pending"] == 1
     assert subscriber.exchange().send_opinions("a") == 1
-    remote = [e for e in entries(publisher) if e.signal_type == "pdq"][0]
+    remote = next(e for e in entries(publisher) if e.signal_type == "pdq")
     assert remote.opinion == "disputed"
     with publisher.engine.db.read() as s:
         ops = list(s.execute(select(EntryOpinion).where(EntryOpinion.entry_id == remote.id)).scalars())
@@ -192,7 +193,7 @@ def test_banked_on_a_blocks_on_b_and_a_dispute_on_b_reaches_a(publisher: Instanc
         assert n.scalar_one() == 1
     # A's record of the dispute comes back in its feed, on the entry's provenance
     assert subscriber.exchange().sync("a").upserts == 1
-    local = [e for e in entries(subscriber) if e.signal_type == "pdq"][0]
+    local = next(e for e in entries(subscriber) if e.signal_type == "pdq")
     assert local.enabled and local.provenance["exchange"]["opinion"] == "disputed" and local.opinion == "disputed"
     # A removes the entries: B stops blocking after the next sync
     with publisher.client() as c:
@@ -254,7 +255,7 @@ class Tamper:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 with httpx.Client(base_url=owner.pub.url) as c:
                     r = c.get(self.path, headers={"Authorization": self.headers.get("Authorization", "")})
                 changes = r.status_code == 200 and "/changes" in self.path
@@ -415,3 +416,40 @@ def test_a_crash_mid_page_applies_nothing_and_resumes(
     with pytest.raises(Conflict):
         svc._apply(subscription(sub).id, "a", subscription(sub).bank_id, "", [], "x", type(res)(name="a"))
     assert subscription(sub).entries_applied == 3
+
+
+# -- the scheduled follower, and a case decision's dispute ---------------------------------------------
+def test_the_service_follows_on_its_own_and_a_case_dispute_reaches_the_source(
+    publisher: Instance, tmp_path: Any, db_url_b: str
+) -> None:
+    from tests.exchange.conftest import start_instance
+
+    key = shared_bank(publisher)
+    sub = start_instance("b", tmp_path / "b-live", db_url_b, run_worker=True, exchange_poll_seconds=0.2)
+    try:
+        subscribe(sub, publisher, key)
+        value = md5(42)
+        body = {"signals": [{"type": "md5", "value": value}], "content_id": "c-1", "user_id": "u-1"}
+        with sub.client() as c:
+            plat = auth(sub.keys["platform"])
+            assert c.post("/v1/scan", json=body, headers=plat).json()["verdict"] == "allow"
+            add_md5(publisher, "shared", 42)
+            deadline = time.monotonic() + 10
+            while (got := c.post("/v1/scan", json=body, headers=plat).json())["verdict"] != "block":
+                assert time.monotonic() < deadline, "not blocked within 10 s of the add"
+                time.sleep(0.05)
+            case_id = got["case_id"]
+            assert case_id
+            mod = auth(sub.keys["moderator"])
+            assert c.post(f"/v1/cases/{case_id}/claim", headers=mod).status_code == 200
+            r = c.post(f"/v1/cases/{case_id}/decision", headers=mod, json={"outcome": "not_violating"})
+            assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 10
+        while [e.opinion for e in entries(publisher)] != ["disputed"]:
+            assert time.monotonic() < deadline, "the dispute did not reach the publisher within 10 s"
+            time.sleep(0.05)
+        with sub.engine.db.read() as s:
+            sent = list(s.execute(select(ExchangeOpinionOut)).scalars())
+        assert [(o.opinion, o.status) for o in sent] == [("disputed", "sent")]
+    finally:
+        sub.stop()

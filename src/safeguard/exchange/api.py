@@ -46,7 +46,9 @@ def feed_of(request: Request) -> Feed:
 
 
 @router.get("/key")
-def public_key(request: Request, _: Principal = Depends(require("partner", "platform", "moderator", "auditor", "lead")),
+def public_key(
+    request: Request,
+    _: Principal = Depends(require("partner", "platform", "moderator", "auditor", "lead")),
 ) -> dict[str, str]:
     """The Ed25519 public key this instance signs its feed pages with."""
     return feed_of(request).public_key()

@@ -37,6 +37,7 @@ def add(
 ) -> None:
     """Subscribe to a partner's shared bank."""
     from safeguard.cli import actor, console, err
+
     svc = _service()
     d = svc.add(
         name,
@@ -59,8 +60,9 @@ def add(
 def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False) -> None:
     """Subscriptions, their cursors, last sync and last error."""
     from safeguard.cli import console
+
     svc = _service()
-    subs = svc.list()
+    subs = svc.subscriptions()
     if as_json:
         for d in subs:
             print(json.dumps(d))
@@ -85,22 +87,22 @@ def sync(
 ) -> None:
     """Pull now: every page the partner has, then the queued opinions. Exits 1 if any failed."""
     from safeguard.cli import console, err
+
     svc = _service()
-    names = [name] if name else [d["name"] for d in svc.list()]
+    names = [name] if name else [d["name"] for d in svc.subscriptions()]
     failed = False
     for n in names:
         r = svc.sync(n)
         if r.error is None:
             try:
                 r.opinions_sent = svc.send_opinions(n)
-            except Exception as exc:  # noqa: BLE001 - reported, then the exit status says so
+            except Exception as exc:
                 r.error = {"code": getattr(exc, "code", "error"), "message": str(exc)}
         if r.error:
             failed = True
             err.print(f"[red]{n}: {r.error['code']}[/]: {r.error['message']} (checkpoint unchanged)")
         console.print(
-            f"{n}: {r.pages} pages, {r.upserts} added or updated, {r.removals} removed, "
-            f"{r.opinions_sent} opinions sent"
+            f"{n}: {r.pages} pages, {r.upserts} added or updated, {r.removals} removed, {r.opinions_sent} opinions sent"
         )
     if failed:
         raise typer.Exit(1)
@@ -110,6 +112,7 @@ def sync(
 def remove(name: str) -> None:
     """Stop following a partner (the entries already applied stay in the local bank)."""
     from safeguard.cli import actor, console
+
     svc = _service()
     svc.remove(name, actor=actor())
     console.print(f"subscription {name} removed")

@@ -35,7 +35,6 @@ from safeguard.banks.sources.partner import SOURCE_PREFIX, PartnerFeedSource, Pa
 from safeguard.config import Settings
 from safeguard.egress import EgressPolicy
 from safeguard.errors import Conflict, InvalidInput, NotFound, SafeguardError
-from safeguard.exchange.wire import ExchangeError
 from safeguard.ledger import _raw, load_public_key
 from safeguard.store import Database
 from safeguard.store.models import BankEntry, ExchangeOpinionOut, ExchangeSubscription, utcnow
@@ -189,9 +188,9 @@ class ExchangeService:
         sub = s.execute(select(ExchangeSubscription).where(ExchangeSubscription.name == name)).scalar_one_or_none()
         if sub is None:
             raise NotFound(f"subscription {name!r} not found", code="subscription_not_found")
-        return sub  # type: ignore[no-any-return]
+        return sub
 
-    def list(self) -> list[dict[str, Any]]:
+    def subscriptions(self) -> list[dict[str, Any]]:
         from sqlalchemy import func
 
         from safeguard.store.models import Bank
@@ -212,7 +211,7 @@ class ExchangeService:
             return [_sub_dict(sub, bname, int(pending.get(sub.name, 0))) for sub, bname in rows]
 
     def get(self, name: str) -> dict[str, Any]:
-        for d in self.list():
+        for d in self.subscriptions():
             if d["name"] == name:
                 return d
         raise NotFound(f"subscription {name!r} not found", code="subscription_not_found")

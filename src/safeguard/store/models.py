@@ -387,7 +387,6 @@ class Report(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-
 class ExchangeShare(Base):
     """A bank shared with a ``partner`` API key: the key may read the bank's feed (migration 0012)."""
 
@@ -450,6 +449,7 @@ class ExchangeReceivedOpinion(Base):
     remote_id: Mapped[int] = mapped_column(BigInteger)
     entry_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
 
 # Tables owned by other modules register on the same metadata (kept last: they import Base from here).
 from safeguard.workers import streams_store as _streams_store  # noqa: E402, F401
