@@ -162,7 +162,8 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run the webhook delivery worker on its own (when API processes run with SAFEGUARD_RUN_WORKER=0)."""
+    """Run the webhook delivery worker and the exchange follower on their own (when API processes run with
+    SAFEGUARD_RUN_WORKER=0)."""
     from safeguard.ledger import CheckpointTimer
     from safeguard.webhook_store import seal_at_start
     from safeguard.workers.outbox import OutboxWorker
@@ -171,9 +172,14 @@ def worker() -> None:
     seal_at_start(e.db, e.settings, actor="worker")
     timer = CheckpointTimer(e.db, e.settings)
     timer.start()
+    from safeguard.exchange.follower import ExchangeService, Follower
+
+    follower = Follower(ExchangeService(e.db, e.settings), e.settings.exchange_poll_seconds)
+    follower.start()  # partners' feeds too (docs/sharing.md)
     console.print("delivering webhooks from the outbox; Ctrl-C to stop")
     with contextlib.suppress(KeyboardInterrupt):
         OutboxWorker(e.db, e.settings).run_forever()
+    follower.stop()
     timer.stop()
 
 
@@ -237,11 +243,16 @@ def keys_create(
     db = engine().db
     if banks and role != "partner":
         raise typer.BadParameter("--banks is for partner keys", param_hint="--banks")
+    names = [b.strip() for b in banks.split(",") if b.strip()]
+    if names:
+        from safeguard.exchange.shares import check_shareable
+
+        check_shareable(db, names)  # before the key exists: no partner key left without its banks
     k = KeyService(db).create(role, name, actor=actor(), tenant=tenant)
-    if banks:
+    if names:
         from safeguard.exchange.shares import share
 
-        shared = share(db, k["id"], [b.strip() for b in banks.split(",") if b.strip()], actor=actor())
+        shared = share(db, k["id"], names, actor=actor())
         err.print(f"shared with it: {', '.join(shared)}")
     err.print(f"[bold]{k['role']}[/] key {k['prefix']} ({k['name']}, tenant {k['tenant']}) created. It is shown once:")
     print(k["key"])

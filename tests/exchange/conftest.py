@@ -4,7 +4,6 @@ policy, exactly as between two machines)."""
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -121,4 +120,4 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-__all__ = ["Instance", "auth", "free_port", "os", "start_instance"]
+__all__ = ["Instance", "auth", "free_port", "start_instance"]

@@ -24,12 +24,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select, text
 
 from safeguard.errors import Forbidden, InvalidInput
 from safeguard.exchange.wire import VERSION, entry_line, summary
 from safeguard.keys import Principal
-from safeguard.ledger import Signer, _raw
+from safeguard.ledger import Signer, public_key_pem
 from safeguard.store import Database
 from safeguard.store.models import Bank, ExchangeShare
 
@@ -73,12 +74,11 @@ class Feed:
 
     # -- the key ----------------------------------------------------------------------------------
     def public_key(self) -> dict[str, str]:
-        from safeguard.ledger import public_key_pem
-
+        raw = self.signer.public.public_bytes(Encoding.Raw, PublicFormat.Raw)
         return {
             "algorithm": "Ed25519",
             "key_id": self.signer.key_id,
-            "public_key": base64.b64encode(_raw(self.signer.public)).decode(),
+            "public_key": base64.b64encode(raw).decode(),
             "pem": public_key_pem(self.signer.public).decode(),
         }
 

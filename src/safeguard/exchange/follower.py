@@ -21,8 +21,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -35,7 +34,7 @@ from safeguard.banks.sources.partner import SOURCE_PREFIX, PartnerFeedSource, Pa
 from safeguard.config import Settings
 from safeguard.egress import EgressPolicy
 from safeguard.errors import Conflict, InvalidInput, NotFound, SafeguardError
-from safeguard.ledger import _raw, load_public_key
+from safeguard.ledger import load_public_key
 from safeguard.store import Database
 from safeguard.store.models import BankEntry, ExchangeOpinionOut, ExchangeSubscription, utcnow
 
@@ -61,7 +60,6 @@ class SyncResult:
     cursor: str = ""
     error: dict[str, str] | None = None
     opinions_sent: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -430,7 +428,10 @@ def base64_raw(public_key: bytes) -> str:
     """The base64 of a public key's raw bytes, from PEM or base64 (``--public-key FILE``)."""
     import base64
 
-    return base64.b64encode(_raw(load_public_key(public_key))).decode()
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = load_public_key(public_key).public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
 
 
 class Follower:
@@ -461,7 +462,3 @@ class Follower:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-
-
-def read_public_key_file(path: Path) -> bytes:
-    return path.read_bytes()

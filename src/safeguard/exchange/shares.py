@@ -22,7 +22,7 @@ from safeguard.keys import Principal
 from safeguard.store import Database
 from safeguard.store.models import ApiKey, Bank, BankEntry, ExchangeReceivedOpinion, ExchangeShare, utcnow
 
-__all__ = ["SENT_OPINIONS", "ReceivedOpinion", "receive_opinions", "share", "shares_of"]
+__all__ = ["SENT_OPINIONS", "ReceivedOpinion", "check_shareable", "receive_opinions", "share", "shares_of"]
 
 #: the opinions that travel back to an entry's source
 SENT_OPINIONS = ("confirmed", "disputed")
@@ -36,6 +36,22 @@ class ReceivedOpinion:
     opinion: str
 
 
+def check_shareable(db: Database, banks: Sequence[str]) -> None:
+    """Raise unless every bank exists and is marked shareable (before a partner key is made for them)."""
+    with db.read() as s:
+        for name in banks:
+            _shareable(BankService.get(s, name))
+
+
+def _shareable(b: Bank) -> Bank:
+    if not b.shareable:
+        raise InvalidInput(
+            f"bank {b.name!r} is not shareable: `safeguard bank set {b.name} --shareable` first",
+            code="bank_not_shareable",
+        )
+    return b
+
+
 def share(db: Database, key_id: int, banks: Sequence[str], *, actor: str) -> list[str]:
     """Share ``banks`` with the partner key ``key_id``; each must exist and be marked shareable."""
     names: list[str] = []
@@ -44,12 +60,7 @@ def share(db: Database, key_id: int, banks: Sequence[str], *, actor: str) -> lis
         if key is None or key.role != "partner":
             raise InvalidInput("banks are shared with partner keys only", code="invalid_role")
         for name in banks:
-            b = BankService.get(s, name)
-            if not b.shareable:
-                raise InvalidInput(
-                    f"bank {b.name!r} is not shareable: `safeguard bank set {b.name} --shareable` first",
-                    code="bank_not_shareable",
-                )
+            b = _shareable(BankService.get(s, name))
             got = s.execute(
                 select(ExchangeShare).where(ExchangeShare.bank_id == b.id, ExchangeShare.key_id == key_id)
             ).scalar_one_or_none()

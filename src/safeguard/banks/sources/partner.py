@@ -46,7 +46,7 @@ def load_raw_public_key(b64: str) -> Ed25519PublicKey:
         raise InvalidInput(f"not an Ed25519 public key: {exc}", code="invalid_public_key") from None
 
 
-_STATUS_CODES = {401: "exchange_partner_unauthorized", 403: "exchange_bank_not_shared", 422: "exchange_cursor_rejected"}
+_STATUS_CODES = {401: "exchange_partner_unauthorized", 403: "exchange_bank_not_shared"}
 
 
 class PartnerFeedSource(HashListSource):
