@@ -448,8 +448,12 @@ def test_the_service_follows_on_its_own_and_a_case_dispute_reaches_the_source(
         while [e.opinion for e in entries(publisher)] != ["disputed"]:
             assert time.monotonic() < deadline, "the dispute did not reach the publisher within 10 s"
             time.sleep(0.05)
-        with sub.engine.db.read() as s:
-            sent = list(s.execute(select(ExchangeOpinionOut)).scalars())
-        assert [(o.opinion, o.status) for o in sent] == [("disputed", "sent")]
+        while True:  # B marks it sent once A's answer is back (just after A recorded it)
+            with sub.engine.db.read() as s:
+                sent = [(o.opinion, o.status) for o in s.execute(select(ExchangeOpinionOut)).scalars()]
+            if sent == [("disputed", "sent")] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert sent == [("disputed", "sent")]
     finally:
         sub.stop()
