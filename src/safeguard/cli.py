@@ -263,9 +263,14 @@ def keys_list() -> None:
     """List keys (never the secrets)."""
     from safeguard.keys import KeyService
 
-    t = Table("prefix", "name", "role", "tenant", "created", "revoked")
-    for k in KeyService(engine().db).list():
-        t.add_row(k["prefix"], k["name"], k["role"], k["tenant"], k["created_at"], k["revoked_at"] or "")
+    from safeguard.exchange.shares import shares_of
+
+    db = engine().db
+    shared = shares_of(db)  # the banks each partner key reads
+    t = Table("prefix", "name", "role", "tenant", "created", "revoked", "banks")
+    for k in KeyService(db).list():
+        banks = ", ".join(shared.get(k["id"], []))
+        t.add_row(k["prefix"], k["name"], k["role"], k["tenant"], k["created_at"], k["revoked_at"] or "", banks)
     console.print(t)
 
 

@@ -246,6 +246,22 @@ def test_many_pages_resume_from_the_checkpoint(publisher: Instance, subscriber: 
     assert again.upserts == 0 and again.error is None
 
 
+def test_a_page_streams_in_chunks(publisher: Instance) -> None:
+    from safeguard.banks.sources.base import Row
+    from safeguard.exchange.feed import CHUNK, Feed
+    from safeguard.ledger import Signer
+
+    key = shared_bank(publisher)
+    publisher.app.state.services.banks.import_rows("shared", [Row(i, "md5", md5(i)) for i in range(5000)], actor="t")
+    feed = Feed(publisher.engine.db, Signer.from_settings(publisher.settings))
+    who = KeyService(publisher.engine.db).authenticate(key)
+    chunks = list(feed.stream(feed.open(who, "shared", "", 5000)))
+    assert len(chunks) >= 2 + 5000 // CHUNK  # header, entries a chunk at a time, end: never the page at once
+    assert max(len(c) for c in chunks) < CHUNK * 400
+    page = PageReader(Signer.from_settings(publisher.settings).public, bank="shared", cursor="", max_entries=5000)
+    assert len(page.read(chunks).rows) == 5000
+
+
 # -- bad input: nothing applied, the checkpoint untouched --------------------------------------------
 class Tamper:
     """A fake partner on loopback that answers with a real page from the publisher, altered."""

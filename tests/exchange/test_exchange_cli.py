@@ -41,6 +41,7 @@ def test_share_and_follow_from_the_command_line(
     out = run("keys", "create", "--role", "partner", "--name", "b", "--banks", "shared")
     key = next(line for line in out.splitlines() if line.startswith("sg_"))
     assert "shared with it: shared" in out
+    assert any("partner" in line and line.rstrip(" │").endswith("shared") for line in run("keys", "list").splitlines())
     run("events", "export-public-key", "--out", str(tmp_path / "a.pem"))
     with publisher.client() as c:
         r = c.post(
