@@ -261,9 +261,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (never the secrets)."""
-    from safeguard.keys import KeyService
-
     from safeguard.exchange.shares import shares_of
+    from safeguard.keys import KeyService
 
     db = engine().db
     shared = shares_of(db)  # the banks each partner key reads
