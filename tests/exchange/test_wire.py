@@ -128,3 +128,33 @@ def test_a_line_without_end_is_refused_at_the_line_limit() -> None:
 
     assert code_of(one_long_line()) == "exchange_page_malformed"
     assert pulled * 4096 <= MAX_LINE + 8192
+
+
+def test_a_feed_that_says_more_without_moving_is_not_followed_forever() -> None:
+    import httpx
+
+    from safeguard.banks.sources.partner import PartnerFeedSource
+    from safeguard.egress import EgressPolicy
+
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params["cursor"]
+        asked.append(cursor)
+        return httpx.Response(200, content=page([header(cursor=cursor)], more=True, nxt=cursor))
+
+    src = PartnerFeedSource(
+        subscription="a",
+        base_url="http://partner.example",
+        remote_bank="b",
+        api_key="sg_000000000000_x",
+        public_key=KEY.public_key(),
+        policy=EgressPolicy(),
+        client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    it = src.fetch_iter(None)
+    rows, _cp = next(it)
+    assert rows == []
+    with pytest.raises(ExchangeError) as exc:
+        next(it)
+    assert exc.value.code == "exchange_page_malformed" and asked == [""]

@@ -155,6 +155,10 @@ class PartnerFeedSource(HashListSource):
             yield page.rows, Checkpoint(page.next_cursor)
             if not page.more:
                 return
+            if not page.rows or page.next_cursor == cursor:  # "more" that does not move: stop, not spin
+                raise ExchangeError(
+                    "the partner says there is more but its page moved nothing", code="exchange_page_malformed"
+                )
             cursor = page.next_cursor
 
     def send_opinions(self, items: Sequence[PartnerOpinion]) -> dict[str, Any]:
