@@ -162,7 +162,8 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run the webhook delivery worker on its own (when API processes run with SAFEGUARD_RUN_WORKER=0)."""
+    """Run the webhook delivery worker and the exchange follower on their own (when API processes run with
+    SAFEGUARD_RUN_WORKER=0)."""
     from safeguard.ledger import CheckpointTimer
     from safeguard.webhook_store import seal_at_start
     from safeguard.workers.outbox import OutboxWorker
@@ -171,9 +172,14 @@ def worker() -> None:
     seal_at_start(e.db, e.settings, actor="worker")
     timer = CheckpointTimer(e.db, e.settings)
     timer.start()
+    from safeguard.exchange.follower import ExchangeService, Follower
+
+    follower = Follower(ExchangeService(e.db, e.settings), e.settings.exchange_poll_seconds)
+    follower.start()  # partners' feeds too (docs/sharing.md)
     console.print("delivering webhooks from the outbox; Ctrl-C to stop")
     with contextlib.suppress(KeyboardInterrupt):
         OutboxWorker(e.db, e.settings).run_forever()
+    follower.stop()
     timer.stop()
 
 
@@ -222,16 +228,32 @@ def policy_check(
 # -- keys ---------------------------------------------------------------------------------------
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Option(help="platform, moderator, admin or auditor")],
+    role: Annotated[str, typer.Option(help="platform, moderator, admin, auditor, lead or partner")],
     name: Annotated[str, typer.Option(help="a label for the key")] = "",
     tenant: Annotated[
         str, typer.Option(help="the platform the key acts for; a platform key sees only its tenant's records")
     ] = "default",
+    banks: Annotated[
+        str, typer.Option(help="partner keys: the shareable banks it may read, comma-separated (docs/sharing.md)")
+    ] = "",
 ) -> None:
     """Create an API key. It is shown once: store it now."""
     from safeguard.keys import KeyService
 
-    k = KeyService(engine().db).create(role, name, actor=actor(), tenant=tenant)
+    db = engine().db
+    if banks and role != "partner":
+        raise typer.BadParameter("--banks is for partner keys", param_hint="--banks")
+    names = [b.strip() for b in banks.split(",") if b.strip()]
+    if names:
+        from safeguard.exchange.shares import check_shareable
+
+        check_shareable(db, names)  # before the key exists: no partner key left without its banks
+    k = KeyService(db).create(role, name, actor=actor(), tenant=tenant)
+    if names:
+        from safeguard.exchange.shares import share
+
+        shared = share(db, k["id"], names, actor=actor())
+        err.print(f"shared with it: {', '.join(shared)}")
     err.print(f"[bold]{k['role']}[/] key {k['prefix']} ({k['name']}, tenant {k['tenant']}) created. It is shown once:")
     print(k["key"])
 
@@ -239,11 +261,15 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (never the secrets)."""
+    from safeguard.exchange.shares import shares_of
     from safeguard.keys import KeyService
 
-    t = Table("prefix", "name", "role", "tenant", "created", "revoked")
-    for k in KeyService(engine().db).list():
-        t.add_row(k["prefix"], k["name"], k["role"], k["tenant"], k["created_at"], k["revoked_at"] or "")
+    db = engine().db
+    shared = shares_of(db)  # the banks each partner key reads
+    t = Table("prefix", "name", "role", "tenant", "created", "revoked", "banks")
+    for k in KeyService(db).list():
+        banks = ", ".join(shared.get(k["id"], []))
+        t.add_row(k["prefix"], k["name"], k["role"], k["tenant"], k["created_at"], k["revoked_at"] or "", banks)
     console.print(t)
 
 
@@ -388,9 +414,13 @@ def bank_set(
     review_threshold: Annotated[list[str], typer.Option(help="e.g. pdq=40")] = [],  # noqa: B006
     kind: str | None = None,
     category: str | None = None,
+    shareable: Annotated[
+        bool | None, typer.Option("--shareable/--no-shareable", help="served to the partner keys it is shared with")
+    ] = None,
 ) -> None:
     """Change a bank's settings."""
     changes: dict[str, Any] = {"enabled": enabled, "dihedral": dihedral, "kind": kind, "default_category": category}
+    changes["shareable"] = shareable
     if threshold:
         changes["thresholds"] = _parse_thresholds(threshold)
     if review_threshold:

@@ -392,6 +392,19 @@ SETTINGS: tuple[Setting, ...] = (
         10,
         'Transparency reports show counts from 1 to this minus one as "fewer than N" in HTML and CSV.',
     ),
+    Setting(
+        "exchange_poll_seconds",
+        float,
+        60.0,
+        "How often the service pulls each partner feed it subscribes to (`safeguard exchange add`) and sends "
+        "opinions back; 0 turns the follower off (`safeguard exchange sync` still works).",
+    ),
+    Setting(
+        "exchange_page_size",
+        int,
+        10000,
+        "Entries per page of a partner feed, asked for by a subscriber and the most a publisher serves (1-50000).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -507,6 +520,8 @@ class Settings:
     dsa_ground_url: str = ""
     reports_submit_interval_seconds: float = 0.0
     transparency_min_count: int = 10
+    exchange_poll_seconds: float = 60.0
+    exchange_page_size: int = 10000
 
     @property
     def hash_draft(self) -> int:

@@ -38,7 +38,7 @@ from safeguard.errors import InvalidInput, NotFound, Unauthorized
 from safeguard.store import Database
 from safeguard.store.models import DEFAULT_TENANT, ApiKey, utcnow
 
-ROLES = ("platform", "moderator", "admin", "auditor", "lead")
+ROLES = ("platform", "moderator", "admin", "auditor", "lead", "partner")
 #: roles that see every tenant's decisions and streams; any other role sees only its own tenant's
 ALL_TENANT_ROLES = frozenset({"moderator", "lead", "admin", "auditor"})
 _TENANT = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")

@@ -39,6 +39,8 @@ from safeguard.banks import BankService
 from safeguard.cases import CaseService
 from safeguard.config import Settings
 from safeguard.engine import Engine
+from safeguard.exchange import api as exchange_api
+from safeguard.exchange.follower import ExchangeService, Follower
 from safeguard.keys import KeyService
 from safeguard.ledger import CheckpointTimer
 from safeguard.webhook_store import seal_at_start
@@ -59,6 +61,7 @@ def create_app(
     worker = OutboxWorker(engine.db, settings, transport) if settings.run_worker else None
     checkpoints = CheckpointTimer(engine.db, settings)
     submitter = ReportSubmitterWorker(engine.db, settings)  # off unless SAFEGUARD_REPORTS_SUBMIT_INTERVAL_SECONDS
+    follower = Follower(ExchangeService(engine.db, settings), settings.exchange_poll_seconds if worker else 0.0)
 
     @asynccontextmanager
     async def lifespan(running: FastAPI) -> AsyncIterator[None]:
@@ -67,9 +70,11 @@ def create_app(
             worker.start()
         checkpoints.start()
         submitter.start()
+        follower.start()
         try:
             yield
         finally:
+            follower.stop()
             submitter.stop()
             checkpoints.stop()
             if worker is not None:
@@ -97,7 +102,7 @@ def create_app(
     docs.install(app)
     for r in (scan.router, banks.router, records.router, admin.router, conversations.router, streams.router):
         app.include_router(r)
-    for r in (evidence.router, cases.router, session.router, user_reports.router, reports.router):
+    for r in (evidence.router, cases.router, session.router, user_reports.router, reports.router, exchange_api.router):
         app.include_router(r)
     app.include_router(statements.router)
     app.include_router(transparency.router)

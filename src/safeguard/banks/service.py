@@ -581,9 +581,13 @@ class BankService:
             raise NotFound(f"entry {entry_id} not found", code="entry_not_found")
         bank = s.get(Bank, e.bank_id)
         assert bank is not None
+        from safeguard.exchange.outbox import queue_opinion  # the exchange builds on banks: imported late
+
+        self._lock_changes(s)
         s.add(EntryOpinion(entry_id=e.id, opinion=opinion, actor=actor, note=note))
         e.opinion = opinion
-        bank.version += 1
+        self._record_changes(s, bank, [e.id])  # partners' feeds carry opinions (safeguard/exchange/feed.py)
+        queue_opinion(s, e, opinion)  # an opinion on a partner's entry goes back to it
         events.append(
             s,
             "entry.opinion",

@@ -437,3 +437,67 @@ class Statement(Base):
     errors: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ExchangeShare(Base):
+    """A bank shared with a ``partner`` API key: the key may read the bank's feed (migration 0012)."""
+
+    __tablename__ = "exchange_shares"
+    __table_args__ = (UniqueConstraint("bank_id", "key_id", name="uq_exchange_share"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bank_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("banks.id", ondelete="CASCADE"))
+    key_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("api_keys.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ExchangeSubscription(Base):
+    """A partner's feed followed into a local bank; ``cursor`` moves only in the transaction that applies
+    the page it ends (``safeguard.exchange.follower``)."""
+
+    __tablename__ = "exchange_subscriptions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    remote_bank: Mapped[str] = mapped_column(String(200))
+    key_sealed: Mapped[str] = mapped_column(Text)
+    public_key: Mapped[str] = mapped_column(String(200))  # base64 of the partner's raw Ed25519 key
+    bank_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("banks.id", ondelete="CASCADE"))
+    cursor: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    entries_applied: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    pages_applied: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ExchangeOpinionOut(Base):
+    """A moderator's opinion on a subscribed entry, queued (in the opinion's transaction) for its source."""
+
+    __tablename__ = "exchange_opinion_outbox"
+    __table_args__ = (Index("ix_exchange_outbox_status", "status", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subscription: Mapped[str] = mapped_column(String(64))
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    signal_type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(512))
+    opinion: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / sent / dropped
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ExchangeReceivedOpinion(Base):
+    """An opinion a partner sent back, by the partner's own id for it: received once, however often sent."""
+
+    __tablename__ = "exchange_received_opinions"
+    __table_args__ = (UniqueConstraint("key_id", "remote_id", name="uq_exchange_received_opinion"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key_id: Mapped[int] = mapped_column(BigInteger)
+    remote_id: Mapped[int] = mapped_column(BigInteger)
+    entry_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
