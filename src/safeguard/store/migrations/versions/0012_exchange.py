@@ -1,7 +1,7 @@
 """exchange: banks shared with partner keys, subscriptions to partners' feeds, opinions sent back
 
 Revision ID: 0012_exchange
-Revises: 0011_reports
+Revises: 0012_statements
 """
 
 import sqlalchemy as sa
