@@ -571,6 +571,23 @@ def bank_opinion(
     console.print(f"entry {e['id']} in bank {e['bank']}: {e['opinion']}")
 
 
+@bank_app.command("quality")
+def bank_quality(bank: str, top: int = 20) -> None:
+    """A bank's quality figures as JSON: precision by source, top entries by matches, quarantined entries."""
+    from safeguard.banks import quality
+
+    emit_json(quality.bank_quality(engine().db, bank, top=top))
+
+
+@bank_app.command("release")
+def bank_release(bank: str, entry_id: int, note: str = "") -> None:
+    """Release an entry quarantined after a surge of matches (its matches block again)."""
+    from safeguard.banks import quality
+
+    e = quality.release(engine().db, bank, entry_id, actor=actor(), note=note)
+    console.print(f"entry {e['id']} in bank {bank} released")
+
+
 # -- scanning and hashing -----------------------------------------------------------------------
 @app.command()
 def scan(

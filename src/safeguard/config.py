@@ -347,6 +347,20 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "The CyberTipline API password, sealed (`safeguard secrets seal`); never logged.",
     ),
+    Setting(
+        "surge_distinct",
+        int,
+        50,
+        "An entry that matches this many distinct uploads (by SHA-256) within SURGE_WINDOW_SECONDS is"
+        " quarantined: its matches go to review instead of block until a lead releases it. 0: off.",
+    ),
+    Setting("surge_window_seconds", float, 600.0, "The sliding window of the surge quarantine, in seconds."),
+    Setting(
+        "quality_flush_seconds",
+        float,
+        1.0,
+        "How often a process writes its buffered per-entry match figures (and checks surges), in seconds.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -448,6 +462,9 @@ class Settings:
     ncmec_url: str = "https://exttest.cybertip.org/ispws"
     ncmec_username: str = ""
     ncmec_password: str = ""
+    surge_distinct: int = 50
+    surge_window_seconds: float = 600.0
+    quality_flush_seconds: float = 1.0
 
     @property
     def hash_draft(self) -> int:

@@ -22,6 +22,7 @@ from safeguard.api import (
     docs,
     errors,
     evidence,
+    quality,
     records,
     reports,
     scan,
@@ -90,7 +91,7 @@ def create_app(
     docs.install(app)
     for r in (scan.router, banks.router, records.router, admin.router, conversations.router, streams.router):
         app.include_router(r)
-    for r in (evidence.router, cases.router, session.router, user_reports.router, reports.router):
+    for r in (evidence.router, cases.router, session.router, user_reports.router, reports.router, quality.router):
         app.include_router(r)
     web.install(app)  # the moderator console (/console): pages, static files, security headers
     # A little headroom over the file limit for the multipart envelope and form fields.

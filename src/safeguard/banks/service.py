@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from safeguard import events
+from safeguard.banks import quality
 from safeguard.banks.sources.base import Row, RowError
 from safeguard.errors import Conflict, InvalidInput, NotFound
 from safeguard.signals import get_signal_type
@@ -28,7 +29,8 @@ from safeguard.store.models import Bank, BankEntry, EntryChange, EntryOpinion, u
 if TYPE_CHECKING:
     from safeguard.index.manager import Quarantined
 
-BANK_KINDS = ("csam", "ncii", "terror", "other")
+#: ``negative``: known-benign hashes; a match there suppresses the other banks' matches (banks/negative.py)
+BANK_KINDS = ("csam", "ncii", "terror", "other", "negative")
 OPINIONS = ("confirmed", "disputed", "none")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 DEFAULT_THRESHOLDS = {"pdq": 31}
@@ -584,6 +586,7 @@ class BankService:
         s.add(EntryOpinion(entry_id=e.id, opinion=opinion, actor=actor, note=note))
         e.opinion = opinion
         bank.version += 1
+        quality.record_opinion(s, e, bank, opinion, actor=actor, note=note)  # figures, and the hooks
         events.append(
             s,
             "entry.opinion",
