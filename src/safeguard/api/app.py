@@ -3,6 +3,7 @@ runs ``create_app_from_env`` under uvicorn (one app per worker process)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -67,6 +68,10 @@ def create_app(
             yield
         finally:
             checkpoints.stop()
+            try:  # the buffered per-entry figures (banks/quality.py)
+                await asyncio.to_thread(engine.quality.flush)
+            except Exception:
+                log.exception("writing entry quality figures at shutdown failed")
             if worker is not None:
                 worker.stop()
             for name in ("stream_monitor", "video_jobs"):
