@@ -571,6 +571,45 @@ def bank_opinion(
     console.print(f"entry {e['id']} in bank {e['bank']}: {e['opinion']}")
 
 
+@bank_app.command("pull")
+def bank_pull(
+    bank: str,
+    file: Annotated[Path | None, typer.Option(help="a local list: '<type> <hash>' per line")] = None,
+    url: Annotated[str | None, typer.Option(help="the same list at an http(s) URL (egress policy applies)")] = None,
+    stopncii: Annotated[
+        str | None, typer.Option(help="StopNCII API base URL, e.g. https://api.stopncii.org/v1")
+    ] = None,
+    keys_file: Annotated[Path | None, typer.Option(help="StopNCII keys: 'FETCH_KEY,SUBSCRIPTION_KEY'")] = None,
+    signal_type: Annotated[str | None, typer.Option(help="type of bare hashes in a list (pdq, md5, ...)")] = None,
+    checkpoint_file: Annotated[Path | None, typer.Option(help="resume from and save the checkpoint here")] = None,
+) -> None:
+    """Fetch another exchange into a bank through python-threatexchange (docs/quality.md#other-exchanges)."""
+    from safeguard.banks.sources import pytx
+
+    chosen = [x for x in (file, url, stopncii) if x]
+    if len(chosen) != 1:
+        raise SafeguardError("give exactly one of --file, --url, --stopncii", code="invalid_source", status=422)
+    source: Any
+    if file is not None:
+        source = pytx.FileListSource(file, signal_type=signal_type)
+    elif url is not None:
+        source = pytx.URLListSource(url, settings(), signal_type=signal_type)
+    else:
+        if keys_file is None:
+            raise SafeguardError("--stopncii needs --keys-file", code="invalid_source", status=422)
+        fetch_key, _, sub_key = keys_file.read_text(encoding="utf-8").strip().partition(",")
+        source = pytx.StopNCIISource(str(stopncii), settings(), fetch_key=fetch_key, subscription_key=sub_key)
+    svc = banks()
+    svc.describe(bank)
+    res = pytx.pull(svc, bank, source, checkpoint_file, actor=actor())
+    console.print(
+        f"{res.batches} batches: {res.added_or_updated} added or updated, {res.deleted} deleted, "
+        f"{len(res.rejected)} rejected"
+    )
+    for e in res.rejected[:20]:
+        err.print(f"row {e.line}: {e.code}: {e.message}")
+
+
 @bank_app.command("quality")
 def bank_quality(bank: str, top: int = 20) -> None:
     """A bank's quality figures as JSON: precision by source, top entries by matches, quarantined entries."""

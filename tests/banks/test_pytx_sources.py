@@ -233,3 +233,36 @@ def test_url_list_is_fetched_through_the_checked_client(banks: BankService, sett
         assert e.value.code == "source_failed"
         with pytest.raises(PayloadTooLarge):
             sync(banks, "list", URLListSource(ex.url + "/list.txt", settings, max_bytes=10), None)
+
+
+def test_bank_pull_cli_resumes_from_its_checkpoint_file(
+    tmp_path: Path, banks: BankService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from safeguard.cli import app
+
+    banks.create("ncii", actor="t", kind="ncii")
+    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SAFEGUARD_DATA_DIR", settings.data_dir)
+    monkeypatch.setenv("SAFEGUARD_EGRESS_ALLOW", "127.0.0.1")
+    keys = tmp_path / "stopncii.keys"
+    keys.write_text(f"{FETCH_KEY},{SUB_KEY}\n")
+    cp = tmp_path / "stopncii.checkpoint"
+    runner = CliRunner()
+    with exchange_server() as ex:
+        for i in range(1, 4):
+            ex.record(pdq(i), at=100 + i)
+        args = ["bank", "pull", "ncii", "--stopncii", ex.url + "/v1", "--keys-file", str(keys)]
+        got = runner.invoke(app, [*args, "--checkpoint-file", str(cp)])
+        assert got.exit_code == 0, got.output
+        assert "2 batches: 3 added or updated, 0 deleted, 0 rejected" in got.output
+        assert json.loads(cp.read_text())["update_time"] == 104
+        ex.requests.clear()
+        ex.record(pdq(1), at=300, status="Deleted")
+        got = runner.invoke(app, [*args, "--checkpoint-file", str(cp)])
+        assert got.exit_code == 0 and "1 deleted" in got.output, got.output
+        assert [r["startTimestamp"] for r in ex.requests] == ["104"]
+    assert enabled_values(banks, "ncii") == {pdq(2), pdq(3)}
+    got = runner.invoke(app, ["bank", "pull", "ncii"])
+    assert isinstance(got.exception, SafeguardError) and got.exception.code == "invalid_source"  # main() prints it

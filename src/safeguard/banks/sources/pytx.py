@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
@@ -39,7 +41,19 @@ from safeguard.banks.sources.base import Checkpoint, HashListSource, Row, RowErr
 from safeguard.egress import EgressPolicy, checked_client, parse_url
 from safeguard.errors import ConfigError, InvalidInput, PayloadTooLarge, SafeguardError
 
-__all__ = ["SIGNAL_TYPES", "FileListSource", "PytxSource", "StopNCIISource", "URLListSource", "available"]
+if TYPE_CHECKING:
+    from safeguard.banks.service import BankService
+
+__all__ = [
+    "SIGNAL_TYPES",
+    "FileListSource",
+    "PullResult",
+    "PytxSource",
+    "StopNCIISource",
+    "URLListSource",
+    "available",
+    "pull",
+]
 
 #: pytx signal type names → Safeguard's
 SIGNAL_TYPES = {"pdq": "pdq", "video_md5": "md5", "md5": "md5", "sha256": "sha256"}
@@ -231,6 +245,39 @@ class StopNCIISource(PytxSource):
                     rows.append(got)
             cp = StopNCIICheckpoint(page.nextSetTimestamp, int(time.time()))
             yield rows, Checkpoint(json.dumps(dataclasses.asdict(cp), sort_keys=True))
+
+
+@dataclass
+class PullResult:
+    batches: int = 0
+    added_or_updated: int = 0
+    deleted: int = 0
+    rejected: list[RowError] = field(default_factory=list)
+    checkpoint: Checkpoint | None = None
+
+
+def pull(
+    banks: BankService, bank: str, source: HashListSource, checkpoint_file: Path | None, *, actor: str
+) -> PullResult:
+    """Fetch ``source`` into ``bank`` from the checkpoint in ``checkpoint_file`` (none: from the start),
+    writing the file (atomically) after each applied batch: a crash resumes after the last one."""
+    result = PullResult()
+    checkpoint = None
+    if checkpoint_file is not None and checkpoint_file.exists():
+        checkpoint = Checkpoint(checkpoint_file.read_text(encoding="utf-8").strip())
+    for rows, cp in source.fetch_iter(checkpoint):
+        got = banks.import_rows(bank, rows, actor=actor, source=source.name)
+        result.batches += 1
+        result.added_or_updated += got.added_or_updated
+        result.deleted += got.deleted
+        result.rejected.extend(got.errors)
+        if checkpoint_file is not None:
+            tmp = checkpoint_file.with_name(checkpoint_file.name + ".tmp")
+            tmp.write_text(cp.value + "\n", encoding="utf-8")
+            os.replace(tmp, checkpoint_file)
+        result.checkpoint = cp
+    result.rejected.extend(getattr(source, "rejected", []))
+    return result
 
 
 def _guarded(pages: Iterator[Any], what: str) -> Iterator[Any]:
