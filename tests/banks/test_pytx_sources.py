@@ -171,8 +171,10 @@ def test_stopncii_feed_syncs_pages_resumes_and_honours_withdrawals(
         assert verdict(engine, pdq(2)) == "allow" and verdict(engine, pdq(4)) == "review"
         assert cp2 is not None and json.loads(cp2.value)["update_time"] == 202
 
-        # nothing new: the same checkpoint comes back, nothing changes
-        assert sync(banks, "ncii", src, cp2) == cp2
+        # nothing new: the same position comes back (with a new fetch time), nothing changes
+        cp3 = sync(banks, "ncii", src, cp2)
+        assert cp3 is not None and json.loads(cp3.value)["update_time"] == 202
+        assert enabled_values(banks, "ncii") == {pdq(1), pdq(3), pdq(4), md5(9)}
 
 
 def test_stopncii_failures_are_clear_and_leave_the_checkpoint(banks: BankService, settings: Settings) -> None:
