@@ -580,20 +580,30 @@ def bank_pull(
         str | None, typer.Option(help="StopNCII API base URL, e.g. https://api.stopncii.org/v1")
     ] = None,
     keys_file: Annotated[Path | None, typer.Option(help="StopNCII keys: 'FETCH_KEY,SUBSCRIPTION_KEY'")] = None,
+    threatexchange: Annotated[int | None, typer.Option(help="a ThreatExchange privacy group id")] = None,
+    token_file: Annotated[Path | None, typer.Option(help="ThreatExchange access token: 'APP_ID|SECRET'")] = None,
+    te_url: Annotated[str, typer.Option(help="ThreatExchange Graph API base URL")] = "https://graph.facebook.com/v26.0",
     signal_type: Annotated[str | None, typer.Option(help="type of bare hashes in a list (pdq, md5, ...)")] = None,
     checkpoint_file: Annotated[Path | None, typer.Option(help="resume from and save the checkpoint here")] = None,
 ) -> None:
     """Fetch another exchange into a bank through python-threatexchange (docs/quality.md#other-exchanges)."""
     from safeguard.banks.sources import pytx
 
-    chosen = [x for x in (file, url, stopncii) if x]
+    chosen = [x for x in (file, url, stopncii, threatexchange) if x]
     if len(chosen) != 1:
-        raise SafeguardError("give exactly one of --file, --url, --stopncii", code="invalid_source", status=422)
+        raise SafeguardError(
+            "give exactly one of --file, --url, --stopncii, --threatexchange", code="invalid_source", status=422
+        )
     source: Any
     if file is not None:
         source = pytx.FileListSource(file, signal_type=signal_type)
     elif url is not None:
         source = pytx.URLListSource(url, settings(), signal_type=signal_type)
+    elif threatexchange is not None:
+        if token_file is None:
+            raise SafeguardError("--threatexchange needs --token-file", code="invalid_source", status=422)
+        token = token_file.read_text(encoding="utf-8").strip()
+        source = pytx.ThreatExchangeSource(threatexchange, settings(), api_token=token, base_url=te_url)
     else:
         if keys_file is None:
             raise SafeguardError("--stopncii needs --keys-file", code="invalid_source", status=422)

@@ -26,9 +26,10 @@ from safeguard.errors import InvalidInput, PayloadTooLarge, SafeguardError
 
 pytest.importorskip("threatexchange", reason="the exchanges extra (python-threatexchange) is not installed")
 
-from safeguard.banks.sources.pytx import FileListSource, StopNCIISource, URLListSource
+from safeguard.banks.sources.pytx import FileListSource, StopNCIISource, ThreatExchangeSource, URLListSource
 
 FETCH_KEY, SUB_KEY = "fetch-key", "subscription-key"
+TE_TOKEN = "4321|app-secret"
 
 
 def pdq(i: int) -> str:
@@ -48,8 +49,24 @@ class Exchange:
     records: list[dict[str, Any]] = field(default_factory=list)
     page_size: int = 2  # the server's page, whatever pageSize asks: several pages per sync
     list_text: str = ""
+    te_updates: list[dict[str, Any]] = field(default_factory=list)  # ThreatExchange /threat_updates records
     malformed: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def te_update(self, uid: int, value: str, at: int, *, kind: str = "HASH_PDQ", delete: bool = False) -> None:
+        """A /threat_updates record: one descriptor by app 111 (MALICIOUS), or a tombstone."""
+        self.te_updates = [u for u in self.te_updates if u["id"] != str(uid)]
+        rec: dict[str, Any] = {
+            "id": str(uid),
+            "indicator": value,
+            "type": kind,
+            "last_updated": at,
+            "should_delete": delete,
+        }
+        if not delete:
+            descriptor = {"id": str(uid * 10), "owner": {"id": "111"}, "status": "MALICIOUS", "tags": ["csam"]}
+            rec["descriptors"] = {"data": [descriptor]}
+        self.te_updates.append(rec)
 
     def record(self, value: str, at: int, *, kind: str = "ImagePDQ", status: str = "Active") -> None:
         self.records = [r for r in self.records if r["hashValue"] != value]
@@ -82,6 +99,9 @@ def exchange_server() -> Iterator[Exchange]:
             if u.path == "/list.txt":
                 self._send(200, state.list_text.encode(), "text/plain")
                 return
+            if u.path.startswith("/v26.0/") and u.path.endswith("/threat_updates/"):
+                self._threat_updates(u.path.split("/")[2], {k: v[0] for k, v in parse_qs(u.query).items()})
+                return
             if u.path != "/v1/FetchHashes":
                 self._send(404, b'{"error": "not found"}')
                 return
@@ -110,6 +130,22 @@ def exchange_server() -> Iterator[Exchange]:
                 "hasMoreRecords": more,
                 "hashRecords": page,
             }
+            self._send(200, json.dumps(body).encode())
+
+        def _threat_updates(self, group: str, q: dict[str, str]) -> None:
+            """https://developers.facebook.com/docs/threat-exchange/reference/apis/threat-updates/"""
+            if q.get("access_token") != TE_TOKEN or group != "1234":
+                self._send(401, b'{"error": {"message": "Invalid OAuth access token", "code": 190}}')
+                return
+            state.requests.append(q)
+            start = int(q.get("start_time", "0"))
+            offset = int(q.get("offset", "0"))
+            due = sorted((u for u in state.te_updates if u["last_updated"] >= start), key=lambda u: u["last_updated"])
+            page = due[offset : offset + state.page_size]
+            body: dict[str, Any] = {"data": page}
+            if offset + state.page_size < len(due):
+                nxt = f"access_token={TE_TOKEN}&start_time={start}&offset={offset + state.page_size}"
+                body["paging"] = {"cursors": {}, "next": f"{state.url}/v26.0/{group}/threat_updates/?{nxt}"}
             self._send(200, json.dumps(body).encode())
 
         def log_message(self, *args: object) -> None:
@@ -266,5 +302,51 @@ def test_bank_pull_cli_resumes_from_its_checkpoint_file(
         assert got.exit_code == 0 and "1 deleted" in got.output, got.output
         assert [r["startTimestamp"] for r in ex.requests] == ["104"]
     assert enabled_values(banks, "ncii") == {pdq(2), pdq(3)}
+    token = tmp_path / "te.token"
+    token.write_text(TE_TOKEN + "\n")
+    with exchange_server() as ex:
+        ex.te_update(7, pdq(7), at=100)
+        te = ["--threatexchange", "1234", "--token-file", str(token), "--te-url", ex.url + "/v26.0"]
+        got = runner.invoke(app, ["bank", "pull", "ncii", *te])
+        assert got.exit_code == 0 and "1 added or updated" in got.output, got.output
+    assert enabled_values(banks, "ncii") == {pdq(2), pdq(3), pdq(7)}
     got = runner.invoke(app, ["bank", "pull", "ncii"])
     assert isinstance(got.exception, SafeguardError) and got.exception.code == "invalid_source"  # main() prints it
+
+
+def test_threatexchange_privacy_group_syncs_by_cursor_and_tombstones(banks: BankService, settings: Settings) -> None:
+    banks.create("te", actor="t", kind="csam", default_category="A1")
+    with exchange_server() as ex:
+        ex.te_update(1, pdq(1), at=100)
+        ex.te_update(2, pdq(2), at=101)
+        ex.te_update(3, md5(3), at=102, kind="HASH_MD5")
+        ex.te_update(4, "https://example.org/x", at=103, kind="URI")  # not a type Safeguard matches
+        src = ThreatExchangeSource(1234, settings, api_token=TE_TOKEN, base_url=ex.url + "/v26.0")
+        cp = sync(banks, "te", src, None)
+        assert len(ex.requests) == 2 and "start_time" not in ex.requests[0]  # from the start, two pages
+        assert enabled_values(banks, "te") == {pdq(1), pdq(2), md5(3)}
+        assert [r.code for r in src.rejected] == ["unsupported_signal"]
+        entry = banks.list_entries("te")[0]
+        assert entry["source"] == "threatexchange" and entry["provenance"]["opinions"] == ["positive_class"]
+        assert entry["category"] == "A1"
+        assert cp is not None and json.loads(cp.value)["update_time"] == 103
+
+        ex.requests.clear()
+        ex.te_update(1, pdq(1), at=200, delete=True)
+        ex.te_update(5, pdq(5), at=201)
+        cp2 = sync(banks, "te", src, cp)
+        assert ex.requests[0]["start_time"] == "103"
+        assert enabled_values(banks, "te") == {pdq(2), md5(3), pdq(5)}
+        assert cp2 is not None and json.loads(cp2.value)["update_time"] == 201
+
+        ex.te_updates.clear()  # nothing new: the API answers an empty page, and the fetch ends cleanly
+        cp3 = sync(banks, "te", src, cp2)
+        assert cp3 == cp2 and enabled_values(banks, "te") == {pdq(2), md5(3), pdq(5)}
+
+        bad = ThreatExchangeSource(1234, settings, api_token="4321|wrong", base_url=ex.url + "/v26.0")
+        with pytest.raises(SafeguardError) as e:
+            sync(banks, "te", bad, None)
+        assert e.value.code == "source_failed" and "401" in e.value.message
+    with pytest.raises(InvalidInput) as bad_token:
+        ThreatExchangeSource(1234, settings, api_token="no-app-id", base_url="http://127.0.0.1:9/v26.0")
+    assert bad_token.value.code == "invalid_source"
