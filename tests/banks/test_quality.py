@@ -22,6 +22,7 @@ from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Decision, Signal
 from safeguard.engine import Engine
 from safeguard.keys import KeyService
+from safeguard.metrics import REGISTRY
 from safeguard.store.models import Case, EntrySurge, Event, OutboxMessage, utcnow
 from tests.conftest import auth
 
@@ -101,7 +102,9 @@ def test_a_surge_of_distinct_uploads_quarantines_until_a_lead_releases(qengine: 
         scan(qengine, upload)  # repeats of one upload are not a surge
     assert qengine.quality.flush().quarantined == []
     assert scan(qengine, 4).verdict == "block"  # the fifth distinct upload is still blocked: figures lag a flush
+    before = REGISTRY.get_sample_value("safeguard_entries_surge_quarantined_total") or 0.0
     assert qengine.quality.flush().quarantined == [entry]
+    assert REGISTRY.get_sample_value("safeguard_entries_surge_quarantined_total") == before + 1
 
     d = scan(qengine, 5)
     assert d.verdict == "review"

@@ -42,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
+from prometheus_client import Counter
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -50,6 +51,7 @@ from safeguard import events
 from safeguard.config import Settings
 from safeguard.content import Finding, Signal
 from safeguard.errors import Conflict, NotFound
+from safeguard.metrics import REGISTRY
 from safeguard.store import Database
 from safeguard.store.models import Bank, BankEntry, EntryStats, EntrySurge, utcnow
 
@@ -78,6 +80,16 @@ DISTINCT_METHOD = f"HyperLogLog, {M} registers per entry (about {104 / math.sqrt
 #: the most observations a process buffers between flushes; beyond it the oldest are dropped (and counted)
 MAX_PENDING = 1_000_000
 _CHUNK = 500
+SURGES = Counter(
+    "safeguard_entries_surge_quarantined",
+    "Bank entries this process's figures quarantined after a surge of distinct uploads (entry.surge_quarantined)",
+    registry=REGISTRY,
+)
+DROPPED = Counter(
+    "safeguard_quality_observations_dropped",
+    "Matches left out of the per-entry figures because this process's buffer was full",
+    registry=REGISTRY,
+)
 
 
 # -- distinct counting ---------------------------------------------------------------------------
@@ -229,6 +241,7 @@ class QualityRecorder:
                 key = upload_key(signals, f)
             if len(self._pending) == MAX_PENDING:
                 self.dropped += 1
+                DROPPED.inc()
             self._pending.append((f.entry_id, key, now))
         if key is not None and self._thread is None:
             self._start()
@@ -378,6 +391,7 @@ class QualityRecorder:
         events.append(s, SURGE_EVENT, actor="system:quality", subject=("entry", str(entry_id)), payload=payload)
         ctx = cast(ActionContext, SimpleNamespace(session=s, settings=self.settings))
         enqueue(ctx, SURGE_EVENT, {"type": SURGE_EVENT, "entry": payload})
+        SURGES.inc()
         log.warning("bank entry %s in %r quarantined: %s", entry_id, bank, reason)
 
 
