@@ -193,6 +193,17 @@ def test_a_negative_bank_suppresses_other_banks_matches(qengine: Engine) -> None
     assert quality.entry_quality(qengine.db, "benign", benign)["matches"] == 1
 
 
+def test_a_negative_entry_is_never_surge_quarantined(qengine: Engine) -> None:
+    csam = banked(qengine)
+    benign = banked(qengine, "benign", kind="negative")
+    for upload in range(10):  # twice the surge threshold: a popular benign image
+        assert scan(qengine, upload).verdict == "allow"
+    # the csam entry's suppressed matches are a surge too (it matches a popular benign image); not the negative one
+    assert qengine.quality.flush().quarantined == [csam]
+    assert quality.entry_quality(qengine.db, "benign", benign)["surge_quarantined"] is False
+    assert scan(qengine, 99).verdict == "allow"
+
+
 def test_a_disputed_negative_entry_suppresses_nothing(qengine: Engine) -> None:
     banked(qengine)
     benign = banked(qengine, "benign", kind="negative")

@@ -48,6 +48,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from safeguard import events
+from safeguard.banks.negative import NEGATIVE
 from safeguard.config import Settings
 from safeguard.content import Finding, Signal
 from safeguard.errors import Conflict, NotFound
@@ -293,15 +294,15 @@ class QualityRecorder:
         result = FlushResult(matches=len(items))
         with self.db.write() as s:
             ids = sorted(agg)
-            meta: dict[int, tuple[int, bool, str]] = {}
+            meta: dict[int, tuple[int, bool, str, str]] = {}  # entry -> bank id, quarantined, bank, kind
             for a in range(0, len(ids), _CHUNK):
                 chunk = ids[a : a + _CHUNK]
-                for eid, bid, quarantined, bname in s.execute(
-                    select(BankEntry.id, BankEntry.bank_id, BankEntry.surge_quarantined, Bank.name)
+                for eid, bid, quarantined, bname, kind in s.execute(
+                    select(BankEntry.id, BankEntry.bank_id, BankEntry.surge_quarantined, Bank.name, Bank.kind)
                     .join(Bank, Bank.id == BankEntry.bank_id)
                     .where(BankEntry.id.in_(chunk))
                 ):
-                    meta[int(eid)] = (int(bid), bool(quarantined), str(bname))
+                    meta[int(eid)] = (int(bid), bool(quarantined), str(bname), str(kind))
             ids = [i for i in ids if i in meta]  # an entry deleted since: nothing to count
             _insert_missing(s, [(i, meta[i][0]) for i in ids])
             stats: dict[int, EntryStats] = {}
@@ -323,7 +324,10 @@ class QualityRecorder:
             result.entries = len(ids)
             threshold = self.settings.surge_distinct
             if threshold > 0:
-                watched = [i for i in ids if not meta[i][1] and stats[i].released_at is None]
+                # a negative bank's entries match popular benign content by design: never quarantined
+                watched = [
+                    i for i in ids if not meta[i][1] and stats[i].released_at is None and meta[i][3] != NEGATIVE
+                ]
                 result.quarantined = self._surge(s, watched, agg, meta, stats, now)
         return result
 
@@ -332,7 +336,7 @@ class QualityRecorder:
         s: Session,
         ids: list[int],
         agg: dict[int, dict[str, float]],
-        meta: dict[int, tuple[int, bool, str]],
+        meta: dict[int, tuple[int, bool, str, str]],
         stats: dict[int, EntryStats],
         now: datetime,
     ) -> list[int]:
