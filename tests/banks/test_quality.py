@@ -311,3 +311,37 @@ def test_cli_quality_and_release(qengine: Engine, qsettings: Settings, monkeypat
     got = runner.invoke(app, ["bank", "release", "csam", str(entry), "--note", "checked"])
     assert got.exit_code == 0 and f"entry {entry} in bank csam released" in got.output
     assert scan(qengine, secrets.token_hex(4)).verdict == "block"
+
+
+def test_processes_flushing_at_once_add_up(qengine: Engine, qsettings: Settings) -> None:
+    import threading
+
+    entries = [banked(qengine, f"bank{k}", pdq=hashlib.sha256(f"e{k}".encode()).hexdigest()) for k in range(3)]
+    others = [Engine(qsettings.with_(surge_distinct=0), migrate=False) for _ in range(2)]
+    try:
+        for n, e in enumerate(others):
+            for k in range(len(entries)):
+                for upload in range(20):
+                    scan(e, f"{n}-{upload}", pdq=hashlib.sha256(f"e{k}".encode()).hexdigest())
+        barrier = threading.Barrier(len(others))
+        errors: list[BaseException] = []
+
+        def flush(e: Engine) -> None:
+            barrier.wait()
+            try:
+                e.quality.flush()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=flush, args=(e,)) for e in others]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+    finally:
+        for e in others:
+            e.close()
+    for entry in entries:
+        figures = quality.entry_quality(qengine.db, f"bank{entries.index(entry)}", entry)
+        assert figures["matches"] == 40 and abs(figures["distinct_uploads"] - 40) <= 2  # the sketch's estimate
