@@ -332,7 +332,7 @@ def _parse_thresholds(values: list[str]) -> dict[str, int]:
 @bank_app.command("create")
 def bank_create(
     name: str,
-    kind: Annotated[str, typer.Option(help="csam, ncii, terror or other")] = "csam",
+    kind: Annotated[str, typer.Option(help="csam, ncii, terror, other or negative (known-benign)")] = "csam",
     description: str = "",
     category: Annotated[str | None, typer.Option(help="default category for entries")] = None,
     threshold: Annotated[list[str], typer.Option(help="match threshold, e.g. pdq=31")] = [],  # noqa: B006
