@@ -322,7 +322,7 @@ class Engine:
         active = negative.active(findings)
         outcome = evaluate(self.policy, active, content.kind)
         reasons = outcome.reasons if len(active) == len(findings) else (*outcome.reasons, negative.REASON)
-        self.quality.observe(signals if signals is not None else content.signals, findings)
+        self.quality.observe(content, signals if signals is not None else content.signals, findings)
         return Decision(
             id=decision_id or Decision.new_id(),
             verdict=outcome.verdict,

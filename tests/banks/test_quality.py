@@ -345,3 +345,18 @@ def test_processes_flushing_at_once_add_up(qengine: Engine, qsettings: Settings)
     for entry in entries:
         figures = quality.entry_quality(qengine.db, f"bank{entries.index(entry)}", entry)
         assert figures["matches"] == 40 and abs(figures["distinct_uploads"] - 40) <= 2  # the sketch's estimate
+
+
+def test_a_live_stream_is_one_upload_however_many_frames_match(qengine: Engine) -> None:
+    entry = banked(qengine)
+    for frame in range(12):  # more matching frames than the surge threshold (5), no SHA-256
+        frame_pdq = PDQ[:-2] + f"{frame:02x}"  # each frame's hash a few bits from the banked one
+        content = Content(kind=ContentKind.STREAM, signals=(Signal("pdq", frame_pdq, quality=100),), stream_id="live-1")
+        assert qengine.scan(content).verdict == "block"
+    # a hash-only scan without SHA-256: the platform's content id tells uploads apart
+    for upload in range(2):
+        signals = (Signal("pdq", PDQ, quality=100),)
+        qengine.scan(Content(kind=ContentKind.HASHES, signals=signals, content_id=f"post-{upload}"))
+    assert qengine.quality.flush().quarantined == []
+    figures = quality.entry_quality(qengine.db, "csam", entry)
+    assert figures["matches"] == 14 and figures["distinct_uploads"] == 3

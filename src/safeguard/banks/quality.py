@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 from safeguard import events
 from safeguard.banks.negative import NEGATIVE
 from safeguard.config import Settings
-from safeguard.content import Finding, Signal
+from safeguard.content import Content, Finding, Signal
 from safeguard.errors import Conflict, NotFound
 from safeguard.metrics import REGISTRY
 from safeguard.store import Database
@@ -116,12 +116,20 @@ def sketch_count(registers: bytes | bytearray) -> int:
     return round(est)
 
 
-def upload_key(signals: Iterable[Signal], finding: Finding) -> str:
-    """What makes an upload distinct: its SHA-256; without one, the hash that matched (hashed to 64 hex)."""
+def upload_key(content: Content, signals: Iterable[Signal], finding: Finding) -> str:
+    """What makes an upload distinct (64 hex digits): its SHA-256; without one (a hash-only scan, a
+    stream's frames), the platform's stream id, then its content id, then the hash that matched. A live
+    stream is one upload however many of its frames match."""
     for sig in signals:
         if sig.type == "sha256":
             return sig.value
-    return hashlib.sha256(f"{finding.signal_type}:{finding.signal_value}".encode()).hexdigest()
+    if content.stream_id:
+        name = f"stream:{content.tenant}:{content.stream_id}"
+    elif content.content_id:
+        name = f"content:{content.tenant}:{content.content_id}"
+    else:
+        name = f"{finding.signal_type}:{finding.signal_value}"
+    return hashlib.sha256(name.encode()).hexdigest()
 
 
 # -- opinions ------------------------------------------------------------------------------------
@@ -231,15 +239,17 @@ class QualityRecorder:
         self._start_lock = threading.Lock()
         self.dropped = 0
 
-    def observe(self, signals: Iterable[Signal], findings: Iterable[Finding]) -> None:
-        """Note the entries a decision's findings matched (cheap: appends to a buffer)."""
+    def observe(self, content: Content, signals: Iterable[Signal], findings: Iterable[Finding]) -> None:
+        """Note the entries a decision's findings matched, once each (cheap: appends to a buffer)."""
         key: str | None = None
+        seen: set[int] = set()
         now = time.time()
         for f in findings:
-            if f.entry_id is None:
+            if f.entry_id is None or f.entry_id in seen:
                 continue
+            seen.add(f.entry_id)
             if key is None:
-                key = upload_key(signals, f)
+                key = upload_key(content, signals, f)
             if len(self._pending) == MAX_PENDING:
                 self.dropped += 1
                 DROPPED.inc()
@@ -325,9 +335,7 @@ class QualityRecorder:
             threshold = self.settings.surge_distinct
             if threshold > 0:
                 # a negative bank's entries match popular benign content by design: never quarantined
-                watched = [
-                    i for i in ids if not meta[i][1] and stats[i].released_at is None and meta[i][3] != NEGATIVE
-                ]
+                watched = [i for i in ids if not meta[i][1] and stats[i].released_at is None and meta[i][3] != NEGATIVE]
                 result.quarantined = self._surge(s, watched, agg, meta, stats, now)
         return result
 
