@@ -42,8 +42,9 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
+import numpy as np
 from prometheus_client import Counter
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -81,6 +82,19 @@ DISTINCT_METHOD = f"HyperLogLog, {M} registers per entry (about {104 / math.sqrt
 #: the most observations a process buffers between flushes; beyond it the oldest are dropped (and counted)
 MAX_PENDING = 1_000_000
 _CHUNK = 500
+STATS = cast(Table, EntryStats.__table__)
+SURGE = cast(Table, EntrySurge.__table__)
+_UPDATE_FIGURES = (
+    STATS.update()
+    .where(STATS.c.entry_id == bindparam("id_"))
+    .values(
+        matches=bindparam("matches"),
+        sketch=bindparam("sketch"),
+        distinct_uploads=bindparam("distinct_uploads"),
+        first_match_at=bindparam("first_match_at"),
+        last_match_at=bindparam("last_match_at"),
+    )
+)
 SURGES = Counter(
     "safeguard_entries_surge_quarantined",
     "Bank entries this process's figures quarantined after a surge of distinct uploads (entry.surge_quarantined)",
@@ -104,13 +118,16 @@ def sketch_add(registers: bytearray, key: str) -> None:
         registers[idx] = rank
 
 
+_POW = np.array([2.0**-r for r in range(256)])
+
+
 def sketch_count(registers: bytes | bytearray) -> int:
     """The sketch's estimate of the number of distinct keys added (linear counting while small)."""
     zeros = registers.count(0)
     if zeros == M:
         return 0
     alpha = 0.7213 / (1 + 1.079 / M)
-    est = alpha * M * M / sum(2.0**-r for r in registers)
+    est = alpha * M * M / float(_POW[np.frombuffer(bytes(registers), dtype=np.uint8)].sum())
     if est <= 2.5 * M and zeros:
         est = M * math.log(M / zeros)
     return round(est)
@@ -208,8 +225,8 @@ def _insert_missing(s: Session, pairs: Sequence[tuple[int, int]]) -> None:
     if not pairs:
         return
     dialect = s.get_bind().dialect.name
-    ins = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(EntryStats)
-    s.execute(
+    ins = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(STATS)
+    s.connection().execute(
         ins.on_conflict_do_nothing(index_elements=["entry_id"]),
         [
             {"entry_id": e, "bank_id": b, "matches": 0, "distinct_uploads": 0, "confirmations": 0, "disputes": 0}
@@ -314,30 +331,50 @@ class QualityRecorder:
                 ):
                     meta[int(eid)] = (int(bid), bool(quarantined), str(bname), str(kind))
             ids = [i for i in ids if i in meta]  # an entry deleted since: nothing to count
-            _insert_missing(s, [(i, meta[i][0]) for i in ids])
-            stats: dict[int, EntryStats] = {}
-            for a in range(0, len(ids), _CHUNK):
-                q = select(EntryStats).where(EntryStats.entry_id.in_(ids[a : a + _CHUNK])).with_for_update()
-                stats.update((r.entry_id, r) for r in s.execute(q).scalars())
+            conn = s.connection()  # Core statements: the ORM's per-object work was most of a flush
+            stats = self._lock_stats(conn, ids)
+            missing = [i for i in ids if i not in stats]
+            if missing:  # first matches: zero rows (another process may insert them first), then lock them
+                _insert_missing(s, [(i, meta[i][0]) for i in missing])
+                stats.update(self._lock_stats(conn, missing))
+            changes = []
             for i in ids:
-                st = stats[i]
-                reg = bytearray(st.sketch or bytes(M))
+                matches, sketch, first_at, last_at, _released = stats[i]
+                reg = bytearray(sketch or bytes(M))
                 for key in agg[i]:
                     sketch_add(reg, key)
                 first = datetime.fromtimestamp(min(agg[i].values()), UTC)
                 last = datetime.fromtimestamp(max(agg[i].values()), UTC)
-                st.sketch = bytes(reg)
-                st.distinct_uploads = sketch_count(reg)
-                st.matches += counts[i]
-                st.first_match_at = min(st.first_match_at, first) if st.first_match_at else first
-                st.last_match_at = max(st.last_match_at, last) if st.last_match_at else last
+                changes.append(
+                    {
+                        "id_": i,
+                        "matches": matches + counts[i],
+                        "sketch": bytes(reg),
+                        "distinct_uploads": sketch_count(reg),
+                        "first_match_at": min(first_at, first) if first_at else first,
+                        "last_match_at": max(last_at, last) if last_at else last,
+                    }
+                )
+            if changes:
+                conn.execute(_UPDATE_FIGURES, changes)
             result.entries = len(ids)
             threshold = self.settings.surge_distinct
             if threshold > 0:
                 # a negative bank's entries match popular benign content by design: never quarantined
-                watched = [i for i in ids if not meta[i][1] and stats[i].released_at is None and meta[i][3] != NEGATIVE]
-                result.quarantined = self._surge(s, watched, agg, meta, stats, now)
+                watched = [i for i in ids if not meta[i][1] and stats[i][4] is None and meta[i][3] != NEGATIVE]
+                result.quarantined = self._surge(s, watched, agg, meta, now)
         return result
+
+    @staticmethod
+    def _lock_stats(conn: Any, ids: list[int]) -> dict[int, tuple[int, bytes | None, Any, Any, Any]]:
+        """(matches, sketch, first, last, released) of the entries that have figures, locked (PostgreSQL)."""
+        out: dict[int, tuple[int, bytes | None, Any, Any, Any]] = {}
+        cols = (STATS.c.matches, STATS.c.sketch, STATS.c.first_match_at, STATS.c.last_match_at, STATS.c.released_at)
+        for a in range(0, len(ids), _CHUNK):
+            q = select(STATS.c.entry_id, *cols).where(STATS.c.entry_id.in_(ids[a : a + _CHUNK])).with_for_update()
+            for row in conn.execute(q):
+                out[int(row[0])] = (int(row[1]), row[2], row[3], row[4], row[5])
+        return out
 
     def _surge(
         self,
@@ -345,7 +382,6 @@ class QualityRecorder:
         ids: list[int],
         agg: dict[int, dict[str, float]],
         meta: dict[int, tuple[int, bool, str, str]],
-        stats: dict[int, EntryStats],
         now: datetime,
     ) -> list[int]:
         window = timedelta(seconds=self.settings.surge_window_seconds)
@@ -354,7 +390,7 @@ class QualityRecorder:
         if not ids:
             return []
         dialect = s.get_bind().dialect.name
-        ins = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(EntrySurge)
+        ins = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(SURGE)
         rows = [
             {"entry_id": i, "upload": key, "seen_at": datetime.fromtimestamp(t, UTC)}
             for i in ids
@@ -362,7 +398,7 @@ class QualityRecorder:
             if datetime.fromtimestamp(t, UTC) >= now - window
         ]
         if rows:
-            s.execute(
+            s.connection().execute(
                 ins.on_conflict_do_update(
                     index_elements=["entry_id", "upload"], set_={"seen_at": ins.excluded.seen_at}
                 ),
@@ -380,11 +416,11 @@ class QualityRecorder:
         for i in ids:
             n = found.get(i, 0)
             if n >= threshold:
-                self._quarantine(s, i, meta[i][2], stats[i], n, now)
+                self._quarantine(s, i, meta[i][2], n, now)
                 out.append(i)
         return out
 
-    def _quarantine(self, s: Session, entry_id: int, bank: str, stats: EntryStats, n: int, now: datetime) -> None:
+    def _quarantine(self, s: Session, entry_id: int, bank: str, n: int, now: datetime) -> None:
         from safeguard.actions.base import ActionContext
         from safeguard.actions.webhook import enqueue
 
@@ -392,7 +428,11 @@ class QualityRecorder:
         reason = f"{n} distinct uploads matched within {window:g} s (threshold {self.settings.surge_distinct})"
         s.execute(update(BankEntry).where(BankEntry.id == entry_id).values(surge_quarantined=True))
         s.execute(delete(EntrySurge).where(EntrySurge.entry_id == entry_id))
-        stats.quarantined_at, stats.quarantine_reason = now, reason
+        s.execute(
+            update(EntryStats)
+            .where(EntryStats.entry_id == entry_id)
+            .values(quarantined_at=now, quarantine_reason=reason)
+        )
         payload = {
             "entry_id": entry_id,
             "bank": bank,
