@@ -391,10 +391,10 @@ class QualityRecorder:
             return []
         dialect = s.get_bind().dialect.name
         ins = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(SURGE)
-        rows = [
+        rows = [  # in key order: two processes upserting the same rows take their locks in one order
             {"entry_id": i, "upload": key, "seen_at": datetime.fromtimestamp(t, UTC)}
             for i in ids
-            for key, t in agg[i].items()
+            for key, t in sorted(agg[i].items())
             if datetime.fromtimestamp(t, UTC) >= now - window
         ]
         if rows:
