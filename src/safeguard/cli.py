@@ -358,7 +358,7 @@ def _parse_thresholds(values: list[str]) -> dict[str, int]:
 @bank_app.command("create")
 def bank_create(
     name: str,
-    kind: Annotated[str, typer.Option(help="csam, ncii, terror or other")] = "csam",
+    kind: Annotated[str, typer.Option(help="csam, ncii, terror, other or negative (known-benign)")] = "csam",
     description: str = "",
     category: Annotated[str | None, typer.Option(help="default category for entries")] = None,
     threshold: Annotated[list[str], typer.Option(help="match threshold, e.g. pdq=31")] = [],  # noqa: B006
@@ -599,6 +599,72 @@ def bank_opinion(
     """Record an opinion on an entry (a disputed entry's matches go to review, not block)."""
     e = banks().add_opinion(entry_id, opinion, actor=actor(), note=note)
     console.print(f"entry {e['id']} in bank {e['bank']}: {e['opinion']}")
+
+
+@bank_app.command("pull")
+def bank_pull(
+    bank: str,
+    file: Annotated[Path | None, typer.Option(help="a local list: '<type> <hash>' per line")] = None,
+    url: Annotated[str | None, typer.Option(help="the same list at an http(s) URL (egress policy applies)")] = None,
+    stopncii: Annotated[
+        str | None, typer.Option(help="StopNCII API base URL, e.g. https://api.stopncii.org/v1")
+    ] = None,
+    keys_file: Annotated[Path | None, typer.Option(help="StopNCII keys: 'FETCH_KEY,SUBSCRIPTION_KEY'")] = None,
+    threatexchange: Annotated[int | None, typer.Option(help="a ThreatExchange privacy group id")] = None,
+    token_file: Annotated[Path | None, typer.Option(help="ThreatExchange access token: 'APP_ID|SECRET'")] = None,
+    te_url: Annotated[str, typer.Option(help="ThreatExchange Graph API base URL")] = "https://graph.facebook.com/v26.0",
+    signal_type: Annotated[str | None, typer.Option(help="type of bare hashes in a list (pdq, md5, ...)")] = None,
+    checkpoint_file: Annotated[Path | None, typer.Option(help="resume from and save the checkpoint here")] = None,
+) -> None:
+    """Fetch another exchange into a bank through python-threatexchange (docs/quality.md#other-exchanges)."""
+    from safeguard.banks.sources import pytx
+
+    chosen = [x for x in (file, url, stopncii, threatexchange) if x]
+    if len(chosen) != 1:
+        raise SafeguardError(
+            "give exactly one of --file, --url, --stopncii, --threatexchange", code="invalid_source", status=422
+        )
+    source: Any
+    if file is not None:
+        source = pytx.FileListSource(file, signal_type=signal_type)
+    elif url is not None:
+        source = pytx.URLListSource(url, settings(), signal_type=signal_type)
+    elif threatexchange is not None:
+        if token_file is None:
+            raise SafeguardError("--threatexchange needs --token-file", code="invalid_source", status=422)
+        token = token_file.read_text(encoding="utf-8").strip()
+        source = pytx.ThreatExchangeSource(threatexchange, settings(), api_token=token, base_url=te_url)
+    else:
+        if keys_file is None:
+            raise SafeguardError("--stopncii needs --keys-file", code="invalid_source", status=422)
+        fetch_key, _, sub_key = keys_file.read_text(encoding="utf-8").strip().partition(",")
+        source = pytx.StopNCIISource(str(stopncii), settings(), fetch_key=fetch_key, subscription_key=sub_key)
+    svc = banks()
+    svc.describe(bank)
+    res = pytx.pull(svc, bank, source, checkpoint_file, actor=actor())
+    console.print(
+        f"{res.batches} batches: {res.added_or_updated} added or updated, {res.deleted} deleted, "
+        f"{len(res.rejected)} rejected"
+    )
+    for e in res.rejected[:20]:
+        err.print(f"row {e.line}: {e.code}: {e.message}")
+
+
+@bank_app.command("quality")
+def bank_quality(bank: str, top: int = 20) -> None:
+    """A bank's quality figures as JSON: precision by source, top entries by matches, quarantined entries."""
+    from safeguard.banks import quality
+
+    emit_json(quality.bank_quality(engine().db, bank, top=top))
+
+
+@bank_app.command("release")
+def bank_release(bank: str, entry_id: int, note: str = "") -> None:
+    """Release an entry quarantined after a surge of matches (its matches block again)."""
+    from safeguard.banks import quality
+
+    e = quality.release(engine().db, bank, entry_id, actor=actor(), note=note)
+    console.print(f"entry {e['id']} in bank {bank} released")
 
 
 # -- scanning and hashing -----------------------------------------------------------------------

@@ -405,6 +405,20 @@ SETTINGS: tuple[Setting, ...] = (
         10000,
         "Entries per page of a partner feed, asked for by a subscriber and the most a publisher serves (1-50000).",
     ),
+    Setting(
+        "surge_distinct",
+        int,
+        50,
+        "An entry that matches this many distinct uploads (by SHA-256) within SURGE_WINDOW_SECONDS is"
+        " quarantined: its matches go to review instead of block until a lead releases it. 0: off.",
+    ),
+    Setting("surge_window_seconds", float, 600.0, "The sliding window of the surge quarantine, in seconds."),
+    Setting(
+        "quality_flush_seconds",
+        float,
+        1.0,
+        "How often a process writes its buffered per-entry match figures (and checks surges), in seconds.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -522,6 +536,9 @@ class Settings:
     transparency_min_count: int = 10
     exchange_poll_seconds: float = 60.0
     exchange_page_size: int = 10000
+    surge_distinct: int = 50
+    surge_window_seconds: float = 600.0
+    quality_flush_seconds: float = 1.0
 
     @property
     def hash_draft(self) -> int:

@@ -131,6 +131,7 @@ class Finding:
     frames: tuple[int, ...] | None = None  # frame indexes that matched, in an animated or multi-frame image
     # items that explain the finding, e.g. grooming: {message_id, sender_id, indicators, snippet}
     evidence: tuple[dict[str, Any], ...] = ()
+    suppressed_by: int | None = None  # the negative bank entry that suppressed this match (banks/negative.py)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -153,6 +154,8 @@ class Finding:
             d["frames"] = list(self.frames)
         if self.evidence:
             d["evidence"] = [dict(e) for e in self.evidence]
+        if self.suppressed_by is not None:
+            d["suppressed_by"] = self.suppressed_by
         return d
 
 

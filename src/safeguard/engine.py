@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 
 from safeguard import events, registry
 from safeguard.actions.base import ActionContext, ActionHandler
+from safeguard.banks import negative
+from safeguard.banks.quality import QualityRecorder
 from safeguard.banks.service import BankService
 from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Decision, Finding, Signal
@@ -91,6 +93,8 @@ class Engine:
             self.action_handlers[name].start(settings, self.db, self.resources.extra)
         self.last_timings = ScanTimings()
         self.recorder = Recorder(self.db)
+        #: per-entry match figures and the surge quarantine, written off the match path (banks/quality.py)
+        self.quality = QualityRecorder(self.db, settings)
         #: what concurrent decodes in this process may hold together (see safeguard.media.budget)
         self.decode_budget = DecodeBudget(settings.decode_memory_bytes, settings.decode_wait_seconds)
 
@@ -233,7 +237,7 @@ class Engine:
             if chosen:
                 for i, found in zip(chosen, det.detect_many([ctxs[i] for i in chosen]), strict=True):
                     out[i].extend(found)
-        return out
+        return [negative.suppress(found) for found in out]
 
     def decide(
         self,
@@ -306,13 +310,17 @@ class Engine:
     def _new_decision(
         self, content: Content, findings: list[Finding], signals: list[Signal] | None, decision_id: str | None
     ) -> Decision:
-        outcome = evaluate(self.policy, findings, content.kind)
+        # a negative bank's match and those it suppressed are recorded, not acted on (banks/negative.py)
+        active = negative.active(findings)
+        outcome = evaluate(self.policy, active, content.kind)
+        reasons = outcome.reasons if len(active) == len(findings) else (*outcome.reasons, negative.REASON)
+        self.quality.observe(content, signals if signals is not None else content.signals, findings)
         return Decision(
             id=decision_id or Decision.new_id(),
             verdict=outcome.verdict,
             findings=tuple(findings),
             actions=outcome.actions,
-            reasons=outcome.reasons,
+            reasons=reasons,
             policy_version=self.policy.version,
             created_at=Decision.now(),
             content_kind=content.kind,
@@ -406,6 +414,7 @@ class Engine:
 
     def close(self) -> None:
         self.recorder.close()
+        self.quality.close()
         self.db.dispose()
 
 

@@ -48,6 +48,7 @@ def test_read_candidates_is_the_core_query_for_any_count_of_ids(db_url: str) -> 
     everything = read_candidates(db.engine, ids)
     assert len(everything) == 299  # 300 in bank a, one of them disabled
     first = everything[0]
-    assert first[6] is True and first[7] == {"pdq": 20} and first[8] == {"pdq": 40}  # parsed, as Core gives them
+    assert first[4] is False  # surge_quarantined, a bool on both backends
+    assert first[7] is True and first[8] == {"pdq": 20} and first[9] == {"pdq": 40}  # parsed, as Core gives them
     assert read_candidates(db.engine, []) == []
     db.dispose()

@@ -3,6 +3,7 @@ runs ``create_app_from_env`` under uvicorn (one app per worker process)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +23,7 @@ from safeguard.api import (
     docs,
     errors,
     evidence,
+    quality,
     records,
     reports,
     scan,
@@ -77,6 +79,10 @@ def create_app(
             follower.stop()
             submitter.stop()
             checkpoints.stop()
+            try:  # the buffered per-entry figures (banks/quality.py)
+                await asyncio.to_thread(engine.quality.flush)
+            except Exception:
+                log.exception("writing entry quality figures at shutdown failed")
             if worker is not None:
                 worker.stop()
             for name in ("stream_monitor", "video_jobs"):
@@ -102,7 +108,9 @@ def create_app(
     docs.install(app)
     for r in (scan.router, banks.router, records.router, admin.router, conversations.router, streams.router):
         app.include_router(r)
-    for r in (evidence.router, cases.router, session.router, user_reports.router, reports.router, exchange_api.router):
+    for r in (evidence.router, cases.router, session.router, user_reports.router, reports.router):
+        app.include_router(r)
+    for r in (exchange_api.router, quality.router):
         app.include_router(r)
     app.include_router(statements.router)
     app.include_router(transparency.router)

@@ -27,7 +27,7 @@ READERS = ("moderator", "auditor")
 class BankIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=100)
-    kind: Literal["csam", "ncii", "terror", "other"] = "csam"
+    kind: Literal["csam", "ncii", "terror", "other", "negative"] = "csam"
     description: str = Field(default="", max_length=10_000)
     default_category: str | None = Field(default=None, max_length=64)
     thresholds: dict[str, int] = Field(default_factory=dict)
@@ -39,7 +39,7 @@ class BankIn(BaseModel):
 class BankPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: str | None = Field(default=None, max_length=10_000)
-    kind: Literal["csam", "ncii", "terror", "other"] | None = None
+    kind: Literal["csam", "ncii", "terror", "other", "negative"] | None = None
     default_category: str | None = Field(default=None, max_length=64)
     enabled: bool | None = None
     shareable: bool | None = None

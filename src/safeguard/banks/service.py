@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from safeguard import events
+from safeguard.banks import quality
 from safeguard.banks.sources.base import Row, RowError
 from safeguard.errors import Conflict, InvalidInput, NotFound
 from safeguard.signals import get_signal_type
@@ -28,7 +29,8 @@ from safeguard.store.models import Bank, BankEntry, EntryChange, EntryOpinion, u
 if TYPE_CHECKING:
     from safeguard.index.manager import Quarantined
 
-BANK_KINDS = ("csam", "ncii", "terror", "other")
+#: ``negative``: known-benign hashes; a match there suppresses the other banks' matches (banks/negative.py)
+BANK_KINDS = ("csam", "ncii", "terror", "other", "negative")
 OPINIONS = ("confirmed", "disputed", "none")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 DEFAULT_THRESHOLDS = {"pdq": 31}
@@ -588,6 +590,7 @@ class BankService:
         e.opinion = opinion
         self._record_changes(s, bank, [e.id])  # partners' feeds carry opinions (safeguard/exchange/feed.py)
         queue_opinion(s, e, opinion)  # an opinion on a partner's entry goes back to it
+        quality.record_opinion(s, e, bank, opinion, actor=actor, note=note)  # figures, and the hooks
         events.append(
             s,
             "entry.opinion",

@@ -2,9 +2,9 @@
 
 For every signal with an index, the index returns candidates within the largest review threshold of
 any enabled bank; candidates are then checked against the database (entry and bank enabled, the
-bank's own thresholds, opinions) so that a disable counts at once. A match is ``high`` confidence
-when it is within the bank's match threshold, the entry is not disputed and the uploaded hash's
-quality is adequate; otherwise ``low`` (the default policy sends low-confidence matches to review).
+bank's own thresholds, opinions, surge quarantine) so that a disable counts at once. A match is ``high`` confidence
+when it is within the bank's match threshold, the entry is neither disputed nor quarantined after a
+surge of matches (banks/quality.py) and the uploaded hash's quality is adequate; otherwise ``low`` (the default policy sends low-confidence matches to review).
 
 Banks with ``dihedral`` set are also matched against the seven rotated and flipped variants of an
 uploaded image's PDQ hash (the still decode's; not each animation frame's).
@@ -51,6 +51,7 @@ CANDIDATE_COLUMNS = (
     BankEntry.signal_type,
     BankEntry.category,
     BankEntry.opinion,
+    BankEntry.surge_quarantined,
     Bank.name,
     Bank.kind,
     Bank.dihedral,
@@ -76,15 +77,15 @@ def _candidates_stmt(n: int) -> tuple[Prepared, int]:
 
 
 def read_candidates(engine: Engine, ids: list[int]) -> list[tuple[Any, ...]]:
-    """The enabled entries among ``ids`` in enabled banks: (id, signal type, category, opinion, bank
-    name, bank kind, dihedral, thresholds, review thresholds); JSON columns parsed."""
+    """The enabled entries among ``ids`` in enabled banks: (id, signal type, category, opinion, surge
+    quarantined, bank name, bank kind, dihedral, thresholds, review thresholds); JSON columns parsed."""
     out: list[tuple[Any, ...]] = []
     for start in range(0, len(ids), _MAX_IN):
         chunk = ids[start : start + _MAX_IN]
         stmt, size = _candidates_stmt(len(chunk))
         last = len(chunk) - 1
         for r in stmt.read(engine, {f"id{k}": chunk[min(k, last)] for k in range(size)}):
-            out.append((*r[:6], bool(r[6]), json_column(r[7]), json_column(r[8])))
+            out.append((*r[:4], bool(r[4]), r[5], r[6], bool(r[7]), json_column(r[8]), json_column(r[9])))
     return out
 
 
@@ -93,6 +94,7 @@ class _Entry(NamedTuple):
     signal_type: str
     category: str | None
     opinion: str
+    surge_quarantined: bool
 
 
 class _Bank(NamedTuple):
@@ -164,7 +166,7 @@ class HashMatchDetector(Detector):
 
     def _score(self, candidates: dict[int, list[tuple[_Query, int]]], rows: list[Any]) -> list[Finding]:
         findings: list[Finding] = []
-        for entry, bank in ((_Entry(*r[:4]), _Bank(*r[4:])) for r in rows):
+        for entry, bank in ((_Entry(*r[:5]), _Bank(*r[5:])) for r in rows):
             st = get_signal_type(entry.signal_type)
             match_th = bank.thresholds.get(st.name, st.default_threshold)
             review_th = bank.review_thresholds.get(st.name, match_th)
@@ -185,6 +187,8 @@ class HashMatchDetector(Detector):
                 reasons.append(f"distance {dist} > match threshold {match_th}")
             if entry.opinion == "disputed":
                 reasons.append("entry is disputed")
+            if entry.surge_quarantined:
+                reasons.append("entry is quarantined after a surge of matches")
             if q.signal.quality is not None and q.signal.quality < PDQ_QUALITY_FLOOR:
                 reasons.append(f"hash quality {q.signal.quality} < {PDQ_QUALITY_FLOOR}")
             variant = f" ({DIHEDRAL_NAMES[q.variant]} variant)" if q.variant else ""

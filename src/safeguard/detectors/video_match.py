@@ -135,6 +135,8 @@ class VideoMatchDetector(Detector):
                 reasons.append(f"distance {dist} > match threshold {match_th}")
             if entry.opinion == "disputed":
                 reasons.append("entry is disputed")
+            if entry.surge_quarantined:
+                reasons.append("entry is quarantined after a surge of matches")
             if quality < PDQ_QUALITY_FLOOR:
                 reasons.append(f"frame quality {quality} < {PDQ_QUALITY_FLOOR}")
             out.append(
@@ -173,6 +175,8 @@ class VideoMatchDetector(Detector):
         disputed = [e for e in hits.entries.values() if e.opinion == "disputed"]
         if disputed and len(disputed) == len(hits.entries):
             reasons.append("entries are disputed")
+        if any(e.surge_quarantined for e in hits.entries.values()):
+            reasons.append("an entry is quarantined after a surge of matches")
         times = [frames[k].timestamp or 0.0 for k in hits.query_frames]
         ranges = merge_ranges(times, gap=interval * 1.5)
         first = min(hits.entries.values(), key=lambda e: e.id)

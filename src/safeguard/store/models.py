@@ -104,6 +104,8 @@ class BankEntry(Base):
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     opinion: Mapped[str] = mapped_column(String(16), default="none")  # latest: none/confirmed/disputed
+    # a sudden flood of distinct uploads matched it (banks/quality.py): review, not block, until released
+    surge_quarantined: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class EntryOpinion(Base):
@@ -114,6 +116,38 @@ class EntryOpinion(Base):
     actor: Mapped[str] = mapped_column(String(200))
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EntryStats(Base):
+    """Per-entry quality figures (banks/quality.py): written in batches off the match path."""
+
+    __tablename__ = "entry_stats"
+    __table_args__ = (Index("ix_entry_stats_bank", "bank_id", "matches"),)
+    entry_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("bank_entries.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    bank_id: Mapped[int] = mapped_column(BigInteger)
+    matches: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    distinct_uploads: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # HyperLogLog estimate
+    sketch: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # the HyperLogLog registers
+    confirmations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    disputes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    first_match_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_match_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    quarantined_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    quarantine_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    released_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class EntrySurge(Base):
+    """The distinct uploads (by SHA-256) an entry matched within the surge window; pruned as it slides."""
+
+    __tablename__ = "entry_surge"
+    __table_args__ = (Index("ix_entry_surge_seen", "seen_at"),)
+    entry_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    upload: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class EntryChange(Base):

@@ -610,6 +610,43 @@ async def qa_review(case_id: str, request: Request) -> Response:
     return RedirectResponse(f"{PREFIX}/qa", status_code=303)
 
 
+# -- hash-list quality (banks/quality.py) -------------------------------------------------------------
+LEADS = frozenset({"lead", "admin"})
+
+
+def _bank_quality(db: Any) -> list[dict[str, Any]]:
+    from safeguard.banks import BankService, quality
+
+    return [quality.bank_quality(db, b["name"], top=5) for b in BankService(db).list_banks()]
+
+
+def _entry_id(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) < 2**63:
+        raise InvalidInput("entry id must be a positive integer", code="invalid_input")
+    return int(raw)
+
+
+@router.get("/banks")
+@guarded
+async def banks_quality(request: Request) -> Response:
+    page = await _page(request, LEADS)
+    banks = await run_in_threadpool(_bank_quality, _cases(request).db)
+    return render(request, "banks.html", page, banks=banks)
+
+
+@router.post("/banks/{bank}/entries/{entry_id}/release")
+@guarded
+async def release_entry(bank: str, entry_id: str, request: Request) -> Response:
+    from safeguard.banks import quality
+
+    page = await _page(request, LEADS)
+    form = await _form(request, page)
+    await run_in_threadpool(
+        quality.release, _cases(request).db, bank, _entry_id(entry_id), actor=page.who.actor, note=form.get("note", "")
+    )
+    return RedirectResponse(f"{PREFIX}/banks", status_code=303)
+
+
 def install(app: FastAPI) -> None:
     """Mount the console on the app: its pages, its static files (served from the package), its headers."""
     app.state.console = ConsoleService(app.state.cases.db, app.state.settings, app.state.cases)
