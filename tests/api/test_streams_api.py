@@ -38,10 +38,10 @@ def client(settings: Settings, hook: WebhookReceiver) -> Iterator[tuple[TestClie
     app = create_app(s, engine=eng)
     if streams_api.router not in [getattr(r, "router", None) for r in app.routes]:
         app.include_router(streams_api.router)
-    app.state.stream_monitor = StreamMonitor(eng, StreamConfig(allow_files=True, give_up_after=2))
+    app.state.services.provide("stream_monitor", StreamMonitor(eng, StreamConfig(allow_files=True, give_up_after=2)))
     with TestClient(app) as c:
         yield c, eng
-    app.state.stream_monitor.shutdown()
+    app.state.services.stream_monitor().shutdown()
     eng.close()
 
 
@@ -124,7 +124,7 @@ def test_large_video_is_scanned_asynchronously(client: tuple[TestClient, Engine]
     )
     assert r.status_code == 202, r.text
     did = r.json()["id"]
-    jobs: VideoScanJobs = c.app.state.video_jobs  # type: ignore[attr-defined]
+    jobs: VideoScanJobs = c.app.state.services.video_jobs()  # type: ignore[attr-defined]
     jobs.wait(did, timeout=30)
     d = c.get(f"/v1/decisions/{did}", headers=auth(keys["platform"])).json()
     assert d["status"] == "done" and d["verdict"] == "block"
@@ -141,7 +141,7 @@ def test_broken_video_async_fails_cleanly(client: tuple[TestClient, Engine], hoo
     r = c.post("/v1/scan?async=1", files={"file": ("x.mp4", broken, "video/mp4")}, headers=auth(keys["platform"]))
     assert r.status_code == 202
     did = r.json()["id"]
-    c.app.state.video_jobs.wait(did, timeout=30)  # type: ignore[attr-defined]
+    c.app.state.services.video_jobs().wait(did, timeout=30)  # type: ignore[attr-defined]
     d = c.get(f"/v1/decisions/{did}", headers=auth(keys["platform"])).json()
     assert d["status"] == "failed" and d["error"]["code"] == "corrupt_media"
     assert hook.wait_for("scan.failed", timeout=10) is not None
@@ -194,7 +194,7 @@ def test_stream_limits_per_key_and_in_total(tmp_path: Path, settings: Settings) 
     app = create_app(s, engine=eng)
     if streams_api.router not in [getattr(r, "router", None) for r in app.routes]:
         app.include_router(streams_api.router)
-    app.state.stream_monitor = StreamMonitor(eng, StreamConfig(allow_files=True))
+    app.state.services.provide("stream_monitor", StreamMonitor(eng, StreamConfig(allow_files=True)))
     from safeguard.keys import KeyService
 
     ks = KeyService(eng.db)
@@ -219,7 +219,7 @@ def test_stream_limits_per_key_and_in_total(tmp_path: Path, settings: Settings) 
             assert c.delete(f"/v1/streams/{first}", headers=auth(k1)).status_code == 200
             assert post(k2, "e")[0] == 201  # a place freed by stopping one
     finally:
-        app.state.stream_monitor.shutdown()
+        app.state.services.stream_monitor().shutdown()
         eng.close()
 
 

@@ -33,10 +33,10 @@ from tests.videogen import make_video
 @pytest.fixture
 def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
     app = create_app(settings, engine=engine)
-    app.state.stream_monitor = StreamMonitor(engine, StreamConfig(allow_files=True, give_up_after=2))
+    app.state.services.provide("stream_monitor", StreamMonitor(engine, StreamConfig(allow_files=True, give_up_after=2)))
     with TestClient(app) as c:
         yield c
-    app.state.stream_monitor.shutdown()
+    app.state.services.stream_monitor().shutdown()
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_streams_are_their_tenants(tmp_path: Path, client: TestClient, engine: E
         row = s.get(StreamRow, sid)
         assert row is not None and row.tenant == "acme"
     # the row path (the stream watched by "another process"): B still gets 404, and it stays watched
-    mon: StreamMonitor = client.app.state.stream_monitor  # type: ignore[attr-defined]
+    mon: StreamMonitor = client.app.state.services.stream_monitor()  # type: ignore[attr-defined]
     with pytest.raises(NotFound, match="not found"):
         mon.stop(sid, tenant="bolt")
     watcher = mon.watchers.pop(sid)

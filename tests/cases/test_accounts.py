@@ -113,7 +113,7 @@ def test_expired_and_disabled_sessions(engine: Engine) -> None:
 
 
 def test_http_session_cookie_csrf_and_one_time_password(app_client: TestClient, engine: Engine) -> None:
-    users: UserService = app_client.app.state.users  # type: ignore[attr-defined]
+    users: UserService = app_client.app.state.services.users  # type: ignore[attr-defined]
     creds = users.create("mia", "moderator", actor="t")
     r = app_client.post("/v1/session", json={"name": "mia", "password": "nope", "totp": code(creds)})
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_credentials"
@@ -150,7 +150,7 @@ def test_http_session_cookie_csrf_and_one_time_password(app_client: TestClient, 
 
 
 def test_http_secure_cookie_behind_https(app_client: TestClient) -> None:
-    users: UserService = app_client.app.state.users  # type: ignore[attr-defined]
+    users: UserService = app_client.app.state.services.users  # type: ignore[attr-defined]
     creds = users.create("lea", "lead", actor="t")
     r = app_client.post(
         "https://testserver/v1/session", json={"name": "lea", "password": creds.password, "totp": code(creds)}
@@ -165,7 +165,7 @@ def test_human_moderator_works_a_case_and_auditor_cannot(
     data = image_bytes(2)
     banks.add_entry("csam", signal_type="pdq", value=PDQSignal().compute(Media.from_bytes(data))[0].value, actor="t")
     case_id = engine.scan(Content(kind=ContentKind.IMAGE, data=data, user_id="u1")).case_id
-    users: UserService = app_client.app.state.users  # type: ignore[attr-defined]
+    users: UserService = app_client.app.state.services.users  # type: ignore[attr-defined]
     aud = users.create("aud", "auditor", actor="t")
     mia = users.create("mia", "moderator", actor="t")
     csrf = login(app_client, aud, aud.password, 0)

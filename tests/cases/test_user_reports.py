@@ -108,7 +108,7 @@ def test_reported_image_matching_a_bank_is_found_and_confirmation_banks_it(
     # the policy's case action and the report filed in the same user_reports case: one case, one report
     assert (case["queue"], case["priority"], case["report_count"]) == ("user_reports", 0, 1)
     assert {f["bank"] for f in case["findings"]} == {"csam"}  # type: ignore[union-attr]
-    cs: CaseService = app_client.app.state.cases  # type: ignore[attr-defined]
+    cs: CaseService = app_client.app.state.services.cases  # type: ignore[attr-defined]
     cs.claim(MOD, int(got["case_id"]))
     done = cs.decide(MOD, int(got["case_id"]), outcome="confirmed", category="A2")
     assert done.opinions == [entry["id"]] and len(done.bank_entries) == 3

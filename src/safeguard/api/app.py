@@ -59,7 +59,16 @@ def create_app(
     engine = engine or Engine(settings)
     keys = KeyService(engine.db)
     gate = Gate(keys, settings)
-    svc = Services(engine=engine, keys=keys, banks=BankService(engine.db), gate=gate)
+    banks_svc = BankService(engine.db)
+    svc = Services(
+        engine=engine,
+        keys=keys,
+        banks=banks_svc,
+        settings=settings,
+        cases=CaseService(engine.db, settings, banks_svc),
+        users=UserService(engine.db, settings),
+        gate=gate,
+    )
     worker = OutboxWorker(engine.db, settings, transport) if settings.run_worker else None
     checkpoints = CheckpointTimer(engine.db, settings)
     submitter = ReportSubmitterWorker(engine.db, settings)  # off unless SAFEGUARD_REPORTS_SUBMIT_INTERVAL_SECONDS
@@ -85,10 +94,7 @@ def create_app(
                 log.exception("writing entry quality figures at shutdown failed")
             if worker is not None:
                 worker.stop()
-            for name in ("stream_monitor", "video_jobs"):
-                background = getattr(running.state, name, None)
-                if background is not None:
-                    background.shutdown()
+            svc.shutdown()
 
     app = SafeguardAPI(
         title="Safeguard",
@@ -101,9 +107,7 @@ def create_app(
     app.state.services = svc
     app.state.worker = worker
     app.state.report_submitter = submitter
-    app.state.settings = settings
-    app.state.cases = CaseService(engine.db, settings, svc.banks)
-    app.state.users = UserService(engine.db, settings)
+    app.state.settings = settings  # the console's templates read it; handlers use ``svc.settings``
     errors.install(app)
     docs.install(app)
     for r in (scan.router, banks.router, records.router, admin.router, conversations.router, streams.router):

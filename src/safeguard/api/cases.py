@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from safeguard.accounts import Who
+from safeguard.api.deps import Services
 from safeguard.api.session import require_who
 from safeguard.cases import CaseFilter, CaseService
 from safeguard.cases.service import MAX_NOTES
@@ -24,8 +25,8 @@ CaseId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the case's id")]
 
 
 def cases_of(request: Request) -> CaseService:
-    c: CaseService = request.app.state.cases
-    return c
+    svc: Services = request.app.state.services
+    return svc.cases
 
 
 class ClaimIn(BaseModel):

@@ -104,11 +104,8 @@ def territories_of(batch: BatchIn) -> dict[str, str]:
 
 
 def grooming_service(request: Request, svc: Services = Depends(services)) -> GroomingService:
-    """One GroomingService per app (it holds the loaded model), created on first use."""
-    g: GroomingService | None = getattr(request.app.state, "grooming", None)
-    if g is None or g.engine is not svc.engine:
-        g = request.app.state.grooming = GroomingService(svc.engine)
-    return g
+    """One GroomingService per app (it holds the loaded model), built on first use."""
+    return svc.grooming()
 
 
 def parse_body(data: Any) -> BatchIn:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from safeguard.accounts import Who
+from safeguard.api.deps import Services
 from safeguard.api.session import require_who
 from safeguard.reports import ReportService
 
@@ -19,11 +20,8 @@ ReportId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the report's id"
 
 
 def reports_of(request: Request) -> ReportService:
-    got: ReportService | None = getattr(request.app.state, "reports", None)
-    if got is None:
-        cases = request.app.state.cases
-        got = request.app.state.reports = ReportService(cases.db, cases.settings)
-    return got
+    svc: Services = request.app.state.services
+    return svc.reports()
 
 
 class RetractIn(BaseModel):

@@ -105,10 +105,7 @@ async def scan(
             code="unsupported_content_type",
         )
     if content.kind == ContentKind.VIDEO and _defer(request, content, svc.engine.settings):
-        from safeguard.workers.video_jobs import VideoScanJobs
-
-        jobs = getattr(request.app.state, "video_jobs", None) or VideoScanJobs(svc.engine)
-        request.app.state.video_jobs = jobs
+        jobs = svc.video_jobs()
         decision_id = await run_in_threadpool(jobs.submit, content, actor=who.actor)
         return JSONResponse(
             {"id": decision_id, "status": "pending", "href": f"/v1/decisions/{decision_id}"}, status_code=202

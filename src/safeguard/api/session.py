@@ -27,8 +27,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def users_of(request: Request) -> UserService:
-    u: UserService = request.app.state.users
-    return u
+    svc: Services = request.app.state.services
+    return svc.users
 
 
 async def _session(request: Request, *, allow_temporary: bool = False) -> tuple[SessionInfo, str]:
@@ -80,7 +80,7 @@ class PasswordIn(BaseModel):
 
 
 def _secure(request: Request) -> bool:
-    mode = request.app.state.settings.session_cookie_secure
+    mode = request.app.state.services.settings.session_cookie_secure
     return mode == "on" or (mode == "auto" and request.url.scheme == "https")
 
 
@@ -101,7 +101,7 @@ def login(body: LoginIn, request: Request) -> JSONResponse:
     resp.set_cookie(
         COOKIE,
         got.token,
-        max_age=int(request.app.state.settings.session_seconds),
+        max_age=int(request.app.state.services.settings.session_seconds),
         httponly=True,
         samesite="strict",
         secure=_secure(request),

@@ -36,13 +36,8 @@ class StreamIn(BaseModel):
 
 
 def monitor(request: Request, svc: Services = Depends(services)) -> StreamMonitor:
-    """The process's monitor, created on first use (``app.state.stream_monitor``); it adopts orphans."""
-    mon: StreamMonitor | None = getattr(request.app.state, "stream_monitor", None)
-    if mon is None:
-        mon = StreamMonitor(svc.engine)
-        request.app.state.stream_monitor = mon
-        mon.adopt_orphans()  # streams a dead process was watching
-    return mon
+    """The process's monitor (``Services.stream_monitor``: built on first use, when it adopts orphans)."""
+    return svc.stream_monitor()
 
 
 @router.post("/streams", status_code=201, summary="Watch a live stream")

@@ -27,7 +27,7 @@ async def transparency_report(
     period = parse_period(start, end)
     fmt = check_format(format)
     svc = request.app.state.services
-    text = await run_in_threadpool(generate, svc.engine.db, request.app.state.settings, period, fmt)
+    text = await run_in_threadpool(generate, svc.engine.db, svc.settings, period, fmt)
     headers = {"Cache-Control": "no-store"}
     if fmt != "json":
         headers["Content-Disposition"] = (

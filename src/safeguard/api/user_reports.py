@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from safeguard.accounts import Who
-from safeguard.api.conversations import grooming_service
 from safeguard.api.deps import Services, services
 from safeguard.api.multipart import read_upload
 from safeguard.api.session import require_who
@@ -51,12 +50,7 @@ FIELDS = tuple(n for n in UserReportIn.model_fields if n not in ("signals", "use
 
 
 def service_of(request: Request, svc: Services) -> UserReportService:
-    got: UserReportService | None = getattr(request.app.state, "user_reports", None)
-    if got is None:
-        got = request.app.state.user_reports = UserReportService(
-            svc.engine, grooming=lambda: grooming_service(request, svc)
-        )
-    return got
+    return svc.user_reports()
 
 
 def _parse(obj: Any) -> UserReportIn:

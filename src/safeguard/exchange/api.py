@@ -12,7 +12,6 @@ from safeguard.api.deps import Services, require, services
 from safeguard.exchange.feed import MAX_PAGE, Feed
 from safeguard.exchange.shares import ReceivedOpinion, receive_opinions
 from safeguard.keys import Principal
-from safeguard.ledger import Signer
 
 __all__ = ["feed_of", "router"]
 
@@ -36,13 +35,8 @@ class OpinionsIn(BaseModel):
 
 def feed_of(request: Request) -> Feed:
     """The app's :class:`Feed` (made on first use: it reads, or creates, the instance's signing key)."""
-    feed: Feed | None = getattr(request.app.state, "exchange_feed", None)
-    if feed is None:
-        settings = request.app.state.settings
-        svc: Services = request.app.state.services
-        feed = Feed(svc.engine.db, Signer.from_settings(settings), max_page=MAX_PAGE)
-        request.app.state.exchange_feed = feed
-    return feed
+    svc: Services = request.app.state.services
+    return svc.exchange_feed()
 
 
 @router.get("/key")

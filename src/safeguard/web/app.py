@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from safeguard.accounts import SessionInfo, UserService, Who, check_csrf, csrf_token
+from safeguard.api.deps import Services
 from safeguard.cases import CATEGORIES, QUEUES, STATUSES, CaseFilter, CaseService
 from safeguard.errors import Forbidden, InvalidInput, SafeguardError, Unauthorized
 from safeguard.evidence import vault_of
@@ -105,14 +106,17 @@ class SecurityHeaders:
 
 
 # -- plumbing ---------------------------------------------------------------------------------------
+def _services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
 def _users(request: Request) -> UserService:
-    u: UserService = request.app.state.users
-    return u
+    return _services(request).users
 
 
 def _cases(request: Request) -> CaseService:
-    c: CaseService = request.app.state.cases
-    return c
+    return _services(request).cases
 
 
 def _console(request: Request) -> ConsoleService:
@@ -164,7 +168,7 @@ async def _form(request: Request, page: Page | None) -> dict[str, str]:
 def render(
     request: Request, template_name: str, page: Page | None = None, status: int = 200, **ctx: Any
 ) -> HTMLResponse:
-    settings = request.app.state.settings
+    settings = _services(request).settings
     base = {
         "request": request,
         "page": page,
@@ -208,7 +212,7 @@ def guarded(fn: Handler) -> Handler:
 
 
 def _secure(request: Request) -> bool:
-    mode = request.app.state.settings.session_cookie_secure
+    mode = _services(request).settings.session_cookie_secure
     return bool(mode == "on" or (mode == "auto" and request.url.scheme == "https"))
 
 
@@ -246,7 +250,7 @@ async def login(request: Request) -> Response:
     resp.set_cookie(
         COOKIE,
         got.token,
-        max_age=int(request.app.state.settings.session_seconds),
+        max_age=int(_services(request).settings.session_seconds),
         httponly=True,
         samesite="strict",
         secure=_secure(request),
@@ -466,7 +470,7 @@ def _media_response(png: bytes | None) -> Response:
 async def preview(case_id: str, item_id: str, request: Request) -> Response:
     """The blurred greyscale preview, rendered here from the decrypted item (an ``evidence.previewed`` event)."""
     page = await _page(request, REVEAL_ROLES)
-    vault = vault_of(request.app.state.services.engine)
+    vault = vault_of(_services(request).engine)
     _, data = await run_in_threadpool(
         vault.read,
         item_id[:40],
@@ -486,7 +490,7 @@ async def reveal(case_id: str, item_id: str, request: Request) -> Response:
     cid = _case_id(case_id)
     page = await _page(request, READ_ROLES)
     form = await _form(request, page)
-    vault = vault_of(request.app.state.services.engine)
+    vault = vault_of(_services(request).engine)
     if page.who.role not in REVEAL_ROLES:
         await run_in_threadpool(
             vault.record,
@@ -649,7 +653,8 @@ async def release_entry(bank: str, entry_id: str, request: Request) -> Response:
 
 def install(app: FastAPI) -> None:
     """Mount the console on the app: its pages, its static files (served from the package), its headers."""
-    app.state.console = ConsoleService(app.state.cases.db, app.state.settings, app.state.cases)
+    svc: Services = app.state.services
+    app.state.console = ConsoleService(svc.engine.db, svc.settings, svc.cases)  # the console's own part
     app.include_router(router)
     for r in extra_routers:
         app.include_router(r, prefix=PREFIX)

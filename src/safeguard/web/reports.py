@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from safeguard.api.deps import Services
 from safeguard.errors import InvalidInput, SafeguardError
 from safeguard.reports import STATES, ReportService
 from safeguard.reports.model import READER_ROLES, REPORT_ROLES
@@ -27,11 +28,8 @@ RETRACTABLE = ("draft", "approved", "submitting", "submitted", "files_uploaded",
 
 
 def _reports(request: Request) -> ReportService:
-    got: ReportService | None = getattr(request.app.state, "reports", None)
-    if got is None:
-        cases = request.app.state.cases
-        got = request.app.state.reports = ReportService(cases.db, cases.settings)
-    return got
+    svc: Services = request.app.state.services
+    return svc.reports()
 
 
 def _report_id(raw: str) -> int:
@@ -65,7 +63,7 @@ async def _report_page(request: Request, page: Page, rid: int, *, status: int = 
     preview = await run_in_threadpool(svc.preview, page.who, rid)
     steps = await run_in_threadpool(svc.steps, page.who, rid)
     lead = page.who.role in REPORT_ROLES
-    own = view.confirmed_by == page.who.actor and not request.app.state.settings.reports_self_approve
+    own = view.confirmed_by == page.who.actor and not request.app.state.services.settings.reports_self_approve
     return render(
         request,
         "reports/report.html",
