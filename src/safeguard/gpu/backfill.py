@@ -138,7 +138,7 @@ def backfill(
     ] = 0,
 ) -> None:
     """Hash files in batches on a GPU (or the CPU) and report which match the banks' PDQ entries."""
-    from safeguard import cli
+    from safeguard.cli import common as cli
     from safeguard.gpu.device import require_torch
 
     if decode not in ("exact", "fast"):
@@ -155,7 +155,7 @@ def backfill(
     from safeguard.signals import get_signal_type
 
     s = cli.settings()
-    files = cli._iter_files(paths)
+    files = cli.iter_files(paths)
     e = cli.engine()
     try:
         entries = load_pdq_entries(e.db, bank, get_signal_type("pdq").default_threshold)
