@@ -15,9 +15,8 @@ import pytest
 from safeguard.banks import BankService
 from safeguard.engine import Engine
 from tests.dsa.dsa_server import FakeDsa, Fault
-from tests.dsa.test_statements import statements
-from tests.dsa.test_submitter import blocks, dsa_settings
-from tests.reports.test_kill_every_step import env_of
+from tests.helpers.dsa import blocks, dsa_settings, statements
+from tests.helpers.reports import env_of
 
 #: (fault, requests let through first): batches of 2 over 5 statements are 3 requests
 STEPS = [("hold", 0), ("hold", 1), ("hold", 2), ("hold_before", 0), ("hold_before", 2)]

@@ -17,29 +17,11 @@ from safeguard.content import Action, Content, ContentKind, Decision, Finding, S
 from safeguard.dsa import EEA, parse_territory, statement_for
 from safeguard.engine import Engine
 from safeguard.errors import InvalidInput
-from safeguard.media import Media
-from safeguard.signals.pdq import PDQSignal
-from safeguard.store.models import DecisionRow, Event, Statement
+from safeguard.store.models import DecisionRow, Event
 from tests.dsa.dsa_server import validate
 from tests.helpers.api import auth
+from tests.helpers.dsa import csam_pdq, statements
 from tests.media_factory import image_bytes
-
-
-def csam_pdq(banks: BankService, seed: int = 2) -> str:
-    """A csam bank holding the PDQ of a generated (benign) image; returns the hash."""
-    if not any(b["name"] == "csam" for b in banks.list_banks()):
-        banks.create("csam", actor="t", default_category="A1")
-    pdq = PDQSignal().compute(Media.from_bytes(image_bytes(seed)))[0].value
-    banks.add_entry("csam", signal_type="pdq", value=pdq, actor="t")
-    return pdq
-
-
-def statements(engine: Engine) -> list[Statement]:
-    with engine.db.read() as s:
-        rows = list(s.execute(select(Statement).order_by(Statement.id)).scalars())
-        for r in rows:
-            s.expunge(r)
-        return rows
 
 
 def scan(c: TestClient, key: str, pdq: str, **extra: Any) -> Any:

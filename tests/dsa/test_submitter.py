@@ -9,17 +9,15 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from safeguard import secrets
 from safeguard.banks import BankService
 from safeguard.config import Settings
-from safeguard.content import Content, ContentKind, Signal
 from safeguard.dsa.client import DsaClient
 from safeguard.dsa.submitter import StatementSubmitter
 from safeguard.engine import Engine
 from safeguard.errors import ConfigError
 from safeguard.store.models import Event, Statement
 from tests.dsa.dsa_server import TOKEN, FakeDsa, Fault
-from tests.dsa.test_statements import csam_pdq, statements
+from tests.helpers.dsa import blocks, dsa_settings, statements
 
 
 @pytest.fixture
@@ -29,22 +27,8 @@ def dsa() -> Iterator[FakeDsa]:
     fake.stop()
 
 
-def dsa_settings(engine: Engine, fake: FakeDsa, token: str = TOKEN, **kw: object) -> Settings:
-    s = engine.settings.with_(egress_allow="127.0.0.1", dsa_url=fake.url, **kw)
-    return s.with_(dsa_token=secrets.seal(s, token, purpose="dsa"))
-
-
 def submitter(engine: Engine, s: Settings, **kw: object) -> StatementSubmitter:
     return StatementSubmitter(engine.db, s, DsaClient.from_settings(s, backoff=0.01, **kw))  # type: ignore[arg-type]
-
-
-def blocks(engine: Engine, banks: BankService, n: int, territory: str = "DE") -> list[str]:
-    """``n`` blocked hash-only uploads by users in ``territory``: one statement each; their decision ids."""
-    pdq = csam_pdq(banks)
-    return [
-        engine.scan(Content(ContentKind.HASHES, signals=(Signal("pdq", pdq),), territory=territory)).id
-        for _ in range(n)
-    ]
 
 
 def states(engine: Engine) -> dict[str, str]:

@@ -16,7 +16,7 @@ from safeguard.banks import BankService
 from safeguard.cli import app as cli_app
 from safeguard.config import Settings
 from safeguard.engine import Engine
-from tests.reports.test_reports import confirmed_case
+from tests.helpers.reports import confirmed_case
 from tests.reports.verify import check_manifest, run, verify_signature
 
 VERIFY = Path(__file__).parents[2] / "scripts" / "verify_custody.py"

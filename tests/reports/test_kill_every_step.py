@@ -3,7 +3,6 @@ then restarted, yields one finished NCMEC report with every file exactly once. S
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,13 +11,11 @@ from pathlib import Path
 import pytest
 
 from safeguard.banks import BankService
-from safeguard.config import SETTINGS, Settings
 from safeguard.engine import Engine
 from safeguard.reports import ReportService
-from tests.cases.test_cases import banked_case
+from tests.helpers.cases import banked_case
+from tests.helpers.reports import LEAD2, MOD, env_of, ncmec_settings
 from tests.reports.ncmec_server import FakeNcmec, Fault
-from tests.reports.test_reports import LEAD2, MOD
-from tests.reports.test_submitter import ncmec_settings
 
 STEPS = [("/ispws/submit", 0), ("/ispws/upload", 0), ("/ispws/upload", 1), ("/ispws/fileinfo", 1), ("/ispws/finish", 0)]
 
@@ -28,15 +25,6 @@ def ncmec() -> Iterator[FakeNcmec]:
     fake = FakeNcmec().start()
     yield fake
     fake.stop()
-
-
-def env_of(s: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEGUARD_")}
-    for st in SETTINGS:
-        v = getattr(s, st.name)
-        env[st.env] = ("true" if v else "false") if isinstance(v, bool) else str(v)
-    env["SAFEGUARD_DATABASE_URL"] = s.resolved_database_url
-    return env
 
 
 def submit(env: dict[str, str]) -> subprocess.Popen[bytes]:

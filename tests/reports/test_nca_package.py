@@ -22,7 +22,7 @@ from safeguard.ledger import Signer
 from safeguard.reports import ReportService, package
 from safeguard.reports.transports import NcaTransport, NcmecTransport, ReportTransport, transports
 from safeguard.store.models import Report
-from tests.reports.test_reports import LEAD2, REPORTER, confirmed_case
+from tests.helpers.reports import LEAD2, REPORTER, confirmed_case
 from tests.reports.verify import check_manifest, verify_signature
 
 

@@ -22,11 +22,11 @@ from safeguard.media import Media
 from safeguard.reports import ReportService, package
 from safeguard.signals.pdq import PDQSignal
 from safeguard.store.models import Case, DecisionRow, Report
-from tests.cases.test_cases import MOD
 from tests.detectors.grooming.helpers import GROOMING_LINES
 from tests.helpers.api import auth
+from tests.helpers.cases import MOD
+from tests.helpers.reports import LEAD2, REPORTER
 from tests.media_factory import image_bytes
-from tests.reports.test_reports import LEAD2, REPORTER
 
 USER = {
     "ip": "2001:db8::7",

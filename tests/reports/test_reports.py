@@ -8,7 +8,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from safeguard.accounts import Who
 from safeguard.banks import BankService
 from safeguard.cases import CaseService
 from safeguard.engine import Engine
@@ -17,19 +16,10 @@ from safeguard.media import Media
 from safeguard.reports import ReportService
 from safeguard.signals.pdq import PDQSignal
 from safeguard.store.models import Event, Report
-from tests.cases.test_cases import AUDITOR, LEAD, MOD, banked_case
 from tests.helpers.api import auth
+from tests.helpers.cases import AUDITOR, LEAD, MOD
+from tests.helpers.reports import LEAD2, REPORTER, confirmed_case
 from tests.media_factory import image_bytes
-
-LEAD2 = Who("user:leo", "lead", "leo", "user", 5)
-
-
-def confirmed_case(engine: Engine, banks: BankService, who: Who = MOD, **settings: object) -> int:
-    case_id, _ = banked_case(engine, banks)
-    cs = CaseService(engine.db, engine.settings.with_(**settings))
-    cs.claim(who, case_id)
-    cs.decide(who, case_id, outcome="confirmed", category="A1")
-    return case_id
 
 
 def test_confirmed_case_gets_one_draft_per_user_with_its_items(engine: Engine, banks: BankService) -> None:
@@ -105,14 +95,6 @@ def test_preview_is_valid_cybertipline_xml_with_the_reporter_and_user(engine: En
     assert "<espIdentifier>u-1</espIdentifier>" in p["xml"] and "<platform>Example Platform</platform>" in p["xml"]
     assert "Child Pornography" in p["xml"]
     assert len(p["files"]) == 1 and p["files"][0]["sent"] and len(p["files"][0]["hashes"]["sha256"]) == 64
-
-
-REPORTER = {
-    "reporter_organisation": "Example Platform",
-    "reporter_contact": "Ann Lee",
-    "reporter_email": "safety@example.org",
-    "reporter_phone": "+1 555 0100",
-}
 
 
 def test_user_details_sent_with_a_scan_are_kept_and_reported(

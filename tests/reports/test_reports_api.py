@@ -15,7 +15,7 @@ from safeguard.cli import app as cli_app
 from safeguard.config import Settings
 from safeguard.engine import Engine
 from tests.helpers.api import auth
-from tests.reports.test_reports import REPORTER, confirmed_case
+from tests.helpers.reports import REPORTER, confirmed_case
 
 
 def test_api_lists_shows_approves_and_retracts(

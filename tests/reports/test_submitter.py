@@ -9,16 +9,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from safeguard import secrets
 from safeguard.banks import BankService
-from safeguard.config import Settings
 from safeguard.engine import Engine
 from safeguard.reports import ReportService
 from safeguard.reports.ncmec.client import NcmecClient, NcmecError
 from safeguard.reports.submitter import Submitter
-from safeguard.store.models import Event, EvidenceItem, Report, utcnow
+from safeguard.store.models import Event, EvidenceItem, utcnow
+from tests.helpers.reports import LEAD2, approved, ncmec_settings, report, submitter
 from tests.reports.ncmec_server import PASSWORD, USER, FakeNcmec, Fault
-from tests.reports.test_reports import LEAD2, REPORTER, confirmed_case
 
 
 @pytest.fixture
@@ -26,31 +24,6 @@ def ncmec() -> Iterator[FakeNcmec]:
     fake = FakeNcmec().start()
     yield fake
     fake.stop()
-
-
-def ncmec_settings(engine: Engine, fake: FakeNcmec, password: str = PASSWORD) -> Settings:
-    s = engine.settings.with_(**REPORTER, egress_allow="127.0.0.1", ncmec_url=fake.url, ncmec_username=USER)
-    return s.with_(ncmec_password=secrets.seal(s, password, purpose="ncmec"))
-
-
-def submitter(engine: Engine, s: Settings, **kw: object) -> Submitter:
-    return Submitter(engine.db, s, NcmecClient.from_settings(s, backoff=0.01, **kw))  # type: ignore[arg-type]
-
-
-def approved(engine: Engine, banks: BankService) -> int:
-    confirmed_case(engine, banks)
-    rs = ReportService(engine.db, engine.settings)
-    rid = rs.list_reports(LEAD2)[0][0].id
-    rs.approve(LEAD2, rid)
-    return rid
-
-
-def report(engine: Engine, rid: int) -> Report:
-    with engine.db.read() as s:
-        r = s.get(Report, rid)
-        assert r is not None
-        s.expunge(r)
-        return r
 
 
 def test_approved_report_is_submitted_uploaded_described_and_finished(

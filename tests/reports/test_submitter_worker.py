@@ -18,8 +18,8 @@ from safeguard.reports.locks import ReportLocks
 from safeguard.reports.ncmec.client import NcmecClient
 from safeguard.reports.submitter import RunResult
 from safeguard.workers.report_submitter import ReportSubmitterWorker
+from tests.helpers.reports import approved, ncmec_settings, report, submitter
 from tests.reports.ncmec_server import FakeNcmec, Fault
-from tests.reports.test_submitter import approved, ncmec_settings, report, submitter
 
 
 @pytest.fixture

@@ -21,12 +21,11 @@ from safeguard.media import Media
 from safeguard.reports import ReportService
 from safeguard.signals.pdq import PDQSignal, pdq_hex
 from safeguard.workers.streams import StreamConfig, StreamMonitor
-from tests.cases.test_cases import LEAD, MOD
 from tests.helpers.api import auth
+from tests.helpers.cases import LEAD, MOD
+from tests.helpers.reports import LEAD2, ncmec_settings, submitter
 from tests.media_factory import image_bytes
 from tests.reports.ncmec_server import FakeNcmec
-from tests.reports.test_reports import LEAD2
-from tests.reports.test_submitter import ncmec_settings, submitter
 from tests.videogen import benign_image, make_video
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")

@@ -22,8 +22,8 @@ from safeguard.errors import InvalidInput
 from safeguard.store.models import Case, Event
 from safeguard.transparency import build, parse_period, render
 from safeguard.transparency.report import verify
-from tests.cases.test_cases import LEAD
 from tests.helpers.api import auth
+from tests.helpers.cases import LEAD
 from tests.transparency.conftest import TODAY, World
 
 
