@@ -110,6 +110,7 @@ def _seed(env: dict[str, str], n: int) -> tuple[Engine, list[str]]:
     engine.indexes.maybe_refresh()
     for i in range(n):
         engine.scan(Content(kind=ContentKind.IMAGE, data=data, user_id=f"s{i}"))
+    vault_of(engine).settler.flush()  # spooled items get their address in the background
     with engine.db.read() as s:
         ids = list(s.execute(select(EvidenceRow.id).order_by(EvidenceRow.preserved_at)).scalars())
     return engine, ids
