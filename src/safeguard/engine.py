@@ -82,7 +82,7 @@ class Engine:
         self.settings = settings
         self.db = db or Database(settings.resolved_database_url, synchronous=settings.sqlite_synchronous)
         if migrate:
-            self.db.migrate()
+            self.db.migrate(settings)
         self.policy = policy or load_policy(settings.policy_file or None)
         snapshot_dir = Path(settings.data_dir) / "index" if settings.data_dir else None
         # a bank row the index cannot load is quarantined: disabled, with an event (index/manager.py)

@@ -48,8 +48,8 @@ from safeguard.evidence.keys import EvidenceKeyError, EvidenceTampered, MasterKe
 from safeguard.evidence.storage import BlobMissing, BlobStore, FileBlobStore
 from safeguard.store import Database
 from safeguard.store.models import CaseItem, Event, utcnow
-from safeguard.store.recorder import AfterCommit
 from safeguard.store.models import EvidenceItem as EvidenceRow
+from safeguard.store.recorder import AfterCommit
 
 __all__ = ["EvidenceItem", "EvidenceVault", "Sealed", "VerifyReport", "case_items"]
 
@@ -391,9 +391,7 @@ class EvidenceVault:
         if not files:
             return out
         with self.db.read() as s:
-            known = set(
-                s.execute(select(EvidenceRow.id).where(EvidenceRow.id.in_([p.name for p in files]))).scalars()
-            )
+            known = set(s.execute(select(EvidenceRow.id).where(EvidenceRow.id.in_([p.name for p in files]))).scalars())
         out["settled"] = self.settle([p.name for p in files if p.name in known])
         now = time.time()
         for p in files:
