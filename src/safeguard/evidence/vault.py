@@ -51,7 +51,7 @@ from safeguard.store.models import CaseItem, Event, utcnow
 from safeguard.store.models import EvidenceItem as EvidenceRow
 from safeguard.store.recorder import AfterCommit
 
-__all__ = ["EvidenceItem", "EvidenceVault", "Sealed", "VerifyReport", "case_items"]
+__all__ = ["EvidenceItem", "EvidenceVault", "Sealed", "VerifyReport", "case_items", "key_path", "require_key"]
 
 log = logging.getLogger(__name__)
 ITEMS = cast(Table, EvidenceRow.__table__)
@@ -237,6 +237,32 @@ def new_item_id() -> str:
     return "ev_" + uuid.uuid4().hex
 
 
+def key_path(settings: Settings) -> Path:
+    """The master key file: ``SAFEGUARD_VAULT_KEY_FILE``, else ``DATA_DIR/vault.key``."""
+    return Path(settings.vault_key_file) if settings.vault_key_file else Path(settings.data_dir) / "vault.key"
+
+
+def require_key(settings: Settings) -> None:
+    """Refuse to start a service whose policy preserves evidence without a readable vault key.
+
+    Run by ``safeguard serve`` (before it starts its API processes), by each API process
+    (``create_app_from_env``) and by ``safeguard scan``. Never creates a key: ``safeguard vault init``
+    does (``scripts/serve`` runs it, visibly, on a first start with the default key location)."""
+    from safeguard.policy import load_policy
+
+    policy = load_policy(settings.policy_file or None)
+    if not any(spec.name == "preserve" for rule in policy.rules for spec in rule.actions):
+        return
+    path = key_path(settings)
+    if not settings.vault_key_file and not path.exists():
+        raise ConfigError(
+            f"the policy preserves evidence but there is no vault key at {path}: make one with "
+            "`safeguard vault init` (mode 0600; keep a copy offline), or set SAFEGUARD_VAULT_KEY_FILE",
+            code="evidence_key_error",
+        )
+    MasterKey.load(path)  # missing, unreadable, malformed or too open: a ConfigError that says which
+
+
 class EvidenceVault:
     def __init__(self, settings: Settings, db: Database, store: BlobStore | None = None) -> None:
         self.settings = settings
@@ -256,11 +282,7 @@ class EvidenceVault:
     # -- the master key ----------------------------------------------------------------------------
     @property
     def key_path(self) -> Path:
-        return (
-            Path(self.settings.vault_key_file)
-            if self.settings.vault_key_file
-            else Path(self.settings.data_dir) / "vault.key"
-        )
+        return key_path(self.settings)
 
     @property
     def key(self) -> MasterKey:
@@ -269,12 +291,14 @@ class EvidenceVault:
         return self._key
 
     def start(self) -> None:
-        """Check the master key before a service that preserves evidence starts; raise ConfigError to refuse.
+        """Check the master key before an engine that preserves evidence starts; raise ConfigError to refuse.
 
         A key that is configured must be readable and well formed. Without ``SAFEGUARD_VAULT_KEY_FILE``
-        the key is ``DATA_DIR/vault.key``, created here (logged) only while the vault holds no item:
-        never a new key over items the old one wrapped. Either way, when the vault holds items and the
-        key wrapped none of them, it is the wrong key: refuse."""
+        the key is ``DATA_DIR/vault.key``; an engine embedded in another program (and the tests) gets it
+        created here (logged) only while the vault holds no item: never a new key over items the old one
+        wrapped. The service's own entry points (``safeguard serve``, its API processes, ``safeguard
+        scan``) never create one: they run :func:`require_key` first. Either way, when the vault holds
+        items and the key wrapped none of them, it is the wrong key: refuse."""
         stored = self.stored_key_ids()
         if not self.settings.vault_key_file and not self.key_path.exists():
             if stored:
