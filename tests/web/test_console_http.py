@@ -285,3 +285,27 @@ def test_every_console_route_needs_a_session(client: TestClient, cengine: Engine
             seen += 1
     assert seen >= 15
     assert not events_of(cengine, "evidence.read") and not events_of(cengine, "evidence.previewed")
+
+
+def test_only_a_lead_assigns_from_the_console_and_only_to_people_who_work_cases(
+    client: TestClient, cengine: Engine
+) -> None:
+    case_id, _ = banked_case(cengine)
+    person(cengine, "aud", "auditor")
+    mia = person(cengine, "mia", "moderator")
+    csrf = console_login(client, mia)
+    assert 'id="assign-form"' not in client.get(f"/console/cases/{case_id}").text  # not offered to a moderator
+    r = client.post(f"/console/cases/{case_id}/assign", data={"csrf": csrf, "assignee": "user:mia"})
+    assert r.status_code == 403 and "lead_required" in r.text
+    client.cookies.clear()
+    lea = person(cengine, "lea", "lead")
+    csrf = console_login(client, lea)
+    page = client.get(f"/console/cases/{case_id}").text
+    assert 'id="assign-form"' in page and 'value="user:mia"' in page and 'value="user:aud"' not in page
+    r = client.post(f"/console/cases/{case_id}/assign", data={"csrf": csrf, "assignee": "user:aud"})
+    assert r.status_code == 422 and "invalid_assignee" in r.text
+    r = client.post(f"/console/cases/{case_id}/assign", data={"assignee": "user:mia"})  # no CSRF token
+    assert r.status_code == 403
+    r = client.post(f"/console/cases/{case_id}/assign", data={"csrf": csrf, "assignee": "user:mia"})
+    assert r.status_code == 200 and "user:mia" in r.text  # redirected back to the case
+    assert [e.payload for e in events_of(cengine, "case.assigned")] == [{"from": None, "to": "user:mia"}]
