@@ -12,7 +12,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from sqlalchemy import and_, func, select
@@ -99,7 +99,7 @@ def poster_frame(data: bytes) -> Image.Image | None:
             for i, frame in enumerate(c.decode(stream)):
                 img = frame.to_image(width=size[0], height=size[1])
                 first = first or img
-                lo, hi = ImageOps.grayscale(img).getextrema()
+                lo, hi = cast(tuple[int, int], ImageOps.grayscale(img).getextrema())  # one band: (min, max)
                 if hi - lo > 24 or i + 1 >= POSTER_MAX_FRAMES:  # some contrast: a picture, not a blank
                     return img.convert("RGB")
     except (MediaError, OSError, ValueError, av.error.FFmpegError):
