@@ -77,6 +77,7 @@ def test_end_to_end_banked_upload_to_verified_vault(env: dict[str, str], tmp_pat
             assert item["sha256"] == hashlib.sha256(banked).hexdigest() and item["size"] == len(banked)
             # encrypted at rest
             blob = FileBlobStore(vault_of(engine).root / "items")
+            vault_of(engine).settler.flush()  # the file gets its address just after the answer
             with engine.db.read() as db:
                 row = db.get(EvidenceRow, item["id"])
                 assert row is not None and banked not in blob.path(row.blob or "").read_bytes()
