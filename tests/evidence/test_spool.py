@@ -23,6 +23,7 @@ from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Verdict
 from safeguard.engine import Engine
 from safeguard.evidence import FileBlobStore, MasterKey, vault_of
+from safeguard.evidence import vault as vault_module
 from safeguard.evidence.vault import EvidenceWriteFailed, new_item_id
 from safeguard.keys import KeyService
 from safeguard.media import Media
@@ -33,6 +34,12 @@ from tests.conftest import auth
 from tests.media_factory import image_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def spool_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test images are small; the spool takes uploads of SPOOL_ABOVE bytes and more."""
+    monkeypatch.setattr(vault_module, "SPOOL_ABOVE", 0)
 
 
 @pytest.fixture
@@ -68,7 +75,8 @@ CHILD = textwrap.dedent(
     from safeguard.config import Settings
     from safeguard.content import Content, ContentKind
     from safeguard.engine import Engine
-    from safeguard.evidence import vault_of
+    from safeguard.evidence import vault, vault_of
+    vault.SPOOL_ABOVE = 0  # a small test image: spooled as a large upload is
     data_dir, db_url, key_file, image = sys.argv[1:5]
     e = Engine(Settings(data_dir=data_dir, database_url=db_url, vault_key_file=key_file, run_worker=False,
                         index_refresh_seconds=0.0))
@@ -210,5 +218,21 @@ def test_recover_removes_only_old_files_without_a_row(vsettings: Settings, banke
         os.utime(store.spool_path(old), (hour_ago, hour_ago))
         assert vault_of(e).recover() == {"settled": 0, "removed": 1}
         assert [p.name for p in store.spooled()] == [fresh]
+    finally:
+        e.close()
+
+
+def test_small_uploads_are_sealed_before_the_commit_with_their_address(
+    vsettings: Settings, banked: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vault_module, "SPOOL_ABOVE", len(banked) + 1)
+    e = Engine(vsettings)
+    try:
+        e.indexes.maybe_refresh()
+        e.scan(Content(kind=ContentKind.IMAGE, data=banked, user_id="u5"))
+        row = only_row(e)  # no settling needed: the address is in the committed row
+        assert (
+            row.blob is not None and store_of(vsettings).path(row.blob).exists() and store_of(vsettings).spooled() == []
+        )
     finally:
         e.close()

@@ -56,6 +56,10 @@ __all__ = ["EvidenceItem", "EvidenceVault", "Sealed", "VerifyReport", "case_item
 log = logging.getLogger(__name__)
 ITEMS = cast(Table, EvidenceRow.__table__)
 HASH_ONLY_NOTE = "no bytes preserved: hash-only scan"
+#: uploads at least this large are sealed beside the decision's commit (the spool); smaller ones before it
+SPOOL_ABOVE = 1024 * 1024
+#: how long the settler gathers spooled items before one transaction records their addresses
+SETTLE_GATHER_SECONDS = 0.5
 STREAM_NOTE = "no bytes preserved: a live-stream frame is hashed, not kept"
 MAX_REASON = 500
 
@@ -220,7 +224,7 @@ class _Settler:
     def _run(self) -> None:
         while True:
             first = self._queue.get()
-            time.sleep(0.05)  # let a burst gather: one transaction for its rows
+            time.sleep(SETTLE_GATHER_SECONDS)  # let a burst gather: one transaction for its rows
             self._settle(self._drain(first))
 
 
@@ -341,9 +345,11 @@ class EvidenceVault:
     # -- preserving --------------------------------------------------------------------------------
     def spool(self, data: bytes, *, sha256: str | None = None) -> Sealed:
         """Start sealing ``data`` into the spool in a thread and return at once; the recorder waits for the
-        write (``Sealed.after``) before it answers. Stores without a spool seal here (:meth:`seal`)."""
+        write (``Sealed.after``) before it answers. Items under :data:`SPOOL_ABOVE` bytes, and stores without
+        a spool, are sealed here at once (:meth:`seal`): for them the thread hop and the later transaction
+        that records the address cost more than the hash they move off the request."""
         store = self.file_store
-        if store is None:
+        if store is None or len(data) < SPOOL_ABOVE:
             return self.seal(data, sha256=sha256)
         item_id = new_item_id()
         key = self.key
