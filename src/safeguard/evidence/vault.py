@@ -10,7 +10,9 @@ Why it is shaped like this:
   loses nothing. After the commit a settler thread hashes the file, links it to its content address,
   records the address in the row and drops the spool name; :meth:`recover` finishes that at start for
   a process killed half-way. Until then a read finds the item by its id in the spool. The file's
-  SHA-256 (the slowest part of sealing, 1.3 ms for 2 MB) is off the request path.
+  SHA-256 (the slowest part of sealing, 1.3 ms for 2 MB) is off the request path. Uploads under
+  :data:`SPOOL_ABOVE` are sealed at once instead (:meth:`seal`, before the transaction, address and
+  all): for them the thread hop and the settler's extra transaction cost more than they save.
 - **Each item has its own data key**, wrapped by the master key and stored only in the row, never in
   the file: erasing it from the row (``purge``) makes the ciphertext unreadable in every backup.
 - **The preservation is in the hash chain.** The ``action.preserve`` event of the decision carries the
