@@ -48,6 +48,7 @@ import numpy as np
 from rich.table import Table
 from tests.media_factory import encode, make_image
 
+from bench._vault import vault_key
 from bench.loadgen import json_request, multipart_request, run_load
 from bench.scan_api import console, fill_bank, free_port, percentile
 from safeguard.banks.service import BankService
@@ -263,6 +264,7 @@ def main() -> None:
         env = {
             **os.environ,
             "SAFEGUARD_DATA_DIR": tmp,
+            "SAFEGUARD_VAULT_KEY_FILE": vault_key(tmp),
             "SAFEGUARD_LOG_LEVEL": "warning",
             "OMP_NUM_THREADS": "1",
             "PYTHONPATH": tmp,

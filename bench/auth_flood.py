@@ -35,6 +35,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._vault import vault_key
 from bench.api_bench import child_pids, wait_ready
 from bench.scan_api import console, free_port
 
@@ -121,6 +122,7 @@ def _serve(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
     env = {
         **os.environ,
         "SAFEGUARD_DATA_DIR": tmp,
+        "SAFEGUARD_VAULT_KEY_FILE": vault_key(tmp),
         "SAFEGUARD_LOG_LEVEL": "warning",
         "SAFEGUARD_PORT": str(port),
         "SAFEGUARD_AUTH_FAILURES_PER_MINUTE": "0",  # let every made-up key reach the lookup

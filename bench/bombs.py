@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from tests.media_factory import encode, make_image  # noqa: E402
 
+from bench._vault import vault_key  # noqa: E402
 from bench.api_bench import child_pids  # noqa: E402
 from safeguard.config import Settings  # noqa: E402
 
@@ -157,7 +158,12 @@ def main() -> int:
     random.Random(7).shuffle(jobs)
 
     with tempfile.TemporaryDirectory(prefix="sg-bombs-") as tmp:
-        env = {**os.environ, "SAFEGUARD_DATA_DIR": tmp, "SAFEGUARD_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "SAFEGUARD_DATA_DIR": tmp,
+            "SAFEGUARD_VAULT_KEY_FILE": vault_key(tmp),
+            "SAFEGUARD_LOG_LEVEL": "warning",
+        }
         env.pop("SAFEGUARD_DATABASE_URL", None)
         key = subprocess.run(
             [sys.executable, "-m", "safeguard.cli", "keys", "create", "--role", "platform", "--name", "bombs"],

@@ -1,15 +1,17 @@
 """Screenshots of the console for the docs (benign generated images only): the queue and a case page.
 
-    python bench/console_screenshots.py            # writes docs/img/console-queue.png, docs/img/console-case.png
+    python bench/console_screenshots.py   # docs/img/console-queue.png, console-case.png, console-conversation.png
 
 Starts the console on a free loopback port over a temporary data directory, opens a few cases by scanning
-banked generated images, logs in a moderator (TOTP) and drives Debian's Chromium (/usr/bin/chromium).
+banked generated images and one by posting benign grooming-fixture chat lines, logs in a moderator and
+a lead (TOTP) and drives Debian's Chromium (/usr/bin/chromium).
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,8 +19,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
+from tests.detectors.grooming.helpers import GROOMING_LINES, msg  # noqa: E402
 from tests.web.conftest import NEW_PASSWORD, banked_case, code, person  # noqa: E402
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console  # noqa: E402
+
+from safeguard.detectors.grooming.service import GroomingService  # noqa: E402
 
 
 def main() -> int:
@@ -45,8 +50,30 @@ def main() -> int:
             page.get_by_role("button", name="Claim").click()
             page.wait_for_url(f"**/console/cases/{cases[0]}")
             page.screenshot(path=str(out / "console-case.png"), full_page=True)
+            # a grooming case (benign fixture lines) as a lead sees it: the conversation around the evidence
+            grooming = GroomingService(engine)
+            lines = [*GROOMING_LINES[:4], "gg", "what music do you like", *GROOMING_LINES[4:]]
+            t0 = time.time() - 600
+            for i, line in enumerate(lines):
+                grooming.post("chat-42", [msg(i, line, t0=t0)])
+            lea = person(engine, "lea", "lead")
+            page = browser.new_page(viewport={"width": 1366, "height": 820})
+            page.goto(f"{base}/console/login")
+            page.get_by_label("Name").fill("lea")
+            page.get_by_label("Password").fill(lea.password)
+            page.get_by_label("Code from your authenticator app").fill(code(lea))
+            page.get_by_role("button", name="Log in").click()
+            page.get_by_label("Current password").fill(lea.password)
+            page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+            page.get_by_label("New password again").fill(NEW_PASSWORD)
+            page.get_by_role("button", name="Change password").click()
+            page.wait_for_url("**/console/queue")
+            page.get_by_role("link", name="#7").click()  # the grooming case: opened after the six image cases
+            page.wait_for_url("**/console/cases/7")
+            page.get_by_role("list", name="Messages around m6, oldest first").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(out / "console-conversation.png"))
             browser.close()
-    print(f"wrote {out / 'console-queue.png'} and {out / 'console-case.png'}")
+    print(f"wrote {out / 'console-queue.png'}, {out / 'console-case.png'} and {out / 'console-conversation.png'}")
     return 0
 
 

@@ -35,6 +35,7 @@ import numpy as np
 from rich.progress import track
 from rich.table import Table
 
+from bench._vault import vault_key
 from bench.api_bench import start
 from bench.loadgen import json_request, run_load
 from bench.scan_api import console, fill_bank, percentile
@@ -66,7 +67,13 @@ def main() -> None:
     console.print(f"load average before: {os.getloadavg()}")
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "SAFEGUARD_DATA_DIR": tmp, "SAFEGUARD_LOG_LEVEL": "warning", "OMP_NUM_THREADS": "1"}
+        env = {
+            **os.environ,
+            "SAFEGUARD_DATA_DIR": tmp,
+            "SAFEGUARD_VAULT_KEY_FILE": vault_key(tmp),
+            "SAFEGUARD_LOG_LEVEL": "warning",
+            "OMP_NUM_THREADS": "1",
+        }
         settings = Settings.from_env(env)
         took = fill_bank(settings, args.entries, [])
         console.print(f"bank: {args.entries:,} random PDQ entries, imported in {took:.1f} s")

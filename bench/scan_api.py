@@ -32,6 +32,7 @@ from rich.progress import track
 from rich.table import Table
 from tests.media_factory import encode, make_image
 
+from bench._vault import vault_key
 from safeguard.banks import BankService
 from safeguard.banks.sources.base import Row
 from safeguard.config import Settings
@@ -116,7 +117,12 @@ def main() -> None:
     jpeg = encode(make_image(42, (1920, 1080)), "JPEG", quality=90)
     sigs = {s.type: s for s in compute_signals(Media.from_bytes(jpeg))}
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "SAFEGUARD_DATA_DIR": tmp, "SAFEGUARD_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "SAFEGUARD_DATA_DIR": tmp,
+            "SAFEGUARD_VAULT_KEY_FILE": vault_key(tmp),
+            "SAFEGUARD_LOG_LEVEL": "warning",
+        }
         settings = Settings.from_env(env)
         import_s = fill_bank(settings, args.entries, [("pdq", sigs["pdq"].value)])
         db = Database(settings.resolved_database_url)

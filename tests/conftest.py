@@ -3,7 +3,10 @@ is set, as .ci/run does), engines, API clients with a key per role, and benign g
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,21 @@ from safeguard.engine import Engine
 from safeguard.keys import KeyService
 from safeguard.store import Database
 
+
+def _session_vault_key() -> None:
+    """The service refuses to start without an evidence vault key and never makes one itself
+    (``safeguard vault init`` does). Services that tests start as subprocesses (``safeguard serve``,
+    ``scan``) inherit this environment: one key, made here for the session, serves them all."""
+    if os.environ.get("SAFEGUARD_VAULT_KEY_FILE"):
+        return
+    from safeguard.evidence import MasterKey
+
+    folder = Path(tempfile.mkdtemp(prefix="sg-test-vault-"))
+    atexit.register(shutil.rmtree, folder, True)
+    os.environ["SAFEGUARD_VAULT_KEY_FILE"] = MasterKey.generate().write_new(folder / "vault.key").path
+
+
+_session_vault_key()
 PG_URL = os.environ.get("SAFEGUARD_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 # named after the test database, so several checkouts can share one server without sharing a template

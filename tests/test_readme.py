@@ -64,6 +64,11 @@ def test_the_readme_first_scan_block_runs_as_written(tmp_path: Path) -> None:
     venv = Path(sys.executable).parent.parent
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEGUARD_")}
     env |= {"SAFEGUARD_PORT": str(port), "SAFEGUARD_LOG_LEVEL": "warning", "SAFEGUARD_INDEX_REFRESH_SECONDS": "0.2"}
+    # what ./scripts/serve does on a first start: make the vault key (the service never makes its own)
+    init = subprocess.run(
+        [str(venv / "bin" / "safeguard"), "vault", "init"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert init.returncode == 0 and (tmp_path / "var" / "vault.key").exists(), init.stderr
     server = subprocess.Popen(
         [str(venv / "bin" / "safeguard"), "serve"],
         cwd=tmp_path,

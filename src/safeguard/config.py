@@ -172,8 +172,9 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "",
         "Evidence vault master key (made by `safeguard vault init`; 32 random bytes, base64). Empty: "
-        "DATA_DIR/vault.key, created on first start while the vault is empty. A key that is set but missing, "
-        "unreadable or not the one that wrapped the stored items stops the service from starting.",
+        "DATA_DIR/vault.key (./scripts/serve runs `safeguard vault init` on a first start). With `preserve` in the "
+        "policy, a key that is missing, unreadable or not the one that wrapped the stored items stops the service "
+        "from starting; the service never makes one.",
     ),
     Setting(
         "vault_retention_days",

@@ -44,7 +44,7 @@ from safeguard.signals.vpdq import MAX_TIMESTAMP
 from safeguard.store import Database, driver
 from safeguard.store.db import connection_of
 from safeguard.store.models import DecisionRow, Statement
-from safeguard.store.recorder import Bulk, Recorder, Rerunnable, Work, collecting
+from safeguard.store.recorder import AfterCommit, Bulk, Once, Recorder, Rerunnable, Work, collecting
 
 log = logging.getLogger(__name__)
 # Hash-only scans with at most this many signals may be matched on the API's event loop (each index
@@ -73,7 +73,7 @@ class Engine:
         self.settings = settings
         self.db = db or Database(settings.resolved_database_url, synchronous=settings.sqlite_synchronous)
         if migrate:
-            self.db.migrate()
+            self.db.migrate(settings)
         self.policy = policy or load_policy(settings.policy_file or None)
         snapshot_dir = Path(settings.data_dir) / "index" if settings.data_dir else None
         # a bank row the index cannot load is quarantined: disabled, with an event (index/manager.py)
@@ -291,12 +291,17 @@ class Engine:
             self._add_statement(bulk, content, decision, actor)  # a bare block verdict restricts too
             return bulk
 
-        # local work an action does before the write (evidence: encrypt and store the bytes)
+        # local work an action does before the write (evidence: encrypt and store the bytes); what runs on
+        # beside the write (``AfterCommit``) is waited for before the recorder's submit returns
         prepared = {}
+        after: list[AfterCommit] = []
         for a in decision.actions:
             got = self.action_handlers[a.name].prepare(a, content, decision)
             if got is not None:
                 prepared[a.name] = got
+                hook = getattr(got, "after", None)
+                if isinstance(hook, AfterCommit):
+                    after.append(hook)
 
         def record(s: Session) -> Decision:
             return self._record(s, content, decision, findings, actor, pending, prepared)
@@ -304,8 +309,8 @@ class Engine:
         # the built-in actions only write through the session: a batch of such decisions may share
         # one savepoint (store/recorder.py); a pending row's ORM merge keeps its own
         if not pending and all(self.action_handlers[a.name].rerunnable for a in decision.actions):
-            return Rerunnable(record)
-        return record
+            return Rerunnable(record, tuple(after))
+        return Once(record, tuple(after)) if after else record
 
     def _new_decision(
         self, content: Content, findings: list[Finding], signals: list[Signal] | None, decision_id: str | None

@@ -91,6 +91,7 @@ def events_of(engine: Engine, type_: str) -> list[Event]:
 
 
 def rows(engine: Engine) -> list[EvidenceRow]:
+    vault_of(engine).settler.flush()  # spooled items get their address in the background
     with engine.db.read() as s:
         return list(s.execute(select(EvidenceRow).order_by(EvidenceRow.preserved_at)).scalars())
 

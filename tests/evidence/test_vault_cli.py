@@ -77,6 +77,7 @@ def test_end_to_end_banked_upload_to_verified_vault(env: dict[str, str], tmp_pat
             assert item["sha256"] == hashlib.sha256(banked).hexdigest() and item["size"] == len(banked)
             # encrypted at rest
             blob = FileBlobStore(vault_of(engine).root / "items")
+            vault_of(engine).settler.flush()  # the file gets its address just after the answer
             with engine.db.read() as db:
                 row = db.get(EvidenceRow, item["id"])
                 assert row is not None and banked not in blob.path(row.blob or "").read_bytes()
@@ -110,6 +111,7 @@ def _seed(env: dict[str, str], n: int) -> tuple[Engine, list[str]]:
     engine.indexes.maybe_refresh()
     for i in range(n):
         engine.scan(Content(kind=ContentKind.IMAGE, data=data, user_id=f"s{i}"))
+    vault_of(engine).settler.flush()  # spooled items get their address in the background
     with engine.db.read() as s:
         ids = list(s.execute(select(EvidenceRow.id).order_by(EvidenceRow.preserved_at)).scalars())
     return engine, ids
@@ -182,3 +184,33 @@ def test_serve_refuses_to_start_without_a_readable_key(env: dict[str, str], tmp_
     MasterKey.generate().write_new(other)
     r = sg({**env, "SAFEGUARD_VAULT_KEY_FILE": str(other)}, "serve", "--port", "9", ok=False)
     assert r.returncode == 2 and "not the key that wrapped the stored evidence" in r.stderr
+
+
+def test_the_service_never_makes_its_own_key_and_refuses_to_start_without_one(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {k: v for k, v in env.items() if k != "SAFEGUARD_VAULT_KEY_FILE"}  # the default: DATA_DIR/vault.key
+    key = Path(env["SAFEGUARD_DATA_DIR"]) / "vault.key"
+    upload = tmp_path / "u.png"
+    upload.write_bytes(image_bytes(5, "PNG"))
+    r = sg(env, "scan", str(upload), ok=False)
+    assert r.returncode == 2 and "evidence_key_error" in r.stderr and "safeguard vault init" in r.stderr
+    assert not key.exists()
+    # each API process refuses the same way (what `safeguard serve` runs in its workers)
+    code = "from safeguard.api.app import create_app_from_env; create_app_from_env()"
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "safeguard vault init" in p.stderr and not key.exists()
+    # a key too open is refused, not fixed
+    sg(env, "vault", "init")
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    key.chmod(0o644)
+    r = sg(env, "scan", str(upload), ok=False)
+    assert r.returncode == 2 and "readable by group or others" in r.stderr
+    key.chmod(0o600)
+    sg(env, "scan", str(upload))  # with the key: scans
+    # a policy that preserves nothing needs no key
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: x\nrules: []\n")
+    bare = env | {"SAFEGUARD_POLICY_FILE": str(policy), "SAFEGUARD_DATA_DIR": str(tmp_path / "other")}
+    sg(bare, "scan", str(upload))
+    assert not (tmp_path / "other" / "vault.key").exists()

@@ -285,3 +285,63 @@ def test_every_console_route_needs_a_session(client: TestClient, cengine: Engine
             seen += 1
     assert seen >= 15
     assert not events_of(cengine, "evidence.read") and not events_of(cengine, "evidence.previewed")
+
+
+def test_only_a_lead_assigns_from_the_console_and_only_to_people_who_work_cases(
+    client: TestClient, cengine: Engine
+) -> None:
+    case_id, _ = banked_case(cengine)
+    person(cengine, "aud", "auditor")
+    mia = person(cengine, "mia", "moderator")
+    csrf = console_login(client, mia)
+    assert 'id="assign-form"' not in client.get(f"/console/cases/{case_id}").text  # not offered to a moderator
+    r = client.post(f"/console/cases/{case_id}/assign", data={"csrf": csrf, "assignee": "user:mia"})
+    assert r.status_code == 403 and "lead_required" in r.text
+    client.cookies.clear()
+    lea = person(cengine, "lea", "lead")
+    csrf = console_login(client, lea)
+    page = client.get(f"/console/cases/{case_id}").text
+    assert 'id="assign-form"' in page and 'value="user:mia"' in page and 'value="user:aud"' not in page
+    r = client.post(f"/console/cases/{case_id}/assign", data={"csrf": csrf, "assignee": "user:aud"})
+    assert r.status_code == 422 and "invalid_assignee" in r.text
+    r = client.post(f"/console/cases/{case_id}/assign", data={"assignee": "user:mia"})  # no CSRF token
+    assert r.status_code == 403
+    r = client.post(f"/console/cases/{case_id}/assign", data={"csrf": csrf, "assignee": "user:mia"})
+    assert r.status_code == 200 and "user:mia" in r.text  # redirected back to the case
+    assert [e.payload for e in events_of(cengine, "case.assigned")] == [{"from": None, "to": "user:mia"}]
+
+
+def test_a_video_item_gets_a_blurred_greyscale_poster_frame_rendered_here(client: TestClient, cengine: Engine) -> None:
+    import hashlib
+
+    from PIL import ImageChops, ImageFilter, ImageOps, ImageStat
+
+    from safeguard.web.service import BLUR_RADIUS
+    from tests.videogen import make_video
+
+    video = make_video(seconds=2.0, size=(320, 240), seed=3)  # benign generated frames
+    BankService(cengine.db).create("csam-v", actor="t", default_category="A1")
+    BankService(cengine.db).add_entry(
+        "csam-v", signal_type="sha256", value=hashlib.sha256(video).hexdigest(), actor="t"
+    )
+    cengine.indexes.maybe_refresh()
+    d = cengine.scan(Content(kind=ContentKind.VIDEO, data=video, media_type="video/mp4", user_id="v-1"))
+    assert d.case_id is not None and "preserve" in [a.name for a in d.actions]
+    mia = person(cengine, "mia", "moderator")
+    csrf = console_login(client, mia)
+    page = client.get(f"/console/cases/{d.case_id}").text
+    assert "(video, poster frame), blurred" in page and "no preview in the console" not in page
+    item = evidence_id(client, d.case_id)
+    r = client.get(f"/console/cases/{d.case_id}/media/{item}/preview.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content != video
+    blurred = Image.open(io.BytesIO(r.content))
+    assert blurred.mode == "L" and blurred.size == (320, 240)
+    assert events_of(cengine, "evidence.previewed") and not events_of(cengine, "evidence.read")
+    r = client.post(f"/console/cases/{d.case_id}/media/{item}/reveal", data={"csrf": csrf, "reason": "check the clip"})
+    sharp = Image.open(io.BytesIO(r.content))
+    assert r.status_code == 200 and sharp.mode == "RGB" and sharp.size == (320, 240)
+    # the preview is that same frame, greyscale and blurred: blurring the revealed one reproduces it
+    ours = ImageOps.grayscale(sharp).filter(ImageFilter.GaussianBlur(BLUR_RADIUS))
+    assert ImageStat.Stat(ImageChops.difference(ours, blurred)).mean[0] < 1.0
+    assert ImageStat.Stat(ImageChops.difference(ImageOps.grayscale(sharp), blurred)).mean[0] > 1.0  # not sharp
+    assert [e.payload["reason"] for e in events_of(cengine, "evidence.read")] == ["check the clip"]

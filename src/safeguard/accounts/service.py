@@ -3,7 +3,8 @@
 - Passwords are hashed with argon2id (``argon2-cffi``'s defaults). ``safeguard users create`` and
   ``reset`` print a one-time password: a session opened with it may only change the password.
 - TOTP (RFC 6238, ``pyotp``) is required for every human role. A code is accepted once: the time step
-  it matched is stored, and a code of that step or an earlier one is refused (no replay).
+  it matched is stored, and a code of that step or an earlier one is refused (no replay). The secret is
+  sealed at rest (``safeguard.secrets``, purpose ``totp:<name>``): a copy of the database makes no codes.
 - ``SAFEGUARD_LOGIN_MAX_FAILURES`` wrong passwords or codes in a row lock the account for
   ``SAFEGUARD_LOGIN_LOCKOUT_SECONDS``; every success, failure and lock-out is an event.
 - A session is a random 256-bit token in a cookie (HttpOnly, SameSite=Strict, Secure behind HTTPS);
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -31,6 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from safeguard import events
+from safeguard import secrets as sealing
 from safeguard.accounts.who import Who
 from safeguard.cases.model import no_nul
 from safeguard.config import Settings
@@ -44,6 +47,12 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 256
 TOTP_STEP = 30
 ISSUER = "Safeguard"
+log = logging.getLogger(__name__)
+
+
+def totp_purpose(name: str) -> str:
+    """What a user's sealed TOTP secret is bound to (a token copied to another row does not open)."""
+    return f"totp:{name}"
 
 
 class AccountLocked(SafeguardError):
@@ -157,7 +166,7 @@ class UserService:
                     role=role,
                     password_hash=self.hasher.hash(creds.password),
                     password_temporary=True,
-                    totp_secret=creds.totp_secret,
+                    totp_secret=sealing.seal(self.settings, creds.totp_secret, purpose=totp_purpose(name)),
                     totp_last_step=0,
                     failed_logins=0,
                     created_at=now,
@@ -193,7 +202,7 @@ class UserService:
             creds = Credentials(u.name, u.role, secrets.token_urlsafe(12), pyotp.random_base32())
             u.password_hash = self.hasher.hash(creds.password)
             u.password_temporary = True
-            u.totp_secret = creds.totp_secret
+            u.totp_secret = sealing.seal(self.settings, creds.totp_secret, purpose=totp_purpose(u.name))
             u.totp_last_step = 0
             u.failed_logins = 0
             u.locked_until = None
@@ -290,7 +299,10 @@ class UserService:
         """None when both factors are right (and the code is new); else which one failed."""
         if not self._verify(u.password_hash, password):
             return "password"
-        step = self._totp_step(u.totp_secret, code)
+        secret = self._totp_secret(u)
+        if secret is None:
+            return "totp_secret_unreadable"
+        step = self._totp_step(secret, code)
         if step is None:
             return "totp"
         if step <= u.totp_last_step:
@@ -299,6 +311,19 @@ class UserService:
         if self.hasher.check_needs_rehash(u.password_hash):
             u.password_hash = self.hasher.hash(password)
         return None
+
+    def _totp_secret(self, u: User) -> str | None:
+        """The user's TOTP secret, opened; one still in the clear (written before sealing existed and not
+        sealed by the migration) is sealed now. None, logged, when it does not open (another secrets key)."""
+        if not sealing.is_sealed(u.totp_secret):
+            secret = u.totp_secret
+            u.totp_secret = sealing.seal(self.settings, secret, purpose=totp_purpose(u.name))
+            return secret
+        try:
+            return sealing.open_(self.settings, u.totp_secret, purpose=totp_purpose(u.name))
+        except ConfigError as exc:
+            log.error("the TOTP secret of user %s does not open: %s (SAFEGUARD_SECRETS_KEY_FILE)", u.name, exc.message)
+            return None
 
     @staticmethod
     def _totp_step(secret: str, code: str) -> int | None:

@@ -147,7 +147,11 @@ class SafeguardAPI(FastAPI):
 
 
 def create_app_from_env() -> FastAPI:
-    logging.basicConfig(level=Settings.from_env().log_level.upper())
+    from safeguard.evidence import require_key
+
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level.upper())
+    require_key(settings)  # an API process never makes its own vault key
     app = create_app()
     freeze_startup_heap()
     return app

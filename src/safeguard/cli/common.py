@@ -35,6 +35,10 @@ def engine(load_indexes: bool = False, start_actions: bool = False) -> Any:
 
     s = settings()
     warn_if_new_database(s)
+    if start_actions:
+        from safeguard.evidence import require_key
+
+        require_key(s)  # the service never makes its own vault key (``safeguard vault init`` does)
     return Engine(s, load_indexes=load_indexes, start_actions=start_actions)
 
 

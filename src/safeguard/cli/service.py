@@ -91,7 +91,7 @@ def db_upgrade() -> None:
     from safeguard.store import Database
 
     s = settings()
-    Database(s.resolved_database_url).migrate()
+    Database(s.resolved_database_url).migrate(s)
     console.print(f"database at {s.resolved_database_url} is up to date")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from safeguard.evidence.keys import EvidenceKeyError, EvidenceTampered, MasterKey
 from safeguard.evidence.storage import BlobMissing, BlobStore, FileBlobStore
-from safeguard.evidence.vault import EvidenceGone, EvidenceItem, EvidenceVault, Sealed, VerifyReport
+from safeguard.evidence.vault import EvidenceGone, EvidenceItem, EvidenceVault, Sealed, VerifyReport, require_key
 
 __all__ = [
     "BlobMissing",
@@ -21,6 +21,7 @@ __all__ = [
     "MasterKey",
     "Sealed",
     "VerifyReport",
+    "require_key",
     "vault_of",
 ]
 

@@ -1,8 +1,9 @@
 """The ``preserve`` action: keep an encrypted copy of the upload in the evidence vault.
 
-``prepare`` (before the decision's transaction, in the scanning thread) encrypts the bytes and writes
-the file; ``run`` (inside the transaction) writes the item's row, so the row commits with the decision
-and its case, and the ``action.preserve`` event records the item's SHA-256 in the hash chain. A
+``prepare`` (in the scanning thread, once the decision is known) starts sealing the bytes into the
+vault's spool in another thread; ``run`` (inside the transaction) writes the item's row, so the row
+commits with the decision and its case while the file is written, and the ``action.preserve`` event
+records the item's SHA-256 in the hash chain. The recorder answers only when both are done. A
 hash-only scan holds no bytes: ``run`` writes a row that says so ("no bytes preserved: hash-only
 scan"), which the case shows among its evidence.
 """
@@ -27,7 +28,7 @@ SHARED_KEY = "evidence_vault"
 
 class Preserve(ActionHandler):
     name = "preserve"
-    rerunnable = True  # ``run`` writes one row through the session; the file was written by ``prepare``
+    rerunnable = True  # ``run`` writes one row through the session; the file is written by ``prepare``'s thread
 
     def __init__(self) -> None:
         self.vault: EvidenceVault | None = None
@@ -49,7 +50,7 @@ class Preserve(ActionHandler):
         sha = None
         if not any(s.type == "sha256" for s in content.signals):
             sha = next((s.value for s in decision.signals if s.type == "sha256"), None)
-        return self._vault().seal(content.data, sha256=sha)
+        return self._vault().spool(content.data, sha256=sha)
 
     def run(self, action: Action, ctx: ActionContext) -> dict[str, Any]:
         vault = self._vault()
@@ -75,5 +76,7 @@ class Preserve(ActionHandler):
         if sealed is None:
             out["note"] = row["note"]
         else:
-            out |= {"size": sealed.size, "blob": sealed.blob, "key_id": sealed.key_id}
+            out |= {"size": sealed.size, "key_id": sealed.key_id}
+            if sealed.blob is not None:
+                out["blob"] = sealed.blob
         return out

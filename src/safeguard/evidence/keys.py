@@ -154,11 +154,11 @@ _pool_lock = threading.Lock()
 
 
 @contextmanager
-def sealing(data: bytes, item_id: str) -> Iterator[tuple[memoryview, bytes]]:
+def sealing(data: bytes, item_id: str, data_key: bytes | None = None) -> Iterator[tuple[memoryview, bytes]]:
     """:func:`seal_item` into a pooled buffer: yields (a view of the file's bytes, valid inside the ``with``
-    only, and the data key)."""
+    only, and the data key: ``data_key``, or a fresh one)."""
     global _pooled
-    data_key = AESGCM.generate_key(bit_length=256)
+    data_key = data_key or AESGCM.generate_key(bit_length=256)
     nonce = secrets.token_bytes(_NONCE)
     head = len(MAGIC) + _NONCE
     need = head + len(data) + 16 + 15  # GCM's update_into wants a block's slack

@@ -23,6 +23,7 @@ from safeguard.errors import ConfigError
 __all__ = ["BlobMissing", "BlobStore", "FileBlobStore"]
 
 _ADDRESS = re.compile(r"^[0-9a-f]{64}$")
+_SPOOL_NAME = re.compile(r"^ev_[0-9a-f]{32}$")
 
 
 class BlobMissing(Exception):
@@ -102,6 +103,79 @@ class FileBlobStore:
         elif self.fsync == "background":
             _SYNCER.add(final)
         return address
+
+    # -- the spool: sealed items written under their item id, named by their hash later ------------
+    # A matching upload's sealed bytes are written once, here, while the decision commits; the item's
+    # row names no address yet. After the commit a background thread (``EvidenceVault``'s settler)
+    # hashes the file, links it to its address, records the address in the row, and unlinks the spool
+    # name. Each step is safe to repeat, so a process killed anywhere in between is finished by the
+    # next start (``EvidenceVault.recover``).
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.root.parent / "spool"
+
+    def spool_path(self, item_id: str) -> Path:
+        if not _SPOOL_NAME.match(item_id):
+            raise ValueError(f"not an evidence item id: {item_id!r}")
+        return self.spool_dir / item_id
+
+    def spool(self, item_id: str, data: bytes | memoryview) -> None:
+        """Write a sealed item under its id (never over an existing file); durable as ``fsync`` says."""
+        path = self.spool_path(item_id)
+        if self.spool_dir not in self._dirs:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(self.spool_dir)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if self.fsync == "request":
+                os.fsync(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        finally:
+            os.close(fd)
+        if self.fsync == "request":
+            _fsync_dir(self.spool_dir)
+        elif self.fsync == "background":
+            _SYNCER.add(path)
+
+    def spooled(self) -> list[Path]:
+        try:
+            return [p for p in self.spool_dir.iterdir() if _SPOOL_NAME.match(p.name)]
+        except FileNotFoundError:
+            return []
+
+    def get_spooled(self, item_id: str) -> bytes:
+        try:
+            return self.spool_path(item_id).read_bytes()
+        except FileNotFoundError:
+            raise BlobMissing(item_id) from None
+
+    def link_spooled(self, item_id: str) -> str:
+        """Give a spooled item its address (a hard link; the spool name stays until :meth:`unspool`)."""
+        src = self.spool_path(item_id)
+        data = src.read_bytes()  # raises FileNotFoundError when it is not (or no longer) spooled
+        address = hashlib.sha256(data).hexdigest()
+        final = self.path(address)
+        if final.parent not in self._dirs:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(final.parent)
+        with contextlib.suppress(FileExistsError):  # linked by an earlier, interrupted settle
+            os.link(src, final)
+        if self.fsync == "request":
+            _fsync_dir(final.parent)
+        elif self.fsync == "background":
+            _SYNCER.add(final)
+        return address
+
+    def unspool(self, item_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.spool_path(item_id).unlink()
 
     def get(self, address: str) -> bytes:
         try:

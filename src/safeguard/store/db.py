@@ -137,8 +137,9 @@ class Database:
                 if outermost and fd is not None:
                     fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent)."""
+    def migrate(self, settings: Any = None) -> None:
+        """Bring the schema to the newest Alembic revision (idempotent). ``settings`` (a ``Settings``): for
+        migrations that seal data with a key kept outside the database; without them the environment's."""
         from alembic import command
         from alembic.config import Config
 
@@ -147,6 +148,7 @@ class Database:
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
+            cfg.attributes["settings"] = settings
             command.upgrade(cfg, "head")
 
     def dispose(self) -> None:

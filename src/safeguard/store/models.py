@@ -241,7 +241,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32))
     password_hash: Mapped[str] = mapped_column(String(200))
     password_temporary: Mapped[bool] = mapped_column(Boolean, default=True)
-    totp_secret: Mapped[str] = mapped_column(String(64))
+    totp_secret: Mapped[str] = mapped_column(String(200))  # sealed (safeguard.secrets, purpose "totp:<name>")
     totp_last_step: Mapped[int] = mapped_column(BigInteger, default=0)  # a TOTP code is accepted once
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -14,6 +14,11 @@ A write is one of three kinds:
 - a :class:`Bulk`: plain rows and events with no logic. The whole batch writes them with one
   multi-row INSERT per table. Most scans are ``allow`` decisions with no actions (one decision row
   and one event), and the ORM's per-object cost was most of their recording time.
+
+A function write may carry :class:`AfterCommit` hooks (``work.after``): local work started before the
+write and running beside it (the evidence vault writing a sealed file while the decision commits).
+``submit`` returns only when the write has committed *and* that work is done, then tells it the write
+committed; if the write failed, it tells it so instead.
 """
 
 from __future__ import annotations
@@ -50,6 +55,36 @@ class Bulk:
     result: Any = None
 
 
+class AfterCommit:
+    """Local work that runs beside a write and must be done before its submitter returns."""
+
+    def __init__(self, future: Future[Any]) -> None:
+        self.future = future  # the local work itself (a thread pool's future)
+
+    def wait(self) -> None:
+        """Block until the local work is done; raise its error, if any, once the write has committed."""
+        self.future.result()
+
+    def committed(self) -> None:
+        """The write committed and the local work is done (quick: never blocks on IO)."""
+
+    def abandoned(self) -> None:
+        """The write did not commit: undo the local work once it is done (quick: never blocks)."""
+
+
+class Once:
+    """A function write with :class:`AfterCommit` hooks (not rerunnable: it gets its own savepoint)."""
+
+    __slots__ = ("after", "fn")
+
+    def __init__(self, fn: Callable[[Session], Any], after: tuple[AfterCommit, ...] = ()) -> None:
+        self.fn = fn
+        self.after = after
+
+    def __call__(self, s: Session) -> Any:
+        return self.fn(s)
+
+
 class Rerunnable:
     """A write that changes nothing but the database, so it may run again after a rollback.
 
@@ -57,16 +92,33 @@ class Rerunnable:
     rerunnable writes share one, and are rerun one savepoint each only when that fails.
     """
 
-    __slots__ = ("fn",)
+    __slots__ = ("after", "fn")
 
-    def __init__(self, fn: Callable[[Session], Any]) -> None:
+    def __init__(self, fn: Callable[[Session], Any], after: tuple[AfterCommit, ...] = ()) -> None:
         self.fn = fn
+        self.after = after
 
     def __call__(self, s: Session) -> Any:
         return self.fn(s)
 
 
 Work = Callable[[Session], Any] | Bulk
+
+
+def _after(work: Work) -> tuple[AfterCommit, ...]:
+    return work.after if isinstance(work, Rerunnable | Once) else ()
+
+
+def _finish(after: tuple[AfterCommit, ...], ok: bool) -> None:
+    """After the write: wait for the local work and report; or, when the write failed, abandon it."""
+    if not ok:
+        for a in after:
+            a.abandoned()
+        return
+    for a in after:
+        a.wait()
+    for a in after:
+        a.committed()
 
 
 class _LoopWaiter:
@@ -178,13 +230,21 @@ class Recorder:
     def submit(self, work: Work) -> Any:
         """Run ``work`` (a function of the session, or a :class:`Bulk`) in a write transaction shared with
         other waiting callers; return its result (a Bulk's ``result``) once that transaction has committed."""
-        if threading.current_thread() is self._thread:  # re-entrant use from inside a batch
-            with self.db.write() as s:
-                return _run_one(s, work)
-        fut: Future[Any] = Future()
-        self._ensure_thread()
-        self._queue.put((work, fut))
-        return fut.result()
+        after = _after(work)
+        try:
+            if threading.current_thread() is self._thread:  # re-entrant use from inside a batch
+                with self.db.write() as s:
+                    result = _run_one(s, work)
+            else:
+                fut: Future[Any] = Future()
+                self._ensure_thread()
+                self._queue.put((work, fut))
+                result = fut.result()
+        except BaseException:
+            _finish(after, ok=False)
+            raise
+        _finish(after, ok=True)
+        return result
 
     async def submit_async(self, work: Work) -> Any:
         """:meth:`submit` for the event loop: the loop serves other requests while the batch commits.
@@ -200,7 +260,24 @@ class Recorder:
             pending = self._pending[loop] = []
             loop.call_soon(self._hand_over, loop)
         pending.append((work, waiter))
-        return await waiter.future
+        after = _after(work)
+        if not after:
+            return await waiter.future
+        try:
+            result = await waiter.future
+        except asyncio.CancelledError:
+            # the write may still commit: leave the local work as it is (its owner recovers it at start)
+            raise
+        except BaseException:
+            _finish(after, ok=False)
+            raise
+        for a in after:
+            try:
+                await asyncio.wrap_future(a.future)
+            except Exception:
+                await asyncio.to_thread(a.wait)  # lets the hook record the failure, then raises it
+        _finish(after, ok=True)  # the futures are done: no waiting left
+        return result
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         self._ensure_thread()

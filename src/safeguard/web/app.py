@@ -29,6 +29,7 @@ from safeguard.api.deps import Services
 from safeguard.cases import CATEGORIES, QUEUES, STATUSES, CaseFilter, CaseService
 from safeguard.errors import Forbidden, InvalidInput, SafeguardError, Unauthorized
 from safeguard.evidence import vault_of
+from safeguard.web.conversation import conversation_context
 from safeguard.web.service import ConsoleService, render_image
 
 HERE = Path(__file__).parent
@@ -37,6 +38,7 @@ PREFIX = "/console"
 WORK_ROLES = frozenset({"moderator", "lead", "admin"})
 READ_ROLES = WORK_ROLES | {"auditor"}
 REVEAL_ROLES = WORK_ROLES
+LEAD_ROLES = frozenset({"lead", "admin"})
 OUTCOMES = ("confirmed", "not_violating", "escalated")
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
@@ -351,6 +353,7 @@ def _stage(indicator: str) -> str:
 
 
 env.globals["stage_of"] = _stage
+env.filters["stage_of"] = _stage
 
 
 def _entries(request: Request, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -384,6 +387,19 @@ def _entries(request: Request, ids: list[int]) -> dict[int, dict[str, Any]]:
     return out
 
 
+def _assignees(request: Request) -> list[str]:
+    """Whom a lead may hand a case to: every enabled account that works cases (as ``user:NAME``)."""
+    return [f"user:{u.name}" for u in _users(request).list() if u.role in WORK_ROLES and not u.disabled]
+
+
+def _context(request: Request, case: Any, findings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The conversation around each grooming evidence message (web/conversation.py)."""
+    if case.subject_kind != "conversation":
+        return {}
+    evidence = [e for f in findings if f.get("detector") == "grooming" for e in (f.get("evidence") or ())]
+    return conversation_context(_cases(request).db, case.subject_id, evidence) if evidence else {}
+
+
 async def _case_page(request: Request, page: Page, case_id: int, *, status: int = 200, error: Any = None) -> Response:
     cs = _cases(request)
     detail = await run_in_threadpool(cs.get, page.who, case_id)
@@ -391,6 +407,9 @@ async def _case_page(request: Request, page: Page, case_id: int, *, status: int 
     ids = [int(f["entry_id"]) for f in detail.findings if isinstance(f.get("entry_id"), int)]
     entries = await run_in_threadpool(_entries, request, ids)
     prefs = await run_in_threadpool(_console(request).preferences, page.who)
+    context = await run_in_threadpool(_context, request, detail.case, detail.findings)
+    is_lead = page.who.role in LEAD_ROLES
+    assignees = await run_in_threadpool(_assignees, request) if is_lead else []
     return render(
         request,
         "case.html",
@@ -407,6 +426,9 @@ async def _case_page(request: Request, page: Page, case_id: int, *, status: int 
         can_work=page.who.role in WORK_ROLES,
         can_reveal=page.who.role in REVEAL_ROLES,
         mine=detail.case.assignee == page.who.actor,
+        context=context,
+        is_lead=is_lead,
+        assignees=assignees,
     )
 
 
@@ -436,6 +458,22 @@ async def claim(case_id: str, request: Request) -> Response:
     return await _act(
         request, case_id, lambda p, cid, f: _cases(request).claim(p.who, cid, force=f.get("force") == "1")
     )
+
+
+@router.post("/cases/{case_id}/assign")
+@guarded
+async def assign(case_id: str, request: Request) -> Response:
+    """A lead hands the case to someone, or back to the queue (``assignee`` empty)."""
+
+    def run(p: Page, cid: int, f: dict[str, str]) -> Any:
+        if p.who.role not in LEAD_ROLES:
+            raise Forbidden("only a lead assigns cases", code="lead_required")
+        to = f.get("assignee", "")
+        if to and to not in _assignees(request):
+            raise InvalidInput("assign the case to an enabled moderator, lead or admin", code="invalid_assignee")
+        return _cases(request).assign(p.who, cid, to or None)
+
+    return await _act(request, case_id, run)
 
 
 @router.post("/cases/{case_id}/release")

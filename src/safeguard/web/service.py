@@ -12,7 +12,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from sqlalchemy import and_, func, select
@@ -53,14 +53,18 @@ def qa_sampled(case_id: int, share: float) -> bool:
 
 
 def render_image(data: bytes, *, blurred: bool, greyscale: bool) -> bytes | None:
-    """PNG bytes of an image item, rendered here (never the original bytes); None when it is not an image."""
+    """PNG bytes of an image item, or of a video item's poster frame (:func:`poster_frame`), rendered here
+    (never the original bytes); None when it is neither."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             img = ImageOps.exif_transpose(im) or im
             img = img.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return None
+        poster = poster_frame(data)
+        if poster is None:
+            return None
+        img = poster
     img.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
     if greyscale or blurred:
         img = ImageOps.grayscale(img)
@@ -69,6 +73,38 @@ def render_image(data: bytes, *, blurred: bool, greyscale: bool) -> bytes | None
     out = io.BytesIO()
     img.save(out, format="PNG")
     return out.getvalue()
+
+
+POSTER_MAX_PIXELS = 8_294_400  # a 4K frame: larger ones get no poster (the scan's own bounds apply to scans)
+POSTER_MAX_FRAMES = 90  # frames looked at for one that is not blank (a fade-in, a black leader)
+
+
+def poster_frame(data: bytes) -> Image.Image | None:
+    """A video item's poster: its first frame that is not nearly blank (of the first few), scaled to the
+    preview size in FFmpeg's scaler; None when the bytes are no video this can decode."""
+    import av.error
+
+    from safeguard.errors import MediaError
+    from safeguard.media.video import open_container, read_header
+
+    header = read_header(data)
+    if header is None or not 0 < header.width * header.height <= POSTER_MAX_PIXELS:
+        return None
+    scale = min(1.0, PREVIEW_SIZE / max(header.width, header.height))
+    size = (max(2, round(header.width * scale)), max(2, round(header.height * scale)))
+    first: Image.Image | None = None
+    try:
+        with open_container(data) as c:
+            stream = c.streams.video[0]
+            for i, frame in enumerate(c.decode(stream)):
+                img = frame.to_image(width=size[0], height=size[1])
+                first = first or img
+                lo, hi = cast(tuple[int, int], ImageOps.grayscale(img).getextrema())  # one band: (min, max)
+                if hi - lo > 24 or i + 1 >= POSTER_MAX_FRAMES:  # some contrast: a picture, not a blank
+                    return img.convert("RGB")
+    except (MediaError, OSError, ValueError, av.error.FFmpegError):
+        pass
+    return first.convert("RGB") if first is not None else None
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@
       if (k === "c") submit("claim-form");
       else if (k === "r") submit("release-form");
       else if (k === "u") window.location.href = "/console/queue";
+      else if (k === "a") { const a = document.getElementById("assignee"); if (a) { a.focus(); ev.preventDefault(); } }
       else if (k === "v") { const r = document.querySelector("form.reveal input[name=reason]"); if (r) { r.focus(); ev.preventDefault(); } }
       else if (k === "1" || k === "2" || k === "3") {
         const o = document.getElementById("outcome-" + k);
