@@ -71,15 +71,24 @@ class GroomingModel:
     meta: dict[str, Any] = field(default_factory=dict)
     encoder: dict[str, Any] = field(default_factory=dict)  # {"name": ..., "dim": ..., "idf": [...]}
 
+    def __post_init__(self) -> None:
+        # A model names the features it uses; rows passed in are always the full FEATURES vector, of
+        # which the model takes its own columns (so the v1 model, trained on the first 26, still runs).
+        self._cols = np.asarray([FEATURES.index(f) for f in self.features], dtype=np.int64)
+        self._all = tuple(self.features) == FEATURES
+
+    def _take(self, x: np.ndarray) -> np.ndarray:
+        return x if self._all else x[..., self._cols]
+
     def logit(self, x: np.ndarray) -> np.ndarray:
-        return x @ self.weights + self.bias
+        return self._take(x) @ self.weights + self.bias
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Calibrated probability for each row (or a single row)."""
         return _sigmoid(self.platt_a * self.logit(x) + self.platt_b)
 
     def contributions(self, x: np.ndarray) -> dict[str, float]:
-        return {n: float(v) for n, v in zip(self.features, self.weights * x, strict=True)}
+        return {n: float(v) for n, v in zip(self.features, self.weights * self._take(x), strict=True)}
 
     def calibrate(self, x: np.ndarray, y: np.ndarray) -> None:
         z = self.logit(x)[:, None]
@@ -103,7 +112,7 @@ class GroomingModel:
         if d.get("format") != "safeguard.grooming.model/1":
             raise ConfigError("not a Safeguard grooming model file", code="invalid_grooming_model")
         feats = tuple(d["features"])
-        if feats != FEATURES:
+        if not set(feats) <= set(FEATURES):
             raise ConfigError(
                 "grooming model was trained on different features; retrain with `safeguard grooming train`",
                 code="invalid_grooming_model",
