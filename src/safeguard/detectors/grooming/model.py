@@ -24,17 +24,20 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iters: int = 50) -> tuple[np.ndarray, float]:
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iters: int = 50, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """Newton-Raphson (IRLS) for L2-regularised logistic regression; returns (weights, bias)."""
     n, d = x.shape
     xb = np.hstack([x, np.ones((n, 1))])
     w = np.zeros(d + 1)
     reg = np.full(d + 1, l2)
     reg[-1] = 0.0  # no penalty on the bias
+    sw = np.ones(n) if sample_weight is None else sample_weight
     for _ in range(iters):
         p = _sigmoid(xb @ w)
-        grad = xb.T @ (p - y) + reg * w
-        h = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(reg) + 1e-9 * np.eye(d + 1)
+        grad = xb.T @ (sw * (p - y)) + reg * w
+        h = (xb * (sw * p * (1 - p))[:, None]).T @ xb + np.diag(reg) + 1e-9 * np.eye(d + 1)
         step = np.linalg.solve(h, grad)
         w -= step
         if np.abs(step).max() < 1e-8:

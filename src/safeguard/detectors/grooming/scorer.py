@@ -20,6 +20,7 @@ from safeguard.detectors.grooming.encoder import HashedNgramEncoder, StageSimila
 from safeguard.detectors.grooming.features import (
     MINOR_BANDS,
     SEXTORTION_QUOTING,
+    SEXTORTION_THREAT,
     SIM_FLOOR,
     SIM_SEEN,
     features,
@@ -45,6 +46,7 @@ class Analysis:
     sims: np.ndarray  # [len(STAGES)]
     quote: float = 0.0  # probability that the message talks about grooming (reports, quotes, warns)
     line: float = 0.0  # probability that the message is a groomer's tactic in a grooming conversation
+    threat: float = 0.0  # probability that the message is a groomer's pressure or threat (sextortion)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class Scorer:
         self.quote_head = BinaryHead.from_dict(qh) if qh else None
         lh = model.encoder.get("line_head")
         self.line_head = BinaryHead.from_dict(lh) if lh else None
+        th = model.encoder.get("threat_head")
+        self.threat_head = BinaryHead.from_dict(th) if th else None
         self.similarity = StageSimilarity(self.encoder, {} if self.stage_clf else exemplars)
 
     @classmethod
@@ -106,6 +110,7 @@ class Scorer:
         """Batch analysis: patterns per message, one matrix product for all similarities."""
         quotes = np.zeros(len(texts), dtype=np.float32)
         lines = np.zeros(len(texts), dtype=np.float32)
+        threats = np.zeros(len(texts), dtype=np.float32)
         if self.stage_clf is not None:
             emb = self.encoder.encode(list(texts))
             aff = self.affinity.predict(emb) if self.affinity is not None and self.combine != "clf" else None
@@ -114,12 +119,22 @@ class Scorer:
                 quotes = self.quote_head.predict(emb)
             if self.line_head is not None:
                 lines = self.line_head.predict(emb)
+            if self.threat_head is not None:
+                threats = self.threat_head.predict(emb)
         else:
             sims = self.similarity.scores(list(texts))
         out = []
         for i, t in enumerate(texts):
             hits = find_hits(normalise(t), normalised=True)
-            out.append(Analysis(tuple(f"{h.stage}.{h.indicator}" for h in hits), sims[i], float(quotes[i]), float(lines[i])))
+            out.append(
+                Analysis(
+                    tuple(f"{h.stage}.{h.indicator}" for h in hits),
+                    sims[i],
+                    float(quotes[i]),
+                    float(lines[i]),
+                    float(threats[i]),
+                )
+            )
         return out
 
     def apply(
@@ -163,6 +178,7 @@ class Scorer:
             st.q += analysis.quote * strength
             st.qw += strength
         st.g = max(st.g, analysis.line)
+        st.t = max(st.t, analysis.threat)
         st.gs += analysis.line
         x = features(st, len(user.minors) if st.band != "child" else 0)
         risk = float(self.model.predict(x))
@@ -174,6 +190,8 @@ class Scorer:
         semantic = []
         if self.stage_clf is not None and analysis.quote < SEXTORTION_QUOTING:
             semantic = [f"{STAGES[i]}.semantic" for i, v in enumerate(analysis.sims) if v >= SEMANTIC_EVIDENCE]
+            if analysis.threat >= SEXTORTION_THREAT and "pressure.semantic" not in semantic:
+                semantic.append("pressure.semantic")
         if analysis.indicators or semantic:
             conv.add_evidence(
                 {

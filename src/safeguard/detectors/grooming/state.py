@@ -43,6 +43,7 @@ class SenderState:
     qw: float = 0.0  # ... and the sum of stage strengths (quoting = q / qw)
     g: float = 0.0  # the line head's highest probability over the sender's messages
     gs: float = 0.0  # ... and its sum
+    t: float = 0.0  # the threat head's highest probability (sextortion evidence)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class ConversationState:
                     "qw": round(s.qw, 3),
                     "g": round(s.g, 3),
                     "gs": round(s.gs, 3),
+                    "t": round(s.t, 3),
                 }
                 for k, s in self.senders.items()
             },

@@ -336,14 +336,17 @@ class Recipe:
     indicators: bool = True
     k: int = 12
     line_head: bool = False
+    balanced: bool = False
 
     def label(self) -> str:
         parts = [{"clf": "classifier", "knn": "exemplar affinity", "mean": "classifier+affinity (mean)",
                   "max": "classifier+affinity (max)"}.get(self.combine, self.combine)]
         if self.trajectory:
             parts.append("trajectory+quoting")
+        if self.balanced:
+            parts.append("balanced stage heads")
         if self.line_head:
-            parts.append("line head")
+            parts.append("line + threat heads")
         if self.crossfit:
             parts.append("cross-fitted")
         if not self.indicators:
@@ -363,7 +366,7 @@ def _heads(
     from safeguard.detectors.grooming.stageclf import fit_affinity, fit_binary_head, fit_stage_classifier
 
     spec: dict[str, Any] = {"name": "use-multilingual", "dim": 512}
-    spec["stage_classifier"] = fit_stage_classifier(emb, tags, l2=1.0).to_dict()
+    spec["stage_classifier"] = fit_stage_classifier(emb, tags, l2=1.0, balanced=recipe.balanced).to_dict()
     if recipe.combine != "clf" and n_author:
         spec["affinity"] = fit_affinity(emb[:n_author], tags[:n_author], k=recipe.k).to_dict()
         spec["combine"] = recipe.combine
@@ -371,6 +374,9 @@ def _heads(
         spec["quote_head"] = fit_binary_head(emb[:n_author], quoting).to_dict()
     if recipe.line_head and 0 < sum(lines) < len(lines):
         spec["line_head"] = fit_binary_head(emb[: len(lines)], lines).to_dict()
+        threats = [ln and t == "pressure" for ln, t in zip(lines, tags, strict=False)]
+        if 0 < sum(threats):
+            spec["threat_head"] = fit_binary_head(emb[: len(lines)], threats).to_dict()
     return spec
 
 
