@@ -15,7 +15,6 @@ from safeguard.detectors.grooming.features import (
 )
 from safeguard.detectors.grooming.indicators import STAGES
 from safeguard.detectors.grooming.model import GroomingModel, fit_logistic
-from safeguard.detectors.grooming.state import ConversationState, SenderState
 from safeguard.detectors.grooming.stageclf import (
     BinaryHead,
     ExemplarAffinity,
@@ -25,6 +24,7 @@ from safeguard.detectors.grooming.stageclf import (
     fit_stage_classifier,
     is_quoting_kind,
 )
+from safeguard.detectors.grooming.state import ConversationState, SenderState
 
 
 def _f(x: np.ndarray, name: str) -> float:
@@ -79,9 +79,7 @@ def test_line_head_features_and_the_v1_model_reading_its_own_columns() -> None:
     assert _f(x, "line_max") == 0.8 and _f(x, "line_sum") == 1.0 and _f(x, "line_to_minor") == 0.8
     assert _f(features(_sender(g=0.8, band="child"), 0), "line_to_minor") == 0.0
     v1 = GroomingModel(weights=np.arange(len(FEATURES_V1), dtype=float) / 100, bias=-1.0, features=FEATURES_V1)
-    full = GroomingModel(
-        weights=np.concatenate([v1.weights, np.zeros(len(FEATURES) - len(FEATURES_V1))]), bias=-1.0
-    )
+    full = GroomingModel(weights=np.concatenate([v1.weights, np.zeros(len(FEATURES) - len(FEATURES_V1))]), bias=-1.0)
     assert np.isclose(v1.predict(x), full.predict(x))
     assert set(v1.contributions(x)) == set(FEATURES_V1)
     back = GroomingModel.from_dict(json.loads(json.dumps(v1.to_dict())))
@@ -142,7 +140,9 @@ def test_exemplar_affinity_votes_with_the_neighbours_tags_and_round_trips_int8()
     clf = fit_stage_classifier(emb, tags)
     both = combine(clf.predict(emb), p, "mean")
     assert np.allclose(both, (clf.predict(emb) + p) / 2)
-    assert combine(clf.predict(emb), p, "clf") is not p and np.array_equal(combine(clf.predict(emb), None, "mean"), clf.predict(emb))
+    assert combine(clf.predict(emb), p, "clf") is not p and np.array_equal(
+        combine(clf.predict(emb), None, "mean"), clf.predict(emb)
+    )
 
 
 def test_balanced_stage_heads_raise_the_probability_of_rare_stages() -> None:

@@ -42,17 +42,9 @@ FEATURES_V1: tuple[str, ...] = (
     "new_account",
     "many_minors",
 )
-FEATURES: tuple[str, ...] = (
-    *FEATURES_V1,
-    "stage_order",
-    "stages_to_minor",
-    "adult_to_adult",
-    "quoting",
-    "stages_direct",
-    "line_max",
-    "line_sum",
-    "line_to_minor",
-)
+TRAJECTORY: tuple[str, ...] = ("stage_order", "stages_to_minor", "adult_to_adult", "quoting", "stages_direct")
+LINE: tuple[str, ...] = ("line_max", "line_sum", "line_to_minor")
+FEATURES: tuple[str, ...] = (*FEATURES_V1, *TRAJECTORY, *LINE)
 EARLY = ("rapport", "probing", "secrecy", "gifts")
 LATE = ("isolation", "photos", "pressure", "meeting")
 

@@ -73,7 +73,9 @@ QUOTING_KINDS = ("report", "safety", "lesson", "moderation", "discussion")
 
 
 def is_quoting_kind(kind: str | None) -> bool:
-    return bool(kind) and kind.startswith("benign") and any(k in kind for k in QUOTING_KINDS)  # type: ignore[union-attr]
+    if not kind:
+        return False
+    return kind.startswith("benign") and any(k in kind for k in QUOTING_KINDS)
 
 
 @dataclass

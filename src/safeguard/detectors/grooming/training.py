@@ -19,7 +19,7 @@ import numpy as np
 
 from safeguard.detectors.grooming import corpus
 from safeguard.detectors.grooming.encoder import HashedNgramEncoder
-from safeguard.detectors.grooming.features import FEATURES, FEATURES_V1, features
+from safeguard.detectors.grooming.features import FEATURES, FEATURES_V1, LINE, TRAJECTORY, features
 from safeguard.detectors.grooming.loaders import LoadedConversation, _fill_recipients, _message_from_api
 from safeguard.detectors.grooming.metrics import confusion, default_p, f_latency, set_scores
 from safeguard.detectors.grooming.model import GroomingModel, fit_monotone
@@ -339,8 +339,14 @@ class Recipe:
     balanced: bool = False
 
     def label(self) -> str:
-        parts = [{"clf": "classifier", "knn": "exemplar affinity", "mean": "classifier+affinity (mean)",
-                  "max": "classifier+affinity (max)"}.get(self.combine, self.combine)]
+        parts = [
+            {
+                "clf": "classifier",
+                "knn": "exemplar affinity",
+                "mean": "classifier+affinity (mean)",
+                "max": "classifier+affinity (max)",
+            }.get(self.combine, self.combine)
+        ]
         if self.trajectory:
             parts.append("trajectory+quoting")
         if self.balanced:
@@ -352,6 +358,19 @@ class Recipe:
         if not self.indicators:
             parts.append("no regex")
         return ", ".join(parts)
+
+
+# The recipe of the model shipped before this round (USE stage classifier, v1 features), measured side
+# by side; the shipped recipe; the ablations ``safeguard grooming eval --variants`` adds.
+PREVIOUS_RECIPE = Recipe()
+SHIPPED_RECIPE = Recipe(trajectory=True, line_head=True, crossfit=True)
+VARIANTS = (
+    Recipe(trajectory=True, line_head=True),  # no cross-fitting
+    Recipe(trajectory=True, crossfit=True),  # no line/threat heads
+    Recipe(line_head=True, crossfit=True),  # no trajectory/quoting features
+    Recipe(combine="knn", trajectory=True, line_head=True, crossfit=True),  # exemplar affinity alone
+    Recipe(combine="mean", trajectory=True, line_head=True, crossfit=True),  # classifier + affinity
+)
 
 
 def _heads(
@@ -375,7 +394,7 @@ def _heads(
     if recipe.line_head and 0 < sum(lines) < len(lines):
         spec["line_head"] = fit_binary_head(emb[: len(lines)], lines).to_dict()
         threats = [ln and t == "pressure" for ln, t in zip(lines, tags, strict=False)]
-        if 0 < sum(threats):
+        if sum(threats) > 0:
             spec["threat_head"] = fit_binary_head(emb[: len(lines)], threats).to_dict()
     return spec
 
@@ -412,11 +431,13 @@ def fit_use_model(
         if with_templates:
             texts += [m["text"] for c in tmpl for m in c.messages]
             tags += [m.get("stage") for c in tmpl for m in c.messages]
-            lines += [bool(c.label and m.get("stage") and m["sender"]["id"] == c.focus) for c in tmpl for m in c.messages]
+            lines += [
+                bool(c.label and m.get("stage") and m["sender"]["id"] == c.focus) for c in tmpl for m in c.messages
+            ]
         return enc.encode(texts), tags, n_author, quoting, lines
 
     spec = _heads(*data(train, True), recipe)
-    feats = FEATURES if recipe.trajectory or recipe.line_head else FEATURES_V1
+    feats = FEATURES_V1 + (TRAJECTORY if recipe.trajectory else ()) + (LINE if recipe.line_head else ())
     model = GroomingModel(weights=np.zeros(len(feats)), bias=0.0, features=feats, encoder=spec)
     scorer = Scorer(model, {})
     cols = [FEATURES.index(f) for f in feats]
@@ -466,7 +487,12 @@ def fit_use_model(
 
 
 def build_from_authors(
-    convs: list[LoadedConversation], out_dir: str | Path, *, templates: int = 800, seed: int = 20261123
+    convs: list[LoadedConversation],
+    out_dir: str | Path,
+    *,
+    templates: int = 800,
+    seed: int = 20261123,
+    heldout_report: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The USE model from every author (validation split: threshold and calibration) + templates.
 
@@ -476,12 +502,24 @@ def build_from_authors(
 
     train = [c for c in convs if not is_validation(c)]
     val = [c for c in convs if is_validation(c)]
-    scorer, info = fit_use_model(train, val, templates=templates, seed=seed)
-    # the held-out estimate of this recipe: leave one author out (the shipped model saw every author)
-    loao = leave_one_author_out(convs, {"new": use_retrained(templates=templates)}, bootstrap=200)
-    pooled = loao["systems"]["new"]["pooled"]
+    scorer, info = fit_use_model(train, val, templates=templates, seed=seed, recipe=SHIPPED_RECIPE)
+    # the held-out estimate of this recipe: leave one author out (the shipped model saw every author),
+    # run here or taken from an eval report (`eval --leave-one-author-out --json`) of the same corpus
+    if heldout_report is None:
+        loao = leave_one_author_out(
+            convs, {"new": use_retrained(templates=templates, recipe=SHIPPED_RECIPE)}, bootstrap=200
+        )
+        pooled = loao["systems"]["new"]["pooled"]
+    else:
+        names = [k for k in heldout_report.get("systems", {}) if "(shipped recipe)" in k]
+        if not names:
+            from safeguard.errors import InvalidInput
+
+            raise InvalidInput("the eval report has no shipped-recipe system", code="invalid_conversation_file")
+        pooled = heldout_report["systems"][names[0]]["pooled"]
     heldout = {
         "protocol": "leave one author out, pooled over folds",
+        "recipe": SHIPPED_RECIPE.label(),
         "conversations": pooled["conversations"],
         **{k: v["value"] for k, v in pooled.items() if isinstance(v, dict) and "value" in v},
     }
