@@ -100,6 +100,8 @@ def test_sextortion_needs_threat_evidence_not_just_a_minor_recipient() -> None:
     # with a threat head (t > 0): its probability decides, whatever the risk
     assert sextortion_signal(_sender(t=0.8, risk=0.05), threat_indicator=False)
     assert not sextortion_signal(_sender(t=0.2, risk=0.99), threat_indicator=True)
+    assert sextortion_signal(_sender(t=0.3), threat_indicator=True)  # a weaker head score, corroborated
+    assert not sextortion_signal(_sender(t=0.3), threat_indicator=False)
     # never from a child, towards adults only, or from someone reporting/quoting a threat
     assert not sextortion_signal(_sender(t=0.9, band="child"), threat_indicator=True)
     assert not sextortion_signal(_sender(t=0.9, to_minor=False), threat_indicator=True)

@@ -106,6 +106,7 @@ def features(st: SenderState, minors_contacted: int) -> np.ndarray:
 # Sextortion: the rule fires on pressure/threat evidence, never on the risk alone (issue 18: it had
 # fired at risks 0.24 and 0.03 on benign conversations where a child reported a threat).
 SEXTORTION_THREAT = 0.5  # the threat head's probability (models that have one)
+SEXTORTION_THREAT_WITH_INDICATOR = 0.25  # ... when a threat-to-share indicator corroborates it
 SEXTORTION_PRESSURE = 0.6  # else: the stage heads' pressure evidence
 SEXTORTION_QUOTING = 0.5  # above this the sender is talking *about* threats (reporting, teaching)
 _PRESSURE = STAGES.index("pressure")
@@ -119,11 +120,11 @@ def quoting(st: SenderState) -> float:
 def sextortion_signal(st: SenderState, threat_indicator: bool) -> bool:
     """Sextortion evidence for one sender, from a sender who is not a child, writing to a minor, and not
     quoting or reporting someone else: with a threat head (learned from the groomers' pressure lines),
-    its probability >= 0.5 on some message; without one, pressure shown by the stage heads (>= 0.6)
+    its probability >= 0.5 on some message, or >= 0.25 with a threat-to-share indicator; without one, pressure shown by the stage heads (>= 0.6)
     with a threat-to-share indicator or a photo/call request behind it."""
     if st.band == "child" or not st.to_minor or quoting(st) >= SEXTORTION_QUOTING:
         return False
     if st.t > 0.0:
-        return st.t >= SEXTORTION_THREAT
+        return st.t >= SEXTORTION_THREAT or (threat_indicator and st.t >= SEXTORTION_THREAT_WITH_INDICATOR)
     pressure = st.sim[_PRESSURE] >= SEXTORTION_PRESSURE or (st.hits[_PRESSURE] > 0 and st.sim[_PRESSURE] >= 0.4)
     return pressure and (threat_indicator or stage_seen(st, _PHOTOS))

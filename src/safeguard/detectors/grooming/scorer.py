@@ -21,6 +21,7 @@ from safeguard.detectors.grooming.features import (
     MINOR_BANDS,
     SEXTORTION_QUOTING,
     SEXTORTION_THREAT,
+    SEXTORTION_THREAT_WITH_INDICATOR,
     SIM_FLOOR,
     SIM_SEEN,
     features,
@@ -190,7 +191,11 @@ class Scorer:
         semantic = []
         if self.stage_clf is not None and analysis.quote < SEXTORTION_QUOTING:
             semantic = [f"{STAGES[i]}.semantic" for i, v in enumerate(analysis.sims) if v >= SEMANTIC_EVIDENCE]
-            if analysis.threat >= SEXTORTION_THREAT and "pressure.semantic" not in semantic:
+            threat = analysis.threat >= SEXTORTION_THREAT or (
+                analysis.threat >= SEXTORTION_THREAT_WITH_INDICATOR
+                and "pressure.threat_to_share" in analysis.indicators
+            )
+            if threat and "pressure.semantic" not in semantic:
                 semantic.append("pressure.semantic")
         if analysis.indicators or semantic:
             conv.add_evidence(
