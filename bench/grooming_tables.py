@@ -1,24 +1,26 @@
 """Markdown tables from `safeguard grooming eval ... --leave-one-author-out --json` (for docs/grooming.md).
 
-    safeguard grooming eval datasets/grooming --format authors --leave-one-author-out --json > run.json
-    python bench/grooming_tables.py run.json
+safeguard grooming eval datasets/grooming --format authors --leave-one-author-out --json > run.json
+python bench/grooming_tables.py run.json
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 COLS = ("precision", "recall", "f0.5", "roc_auc", "in_time", "false_alerts_per_1000_benign", "stage_agreement")
 LANGS = ("en", "es", "fr", "de")
+DASH = "\u2013"  # the docs' tables use an en dash for ranges and missing values
 
 
 def _cell(d: dict[str, Any], col: str) -> str:
     v, (lo, hi) = d[col]["value"], d[col]["ci95"]
     if col == "false_alerts_per_1000_benign":
-        return f"{v:.0f} [{lo:.0f}–{hi:.0f}]"
-    return f"{v:.2f} [{lo:.2f}–{hi:.2f}]"
+        return f"{v:.0f} [{lo:.0f}{DASH}{hi:.0f}]"
+    return f"{v:.2f} [{lo:.2f}{DASH}{hi:.2f}]"
 
 
 def table(name: str, res: dict[str, Any]) -> str:
@@ -30,11 +32,11 @@ def table(name: str, res: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = [(a, f, f"{f['threshold']:.2f}") for a, f in res["folds"].items()]
-    rows.append(("**pooled**", res["pooled"], "–"))
+    rows.append(("**pooled**", res["pooled"], DASH))
     for a, f, thr in rows:
         rl = f["recall_by_language"]
         langs = " / ".join(
-            f"{rl[lang]['recall']:.2f}" if lang in rl and rl[lang]["recall"] is not None else "–" for lang in LANGS
+            f"{rl[lang]['recall']:.2f}" if lang in rl and rl[lang]["recall"] is not None else DASH for lang in LANGS
         )
         sx = f["sextortion_rule"]
         out.append(
@@ -47,7 +49,7 @@ def table(name: str, res: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    report = json.loads(open(sys.argv[1], encoding="utf-8").read())
+    report = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
     for name, res in report["systems"].items():
         print(table(name, res))
         print()
