@@ -75,6 +75,7 @@ class Step:
     stage_scores: dict[str, float]
     top_stage: str | None
     contributions: dict[str, float]
+    semantic: tuple[str, ...] = ()  # stage-head evidence this message added (``<stage>.semantic``)
 
 
 def make_encoder(spec: dict[str, Any]) -> Any:
@@ -222,6 +223,7 @@ class Scorer:
             stage_scores=stage_scores(st),
             top_stage=top,
             contributions=contrib,
+            semantic=tuple(semantic),
         )
 
 

@@ -9,8 +9,8 @@ The service is the only place grooming touches IO. For a batch of messages it:
    the new messages in, inserts their ledger rows (the platform's message id is the key, so a message
    seen before is refused by the database), and writes the state rows back only if their version is
    still the one read;
-4. in the same transaction, when a policy rule fires on news (an indicator hit, or the threshold
-   crossed), records the decision through :meth:`Engine.decide_in`, so policy, cases, webhooks and
+4. in the same transaction, when a policy rule fires on news (an indicator hit or stage-head
+   evidence, or the threshold crossed), records the decision through :meth:`Engine.decide_in`, so policy, cases, webhooks and
    events are exactly those of uploads, and state and decision are durable together or not at all.
    Ordinary chat (no rule fires) gets its "allow" answer without a decision row and an event per
    message (``record_all=True`` records every one).
@@ -340,7 +340,7 @@ class GroomingService:
         # Step 4 in the same transaction: the decision, its case, outbox rows and events commit with the
         # state, or none of it does.
         crossed = conv.alerted_at is not None and conv.alerted_at > conv.n - len(new_steps)
-        news = crossed or any(st.indicators for st in new_steps)
+        news = crossed or any(st.indicators or st.semantic for st in new_steps)
         findings = self.findings(conversation_id, conv)
         outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
         if (outcome.reasons and news) or self.record_all:
