@@ -363,14 +363,15 @@ class Recipe:
 # The recipe of the model shipped before this round (USE stage classifier, v1 features), measured side
 # by side; the shipped recipe; the ablations ``safeguard grooming eval --variants`` adds.
 PREVIOUS_RECIPE = Recipe()
-SHIPPED_RECIPE = Recipe(trajectory=True, line_head=True, crossfit=True)
+SHIPPED_RECIPE = Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True)
 VARIANTS = (  # the development runs recorded in docs/grooming.md
     Recipe(trajectory=True),  # + trajectory and quoting features
     Recipe(crossfit=True),  # + cross-fitting alone
     Recipe(trajectory=True, crossfit=True),
     Recipe(combine="mean"),  # classifier + exemplar affinity
     Recipe(combine="knn"),  # exemplar affinity alone
-    Recipe(trajectory=True, line_head=True),  # the shipped recipe without cross-fitting
+    Recipe(trajectory=True, line_head=True),  # + line head, without cross-fitting
+    Recipe(trajectory=True, line_head=True, crossfit=True),  # the shipped recipe without balanced stage heads
 )
 
 
