@@ -215,3 +215,23 @@ def test_batch_mixing_a_replayed_message_and_new_ones(svc: GroomingService) -> N
     assert [m["replayed"] for m in mixed["messages"]] == [True, False]
     assert mixed["decision"]["recorded"] and mixed["decision"]["id"] != first["decision"]["id"]
     assert "grooming-sextortion" in mixed["decision"]["reasons"]
+
+
+def test_a_threat_seen_only_by_the_threat_head_is_news_and_sextortion_evidence(svc: GroomingService) -> None:
+    line = "if you dont send 50 dollars by tonight everyone at your school sees the photos"
+    (a,) = svc.scorer.analyse([line])
+    if svc.scorer.threat_head is None:
+        pytest.skip("the packaged model has no threat head")
+    assert a.indicators == () and a.threat >= 0.5  # no regex matches it; the learned head does
+    first = svc.post("c-threat", [msg(i, t) for i, t in enumerate(GROOMING_LINES)])
+    assert first["decision"]["recorded"]
+    out = svc.post("c-threat", [msg(40, line)])
+    assert out["messages"][0]["indicators"] == []
+    d = out["decision"]
+    assert d["recorded"] and d["id"] != first["decision"]["id"]  # stage-head evidence is news
+    assert "grooming-sextortion" in d["reasons"]
+    (sx,) = [f for f in d["findings"] if f["kind"] == "sextortion"]
+    assert any("pressure.semantic" in e["indicators"] and e["message_id"] == "m40" for e in sx["evidence"])
+    # the same threat reported by the child who received it is not sextortion evidence
+    rep = svc.post("c-report", [msg(0, "he said: " + line, sender="kid9", band="child")])
+    assert not any(f["kind"] == "sextortion" for f in rep["decision"]["findings"])

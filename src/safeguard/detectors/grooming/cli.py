@@ -114,6 +114,13 @@ def train(
     seed: int = typer.Option(20261123, help="random seed (same seed, same model)"),
     encoder: str = typer.Option("hashed-ngram", help="synthetic: hashed-ngram (default) or use-multilingual"),
     templates: int = typer.Option(400, help="authors: template conversations added to training"),
+    heldout_report: Path | None = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="authors: take the held-out estimate stored in the model from this `eval --leave-one-author-out "
+        "--json` report of the same corpus instead of running leave-one-author-out again",
+    ),
 ) -> None:
     """Build the model and exemplars: from the synthetic corpus (reproducible) or an outside corpus."""
     from safeguard.detectors.grooming import loaders
@@ -146,7 +153,10 @@ def train(
         elif fmt == Format.authors:
             from safeguard.detectors.grooming.training import build_from_authors
 
-            report = build_from_authors(loaders.load_authors(path), out, templates=templates, seed=seed)
+            heldout = json.loads(heldout_report.read_text(encoding="utf-8")) if heldout_report else None
+            report = build_from_authors(
+                loaders.load_authors(path), out, templates=templates, seed=seed, heldout_report=heldout
+            )
         else:
             report = train_on(loaders.load_jsonl(path), out)
     except SafeguardError as exc:
@@ -177,6 +187,12 @@ def evaluate(
         True, help="leave-one-author-out: also train and test the USE stage-classifier model per fold"
     ),
     templates: int = typer.Option(400, help="leave-one-author-out: template conversations added to training"),
+    variants: bool = typer.Option(
+        False,
+        "--variants",
+        help="leave-one-author-out: also the ablations (exemplar affinity, classifier+affinity, no cross-fitting, "
+        "no line head, no trajectory features); slow",
+    ),
 ) -> None:
     """Precision, recall, F1, F0.5 and early-detection latency on a labelled corpus."""
     from safeguard.detectors.grooming import corpus, loaders, training
@@ -190,7 +206,13 @@ def evaluate(
 
         # the packaged model was trained on every author, so the fixed model compared by default is v1
         _eval_loao(
-            _scorer(model or DATA_DIR / "model-v1.json", exemplars), path, bootstrap, as_json, retrain, templates
+            _scorer(model or DATA_DIR / "model-v1.json", exemplars),
+            path,
+            bootstrap,
+            as_json,
+            retrain,
+            templates,
+            variants,
         )
         return
     sc = _scorer(model, exemplars)
@@ -230,8 +252,11 @@ def evaluate(
         _print_report(f"{fmt.value}{' ' + str(path) if path else ''}", report)
 
 
-def _eval_loao(sc: Any, path: Path, bootstrap: int, as_json: bool, retrain: bool, templates: int) -> None:
+def _eval_loao(
+    sc: Any, path: Path, bootstrap: int, as_json: bool, retrain: bool, templates: int, variants: bool = False
+) -> None:
     from safeguard.detectors.grooming import evaluation, loaders
+    from safeguard.detectors.grooming.training import PREVIOUS_RECIPE, SHIPPED_RECIPE, VARIANTS
     from safeguard.errors import SafeguardError
 
     try:
@@ -241,7 +266,13 @@ def _eval_loao(sc: Any, path: Path, bootstrap: int, as_json: bool, retrain: bool
             "fixed model, threshold on validation": evaluation.shipped_validated(sc),
         }
         if retrain:
-            systems["USE stage classifier, retrained per fold"] = evaluation.use_retrained(templates=templates)
+            for rec in (PREVIOUS_RECIPE, SHIPPED_RECIPE, *(VARIANTS if variants else ())):
+                name = f"USE, {rec.label()}, retrained per fold"
+                if rec == SHIPPED_RECIPE:
+                    name += " (shipped recipe)"
+                elif rec == PREVIOUS_RECIPE:
+                    name += " (previous shipped recipe)"
+                systems[name] = evaluation.use_retrained(templates=templates, recipe=rec)
         report = evaluation.leave_one_author_out(convs, systems, bootstrap=bootstrap)
     except SafeguardError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
@@ -258,6 +289,7 @@ def _eval_loao(sc: Any, path: Path, bootstrap: int, as_json: bool, retrain: bool
         for c in cols:
             table.add_column(c.replace("false_alerts_per_1000_benign", "FA/1000 benign"), justify="right")
         table.add_column("recall by language")
+        table.add_column("sextortion rule: sextortion, benign")
         rows = [(a, f, f"{f['threshold']:.2f}") for a, f in res["folds"].items()]
         rows.append(("pooled", res["pooled"], "-"))
         for a, f, thr in rows:
@@ -272,7 +304,15 @@ def _eval_loao(sc: Any, path: Path, bootstrap: int, as_json: bool, retrain: bool
             langs = ", ".join(
                 f"{lang} {d['recall']:.2f}" for lang, d in f["recall_by_language"].items() if d["recall"] is not None
             )
-            table.add_row(a, f"{f['conversations']} ({f['grooming']})", thr, *cells, langs)
+            sx = f["sextortion_rule"]
+            table.add_row(
+                a,
+                f"{f['conversations']} ({f['grooming']})",
+                thr,
+                *cells,
+                langs,
+                f"{sx['fired_on_sextortion']}/{sx['sextortion_conversations']}, {sx['fired_on_benign']}/{sx['benign']}",
+            )
         console.print(table)
 
 

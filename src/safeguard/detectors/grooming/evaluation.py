@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from safeguard.detectors.grooming.features import sextortion_signal
 from safeguard.detectors.grooming.indicators import STAGES
 from safeguard.detectors.grooming.loaders import LoadedConversation
 from safeguard.detectors.grooming.scorer import Analysis, Scorer
-from safeguard.detectors.grooming.training import best_threshold, replay
+from safeguard.detectors.grooming.state import ConversationState, UserState
+from safeguard.detectors.grooming.training import best_threshold
 
 # a system: (training conversations, validation conversations) -> (scorer, alert threshold)
 System = Callable[[list[LoadedConversation], list[LoadedConversation]], tuple[Scorer, float]]
@@ -42,6 +44,8 @@ class ConvResult:
     explicit_at: int | None
     stage_hits: int  # tagged messages whose top stage equals the tag
     stage_tagged: int
+    kind: str = ""
+    sextortion: bool = False  # the sextortion rule's evidence held for some sender at the end
 
 
 def is_validation(c: LoadedConversation, fraction: float = VALIDATION_FRACTION) -> bool:
@@ -59,9 +63,31 @@ def message_stage(a: Analysis) -> str | None:
     return STAGES[int(np.argmax(counts))] if any(counts) else None
 
 
+def _sextortion_now(state: ConversationState, sender_id: str) -> bool:
+    """Whether the service's sextortion rule would hold for this sender now (see service.findings)."""
+    st = state.senders.get(sender_id)
+    if st is None:
+        return False
+    inds = [i for e in state.evidence if e.get("sender_id") == sender_id for i in e["indicators"]]
+    return any(i.startswith("pressure.") for i in inds) and sextortion_signal(st, "pressure.threat_to_share" in inds)
+
+
 def run(scorer: Scorer, conv: LoadedConversation, threshold: float) -> ConvResult:
-    rep = replay(scorer, conv)
-    alert = next((i + 1 for i, r in enumerate(rep.risks) if r >= threshold), None)
+    """Replay one conversation. An alert is what the service raises: the risk reaching the threshold
+    (``grooming_risk``, confidence high) or the sextortion rule's evidence holding (``sextortion``)."""
+    state = ConversationState()
+    users: dict[str, UserState] = {}
+    risks: list[float] = []
+    alert = None
+    sext = False
+    for i, (m, a) in enumerate(zip(conv.messages, scorer.analyse([m.text for m in conv.messages]), strict=True)):
+        user = users.setdefault(m.sender_id, UserState())
+        step = scorer.apply(state, user, conv.id, m.to_message(), a, snippet=False)
+        risks.append(step.conversation_risk)
+        now = _sextortion_now(state, m.sender_id)
+        sext = sext or now
+        if alert is None and (step.conversation_risk >= threshold or now):
+            alert = i + 1
     tagged = [m for m in conv.messages if m.stage]
     hits = 0
     if tagged:
@@ -72,11 +98,13 @@ def run(scorer: Scorer, conv: LoadedConversation, threshold: float) -> ConvResul
         conv.author or "",
         conv.language or "",
         int(bool(conv.label)),
-        max(rep.risks) if rep.risks else 0.0,
+        max(risks) if risks else 0.0,
         alert,
         conv.explicit_at,
         hits,
         len(tagged),
+        conv.kind or "",
+        sext,
     )
 
 
@@ -133,6 +161,15 @@ def with_ci(rs: Sequence[ConvResult], *, n: int = BOOTSTRAP, seed: int = 18) -> 
     for k, v in point.items():
         lo, hi = np.percentile(boots[k], [2.5, 97.5]) if boots[k] else (float("nan"), float("nan"))
         out[k] = {"value": round(v, 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
+    sext = [r for r in rs if r.kind == "sextortion"]
+    benign = [r for r in rs if not r.label]
+    out["sextortion_rule"] = {
+        "sextortion_conversations": len(sext),
+        "fired_on_sextortion": sum(r.sextortion for r in sext),
+        "fired_on_other_grooming": sum(r.sextortion for r in rs if r.label and r.kind != "sextortion"),
+        "fired_on_benign": sum(r.sextortion for r in benign),
+        "benign": len(benign),
+    }
     langs = sorted({r.language for r in rs})
     out["recall_by_language"] = {}
     for lang in langs:
@@ -194,12 +231,14 @@ def shipped_validated(scorer: Scorer) -> System:
     return build
 
 
-def use_retrained(*, templates: int = 800, indicators: bool = True) -> System:
-    """The USE stage classifier and conversation model, trained per fold on the training authors."""
-    from safeguard.detectors.grooming.training import fit_use_model
+def use_retrained(*, templates: int = 800, indicators: bool = True, recipe: Any = None) -> System:
+    """The USE stage heads and conversation model, trained per fold on the training authors."""
+    from safeguard.detectors.grooming.training import Recipe, fit_use_model
+
+    rec = recipe if recipe is not None else Recipe(indicators=indicators)
 
     def build(train: list[LoadedConversation], val: list[LoadedConversation]) -> tuple[Scorer, float]:
-        scorer, _info = fit_use_model(train, val, templates=templates, indicators=indicators)
+        scorer, _info = fit_use_model(train, val, templates=templates, recipe=rec)
         return scorer, scorer.model.threshold
 
     return build

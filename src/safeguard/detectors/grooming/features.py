@@ -5,6 +5,16 @@ that unrelated text scores zero). Context features say who is talking to whom: a
 newly contacting a minor, a new account, and how many distinct minors the sender has contacted.
 Escalation is the number of distinct stages reached per message sent: fast movement through stages
 is itself a signal.
+
+Trajectory features (issue 18, after the first author-disjoint run): stage *order* (a late stage such
+as photos, meeting, isolation or pressure first shown after an early one such as rapport, probing,
+secrecy or gifts), the number of distinct stages the sender showed *while writing to a minor and not
+being a child* (an adult or unknown contact escalating towards a child, as opposed to adults talking
+about children with each other), and *quoting*: the mean, over the sender's stage-like messages, of a
+learned probability that the message quotes or reports what someone else said (a child reporting a
+contact, a parent or teacher discussing warning signs, a safety lesson). The quoting head is learned
+from the authors' data (see :mod:`.stageclf`), not a phrase list. Models name the features they use,
+so the v1 model (the first 26) keeps working.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ SIM_FLOOR = 0.3
 SIM_SEEN = 0.6
 MINOR_BANDS = ("child", "teen")
 
-FEATURES: tuple[str, ...] = (
+FEATURES_V1: tuple[str, ...] = (
     *(f"hit_{s}" for s in STAGES),
     *(f"sim_{s}" for s in STAGES),
     "stages_seen",
@@ -32,6 +42,15 @@ FEATURES: tuple[str, ...] = (
     "new_account",
     "many_minors",
 )
+TRAJECTORY: tuple[str, ...] = ("stage_order", "stages_to_minor", "adult_to_adult", "quoting", "stages_direct")
+LINE: tuple[str, ...] = ("line_max", "line_sum", "line_to_minor")
+FEATURES: tuple[str, ...] = (*FEATURES_V1, *TRAJECTORY, *LINE)
+EARLY = ("rapport", "probing", "secrecy", "gifts")
+LATE = ("isolation", "photos", "pressure", "meeting")
+
+
+_EARLY = [STAGES.index(s) for s in EARLY]
+_LATE = [STAGES.index(s) for s in LATE]
 
 
 def sim_feature(sim: float) -> float:
@@ -67,4 +86,45 @@ def features(st: SenderState, minors_contacted: int) -> np.ndarray:
         float(st.acct is not None and st.acct < 30),
         min(1.0, math.log1p(max(0, minors_contacted - 1)) / math.log(10)),
     ]
+    early = [st.first[i] for i in _EARLY if st.first[i] >= 0]
+    late = [st.first[i] for i in _LATE if st.first[i] >= 0]
+    grown_to_minor = band != "child" and minor_rcpt
+    quoting = st.q / st.qw if st.qw > 0 else 0.0
+    x += [
+        float(bool(early) and bool(late) and min(early) < max(late)),
+        seen / len(STAGES) if grown_to_minor else 0.0,
+        float(band == "adult" and not minor_rcpt),
+        quoting,
+        seen / len(STAGES) * (1.0 - quoting),
+        st.g,
+        min(1.0, st.gs / 3.0),
+        st.g if grown_to_minor else 0.0,
+    ]
     return np.asarray(x, dtype=np.float64)
+
+
+# Sextortion: the rule fires on pressure/threat evidence, never on the risk alone (issue 18: it had
+# fired at risks 0.24 and 0.03 on benign conversations where a child reported a threat).
+SEXTORTION_THREAT = 0.5  # the threat head's probability (models that have one)
+SEXTORTION_THREAT_WITH_INDICATOR = 0.25  # ... when a threat-to-share indicator corroborates it
+SEXTORTION_PRESSURE = 0.6  # else: the stage heads' pressure evidence
+SEXTORTION_QUOTING = 0.5  # above this the sender is talking *about* threats (reporting, teaching)
+_PRESSURE = STAGES.index("pressure")
+_PHOTOS = STAGES.index("photos")
+
+
+def quoting(st: SenderState) -> float:
+    return st.q / st.qw if st.qw > 0 else 0.0
+
+
+def sextortion_signal(st: SenderState, threat_indicator: bool) -> bool:
+    """Sextortion evidence for one sender, from a sender who is not a child, writing to a minor, and not
+    quoting or reporting someone else: with a threat head (learned from the groomers' pressure lines),
+    its probability >= 0.5 on some message, or >= 0.25 with a threat-to-share indicator; without one, pressure shown by the stage heads (>= 0.6)
+    with a threat-to-share indicator or a photo/call request behind it."""
+    if st.band == "child" or not st.to_minor or quoting(st) >= SEXTORTION_QUOTING:
+        return False
+    if st.t > 0.0:
+        return st.t >= SEXTORTION_THREAT or (threat_indicator and st.t >= SEXTORTION_THREAT_WITH_INDICATOR)
+    pressure = st.sim[_PRESSURE] >= SEXTORTION_PRESSURE or (st.hits[_PRESSURE] > 0 and st.sim[_PRESSURE] >= 0.4)
+    return pressure and (threat_indicator or stage_seen(st, _PHOTOS))

@@ -24,17 +24,20 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iters: int = 50) -> tuple[np.ndarray, float]:
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iters: int = 50, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """Newton-Raphson (IRLS) for L2-regularised logistic regression; returns (weights, bias)."""
     n, d = x.shape
     xb = np.hstack([x, np.ones((n, 1))])
     w = np.zeros(d + 1)
     reg = np.full(d + 1, l2)
     reg[-1] = 0.0  # no penalty on the bias
+    sw = np.ones(n) if sample_weight is None else sample_weight
     for _ in range(iters):
         p = _sigmoid(xb @ w)
-        grad = xb.T @ (p - y) + reg * w
-        h = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(reg) + 1e-9 * np.eye(d + 1)
+        grad = xb.T @ (sw * (p - y)) + reg * w
+        h = (xb * (sw * p * (1 - p))[:, None]).T @ xb + np.diag(reg) + 1e-9 * np.eye(d + 1)
         step = np.linalg.solve(h, grad)
         w -= step
         if np.abs(step).max() < 1e-8:
@@ -71,15 +74,24 @@ class GroomingModel:
     meta: dict[str, Any] = field(default_factory=dict)
     encoder: dict[str, Any] = field(default_factory=dict)  # {"name": ..., "dim": ..., "idf": [...]}
 
+    def __post_init__(self) -> None:
+        # A model names the features it uses; rows passed in are always the full FEATURES vector, of
+        # which the model takes its own columns (so the v1 model, trained on the first 26, still runs).
+        self._cols = np.asarray([FEATURES.index(f) for f in self.features], dtype=np.int64)
+        self._all = tuple(self.features) == FEATURES
+
+    def _take(self, x: np.ndarray) -> np.ndarray:
+        return x if self._all else x[..., self._cols]
+
     def logit(self, x: np.ndarray) -> np.ndarray:
-        return x @ self.weights + self.bias
+        return self._take(x) @ self.weights + self.bias
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Calibrated probability for each row (or a single row)."""
         return _sigmoid(self.platt_a * self.logit(x) + self.platt_b)
 
     def contributions(self, x: np.ndarray) -> dict[str, float]:
-        return {n: float(v) for n, v in zip(self.features, self.weights * x, strict=True)}
+        return {n: float(v) for n, v in zip(self.features, self.weights * self._take(x), strict=True)}
 
     def calibrate(self, x: np.ndarray, y: np.ndarray) -> None:
         z = self.logit(x)[:, None]
@@ -103,7 +115,7 @@ class GroomingModel:
         if d.get("format") != "safeguard.grooming.model/1":
             raise ConfigError("not a Safeguard grooming model file", code="invalid_grooming_model")
         feats = tuple(d["features"])
-        if feats != FEATURES:
+        if not set(feats) <= set(FEATURES):
             raise ConfigError(
                 "grooming model was trained on different features; retrain with `safeguard grooming train`",
                 code="invalid_grooming_model",

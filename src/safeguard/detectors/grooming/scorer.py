@@ -17,16 +17,26 @@ from typing import Any
 import numpy as np
 
 from safeguard.detectors.grooming.encoder import HashedNgramEncoder, StageSimilarity, USEEncoder
-from safeguard.detectors.grooming.features import MINOR_BANDS, features, stage_scores
+from safeguard.detectors.grooming.features import (
+    MINOR_BANDS,
+    SEXTORTION_QUOTING,
+    SEXTORTION_THREAT,
+    SEXTORTION_THREAT_WITH_INDICATOR,
+    SIM_FLOOR,
+    SIM_SEEN,
+    features,
+    stage_scores,
+)
 from safeguard.detectors.grooming.indicators import STAGES, find_hits, normalise
 from safeguard.detectors.grooming.model import GroomingModel
-from safeguard.detectors.grooming.stageclf import StageClassifier
+from safeguard.detectors.grooming.stageclf import BinaryHead, ExemplarAffinity, StageClassifier, combine
 from safeguard.detectors.grooming.state import ConversationState, UserState
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_MODEL = DATA_DIR / "model.json"
 DEFAULT_EXEMPLARS = DATA_DIR / "exemplars.json"
 AGE_BANDS = ("child", "teen", "adult", "unknown")
+SEMANTIC_EVIDENCE = 0.7  # a stage head's probability that makes a message evidence (``<stage>.semantic``)
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,9 @@ class Analysis:
 
     indicators: tuple[str, ...]
     sims: np.ndarray  # [len(STAGES)]
+    quote: float = 0.0  # probability that the message talks about grooming (reports, quotes, warns)
+    line: float = 0.0  # probability that the message is a groomer's tactic in a grooming conversation
+    threat: float = 0.0  # probability that the message is a groomer's pressure or threat (sextortion)
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,7 @@ class Step:
     stage_scores: dict[str, float]
     top_stage: str | None
     contributions: dict[str, float]
+    semantic: tuple[str, ...] = ()  # stage-head evidence this message added (``<stage>.semantic``)
 
 
 def make_encoder(spec: dict[str, Any]) -> Any:
@@ -77,6 +91,15 @@ class Scorer:
         clf = model.encoder.get("stage_classifier")
         # With a stage classifier, its probabilities are the stage evidence; else exemplar similarity.
         self.stage_clf = StageClassifier.from_dict(clf) if clf else None
+        aff = model.encoder.get("affinity")
+        self.affinity = ExemplarAffinity.from_dict(aff) if aff else None
+        self.combine = str(model.encoder.get("combine", "clf"))
+        qh = model.encoder.get("quote_head")
+        self.quote_head = BinaryHead.from_dict(qh) if qh else None
+        lh = model.encoder.get("line_head")
+        self.line_head = BinaryHead.from_dict(lh) if lh else None
+        th = model.encoder.get("threat_head")
+        self.threat_head = BinaryHead.from_dict(th) if th else None
         self.similarity = StageSimilarity(self.encoder, {} if self.stage_clf else exemplars)
 
     @classmethod
@@ -87,14 +110,33 @@ class Scorer:
 
     def analyse(self, texts: Sequence[str]) -> list[Analysis]:
         """Batch analysis: patterns per message, one matrix product for all similarities."""
+        quotes = np.zeros(len(texts), dtype=np.float32)
+        lines = np.zeros(len(texts), dtype=np.float32)
+        threats = np.zeros(len(texts), dtype=np.float32)
         if self.stage_clf is not None:
-            sims = self.stage_clf.predict(self.encoder.encode(list(texts)))
+            emb = self.encoder.encode(list(texts))
+            aff = self.affinity.predict(emb) if self.affinity is not None and self.combine != "clf" else None
+            sims = combine(self.stage_clf.predict(emb), aff, self.combine)
+            if self.quote_head is not None:
+                quotes = self.quote_head.predict(emb)
+            if self.line_head is not None:
+                lines = self.line_head.predict(emb)
+            if self.threat_head is not None:
+                threats = self.threat_head.predict(emb)
         else:
             sims = self.similarity.scores(list(texts))
         out = []
         for i, t in enumerate(texts):
             hits = find_hits(normalise(t), normalised=True)
-            out.append(Analysis(tuple(f"{h.stage}.{h.indicator}" for h in hits), sims[i]))
+            out.append(
+                Analysis(
+                    tuple(f"{h.stage}.{h.indicator}" for h in hits),
+                    sims[i],
+                    float(quotes[i]),
+                    float(lines[i]),
+                    float(threats[i]),
+                )
+            )
         return out
 
     def apply(
@@ -131,17 +173,37 @@ class Scorer:
         for i, v in enumerate(analysis.sims):
             if v > st.sim[i]:
                 st.sim[i] = float(v)
+            if v >= SIM_SEEN and st.first[i] < 0:
+                st.first[i] = st.n
+        strength = max(0.0, float(np.max(analysis.sims)) - SIM_FLOOR) if len(analysis.sims) else 0.0
+        if strength > 0.0:
+            st.q += analysis.quote * strength
+            st.qw += strength
+        st.g = max(st.g, analysis.line)
+        st.t = max(st.t, analysis.threat)
+        st.gs += analysis.line
         x = features(st, len(user.minors) if st.band != "child" else 0)
         risk = float(self.model.predict(x))
         st.risk = risk
         conv_risk = max(s.risk for s in conv.senders.values())
         user.set_risk(conversation_id, risk)
-        if analysis.indicators:
+        # Stage-head evidence (classifier models): a stage shown with probability >= SEMANTIC_EVIDENCE
+        # by a message that does not read as quoting or reporting is evidence too, named "<stage>.semantic".
+        semantic = []
+        if self.stage_clf is not None and analysis.quote < SEXTORTION_QUOTING:
+            semantic = [f"{STAGES[i]}.semantic" for i, v in enumerate(analysis.sims) if v >= SEMANTIC_EVIDENCE]
+            threat = analysis.threat >= SEXTORTION_THREAT or (
+                analysis.threat >= SEXTORTION_THREAT_WITH_INDICATOR
+                and "pressure.threat_to_share" in analysis.indicators
+            )
+            if threat and "pressure.semantic" not in semantic:
+                semantic.append("pressure.semantic")
+        if analysis.indicators or semantic:
             conv.add_evidence(
                 {
                     "message_id": msg.message_id,
                     "sender_id": msg.sender_id,
-                    "indicators": list(analysis.indicators),
+                    "indicators": [*analysis.indicators, *semantic],
                     "snippet": msg.text if snippet else "",
                 }
             )
@@ -161,6 +223,7 @@ class Scorer:
             stage_scores=stage_scores(st),
             top_stage=top,
             contributions=contrib,
+            semantic=tuple(semantic),
         )
 
 

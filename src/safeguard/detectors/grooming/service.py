@@ -9,8 +9,8 @@ The service is the only place grooming touches IO. For a batch of messages it:
    the new messages in, inserts their ledger rows (the platform's message id is the key, so a message
    seen before is refused by the database), and writes the state rows back only if their version is
    still the one read;
-4. in the same transaction, when a policy rule fires on news (an indicator hit, or the threshold
-   crossed), records the decision through :meth:`Engine.decide_in`, so policy, cases, webhooks and
+4. in the same transaction, when a policy rule fires on news (an indicator hit or stage-head
+   evidence, or the threshold crossed), records the decision through :meth:`Engine.decide_in`, so policy, cases, webhooks and
    events are exactly those of uploads, and state and decision are durable together or not at all.
    Ordinary chat (no rule fires) gets its "allow" answer without a decision row and an event per
    message (``record_all=True`` records every one).
@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 from safeguard.actions.safety_message import render_safety_message
 from safeguard.content import Content, ContentKind, Decision, Finding
 from safeguard.detectors.grooming.cache import CachedRow, StateCache
-from safeguard.detectors.grooming.features import MINOR_BANDS, stage_scores
+from safeguard.detectors.grooming.features import MINOR_BANDS, sextortion_signal, stage_scores
 from safeguard.detectors.grooming.indicators import STAGE_DESCRIPTIONS
 from safeguard.detectors.grooming.scorer import AGE_BANDS, Analysis, Message, Scorer, Step, default_scorer
 from safeguard.detectors.grooming.state import ConversationState, SenderState, UserState
@@ -351,7 +351,7 @@ class GroomingService:
         # Step 4 in the same transaction: the decision, its case, outbox rows and events commit with the
         # state, or none of it does.
         crossed = conv.alerted_at is not None and conv.alerted_at > conv.n - len(new_steps)
-        news = crossed or any(st.indicators for st in new_steps)
+        news = crossed or any(st.indicators or st.semantic for st in new_steps)
         findings = self.findings(conversation_id, conv)
         outcome = evaluate(self.engine.policy, findings, ContentKind.MESSAGE)
         if (outcome.reasons and news) or self.record_all:
@@ -519,8 +519,9 @@ class GroomingService:
                 evidence=evidence,
             )
         ]
-        threats = tuple(e for e in evidence if any(i == "pressure.threat_to_share" for i in e["indicators"]))
-        if threats and (st.to_minor or st.risk >= thr):
+        threats = tuple(e for e in evidence if any(i.startswith("pressure.") for i in e["indicators"]))
+        threat_ind = any(i == "pressure.threat_to_share" for e in threats for i in e["indicators"])
+        if threats and sextortion_signal(st, threat_ind):
             out.append(
                 Finding(
                     detector="grooming",

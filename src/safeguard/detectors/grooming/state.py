@@ -39,6 +39,11 @@ class SenderState:
     to_minor: bool = False
     prior: bool = False
     risk: float = 0.0
+    q: float = 0.0  # quoting: sum of (quote probability x stage strength) over the sender's messages
+    qw: float = 0.0  # ... and the sum of stage strengths (quoting = q / qw)
+    g: float = 0.0  # the line head's highest probability over the sender's messages
+    gs: float = 0.0  # ... and its sum
+    t: float = 0.0  # the threat head's highest probability (sextortion evidence)
 
 
 @dataclass
@@ -89,6 +94,11 @@ class ConversationState:
                     "to_minor": s.to_minor,
                     "prior": s.prior,
                     "risk": round(s.risk, 4),
+                    "q": round(s.q, 3),
+                    "qw": round(s.qw, 3),
+                    "g": round(s.g, 3),
+                    "gs": round(s.gs, 3),
+                    "t": round(s.t, 3),
                 }
                 for k, s in self.senders.items()
             },

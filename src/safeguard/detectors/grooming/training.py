@@ -19,14 +19,26 @@ import numpy as np
 
 from safeguard.detectors.grooming import corpus
 from safeguard.detectors.grooming.encoder import HashedNgramEncoder
-from safeguard.detectors.grooming.features import FEATURES, features
+from safeguard.detectors.grooming.features import FEATURES, FEATURES_V1, LINE, TRAJECTORY, features
 from safeguard.detectors.grooming.loaders import LoadedConversation, _fill_recipients, _message_from_api
 from safeguard.detectors.grooming.metrics import confusion, default_p, f_latency, set_scores
 from safeguard.detectors.grooming.model import GroomingModel, fit_monotone
 from safeguard.detectors.grooming.scorer import DATA_DIR, Scorer
 from safeguard.detectors.grooming.state import ConversationState, UserState, short_hash
 
-MONOTONE = ("stages_seen", "escalation", "adult_to_minor", "unknown_to_minor", "many_minors")
+MONOTONE = (
+    "stages_seen",
+    "escalation",
+    "adult_to_minor",
+    "unknown_to_minor",
+    "many_minors",
+    "stage_order",
+    "stages_to_minor",
+    "stages_direct",
+    "line_max",
+    "line_sum",
+    "line_to_minor",
+)
 
 
 def to_loaded(c: corpus.Conversation) -> LoadedConversation:
@@ -45,6 +57,7 @@ class Replay:
     risks: list[float]  # conversation risk after each message
     sender_risks: dict[str, float]  # each author's final risk in this conversation
     rows: list[tuple[str, int, np.ndarray]]  # (sender, messages so far, features) after each message
+    state: ConversationState | None = None  # the conversation state after the last message
 
 
 def replay(scorer: Scorer, conv: LoadedConversation, *, users: dict[str, UserState] | None = None) -> Replay:
@@ -65,7 +78,7 @@ def replay(scorer: Scorer, conv: LoadedConversation, *, users: dict[str, UserSta
         risks.append(step.conversation_risk)
         st = state.senders[m.sender_id]
         rows.append((m.sender_id, i + 1, features(st, len(user.minors) if st.band != "child" else 0)))
-    return Replay(conv.id, risks, {k: v.risk for k, v in state.senders.items()}, rows)
+    return Replay(conv.id, risks, {k: v.risk for k, v in state.senders.items()}, rows, state)
 
 
 def _training_rows(scorer: Scorer, convs: Iterable[corpus.Conversation]) -> tuple[np.ndarray, np.ndarray]:
@@ -173,14 +186,16 @@ def build_default(
         enc = HashedNgramEncoder()
         enc.fit_idf([m["text"] for c in train for m in c.messages] + [t for v in ex.values() for t in v])
         enc_spec = {"name": "hashed-ngram", "dim": enc.dim, "idf": [round(float(v), 4) for v in enc.idf]}
-    model = GroomingModel(weights=np.zeros(len(FEATURES)), bias=0.0, encoder=enc_spec)
+    # the template model keeps v1's 26 features (the trajectory features need the USE heads)
+    model = GroomingModel(weights=np.zeros(len(FEATURES_V1)), bias=0.0, features=FEATURES_V1, encoder=enc_spec)
     scorer = Scorer(model, ex)
     x, y = _training_rows(scorer, train)
-    nonneg = [i for i, f in enumerate(FEATURES) if f.startswith(("hit_", "sim_")) or f in MONOTONE]
+    x = x[:, : len(FEATURES_V1)]
+    nonneg = [i for i, f in enumerate(FEATURES_V1) if f.startswith(("hit_", "sim_")) or f in MONOTONE]
     w, b = fit_monotone(x, y, nonneg, l2=3.0)
     model.weights, model.bias = w, b
     cx, cy = _training_rows(scorer, [c for c in convs if c.split == "calib"])
-    model.calibrate(cx, cy)
+    model.calibrate(cx, cy)  # full rows: the model takes its own columns
     model.threshold = best_threshold(scorer, calib)
     report = evaluate_conversations(scorer, test)
     model.meta = {
@@ -305,6 +320,87 @@ def _author_rows(scorer: Scorer, convs: Iterable[LoadedConversation]) -> tuple[n
     return np.asarray(xs), np.asarray(ys, dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How the USE model is built (measured side by side in ``safeguard grooming eval``).
+
+    ``combine``: stage evidence from the per-stage classifier (``clf``), exemplar affinity (``knn``),
+    or both (``mean``, ``max``). ``trajectory``: the conversation model also uses the trajectory and
+    quoting features (else the first 26, as in v1). ``crossfit``: the conversation model is trained on
+    stage evidence each training author's messages get from heads trained *without* that author (as
+    the model will meet a new author's wording), instead of in-sample evidence."""
+
+    combine: str = "clf"
+    trajectory: bool = False
+    crossfit: bool = False
+    indicators: bool = True
+    k: int = 12
+    line_head: bool = False
+    balanced: bool = False
+
+    def label(self) -> str:
+        parts = [
+            {
+                "clf": "classifier",
+                "knn": "exemplar affinity",
+                "mean": "classifier+affinity (mean)",
+                "max": "classifier+affinity (max)",
+            }.get(self.combine, self.combine)
+        ]
+        if self.trajectory:
+            parts.append("trajectory+quoting")
+        if self.balanced:
+            parts.append("balanced stage heads")
+        if self.line_head:
+            parts.append("line + threat heads")
+        if self.crossfit:
+            parts.append("cross-fitted")
+        if not self.indicators:
+            parts.append("no regex")
+        return ", ".join(parts)
+
+
+# The recipe of the model shipped before this round (USE stage classifier, v1 features), measured side
+# by side; the shipped recipe; the ablations ``safeguard grooming eval --variants`` adds.
+PREVIOUS_RECIPE = Recipe()
+SHIPPED_RECIPE = Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True)
+VARIANTS = (  # the development runs recorded in docs/grooming.md
+    Recipe(trajectory=True),  # + trajectory and quoting features
+    Recipe(crossfit=True),  # + cross-fitting alone
+    Recipe(trajectory=True, crossfit=True),
+    Recipe(combine="mean"),  # classifier + exemplar affinity
+    Recipe(combine="knn"),  # exemplar affinity alone
+    Recipe(trajectory=True, line_head=True),  # + line head, without cross-fitting
+    Recipe(trajectory=True, line_head=True, crossfit=True),  # the shipped recipe without balanced stage heads
+)
+
+
+def _heads(
+    emb: np.ndarray,
+    tags: list[str | None],
+    n_author: int,
+    quoting: list[bool],
+    lines: list[bool],
+    recipe: Recipe,
+) -> dict[str, Any]:
+    """The encoder spec: stage classifier on every row, affinity and quote head on the author rows."""
+    from safeguard.detectors.grooming.stageclf import fit_affinity, fit_binary_head, fit_stage_classifier
+
+    spec: dict[str, Any] = {"name": "use-multilingual", "dim": 512}
+    spec["stage_classifier"] = fit_stage_classifier(emb, tags, l2=1.0, balanced=recipe.balanced).to_dict()
+    if recipe.combine != "clf" and n_author:
+        spec["affinity"] = fit_affinity(emb[:n_author], tags[:n_author], k=recipe.k).to_dict()
+        spec["combine"] = recipe.combine
+    if recipe.trajectory and n_author and 0 < sum(quoting) < n_author:
+        spec["quote_head"] = fit_binary_head(emb[:n_author], quoting).to_dict()
+    if recipe.line_head and 0 < sum(lines) < len(lines):
+        spec["line_head"] = fit_binary_head(emb[: len(lines)], lines).to_dict()
+        threats = [ln and t == "pressure" for ln, t in zip(lines, tags, strict=False)]
+        if sum(threats) > 0:
+            spec["threat_head"] = fit_binary_head(emb[: len(lines)], threats).to_dict()
+    return spec
+
+
 def fit_use_model(
     train: list[LoadedConversation],
     val: list[LoadedConversation],
@@ -312,40 +408,79 @@ def fit_use_model(
     templates: int = 800,
     seed: int = 20261123,
     indicators: bool = True,
+    recipe: Recipe | None = None,
 ) -> tuple[Scorer, dict[str, Any]]:
-    """USE stage classifier + conversation model from author conversations (``train``) and the
-    template corpus (training split only); calibration and threshold on ``val`` (never the test
-    author). ``indicators=False`` drops the regex indicator features (weights fixed at zero)."""
+    """USE stage heads + conversation model from author conversations (``train``) and the template
+    corpus (training split only); calibration and threshold on ``val`` (never the test author).
+    ``indicators=False`` drops the regex indicator features (weights fixed at zero)."""
     from safeguard.detectors.grooming.encoder import USEEncoder
-    from safeguard.detectors.grooming.stageclf import fit_stage_classifier
+    from safeguard.detectors.grooming.stageclf import is_quoting_kind
 
+    recipe = recipe or Recipe(indicators=indicators)
     if USEEncoder.memo is None:
         USEEncoder.memo = {}
     tmpl = [c for c in corpus.generate(templates, seed) if c.split == "train"] if templates else []
-    texts = [m.text for c in train for m in c.messages] + [m["text"] for c in tmpl for m in c.messages]
-    tags = [m.stage for c in train for m in c.messages] + [m.get("stage") for c in tmpl for m in c.messages]
     enc = USEEncoder()
-    clf = fit_stage_classifier(enc.encode(texts), tags, l2=1.0)
-    spec: dict[str, Any] = {"name": "use-multilingual", "dim": 512, "stage_classifier": clf.to_dict()}
-    model = GroomingModel(weights=np.zeros(len(FEATURES)), bias=0.0, encoder=spec)
+
+    def data(
+        convs: list[LoadedConversation], with_templates: bool
+    ) -> tuple[np.ndarray, list[str | None], int, list[bool], list[bool]]:
+        texts = [m.text for c in convs for m in c.messages]
+        tags = [m.stage for c in convs for m in c.messages]
+        quoting = [is_quoting_kind(c.kind) for c in convs for _m in c.messages]
+        lines = [bool(c.label and m.stage and m.sender_id == c.focus) for c in convs for m in c.messages]
+        n_author = len(texts)
+        if with_templates:
+            texts += [m["text"] for c in tmpl for m in c.messages]
+            tags += [m.get("stage") for c in tmpl for m in c.messages]
+            lines += [
+                bool(c.label and m.get("stage") and m["sender"]["id"] == c.focus) for c in tmpl for m in c.messages
+            ]
+        return enc.encode(texts), tags, n_author, quoting, lines
+
+    spec = _heads(*data(train, True), recipe)
+    feats = FEATURES_V1 + (TRAJECTORY if recipe.trajectory else ()) + (LINE if recipe.line_head else ())
+    model = GroomingModel(weights=np.zeros(len(feats)), bias=0.0, features=feats, encoder=spec)
     scorer = Scorer(model, {})
-    xa, ya = _author_rows(scorer, train)
-    parts_x, parts_y = [xa], [ya]
-    if tmpl:
-        xt, yt = _training_rows(scorer, tmpl)
-        parts_x.append(xt)
-        parts_y.append(yt)
-    x, y = np.vstack(parts_x), np.concatenate(parts_y)
-    if not indicators:
-        x[:, [i for i, f in enumerate(FEATURES) if f.startswith("hit_")]] = 0.0
-    nonneg = [i for i, f in enumerate(FEATURES) if f.startswith(("hit_", "sim_")) or f in MONOTONE]
+    cols = [FEATURES.index(f) for f in feats]
+    parts_x, parts_y = [], []
+    groups = sorted({c.author or "" for c in train})
+    if recipe.crossfit and len(groups) > 1:
+        # each author's rows get stage evidence from heads trained without that author (templates kept)
+        for g in groups:
+            rest = [c for c in train if (c.author or "") != g]
+            fold_spec = _heads(*data(rest, True), recipe)
+            fold = Scorer(GroomingModel(np.zeros(len(feats)), 0.0, features=feats, encoder=fold_spec), {})
+            xg, yg = _author_rows(fold, [c for c in train if (c.author or "") == g])
+            parts_x.append(xg)
+            parts_y.append(yg)
+        if tmpl:  # template rows: heads from the authors only
+            fold_spec = _heads(*data(train, False), recipe)
+            fold = Scorer(GroomingModel(np.zeros(len(feats)), 0.0, features=feats, encoder=fold_spec), {})
+            xt, yt = _training_rows(fold, tmpl)
+            parts_x.append(xt)
+            parts_y.append(yt)
+    else:
+        xa, ya = _author_rows(scorer, train)
+        parts_x.append(xa)
+        parts_y.append(ya)
+        if tmpl:
+            xt, yt = _training_rows(scorer, tmpl)
+            parts_x.append(xt)
+            parts_y.append(yt)
+    x, y = np.vstack(parts_x)[:, cols], np.concatenate(parts_y)
+    hit_cols = [i for i, f in enumerate(feats) if f.startswith("hit_")]
+    if not recipe.indicators:
+        x[:, hit_cols] = 0.0
+    nonneg = [i for i, f in enumerate(feats) if f.startswith(("hit_", "sim_")) or f in MONOTONE]
     model.weights, model.bias = fit_monotone(x, y, nonneg, l2=3.0)
-    vx, vy = _author_rows(scorer, val)
-    if not indicators:
+    vx, vy = _author_rows(scorer, val)  # full rows: the model takes its own columns
+    if not recipe.indicators:
         vx[:, [i for i, f in enumerate(FEATURES) if f.startswith("hit_")]] = 0.0
     model.calibrate(vx, vy)
     model.threshold = best_threshold(scorer, val)
     info = {
+        "recipe": recipe.label(),
         "train_conversations": len(train),
         "validation_conversations": len(val),
         "template_conversations": len(tmpl),
@@ -354,7 +489,12 @@ def fit_use_model(
 
 
 def build_from_authors(
-    convs: list[LoadedConversation], out_dir: str | Path, *, templates: int = 800, seed: int = 20261123
+    convs: list[LoadedConversation],
+    out_dir: str | Path,
+    *,
+    templates: int = 800,
+    seed: int = 20261123,
+    heldout_report: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The USE model from every author (validation split: threshold and calibration) + templates.
 
@@ -364,12 +504,24 @@ def build_from_authors(
 
     train = [c for c in convs if not is_validation(c)]
     val = [c for c in convs if is_validation(c)]
-    scorer, info = fit_use_model(train, val, templates=templates, seed=seed)
-    # the held-out estimate of this recipe: leave one author out (the shipped model saw every author)
-    loao = leave_one_author_out(convs, {"new": use_retrained(templates=templates)}, bootstrap=200)
-    pooled = loao["systems"]["new"]["pooled"]
+    scorer, info = fit_use_model(train, val, templates=templates, seed=seed, recipe=SHIPPED_RECIPE)
+    # the held-out estimate of this recipe: leave one author out (the shipped model saw every author),
+    # run here or taken from an eval report (`eval --leave-one-author-out --json`) of the same corpus
+    if heldout_report is None:
+        loao = leave_one_author_out(
+            convs, {"new": use_retrained(templates=templates, recipe=SHIPPED_RECIPE)}, bootstrap=200
+        )
+        pooled = loao["systems"]["new"]["pooled"]
+    else:
+        names = [k for k in heldout_report.get("systems", {}) if "(shipped recipe)" in k]
+        if not names:
+            from safeguard.errors import InvalidInput
+
+            raise InvalidInput("the eval report has no shipped-recipe system", code="invalid_conversation_file")
+        pooled = heldout_report["systems"][names[0]]["pooled"]
     heldout = {
         "protocol": "leave one author out, pooled over folds",
+        "recipe": SHIPPED_RECIPE.label(),
         "conversations": pooled["conversations"],
         **{k: v["value"] for k, v in pooled.items() if isinstance(v, dict) and "value" in v},
     }

@@ -1,0 +1,59 @@
+"""Markdown tables from `safeguard grooming eval ... --leave-one-author-out --json` (for docs/grooming.md).
+
+safeguard grooming eval datasets/grooming --format authors --leave-one-author-out --json > run.json
+python bench/grooming_tables.py run.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+COLS = ("precision", "recall", "f0.5", "roc_auc", "in_time", "false_alerts_per_1000_benign", "stage_agreement")
+LANGS = ("en", "es", "fr", "de")
+DASH = "\u2013"  # the docs' tables use an en dash for ranges and missing values
+
+
+def _cell(d: dict[str, Any], col: str) -> str:
+    v, (lo, hi) = d[col]["value"], d[col]["ci95"]
+    if col == "false_alerts_per_1000_benign":
+        return f"{v:.0f} [{lo:.0f}{DASH}{hi:.0f}]"
+    return f"{v:.2f} [{lo:.2f}{DASH}{hi:.2f}]"
+
+
+def table(name: str, res: dict[str, Any]) -> str:
+    out = [
+        f"**{name}**",
+        "",
+        "| test author | convs (grooming) | threshold | precision | recall | F0.5 | ROC-AUC | in time "
+        "| false alerts / 1,000 benign | stage agreement | recall en / es / fr / de | sextortion rule: sextortion, benign |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = [(a, f, f"{f['threshold']:.2f}") for a, f in res["folds"].items()]
+    rows.append(("**pooled**", res["pooled"], DASH))
+    for a, f, thr in rows:
+        rl = f["recall_by_language"]
+        langs = " / ".join(
+            f"{rl[lang]['recall']:.2f}" if lang in rl and rl[lang]["recall"] is not None else DASH for lang in LANGS
+        )
+        sx = f["sextortion_rule"]
+        out.append(
+            f"| {a} | {f['conversations']} ({f['grooming']}) | {thr} | "
+            + " | ".join(_cell(f, c) for c in COLS)
+            + f" | {langs} | {sx['fired_on_sextortion']}/{sx['sextortion_conversations']}, "
+            f"{sx['fired_on_benign']}/{sx['benign']} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    report = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    for name, res in report["systems"].items():
+        print(table(name, res))
+        print()
+
+
+if __name__ == "__main__":
+    main()
