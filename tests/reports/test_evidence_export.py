@@ -16,6 +16,7 @@ from safeguard.banks import BankService
 from safeguard.cli import app as cli_app
 from safeguard.config import Settings
 from safeguard.engine import Engine
+from safeguard.evidence.vault import key_path
 from tests.helpers.reports import confirmed_case
 from tests.reports.verify import check_manifest, run, verify_signature
 
@@ -29,6 +30,7 @@ def test_export_verifies_without_safeguard_and_tampering_shows(
     case_id = confirmed_case(engine, banks)
     monkeypatch.setenv("SAFEGUARD_DATA_DIR", settings.data_dir)
     monkeypatch.setenv("SAFEGUARD_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("SAFEGUARD_VAULT_KEY_FILE", str(key_path(settings)))  # the engine's, not the session's
     out = tmp_path / "case.zip"
     got = CliRunner().invoke(cli_app, ["evidence", "export", str(case_id), "--out", str(out)])
     assert got.exit_code == 0, got.output

@@ -13,6 +13,7 @@ import sys
 from importlib.metadata import entry_points
 
 import typer
+from rich.markup import escape
 
 from safeguard.cli.apps import app
 from safeguard.cli.common import actor, console, emit_json, engine, err, progress, settings, warn_if_new_database
@@ -55,5 +56,5 @@ def main() -> None:
     try:
         app()
     except SafeguardError as exc:
-        err.print(f"[red]error[/] {exc.code}: {exc.message}")
+        err.print(f"[red]error[/] {exc.code}: {escape(exc.message)}")  # "pip install 'safeguard[x]'" is not markup
         sys.exit(2)

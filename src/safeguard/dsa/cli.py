@@ -65,6 +65,8 @@ def submit(
             got = submitter.run_once()
             typer.echo(json.dumps(got.to_dict()), nl=True)
             if not watch:
+                if got.error:  # a refused token or an unreachable database: cron must see it
+                    raise typer.Exit(1)
                 break
             time.sleep(interval)
     except SafeguardError as exc:

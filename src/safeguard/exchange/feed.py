@@ -22,7 +22,7 @@ import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select, text
@@ -62,7 +62,16 @@ class FeedRequest:
 
 
 def _iso(v: object) -> str:
-    return v.isoformat() if isinstance(v, datetime) else str(v)
+    """A stored time as ISO 8601 in UTC with its offset (SQLite's raw rows give ``2026-12-06 18:25:18.5``;
+    every stored time is UTC)."""
+    if isinstance(v, str):
+        try:
+            v = datetime.fromisoformat(v)
+        except ValueError:
+            return str(v)
+    if isinstance(v, datetime):
+        return (v if v.tzinfo else v.replace(tzinfo=UTC)).isoformat()
+    return str(v)
 
 
 class Feed:
