@@ -6,8 +6,8 @@ python bench/grooming_tables.py run.json
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,9 @@ def table(name: str, res: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    report = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("run", type=Path, help="the JSON of an eval run (--leave-one-author-out --json)")
+    report = json.loads(ap.parse_args().run.read_text(encoding="utf-8"))
     for name, res in report["systems"].items():
         print(table(name, res))
         print()
