@@ -208,6 +208,16 @@ class Target:
 DEFAULT_PORTS = {"http": 80, "https": 443, "rtmp": 1935, "rtmps": 443}
 
 
+def require_https(url: str, setting: str) -> str:
+    """A service's base URL (NCMEC, the DSA database): ``https://``, or ``http://`` to loopback only (the
+    tests' local servers); else ``invalid_setting`` naming ``setting``. Returns it without a trailing /."""
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ConfigError(f"{setting} must be https:// (http only to loopback, for tests)", code="invalid_setting")
+    return url.rstrip("/")
+
+
 def parse_url(url: str, schemes: Iterable[str], *, code: str = "invalid_url") -> Target:
     """Split ``url`` strictly: an allowed scheme, a host :func:`parse_host` accepts, a port; no whitespace."""
     allowed = tuple(schemes)

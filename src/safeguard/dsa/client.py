@@ -24,12 +24,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from safeguard.config import Settings
-from safeguard.egress import EgressPolicy, EgressRefused, checked_client
+from safeguard.egress import EgressPolicy, EgressRefused, checked_client, require_https
 from safeguard.errors import ConfigError
 
 __all__ = ["PATH", "BatchAnswer", "DsaClient", "DsaError"]
@@ -76,13 +75,7 @@ class DsaClient:
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        parts = urlsplit(base_url)
-        loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
-        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-            raise ConfigError(
-                "SAFEGUARD_DSA_URL must be https:// (http only to loopback, for tests)", code="invalid_setting"
-            )
-        self.base = base_url.rstrip("/")
+        self.base = require_https(base_url, "SAFEGUARD_DSA_URL")
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self.http = http
         self.attempts = max(1, attempts)

@@ -82,10 +82,14 @@ class FileBlobStore:
         # written in place, no temporary name: an address is the hash of a ciphertext under a fresh random
         # key, so no two writers ever share one, and a file cut short by a crash has no row (the row commits
         # after ``put`` returns), is never read, and is counted by ``safeguard vault verify`` as unnamed
-        try:
-            fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return address
+        with contextlib.suppress(FileExistsError):
+            self._write_new(final, data)
+        return address
+
+    def _write_new(self, path: Path, data: bytes | memoryview) -> None:
+        """Write a file that must not exist yet (``FileExistsError`` before a byte is written), removed
+        again if the write fails; durable as ``fsync`` says. Blobs and spooled items both come here."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             view = memoryview(data)
             while view:
@@ -94,15 +98,14 @@ class FileBlobStore:
                 os.fsync(fd)
         except BaseException:
             with contextlib.suppress(OSError):
-                final.unlink()
+                path.unlink()
             raise
         finally:
             os.close(fd)
         if self.fsync == "request":
-            _fsync_dir(final.parent)
+            _fsync_dir(path.parent)
         elif self.fsync == "background":
-            _SYNCER.add(final)
-        return address
+            _SYNCER.add(path)
 
     # -- the spool: sealed items written under their item id, named by their hash later ------------
     # A matching upload's sealed bytes are written once, here, while the decision commits; the item's
@@ -126,23 +129,7 @@ class FileBlobStore:
         if self.spool_dir not in self._dirs:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
             self._dirs.add(self.spool_dir)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if self.fsync == "request":
-                os.fsync(fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                path.unlink()
-            raise
-        finally:
-            os.close(fd)
-        if self.fsync == "request":
-            _fsync_dir(self.spool_dir)
-        elif self.fsync == "background":
-            _SYNCER.add(path)
+        self._write_new(path, data)
 
     def spooled(self) -> list[Path]:
         try:

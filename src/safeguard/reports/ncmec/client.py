@@ -11,13 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from lxml import etree
 
 from safeguard.config import Settings
-from safeguard.egress import EgressPolicy, checked_client
+from safeguard.egress import EgressPolicy, checked_client, require_https
 from safeguard.errors import ConfigError
 
 #: NCMEC's documented response codes (API documentation, appendix D), with what they mean to an operator
@@ -100,13 +99,7 @@ class NcmecClient:
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        parts = urlsplit(base_url)
-        loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
-        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-            raise ConfigError(
-                "SAFEGUARD_NCMEC_URL must be https:// (http only to loopback, for tests)", code="invalid_setting"
-            )
-        self.base = base_url.rstrip("/")
+        self.base = require_https(base_url, "SAFEGUARD_NCMEC_URL")
         self._auth = httpx.BasicAuth(username, password)
         self.http = http
         self.attempts = max(1, attempts)
