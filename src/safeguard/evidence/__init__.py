@@ -1,6 +1,6 @@
 """The evidence vault: preserved uploads, encrypted at rest, sealed into the event log, retained and purged.
 
-See ``docs/review.md`` ("The evidence vault") for the threat model and the key procedures.
+See ``docs/vault.md`` for the threat model and the key procedures.
 """
 
 from typing import Any

@@ -57,7 +57,7 @@ def init(
     key = MasterKey.generate().write_new(path)
     console.print(f"vault key {key.id} written to {path} (mode 0600)")
     console.print(f"  export SAFEGUARD_VAULT_KEY_FILE={path.resolve()}")
-    console.print("  keep a copy offline; without it the vault's evidence cannot be read (docs/review.md)")
+    console.print("  keep a copy offline; without it the vault's evidence cannot be read (docs/vault.md)")
 
 
 @app.command("rotate-key")

@@ -317,7 +317,7 @@ class EvidenceVault:
                 self._key = MasterKey.generate().write_new(self.key_path)
                 log.warning(
                     "created the evidence vault key %s (no SAFEGUARD_VAULT_KEY_FILE set); for production keep it "
-                    "off the data directory's disk and backups (docs/review.md)",
+                    "off the data directory's disk and backups (docs/vault.md)",
                     self.key_path,
                 )
             except ConfigError:  # another process created it meanwhile
