@@ -228,7 +228,7 @@ SETTINGS: tuple[Setting, ...] = (
         640 * 1024 * 1024,
         "Bytes that concurrent image and video decodes in one worker process may hold together (estimated from "
         "each file's header before decoding; 0: no budget). Over it a request waits, then gets 503 `decode_busy`; "
-        "one decode larger than all of it gets 413 `over_memory_budget`. See docs/security.md.",
+        "one decode larger than all of it gets 413 `over_memory_budget`. See docs/hardening.md.",
     ),
     Setting(
         "decode_wait_seconds",

@@ -10,7 +10,7 @@ from the process's :class:`~safeguard.media.budget.DecodeBudget` first (:meth:`M
 large images are never hashed from a full-size RGB array: PDQ only needs a luma plane reduced by
 whole blocks (:mod:`safeguard.signals.pdqmath`), which a JPEG's decoder gives by DCT scaling and
 other formats by block means taken a few rows at a time (:func:`reduced_luma`). See
-docs/security.md, "Memory and time budgets".
+docs/hardening.md, "Memory and time budgets".
 """
 
 from __future__ import annotations
