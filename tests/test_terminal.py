@@ -12,9 +12,10 @@ from safeguard.signals.pdq import PDQSignal
 from tests.media_factory import image_bytes
 
 
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env["SAFEGUARD_DATA_DIR"] = str(cwd / "var")
+    env.update(extra)
     exe = Path(sys.executable).with_name("safeguard")
     return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=180)
 
@@ -70,3 +71,24 @@ def test_settings_lists_every_setting_of_the_one_table(tmp_path: Path) -> None:
     for env in ("SAFEGUARD_STREAM_SAMPLE_INTERVAL", "SAFEGUARD_STREAM_ALLOW_FILES", "SAFEGUARD_VIDEO_ASYNC_BYTES"):
         assert env in res.stdout
     assert all(s.env in res.stdout for s in SETTINGS)
+
+
+def test_plugin_commands_print_whole_paths_into_a_pipe(tmp_path: Path) -> None:
+    # `safeguard vault init` (a plug-in command group) printed through a plain rich Console, cut at 80 columns
+    home = tmp_path / "an-operator-data-directory-whose-path-is-well-over-eighty-columns-when-printed"
+    home.mkdir()
+    key = str(home / "vault.key")
+    res = _run("vault", "init", cwd=home, SAFEGUARD_VAULT_KEY_FILE=key)
+    assert res.returncode == 0, res.stderr
+    assert any(key in line for line in res.stdout.splitlines()), res.stdout
+
+
+def test_no_command_builds_its_own_rich_console() -> None:
+    # every console comes from safeguard.terminal.make_console, which never cuts piped output
+    src = Path(__file__).resolve().parents[1] / "src" / "safeguard"
+    offenders = [
+        str(p.relative_to(src))
+        for p in src.rglob("*.py")
+        if p.name != "terminal.py" and "Console(" in p.read_text(encoding="utf-8").replace("make_console(", "")
+    ]
+    assert not offenders, offenders

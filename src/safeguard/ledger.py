@@ -22,9 +22,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import logging
 import threading
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -155,6 +157,20 @@ class Signer:
     def sign_bytes(self, message: bytes) -> bytes:
         """An Ed25519 signature over ``message`` (exported packages: safeguard.reports.package)."""
         return self._private.sign(message)
+
+    def signed_zip(self, files: dict[str, bytes]) -> bytes:
+        """A zip of ``files`` (sorted by name) with ``manifest.sha256`` (``sha256sum -c`` reads it), its
+        Ed25519 signature ``manifest.sig`` and ``signer.pem``: evidence exports and NCA packages, checkable
+        without Safeguard (docs/reporting.md)."""
+        manifest = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in sorted(files.items())).encode()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, blob in sorted(files.items()):
+                z.writestr(name, blob)
+            z.writestr("manifest.sha256", manifest)
+            z.writestr("manifest.sig", self.sign_bytes(manifest))
+            z.writestr("signer.pem", public_key_pem(self.public))
+        return buf.getvalue()
 
     def sign(self, seq: int, hash_: str, time: datetime) -> Checkpoint:
         cp = Checkpoint(

@@ -8,6 +8,7 @@ and ``COLUMNS`` still decides when it is set.
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 
@@ -25,6 +26,14 @@ def make_console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=width)
 
 
+def cli_actor() -> str:
+    """Who a command run from a shell acts as, in events: ``cli:<login name>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in some containers
+        return "cli"
+
+
 def _isatty(stream: object) -> bool:
     isatty = getattr(stream, "isatty", None)
     try:
@@ -33,4 +42,4 @@ def _isatty(stream: object) -> bool:
         return False
 
 
-__all__ = ["UNBOUNDED", "make_console"]
+__all__ = ["UNBOUNDED", "cli_actor", "make_console"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 from typing import Any
@@ -11,17 +10,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from safeguard.config import Settings
-from safeguard.terminal import make_console
+from safeguard.terminal import cli_actor, make_console
 
 console = make_console()
 err = make_console(stderr=True)
 
 
-def actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in some containers
-        return "cli"
+actor = cli_actor
 
 
 def settings() -> Settings:

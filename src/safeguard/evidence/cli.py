@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from safeguard.config import Settings
 from safeguard.errors import InvalidInput
 from safeguard.evidence.vault import EvidenceVault
+from safeguard.terminal import cli_actor, make_console
 
 app = typer.Typer(help="The evidence vault: its key, verification, retention and legal holds.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in some containers
-        return "cli"
+console = make_console()
+err = make_console(stderr=True)
 
 
 def _vault() -> EvidenceVault:
@@ -84,7 +76,7 @@ def rotate_key(
     olds = [k for k in olds if k.id != new.id]
     with _progress() as bar:
         task = bar.add_task("re-wrapping", total=vault.count())
-        done, failures = vault.rotate(new, olds, actor=_actor(), on_item=lambda: bar.advance(task))
+        done, failures = vault.rotate(new, olds, actor=cli_actor(), on_item=lambda: bar.advance(task))
     console.print(f"re-wrapped {done} data keys from {[k.id for k in olds]} to {new.id}")
     for f in failures:
         err.print(f"[red]{f['code']}[/] {f['item_id']}: {f['message']}")
@@ -99,7 +91,7 @@ def verify() -> None:
     vault = _vault()
     with _progress() as bar:
         task = bar.add_task("verifying", total=vault.count())
-        report = vault.verify(actor=_actor(), on_item=lambda: bar.advance(task))
+        report = vault.verify(actor=cli_actor(), on_item=lambda: bar.advance(task))
     t = Table("items", "ok", "failed", "no bytes (hash-only, purged)", "files no row names")
     t.add_row(str(report.checked), str(report.ok), str(len(report.failures)), str(report.skipped), str(report.orphans))
     console.print(t)
@@ -126,7 +118,7 @@ def purge(dry_run: Annotated[bool, typer.Option(help="list what is due, delete n
         return
     with _progress() as bar:
         task = bar.add_task("purging", total=len(due))
-        purged = vault.purge(actor=_actor(), on_item=lambda: bar.advance(task))
+        purged = vault.purge(actor=cli_actor(), on_item=lambda: bar.advance(task))
     console.print(f"purged {len(purged)} items (data keys erased, files removed)")
 
 
@@ -137,7 +129,7 @@ def _hold(item: list[str] | None, case: int | None, hold: bool, reason: str) -> 
         ids += [i.id for i in vault.items_for_case(case)]
     if not ids:
         raise InvalidInput("name items (--item) or a case (--case) with evidence", code="evidence_not_found")
-    n = vault.set_hold(ids, hold=hold, actor=_actor(), reason=reason)
+    n = vault.set_hold(ids, hold=hold, actor=cli_actor(), reason=reason)
     console.print(f"legal hold {'placed on' if hold else 'released from'} {n} items")
 
 

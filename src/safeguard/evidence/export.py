@@ -13,17 +13,14 @@ custody event's hash and every link; ``sha256sum -c`` and ``openssl pkeyutl -ver
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import re
-import zipfile
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 
 from safeguard.evidence.vault import EvidenceVault, case_items
-from safeguard.ledger import Signer, public_key_pem
+from safeguard.ledger import Signer
 from safeguard.store import Database
 from safeguard.store.models import Case, CaseItem, Event, Report
 
@@ -90,12 +87,4 @@ def export_case(db: Database, vault: EvidenceVault, signer: Signer, case_id: int
     files["case.json"] = json.dumps(case_doc, indent=2, sort_keys=True).encode()
     files["custody.json"] = json.dumps(custody, indent=1, sort_keys=True, ensure_ascii=False).encode()
     files["chain.json"] = json.dumps(chain).encode()
-    manifest = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in sorted(files.items())).encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, blob in sorted(files.items()):
-            z.writestr(name, blob)
-        z.writestr("manifest.sha256", manifest)
-        z.writestr("manifest.sig", signer.sign_bytes(manifest))
-        z.writestr("signer.pem", public_key_pem(signer.public))
-    return buf.getvalue()
+    return signer.signed_zip(files)

@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from safeguard.config import Settings
 from safeguard.errors import SafeguardError
+from safeguard.terminal import make_console
 
 app = typer.Typer(help="Evidence for investigators: export a case with its chain of custody.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True)
 
 
 @app.command("export")

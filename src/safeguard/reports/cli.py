@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
@@ -17,10 +16,11 @@ from safeguard.errors import InvalidInput, NotFound, SafeguardError
 from safeguard.reports.service import ReportService
 from safeguard.store import Database
 from safeguard.store.models import User
+from safeguard.terminal import make_console
 
 app = typer.Typer(help="Reports to law enforcement (NCMEC CyberTipline, UK NCA).", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True)
 #: what a shell on the server may read as: the CLI runs with the operator's access
 CLI_READER = Who("cli", "auditor", "cli")
 

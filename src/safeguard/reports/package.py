@@ -19,11 +19,9 @@ recipient's X25519 public key the zip is sealed: ``SGNCA1`` + ephemeral public k
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
-import zipfile
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +34,7 @@ from sqlalchemy.orm import Session
 from safeguard.config import Settings
 from safeguard.errors import InvalidInput
 from safeguard.evidence.vault import EvidenceVault
-from safeguard.ledger import Signer, public_key_pem
+from safeguard.ledger import Signer
 from safeguard.reports.gather import gather
 from safeguard.reports.submitter import exif_of
 from safeguard.store.models import Case, Report
@@ -192,15 +190,7 @@ def build(
         )
     doc["regulations"] = coverage(doc)
     files["report.json"] = json.dumps(doc, indent=2, sort_keys=True).encode()
-    manifest = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in sorted(files.items())).encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, blob in sorted(files.items()):
-            z.writestr(name, blob)
-        z.writestr("manifest.sha256", manifest)
-        z.writestr("manifest.sig", signer.sign_bytes(manifest))
-        z.writestr("signer.pem", public_key_pem(signer.public))
-    return buf.getvalue()
+    return signer.signed_zip(files)
 
 
 def load_recipient(data: bytes) -> X25519PublicKey:
