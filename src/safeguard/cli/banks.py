@@ -269,20 +269,31 @@ def bank_pull(
     stopncii: Annotated[
         str | None, typer.Option(help="StopNCII API base URL, e.g. https://api.stopncii.org/v1")
     ] = None,
-    keys_file: Annotated[Path | None, typer.Option(help="StopNCII keys: 'FETCH_KEY,SUBSCRIPTION_KEY'")] = None,
+    keys_file: Annotated[
+        Path | None, typer.Option(help="StopNCII keys: 'FETCH_KEY,SUBSCRIPTION_KEY[,FEEDBACK_KEY]'")
+    ] = None,
     threatexchange: Annotated[int | None, typer.Option(help="a ThreatExchange privacy group id")] = None,
     token_file: Annotated[Path | None, typer.Option(help="ThreatExchange access token: 'APP_ID|SECRET'")] = None,
     te_url: Annotated[str, typer.Option(help="ThreatExchange Graph API base URL")] = "https://graph.facebook.com/v26.0",
+    ncmec: Annotated[
+        str | None, typer.Option(help="NCMEC hash sharing base URL, e.g. https://report.cybertip.org/hashsharing")
+    ] = None,
+    credentials_file: Annotated[Path | None, typer.Option(help="NCMEC credentials: 'USER:PASSWORD'")] = None,
+    member: Annotated[
+        list[int] | None, typer.Option(help="NCMEC: only entries from this member (ESP) id; repeatable")
+    ] = None,
     signal_type: Annotated[str | None, typer.Option(help="type of bare hashes in a list (pdq, md5, ...)")] = None,
     checkpoint_file: Annotated[Path | None, typer.Option(help="resume from and save the checkpoint here")] = None,
 ) -> None:
     """Fetch another exchange into a bank through python-threatexchange (docs/quality.md#other-exchanges)."""
     from safeguard.banks.sources import pytx
 
-    chosen = [x for x in (file, url, stopncii, threatexchange) if x]
+    chosen = [x for x in (file, url, stopncii, threatexchange, ncmec) if x]
     if len(chosen) != 1:
         raise SafeguardError(
-            "give exactly one of --file, --url, --stopncii, --threatexchange", code="invalid_source", status=422
+            "give exactly one of --file, --url, --stopncii, --threatexchange, --ncmec",
+            code="invalid_source",
+            status=422,
         )
     source: Any
     if file is not None:
@@ -294,11 +305,18 @@ def bank_pull(
             raise SafeguardError("--threatexchange needs --token-file", code="invalid_source", status=422)
         token = token_file.read_text(encoding="utf-8").strip()
         source = pytx.ThreatExchangeSource(threatexchange, settings(), api_token=token, base_url=te_url)
+    elif ncmec is not None:
+        if credentials_file is None:
+            raise SafeguardError("--ncmec needs --credentials-file", code="invalid_source", status=422)
+        user, _, password = credentials_file.read_text(encoding="utf-8").strip().partition(":")
+        source = pytx.NCMECSource(ncmec, settings(), username=user, password=password, only_esp_ids=tuple(member or ()))
     else:
         if keys_file is None:
             raise SafeguardError("--stopncii needs --keys-file", code="invalid_source", status=422)
-        fetch_key, _, sub_key = keys_file.read_text(encoding="utf-8").strip().partition(",")
-        source = pytx.StopNCIISource(str(stopncii), settings(), fetch_key=fetch_key, subscription_key=sub_key)
+        fetch_key, sub_key, feedback_key = ([*keys_file.read_text(encoding="utf-8").strip().split(",", 2), "", ""])[:3]
+        source = pytx.StopNCIISource(
+            str(stopncii), settings(), fetch_key=fetch_key, subscription_key=sub_key, feedback_key=feedback_key
+        )
     svc = banks()
     svc.describe(bank)
     res = pytx.pull(svc, bank, source, checkpoint_file, actor=actor())
