@@ -242,6 +242,33 @@ def test_exchanges_go_through_the_egress_policy(settings: Settings) -> None:
         URLListSource("file:///etc/passwd", settings)
 
 
+@pytest.mark.parametrize("kind", ["stopncii", "threatexchange", "ncmec"])
+def test_pytx_clients_check_the_address_at_connect_time(
+    kind: str, banks: BankService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name that answered loopback (allowed here) when the source was made and the metadata address
+    when pytx's client connects: refused at connect, nothing sent to either."""
+    from safeguard import egress
+    from safeguard.banks.sources.pytx import NCMECSource
+
+    banks.create("b", actor="t", kind="other")
+    lookups = [[egress.parse_host("127.0.0.1")], [egress.parse_host("169.254.169.254")]]
+    monkeypatch.setattr(egress, "resolve", lambda host, port: lookups.pop(0) if len(lookups) > 1 else lookups[0])
+    with exchange_server() as ex:
+        base = ex.url.replace("127.0.0.1", "exchange.test")
+        src: HashListSource
+        if kind == "stopncii":
+            src = StopNCIISource(base + "/v1", settings, fetch_key=FETCH_KEY, subscription_key=SUB_KEY)
+        elif kind == "threatexchange":
+            src = ThreatExchangeSource(1234, settings, api_token=TE_TOKEN, base_url=base + "/v26.0")
+        else:
+            src = NCMECSource(base.replace("http://", "https://"), settings, username="u", password="p")
+        assert len(lookups) == 1  # the check when the source was made used the first answer
+        with pytest.raises(EgressRefused) as e:
+            sync(banks, "b", src, None)
+        assert "169.254.169.254" in e.value.message and ex.requests == []
+
+
 def test_file_list_with_and_without_types(tmp_path: Path, banks: BankService) -> None:
     banks.create("list", actor="t", kind="other")
     typed = tmp_path / "typed.txt"
