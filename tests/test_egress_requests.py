@@ -26,7 +26,7 @@ def server() -> Iterator[tuple[int, list[str]]]:
             hosts.append(self.headers.get("host", ""))
             if self.path == "/redirect":
                 self.send_response(302)
-                self.send_header("location", "http://inner.test:%d/ok" % self.server.server_address[1])
+                self.send_header("location", f"http://inner.test:{self.server.server_address[1]}/ok")
                 self.send_header("content-length", "0")
                 self.end_headers()
                 return
@@ -96,9 +96,8 @@ def test_redirects_and_proxies_go_through_the_policy_too(
     port, hosts = server
     answers(monkeypatch, {"feeds.test": [[LOOPBACK]], "inner.test": [[egress.parse_host("192.168.1.5")]]})
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")  # ignored: the session trusts no environment
-    with checked_session(EgressPolicy.parse("127.0.0.1")) as s:
-        with pytest.raises(EgressRefused):
-            s.get(f"http://feeds.test:{port}/redirect")
+    with checked_session(EgressPolicy.parse("127.0.0.1")) as s, pytest.raises(EgressRefused):
+        s.get(f"http://feeds.test:{port}/redirect")
     assert hosts == [f"feeds.test:{port}"]
     with requests.Session() as plain:  # a plain session would have used the proxy (the control)
         assert plain.get(f"http://unresolvable.test:{port}/ok").text == "ok"
