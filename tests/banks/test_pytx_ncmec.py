@@ -12,8 +12,9 @@ import pytest
 
 from safeguard.banks import BankService
 from safeguard.config import Settings
+from safeguard.engine import Engine
 from safeguard.errors import InvalidInput, SafeguardError
-from tests.helpers.ncmec_hash import PASSWORD, USER, iso, ncmec_server
+from tests.helpers.ncmec_hash import PASSWORD, REASONS, USER, iso, ncmec_server
 
 pytest.importorskip("threatexchange", reason="the exchanges extra (python-threatexchange) is not installed")
 
@@ -172,3 +173,36 @@ def test_bank_pull_ncmec_from_the_command_line(
         assert "1 added or updated, 0 deleted, 0 rejected" in got.output
     assert set(enabled(banks, "ncmec")) == {pdq(1)}  # member 8's entry is not followed
     assert json.loads(cp.read_text())["get_entries_max_ts"] == T0 + 995
+
+
+def test_opinions_go_back_to_ncmec_as_feedback_on_the_fingerprint(
+    engine: Engine, banks: BankService, settings: Settings, clock: SimpleNamespace
+) -> None:
+    from sqlalchemy import select
+
+    from safeguard.exchange.pytx_opinions import send_opinions
+    from safeguard.store.models import ExchangeOpinionOut
+
+    banks.create("ncmec", actor="t", kind="csam")
+    with ncmec_server() as nc:
+        nc.entry("e1", T0 + 100, pdq=pdq(1), md5=md5(1))
+        nc.entry("v1", T0 + 200, kind="video", member=9, md5=md5(9))
+        src = source(nc.url, settings)
+        pull(banks, "ncmec", src, None, actor="test")
+        ids = {e["value"]: e["id"] for e in banks.list_entries("ncmec")}
+        banks.add_opinion(ids[pdq(1)], "confirmed", actor="mod:a")
+        banks.add_opinion(ids[md5(9)], "disputed", actor="mod:a")
+        nc.fail_feedback = True
+        got = send_opinions(engine.db, "ncmec", src, actor="test")
+        assert got.sent == 0 and got.error is not None and got.error.code == "source_failed"
+        nc.fail_feedback = False
+        got = send_opinions(engine.db, "ncmec", src, actor="test")
+        assert got.sent == 2 and got.error is None
+        # an upvote on e1's PDQ; a downvote on v1's MD5 with the one reason NCMEC lists for MD5
+        assert nc.feedback == [
+            {"member": 7, "id": "e1", "fingerprint": "PDQ", "vote": "affirmative", "reasons": []},
+            {"member": 9, "id": "v1", "fingerprint": "MD5", "vote": "negative", "reasons": list(REASONS)},
+        ]
+    with engine.db.read() as s:
+        rows = s.execute(select(ExchangeOpinionOut.status, ExchangeOpinionOut.attempts)).all()
+    assert sorted(rows) == [("sent", 2), ("sent", 2)]

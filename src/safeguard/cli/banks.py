@@ -14,6 +14,7 @@ from safeguard import registry
 from safeguard.cli.apps import bank_app
 from safeguard.cli.common import actor, banks, console, emit_json, engine, err, iter_files, progress, settings
 from safeguard.errors import SafeguardError
+from safeguard.exchange.outbox import PYTX_SOURCES
 
 
 # -- banks --------------------------------------------------------------------------------------
@@ -282,6 +283,9 @@ def bank_pull(
     member: Annotated[
         list[int] | None, typer.Option(help="NCMEC: only entries from this member (ESP) id; repeatable")
     ] = None,
+    dispute_reason: Annotated[
+        str | None, typer.Option(help="NCMEC: the negative-feedback reason GUID sent with a dispute")
+    ] = None,
     signal_type: Annotated[str | None, typer.Option(help="type of bare hashes in a list (pdq, md5, ...)")] = None,
     checkpoint_file: Annotated[Path | None, typer.Option(help="resume from and save the checkpoint here")] = None,
 ) -> None:
@@ -309,7 +313,14 @@ def bank_pull(
         if credentials_file is None:
             raise SafeguardError("--ncmec needs --credentials-file", code="invalid_source", status=422)
         user, _, password = credentials_file.read_text(encoding="utf-8").strip().partition(":")
-        source = pytx.NCMECSource(ncmec, settings(), username=user, password=password, only_esp_ids=tuple(member or ()))
+        source = pytx.NCMECSource(
+            ncmec,
+            settings(),
+            username=user,
+            password=password,
+            only_esp_ids=tuple(member or ()),
+            dispute_reason=dispute_reason,
+        )
     else:
         if keys_file is None:
             raise SafeguardError("--stopncii needs --keys-file", code="invalid_source", status=422)
@@ -319,6 +330,15 @@ def bank_pull(
         )
     svc = banks()
     svc.describe(bank)
+    if isinstance(source, pytx.PytxSource) and source.exchange in PYTX_SOURCES:
+        # moderators' opinions on this exchange's entries go back first, with the same credentials
+        from safeguard.exchange.pytx_opinions import send_opinions
+
+        sent = send_opinions(svc.db, bank, source, actor=actor())
+        if sent.sent or sent.error:
+            console.print(f"{sent.sent} opinions sent to {source.exchange}")
+        if sent.error is not None:
+            err.print(f"opinions not sent (kept, tried again next pull): {sent.error.code}: {sent.error.message}")
     res = pytx.pull(svc, bank, source, checkpoint_file, actor=actor())
     console.print(
         f"{res.batches} batches: {res.added_or_updated} added or updated, {res.deleted} deleted, "

@@ -25,6 +25,7 @@ these sources raise ``exchange_unavailable`` and nothing else changes. Signal ty
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import tempfile
@@ -49,6 +50,7 @@ __all__ = [
     "SIGNAL_TYPES",
     "FileListSource",
     "NCMECSource",
+    "OpinionNotSendable",
     "PullResult",
     "PytxSource",
     "StopNCIISource",
@@ -90,6 +92,26 @@ def _require() -> None:
             "this exchange needs python-threatexchange: pip install 'safeguard[exchanges]'",
             code="exchange_unavailable",
         )
+
+
+class OpinionNotSendable(InvalidInput):
+    """An opinion that can never be sent to the exchange its entry came from (it is dropped, with this)."""
+
+    code = "opinion_not_sendable"
+
+
+def _sent(what: str, call: Callable[[], Any]) -> Any:
+    """``call()``, with a failed request (or pytx's own exception for one) as ``source_failed``."""
+    import requests
+
+    try:
+        return call()
+    except SafeguardError:
+        raise
+    except requests.RequestException as exc:
+        raise SafeguardError(f"{what} failed: {exc}", code="source_failed", status=502) from exc
+    except Exception as exc:  # pytx raises bare Exceptions (NCMEC: no feedback reason to pick)
+        raise SafeguardError(f"{what} failed: {exc}", code="source_failed", status=502) from exc
 
 
 class PytxSource(HashListSource):
@@ -136,6 +158,15 @@ class PytxSource(HashListSource):
         if descriptors:
             provenance["descriptors"] = sorted(descriptors)
         return make_row(self._line, ours, value, source=self.exchange, provenance=provenance)
+
+    def send_opinion(self, signal_type: str, value: str, opinion: str, provenance: dict[str, Any]) -> None:
+        """Send a moderator's ``confirmed`` or ``disputed`` on an entry this exchange gave back to it.
+
+        Raises :class:`OpinionNotSendable` when it can never be sent (the exchange takes no opinions, the
+        entry lacks what the exchange needs to name it), and ``source_failed`` when the exchange failed
+        (tried again later). pytx 1.2's ``SignalExchangeAPI.report_opinion`` is implemented only by its
+        local file exchange, so each exchange here calls its client's own feedback request."""
+        raise OpinionNotSendable(f"{self.exchange} takes no opinions back")
 
     def fetch_iter(self, checkpoint: Checkpoint | None) -> Iterator[tuple[list[Row], Checkpoint]]:
         from threatexchange.signal_type.md5 import VideoMD5Signal
@@ -237,12 +268,33 @@ class StopNCIISource(PytxSource):
         self.policy = EgressPolicy.from_settings(settings)
         self.target = target
         self.policy.check_target(target)
+        self.feedback_key = feedback_key
         extra = {StopNCIIEndpoint.SubmitFeedback: feedback_key} if feedback_key else None
         client = CheckedStopNCIIAPI(
             self.policy, subscription_key, fetch_key, extra, base_url_override=base_url.rstrip("/")
         )
         api = StopNCIISignalExchangeAPI(CollaborationConfigBase("stopncii", "stopncii", True), client)
         super().__init__(api, StopNCIICheckpoint, exchange="stopncii")
+
+    def send_opinion(self, signal_type: str, value: str, opinion: str, provenance: dict[str, Any]) -> None:
+        """``SubmitFeedback``: confirmed is ``Blocked``, disputed ``NotBlocked`` (needs the feedback key)."""
+        from threatexchange.exchanges.clients.stopncii import api as ncii
+
+        types = {"pdq": ncii.StopNCIISignalType.ImagePDQ, "md5": ncii.StopNCIISignalType.VideoMD5}
+        if signal_type not in types:
+            raise OpinionNotSendable(f"StopNCII takes no feedback on {signal_type} hashes")
+        if not self.feedback_key:
+            raise SafeguardError(
+                "sending opinions to StopNCII needs its SubmitFeedback key: FETCH_KEY,SUBSCRIPTION_KEY,FEEDBACK_KEY",
+                code="source_failed",
+                status=502,
+            )
+        value_ = (
+            ncii.StopNCIICSPFeedbackValue.Blocked
+            if opinion == "confirmed"
+            else ncii.StopNCIICSPFeedbackValue.NotBlocked
+        )
+        _sent("StopNCII SubmitFeedback", lambda: self.api.api.submit_feedback(types[signal_type], value, value_))
 
     def fetch_iter(self, checkpoint: Checkpoint | None) -> Iterator[tuple[list[Row], Checkpoint]]:
         from threatexchange.exchanges.clients.stopncii import api as ncii
@@ -303,6 +355,25 @@ class ThreatExchangeSource(PytxSource):
         api = FBThreatExchangeSignalExchangeAPI(client, collab)
         super().__init__(api, FBThreatExchangeCheckpoint, exchange="threatexchange")
 
+    def send_opinion(self, signal_type: str, value: str, opinion: str, provenance: dict[str, Any]) -> None:
+        """A reaction on each descriptor the entry came from: confirmed is ``HELPFUL``, disputed
+        ``NOT_HELPFUL`` (pytx's ``react_upvote``/``react_downvote_threat_descriptor``)."""
+        descriptors = provenance.get("descriptors") or []
+        if not descriptors:
+            raise OpinionNotSendable("the entry names no ThreatExchange descriptor to react to")
+        client = self.api.client
+        react = (
+            client.react_upvote_threat_descriptor if opinion == "confirmed" else client.react_downvote_threat_descriptor
+        )
+        for d in descriptors:
+            _, _, answer = _sent("ThreatExchange reaction", functools.partial(react, int(d)))
+            if not (isinstance(answer, dict) and answer.get("success") is True):
+                raise SafeguardError(
+                    f"ThreatExchange refused the reaction on descriptor {d}: {str(answer)[:200]}",
+                    code="source_failed",
+                    status=502,
+                )
+
     def fetch_iter(self, checkpoint: Checkpoint | None) -> Iterator[tuple[list[Row], Checkpoint]]:
         # pytx asserts on an empty page ("empty update?"), which is how the API answers when nothing is
         # new: that ends the fetch
@@ -342,6 +413,7 @@ class NCMECSource(PytxSource):
         password: str,
         only_esp_ids: tuple[int, ...] = (),
         lookup: EntryLookup | None = None,
+        dispute_reason: str | None = None,
     ) -> None:
         _require()
         from threatexchange.exchanges.clients.ncmec.hash_api import NCMECEnvironment
@@ -363,6 +435,7 @@ class NCMECSource(PytxSource):
         super().__init__(CheckedNCMECSignalExchangeAPI(collab, self.client), NCMECCheckpoint, exchange="ncmec")
         self.only_esp_ids = set(only_esp_ids)
         self.lookup = lookup
+        self.dispute_reason = dispute_reason
 
     def _load(self, checkpoint: Checkpoint | None) -> Any:
         from threatexchange.exchanges.impl.ncmec_api import _NCMECPagingInfo
@@ -374,6 +447,22 @@ class NCMECSource(PytxSource):
             except TypeError as exc:
                 raise InvalidInput(f"not an ncmec checkpoint: {exc}", code="invalid_checkpoint") from exc
         return loaded
+
+    def send_opinion(self, signal_type: str, value: str, opinion: str, provenance: dict[str, Any]) -> None:
+        """Feedback on the entry's fingerprint (``PUT /v2/entries/{member}/{id}/{type}/feedback``): confirmed
+        is an upvote, disputed a downvote with ``dispute_reason`` (NCMEC's reason GUID; without it, the
+        one reason NCMEC lists for the type, as pytx picks it, or an error naming the choices)."""
+        from threatexchange.exchanges.clients.ncmec.hash_api import FeedbackType, FingerprintType
+
+        ref = provenance.get("ncmec") or {}
+        try:
+            fp = FingerprintType(str(ref.get("fingerprint")))
+            member, entry_id = int(ref["member"]), str(ref["id"])
+        except (KeyError, TypeError, ValueError):
+            raise OpinionNotSendable("the entry names no NCMEC entry and fingerprint") from None
+        vote = FeedbackType.upvote if opinion == "confirmed" else FeedbackType.downvote
+        reason = self.dispute_reason if vote is FeedbackType.downvote else None
+        _sent("NCMEC feedback", lambda: self.client.submit_feedback(member, entry_id, fp, vote, reason))
 
     def _entry_rows(self, key: str, e: Any) -> list[Row]:
         rows: list[Row] = []
