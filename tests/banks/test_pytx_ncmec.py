@@ -174,6 +174,26 @@ def test_bank_pull_ncmec_from_the_command_line(
     assert set(enabled(banks, "ncmec")) == {pdq(1)}  # member 8's entry is not followed
     assert json.loads(cp.read_text())["get_entries_max_ts"] == T0 + 995
 
+    # the credentials file may hold them sealed (AES-256-GCM under SAFEGUARD_SECRETS_KEY_FILE)
+    runner = CliRunner()
+    sealed = runner.invoke(app, ["secrets", "seal", "--purpose", "exchange-credentials"], input=f"{USER}:{PASSWORD}\n")
+    assert sealed.exit_code == 0 and sealed.output.startswith("sgs1."), sealed.output
+    creds.write_text(sealed.output)
+    assert PASSWORD not in creds.read_text()
+    clock.t = T0 + 2000
+    with ncmec_server() as nc:
+        nc.entry("e3", T0 + 1500, pdq=pdq(3))
+        args = ["bank", "pull", "ncmec", "--ncmec", nc.url, "--credentials-file", str(creds)]
+        got = runner.invoke(app, [*args, "--checkpoint-file", str(cp)])
+        assert got.exit_code == 0 and "1 added or updated" in got.output, got.output
+        # sealed for another purpose: refused before anything is sent
+        other = runner.invoke(app, ["secrets", "seal", "--purpose", "ncmec"], input=f"{USER}:{PASSWORD}\n")
+        creds.write_text(other.output)
+        nc.requests.clear()
+        got = runner.invoke(app, args)
+        assert isinstance(got.exception, SafeguardError) and got.exception.code == "secret_unreadable"
+        assert nc.requests == []
+
 
 def test_opinions_go_back_to_ncmec_as_feedback_on_the_fingerprint(
     engine: Engine, banks: BankService, settings: Settings, clock: SimpleNamespace

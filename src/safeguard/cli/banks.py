@@ -262,6 +262,18 @@ def bank_opinion(
     console.print(f"entry {e['id']} in bank {e['bank']}: {e['opinion']}")
 
 
+#: the purpose a sealed credentials file for ``bank pull`` is sealed with (``safeguard secrets seal --purpose``)
+CREDENTIALS_PURPOSE = "exchange-credentials"
+
+
+def _credentials(path: Path) -> str:
+    """A credentials file's content: as written, or opened when it holds a sealed value (``sgs1.``)."""
+    from safeguard import secrets as sealed
+
+    text = path.read_text(encoding="utf-8").strip()
+    return sealed.open_(settings(), text, purpose=CREDENTIALS_PURPOSE) if sealed.is_sealed(text) else text
+
+
 @bank_app.command("pull")
 def bank_pull(
     bank: str,
@@ -307,12 +319,12 @@ def bank_pull(
     elif threatexchange is not None:
         if token_file is None:
             raise SafeguardError("--threatexchange needs --token-file", code="invalid_source", status=422)
-        token = token_file.read_text(encoding="utf-8").strip()
+        token = _credentials(token_file)
         source = pytx.ThreatExchangeSource(threatexchange, settings(), api_token=token, base_url=te_url)
     elif ncmec is not None:
         if credentials_file is None:
             raise SafeguardError("--ncmec needs --credentials-file", code="invalid_source", status=422)
-        user, _, password = credentials_file.read_text(encoding="utf-8").strip().partition(":")
+        user, _, password = _credentials(credentials_file).partition(":")
         source = pytx.NCMECSource(
             ncmec,
             settings(),
@@ -324,7 +336,7 @@ def bank_pull(
     else:
         if keys_file is None:
             raise SafeguardError("--stopncii needs --keys-file", code="invalid_source", status=422)
-        fetch_key, sub_key, feedback_key = ([*keys_file.read_text(encoding="utf-8").strip().split(",", 2), "", ""])[:3]
+        fetch_key, sub_key, feedback_key = [*_credentials(keys_file).split(",", 2), "", ""][:3]
         source = pytx.StopNCIISource(
             str(stopncii), settings(), fetch_key=fetch_key, subscription_key=sub_key, feedback_key=feedback_key
         )
