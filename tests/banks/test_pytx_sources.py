@@ -522,11 +522,14 @@ def test_an_opinion_the_exchange_cannot_take_is_dropped_with_the_reason(
     from safeguard.exchange.pytx_opinions import send_opinions
 
     banks.create("te", actor="t", kind="csam")
-    banks.import_rows(
-        "te", [Row(1, "pdq", pdq(1), source="threatexchange")], actor="t", source="threatexchange"
-    )  # a list that says it came from ThreatExchange, without its descriptors
-    entry = banks.list_entries("te")[0]
+    fetched = Row(1, "pdq", pdq(1), source="threatexchange", provenance={"exchange": "threatexchange"})
+    listed = Row(2, "pdq", pdq(2), source="threatexchange")  # a list file that names ThreatExchange
+    # fetched from ThreatExchange, but with no descriptor of anyone else's to react to
+    banks.import_rows("te", [fetched, listed], actor="t", source="threatexchange")
+    by_value = {e["value"]: e for e in banks.list_entries("te")}
+    entry = by_value[pdq(1)]
     banks.add_opinion(entry["id"], "confirmed", actor="mod:a")
+    banks.add_opinion(by_value[pdq(2)]["id"], "confirmed", actor="mod:a")  # not queued: not from the exchange
     with exchange_server() as ex:
         src = ThreatExchangeSource(1234, settings, api_token=TE_TOKEN, base_url=ex.url + "/v26.0")
         got = send_opinions(engine.db, "te", src, actor="test")

@@ -5,7 +5,8 @@ entry that came from somewhere that takes opinions back, and only a ``confirmed`
 
 - a partner instance's subscription (``source`` = ``exchange:<name>``), queued as ``<name>``;
 - another exchange read through python-threatexchange (``source`` = ``stopncii``, ``threatexchange``
-  or ``ncmec``, :data:`PYTX_SOURCES`), queued as ``pytx:<exchange>`` (a name no subscription can have).
+  or ``ncmec``, :data:`PYTX_SOURCES`, and ``provenance.exchange`` the same: fetched from it, not a list
+  file naming it), queued as ``pytx:<exchange>`` (a name no subscription can have).
 
 The queue row is written with the opinion, so an opinion is never recorded without being queued.
 :func:`drain` sends a queue's pending rows in batches through a sender and records the outcome on each
@@ -39,17 +40,19 @@ PYTX_SOURCES = ("stopncii", "threatexchange", "ncmec")
 PYTX_PREFIX = "pytx:"
 
 
-def _queue_name(source: str) -> str | None:
+def _queue_name(entry: BankEntry) -> str | None:
+    source = entry.source or ""
     if source.startswith(SOURCE_PREFIX):
         return source[len(SOURCE_PREFIX) :][:64]
-    if source in PYTX_SOURCES:
+    # fetched from the exchange itself (a list file that merely names it as its source is not)
+    if source in PYTX_SOURCES and (entry.provenance or {}).get("exchange") == source:
         return PYTX_PREFIX + source
     return None
 
 
 def queue_opinion(s: Session, entry: BankEntry, opinion: str) -> bool:
     """Queue ``opinion`` on ``entry`` for the exchange it came from; False when it is not sent anywhere."""
-    name = _queue_name(entry.source or "")
+    name = _queue_name(entry)
     if opinion not in SENT_OPINIONS or name is None:
         return False
     s.add(
