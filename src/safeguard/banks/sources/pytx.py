@@ -15,6 +15,14 @@ What is covered here (each tested against a local server implementing the docume
   checked connection, a size bound), then read by the same pytx API.
 - ``stopncii``: StopNCII.org's ``FetchHashes`` API through pytx's ``StopNCIISignalExchangeAPI`` and
   its ``StopNCIIAPI`` client, resumable from pytx's checkpoint (the ``nextSetTimestamp``).
+- ``threatexchange``: a ThreatExchange privacy group's ``/threat_updates``.
+- ``ncmec``: NCMEC's hash sharing API (``/v2/entries``, XML) through pytx's ``NCMECSignalExchangeAPI``.
+
+pytx's clients connect with ``requests``: each is subclassed (``pytx_clients.py``) so that its session
+checks every connection against the egress policy at connect time (``safeguard.egress_requests``).
+A moderator's opinion on an entry fetched from StopNCII, ThreatExchange or NCMEC goes back through
+:meth:`PytxSource.send_opinion` (queued by ``safeguard.exchange.outbox``, sent by
+``safeguard.exchange.pytx_opinions`` when the bank is next pulled).
 
 pytx is an optional dependency (the ``exchanges`` extra: it pulls in faiss and requests); without it
 these sources raise ``exchange_unavailable`` and nothing else changes. Signal types map to Safeguard's
