@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from safeguard.banks import BankService
-from safeguard.banks.sources.base import Checkpoint, HashListSource
+from safeguard.banks.sources.base import Checkpoint, HashListSource, Row
 from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Signal
 from safeguard.egress import EgressRefused
@@ -28,7 +28,7 @@ pytest.importorskip("threatexchange", reason="the exchanges extra (python-threat
 
 from safeguard.banks.sources.pytx import FileListSource, StopNCIISource, ThreatExchangeSource, URLListSource
 
-FETCH_KEY, SUB_KEY = "fetch-key", "subscription-key"
+FETCH_KEY, SUB_KEY, FEEDBACK_KEY = "fetch-key", "subscription-key", "feedback-key"
 TE_TOKEN = "4321|app-secret"
 
 
@@ -52,6 +52,9 @@ class Exchange:
     te_updates: list[dict[str, Any]] = field(default_factory=list)  # ThreatExchange /threat_updates records
     malformed: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
+    feedback: list[dict[str, Any]] = field(default_factory=list)  # StopNCII SubmitFeedback bodies
+    reactions: list[tuple[str, str]] = field(default_factory=list)  # ThreatExchange (descriptor, reaction)
+    fail_posts: bool = False
 
     def te_update(self, uid: int, value: str, at: int, *, kind: str = "HASH_PDQ", delete: bool = False) -> None:
         """A /threat_updates record: one descriptor by app 111 (MALICIOUS), or a tombstone."""
@@ -131,6 +134,37 @@ def exchange_server() -> Iterator[Exchange]:
                 "hashRecords": page,
             }
             self._send(200, json.dumps(body).encode())
+
+        def do_POST(self) -> None:
+            u = urlparse(self.path)
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            if state.fail_posts:
+                self._send(503, b'{"error": "try later"}')
+                return
+            if u.path == "/v1/SubmitFeedback":
+                # https://api.stopncii.org/v1/SubmitFeedback: its own function key, the subscription key
+                if (
+                    self.headers.get("x-functions-key") != FEEDBACK_KEY
+                    or self.headers.get("Ocp-Apim-Subscription-Key") != SUB_KEY
+                ):
+                    self._send(401, b'{"error": "bad keys"}')
+                    return
+                doc = json.loads(body)
+                assert doc["count"] == len(doc["hashFeedbacks"])
+                state.feedback.extend(doc["hashFeedbacks"])
+                self._send(200, b"{}")
+                return
+            parts = u.path.strip("/").split("/")
+            if len(parts) == 2 and parts[0] == "v26.0" and parts[1].isdigit():
+                # https://developers.facebook.com/docs/threat-exchange/reference/reacting: POST /{descriptor}
+                q = {k: v[0] for k, v in parse_qs(u.query).items()}
+                if q.get("access_token") != TE_TOKEN:
+                    self._send(400, b'{"error": {"message": "Invalid OAuth access token", "code": 190}}')
+                    return
+                state.reactions.append((parts[1], q["reactions"]))
+                self._send(200, b'{"success": true}')
+                return
+            self._send(404, b'{"error": "not found"}')
 
         def _threat_updates(self, group: str, q: dict[str, str]) -> None:
             """https://developers.facebook.com/docs/threat-exchange/reference/apis/threat-updates/"""
@@ -242,6 +276,33 @@ def test_exchanges_go_through_the_egress_policy(settings: Settings) -> None:
         URLListSource("file:///etc/passwd", settings)
 
 
+@pytest.mark.parametrize("kind", ["stopncii", "threatexchange", "ncmec"])
+def test_pytx_clients_check_the_address_at_connect_time(
+    kind: str, banks: BankService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name that answered loopback (allowed here) when the source was made and the metadata address
+    when pytx's client connects: refused at connect, nothing sent to either."""
+    from safeguard import egress
+    from safeguard.banks.sources.pytx import NCMECSource
+
+    banks.create("b", actor="t", kind="other")
+    lookups = [[egress.parse_host("127.0.0.1")], [egress.parse_host("169.254.169.254")]]
+    monkeypatch.setattr(egress, "resolve", lambda host, port: lookups.pop(0) if len(lookups) > 1 else lookups[0])
+    with exchange_server() as ex:
+        base = ex.url.replace("127.0.0.1", "exchange.test")
+        src: HashListSource
+        if kind == "stopncii":
+            src = StopNCIISource(base + "/v1", settings, fetch_key=FETCH_KEY, subscription_key=SUB_KEY)
+        elif kind == "threatexchange":
+            src = ThreatExchangeSource(1234, settings, api_token=TE_TOKEN, base_url=base + "/v26.0")
+        else:
+            src = NCMECSource(base.replace("http://", "https://"), settings, username="u", password="p")
+        assert len(lookups) == 1  # the check when the source was made used the first answer
+        with pytest.raises(EgressRefused) as e:
+            sync(banks, "b", src, None)
+        assert "169.254.169.254" in e.value.message and ex.requests == []
+
+
 def test_file_list_with_and_without_types(tmp_path: Path, banks: BankService) -> None:
     banks.create("list", actor="t", kind="other")
     typed = tmp_path / "typed.txt"
@@ -350,3 +411,132 @@ def test_threatexchange_privacy_group_syncs_by_cursor_and_tombstones(banks: Bank
     with pytest.raises(InvalidInput) as bad_token:
         ThreatExchangeSource(1234, settings, api_token="no-app-id", base_url="http://127.0.0.1:9/v26.0")
     assert bad_token.value.code == "invalid_source"
+
+
+def queue(engine: Engine) -> list[tuple[str, str, str, int, str | None]]:
+    from sqlalchemy import select
+
+    from safeguard.store.models import ExchangeOpinionOut
+
+    with engine.db.read() as s:
+        rows = s.execute(select(ExchangeOpinionOut).order_by(ExchangeOpinionOut.id)).scalars().all()
+        return [(o.subscription, o.opinion, o.status, o.attempts, o.last_error) for o in rows]
+
+
+def opinion_events(engine: Engine) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from safeguard.store.models import Event
+
+    with engine.db.read() as s:
+        q = select(Event.payload).where(Event.type == "exchange.opinions_sent").order_by(Event.seq)
+        return [dict(p) for p in s.execute(q).scalars()]
+
+
+def test_opinions_go_back_to_stopncii_from_an_outbox_with_retries(
+    engine: Engine, banks: BankService, settings: Settings
+) -> None:
+    from safeguard.exchange.pytx_opinions import send_opinions
+
+    banks.create("ncii", actor="t", kind="ncii")
+    banks.add_entry("ncii", signal_type="pdq", value=pdq(8), actor="mod:local")  # a local entry: its opinions stay here
+    with exchange_server() as ex:
+        for i in range(1, 4):
+            ex.record(pdq(i), at=100 + i)
+        src = StopNCIISource(ex.url + "/v1", settings, fetch_key=FETCH_KEY, subscription_key=SUB_KEY)
+        sync(banks, "ncii", src, None)
+        ids = {e["value"]: e["id"] for e in banks.list_entries("ncii")}
+        banks.add_opinion(ids[pdq(1)], "confirmed", actor="mod:a", note="seen it: stays local")
+        banks.add_opinion(ids[pdq(2)], "disputed", actor="mod:a")
+        banks.add_opinion(ids[pdq(3)], "none", actor="mod:a")  # not an opinion that travels
+        banks.add_opinion(ids[pdq(8)], "disputed", actor="mod:a")
+        assert [(q[0], q[1], q[2]) for q in queue(engine)] == [
+            ("pytx:stopncii", "confirmed", "pending"),
+            ("pytx:stopncii", "disputed", "pending"),
+        ]
+
+        # without the SubmitFeedback key: nothing sent, kept with the reason
+        got = send_opinions(engine.db, "ncii", src, actor="test")
+        assert got.sent == 0 and got.error is not None and "FEEDBACK_KEY" in got.error.message
+        assert [q[2:4] for q in queue(engine)] == [("pending", 1), ("pending", 1)] and ex.feedback == []
+
+        keyed = StopNCIISource(
+            ex.url + "/v1", settings, fetch_key=FETCH_KEY, subscription_key=SUB_KEY, feedback_key=FEEDBACK_KEY
+        )
+        ex.fail_posts = True  # StopNCII down: kept, retried on the next round
+        got = send_opinions(engine.db, "ncii", keyed, actor="test")
+        assert got.sent == 0 and got.error is not None and got.error.code == "source_failed"
+        assert "503" in (queue(engine)[0][4] or "")
+        ex.fail_posts = False
+        got = send_opinions(engine.db, "ncii", keyed, actor="test")
+        assert got.sent == 2 and got.error is None
+        assert ex.feedback == [
+            {"hashValue": pdq(1), "feedbackValue": "Blocked", "tags": []},
+            {"hashValue": pdq(2), "feedbackValue": "NotBlocked", "tags": []},
+        ]
+        assert [q[2:] for q in queue(engine)] == [("sent", 3, None), ("sent", 3, None)]
+        assert send_opinions(engine.db, "ncii", keyed, actor="test").sent == 0  # each sent once
+        assert len(ex.feedback) == 2
+    events_ = opinion_events(engine)
+    assert events_ == [
+        {
+            "sent": [{"entry": ids[pdq(1)], "opinion": "confirmed"}, {"entry": ids[pdq(2)], "opinion": "disputed"}],
+            "dropped": [],
+        }
+    ]
+
+
+def test_opinions_go_back_to_threatexchange_as_reactions(
+    engine: Engine, banks: BankService, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from safeguard.cli import app
+
+    banks.create("te", actor="t", kind="csam")
+    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SAFEGUARD_DATA_DIR", settings.data_dir)
+    monkeypatch.setenv("SAFEGUARD_EGRESS_ALLOW", "127.0.0.1")
+    token = tmp_path / "te.token"
+    token.write_text(TE_TOKEN + "\n")
+    with exchange_server() as ex:
+        ex.te_update(1, pdq(1), at=100)
+        ex.te_update(2, pdq(2), at=101)
+        args = ["bank", "pull", "te", "--threatexchange", "1234", "--token-file", str(token)]
+        args += ["--te-url", ex.url + "/v26.0"]
+        runner = CliRunner()
+        assert runner.invoke(app, args).exit_code == 0
+        ids = {e["value"]: e for e in banks.list_entries("te")}
+        assert ids[pdq(1)]["provenance"]["descriptors"] == [10]
+        banks.add_opinion(ids[pdq(1)]["id"], "disputed", actor="mod:a")
+        banks.add_opinion(ids[pdq(2)]["id"], "confirmed", actor="mod:a")
+        got = runner.invoke(app, args)  # the next pull sends them first
+        assert got.exit_code == 0 and "2 opinions sent to threatexchange" in got.output, got.output
+        assert ex.reactions == [("10", "NOT_HELPFUL"), ("20", "HELPFUL")]
+    assert [q[2] for q in queue(engine)] == ["sent", "sent"]
+
+
+def test_an_opinion_the_exchange_cannot_take_is_dropped_with_the_reason(
+    engine: Engine, banks: BankService, settings: Settings
+) -> None:
+    from safeguard.exchange.pytx_opinions import send_opinions
+
+    banks.create("te", actor="t", kind="csam")
+    fetched = Row(1, "pdq", pdq(1), source="threatexchange", provenance={"exchange": "threatexchange"})
+    listed = Row(2, "pdq", pdq(2), source="threatexchange")  # a list file that names ThreatExchange
+    # fetched from ThreatExchange, but with no descriptor of anyone else's to react to
+    banks.import_rows("te", [fetched, listed], actor="t", source="threatexchange")
+    by_value = {e["value"]: e for e in banks.list_entries("te")}
+    entry = by_value[pdq(1)]
+    banks.add_opinion(entry["id"], "confirmed", actor="mod:a")
+    banks.add_opinion(by_value[pdq(2)]["id"], "confirmed", actor="mod:a")  # not queued: not from the exchange
+    with exchange_server() as ex:
+        src = ThreatExchangeSource(1234, settings, api_token=TE_TOKEN, base_url=ex.url + "/v26.0")
+        got = send_opinions(engine.db, "te", src, actor="test")
+        assert got.sent == 0 and got.error is None and ex.reactions == []
+    assert queue(engine) == [
+        ("pytx:threatexchange", "confirmed", "dropped", 1, "the entry names no ThreatExchange descriptor to react to")
+    ]
+    assert opinion_events(engine)[0]["dropped"] == [
+        {"entry": entry["id"], "reason": "the entry names no ThreatExchange descriptor to react to"}
+    ]

@@ -14,6 +14,7 @@ from safeguard import registry
 from safeguard.cli.apps import bank_app
 from safeguard.cli.common import actor, banks, console, emit_json, engine, err, iter_files, progress, settings
 from safeguard.errors import SafeguardError
+from safeguard.exchange.outbox import PYTX_SOURCES
 
 
 # -- banks --------------------------------------------------------------------------------------
@@ -261,6 +262,18 @@ def bank_opinion(
     console.print(f"entry {e['id']} in bank {e['bank']}: {e['opinion']}")
 
 
+#: the purpose a sealed credentials file for ``bank pull`` is sealed with (``safeguard secrets seal --purpose``)
+CREDENTIALS_PURPOSE = "exchange-credentials"
+
+
+def _credentials(path: Path) -> str:
+    """A credentials file's content: as written, or opened when it holds a sealed value (``sgs1.``)."""
+    from safeguard import secrets as sealed
+
+    text = path.read_text(encoding="utf-8").strip()
+    return sealed.open_(settings(), text, purpose=CREDENTIALS_PURPOSE) if sealed.is_sealed(text) else text
+
+
 @bank_app.command("pull")
 def bank_pull(
     bank: str,
@@ -269,20 +282,34 @@ def bank_pull(
     stopncii: Annotated[
         str | None, typer.Option(help="StopNCII API base URL, e.g. https://api.stopncii.org/v1")
     ] = None,
-    keys_file: Annotated[Path | None, typer.Option(help="StopNCII keys: 'FETCH_KEY,SUBSCRIPTION_KEY'")] = None,
+    keys_file: Annotated[
+        Path | None, typer.Option(help="StopNCII keys: 'FETCH_KEY,SUBSCRIPTION_KEY[,FEEDBACK_KEY]'")
+    ] = None,
     threatexchange: Annotated[int | None, typer.Option(help="a ThreatExchange privacy group id")] = None,
     token_file: Annotated[Path | None, typer.Option(help="ThreatExchange access token: 'APP_ID|SECRET'")] = None,
     te_url: Annotated[str, typer.Option(help="ThreatExchange Graph API base URL")] = "https://graph.facebook.com/v26.0",
+    ncmec: Annotated[
+        str | None, typer.Option(help="NCMEC hash sharing base URL, e.g. https://report.cybertip.org/hashsharing")
+    ] = None,
+    credentials_file: Annotated[Path | None, typer.Option(help="NCMEC credentials: 'USER:PASSWORD'")] = None,
+    member: Annotated[
+        list[int] | None, typer.Option(help="NCMEC: only entries from this member (ESP) id; repeatable")
+    ] = None,
+    dispute_reason: Annotated[
+        str | None, typer.Option(help="NCMEC: the negative-feedback reason GUID sent with a dispute")
+    ] = None,
     signal_type: Annotated[str | None, typer.Option(help="type of bare hashes in a list (pdq, md5, ...)")] = None,
     checkpoint_file: Annotated[Path | None, typer.Option(help="resume from and save the checkpoint here")] = None,
 ) -> None:
     """Fetch another exchange into a bank through python-threatexchange (docs/quality.md#other-exchanges)."""
     from safeguard.banks.sources import pytx
 
-    chosen = [x for x in (file, url, stopncii, threatexchange) if x]
+    chosen = [x for x in (file, url, stopncii, threatexchange, ncmec) if x]
     if len(chosen) != 1:
         raise SafeguardError(
-            "give exactly one of --file, --url, --stopncii, --threatexchange", code="invalid_source", status=422
+            "give exactly one of --file, --url, --stopncii, --threatexchange, --ncmec",
+            code="invalid_source",
+            status=422,
         )
     source: Any
     if file is not None:
@@ -292,15 +319,38 @@ def bank_pull(
     elif threatexchange is not None:
         if token_file is None:
             raise SafeguardError("--threatexchange needs --token-file", code="invalid_source", status=422)
-        token = token_file.read_text(encoding="utf-8").strip()
+        token = _credentials(token_file)
         source = pytx.ThreatExchangeSource(threatexchange, settings(), api_token=token, base_url=te_url)
+    elif ncmec is not None:
+        if credentials_file is None:
+            raise SafeguardError("--ncmec needs --credentials-file", code="invalid_source", status=422)
+        user, _, password = _credentials(credentials_file).partition(":")
+        source = pytx.NCMECSource(
+            ncmec,
+            settings(),
+            username=user,
+            password=password,
+            only_esp_ids=tuple(member or ()),
+            dispute_reason=dispute_reason,
+        )
     else:
         if keys_file is None:
             raise SafeguardError("--stopncii needs --keys-file", code="invalid_source", status=422)
-        fetch_key, _, sub_key = keys_file.read_text(encoding="utf-8").strip().partition(",")
-        source = pytx.StopNCIISource(str(stopncii), settings(), fetch_key=fetch_key, subscription_key=sub_key)
+        fetch_key, sub_key, feedback_key = [*_credentials(keys_file).split(",", 2), "", ""][:3]
+        source = pytx.StopNCIISource(
+            str(stopncii), settings(), fetch_key=fetch_key, subscription_key=sub_key, feedback_key=feedback_key
+        )
     svc = banks()
     svc.describe(bank)
+    if isinstance(source, pytx.PytxSource) and source.exchange in PYTX_SOURCES:
+        # moderators' opinions on this exchange's entries go back first, with the same credentials
+        from safeguard.exchange.pytx_opinions import send_opinions
+
+        sent = send_opinions(svc.db, bank, source, actor=actor())
+        if sent.sent or sent.error:
+            console.print(f"{sent.sent} opinions sent to {source.exchange}")
+        if sent.error is not None:
+            err.print(f"opinions not sent (kept, tried again next pull): {sent.error.code}: {sent.error.message}")
     res = pytx.pull(svc, bank, source, checkpoint_file, actor=actor())
     console.print(
         f"{res.batches} batches: {res.added_or_updated} added or updated, {res.deleted} deleted, "

@@ -170,7 +170,13 @@ def webhooks_list() -> None:
 
 @secrets_app.command("seal")
 def secrets_seal(
-    purpose: Annotated[str, typer.Option(help="what the secret is for: ncmec for SAFEGUARD_NCMEC_PASSWORD")] = "ncmec",
+    purpose: Annotated[
+        str,
+        typer.Option(
+            help="what the secret is for: ncmec for SAFEGUARD_NCMEC_PASSWORD, exchange-credentials for a bank pull's"
+            " --keys-file, --token-file or --credentials-file"
+        ),
+    ] = "ncmec",
 ) -> None:
     """Seal a secret read from standard input (never an argument: shells keep history); prints the sealed value."""
 

@@ -34,6 +34,7 @@ from safeguard.banks.sources.partner import SOURCE_PREFIX, PartnerFeedSource, Pa
 from safeguard.config import Settings
 from safeguard.egress import EgressPolicy
 from safeguard.errors import Conflict, InvalidInput, NotFound, SafeguardError
+from safeguard.exchange.outbox import Outcome, Queued, drain
 from safeguard.ledger import load_public_key
 from safeguard.store import Database
 from safeguard.store.models import BankEntry, ExchangeOpinionOut, ExchangeSubscription, utcnow
@@ -321,45 +322,22 @@ class ExchangeService:
         with self.db.read() as s:
             sub = self._get(s, name)
             s.expunge(sub)
-        sent = 0
         src = self._source(sub)
+
+        def send(items: list[Queued]) -> Outcome:
+            try:
+                src.send_opinions([PartnerOpinion(i.id, i.signal_type, i.value, i.opinion) for i in items])
+            except SafeguardError as exc:
+                return Outcome(error=exc)
+            return Outcome(sent=[i.id for i in items])
+
         try:
-            while True:
-                with self.db.read() as s:
-                    batch = (
-                        s.execute(
-                            select(ExchangeOpinionOut)
-                            .where(ExchangeOpinionOut.subscription == name, ExchangeOpinionOut.status == "pending")
-                            .order_by(ExchangeOpinionOut.id)
-                            .limit(OPINION_BATCH)
-                        )
-                        .scalars()
-                        .all()
-                    )
-                    items = [PartnerOpinion(o.id, o.signal_type, o.value, o.opinion) for o in batch]
-                if not items:
-                    return sent
-                try:
-                    src.send_opinions(items)
-                except SafeguardError as exc:
-                    with self.db.write() as s:
-                        for o in s.execute(
-                            select(ExchangeOpinionOut).where(ExchangeOpinionOut.id.in_([i.id for i in items]))
-                        ).scalars():
-                            o.attempts += 1
-                            o.last_error = f"{exc.code}: {exc.message}"[:2000]
-                    raise
-                with self.db.write() as s:
-                    for o in s.execute(
-                        select(ExchangeOpinionOut).where(ExchangeOpinionOut.id.in_([i.id for i in items]))
-                    ).scalars():
-                        o.status = "sent"
-                        o.attempts += 1
-                        o.sent_at = utcnow()
-                        o.last_error = None
-                sent += len(items)
+            sent, error = drain(self.db, name, send, batch=OPINION_BATCH, actor=SOURCE_PREFIX + name)
         finally:
             src.close()
+        if error is not None:
+            raise error
+        return sent
 
     def tick(self) -> list[SyncResult]:
         """One round: every subscription synced, then its opinions sent."""

@@ -15,6 +15,14 @@ What is covered here (each tested against a local server implementing the docume
   checked connection, a size bound), then read by the same pytx API.
 - ``stopncii``: StopNCII.org's ``FetchHashes`` API through pytx's ``StopNCIISignalExchangeAPI`` and
   its ``StopNCIIAPI`` client, resumable from pytx's checkpoint (the ``nextSetTimestamp``).
+- ``threatexchange``: a ThreatExchange privacy group's ``/threat_updates``.
+- ``ncmec``: NCMEC's hash sharing API (``/v2/entries``, XML) through pytx's ``NCMECSignalExchangeAPI``.
+
+pytx's clients connect with ``requests``: each is subclassed (``pytx_clients.py``) so that its session
+checks every connection against the egress policy at connect time (``safeguard.egress_requests``).
+A moderator's opinion on an entry fetched from StopNCII, ThreatExchange or NCMEC goes back through
+:meth:`PytxSource.send_opinion` (queued by ``safeguard.exchange.outbox``, sent by
+``safeguard.exchange.pytx_opinions`` when the bank is next pulled).
 
 pytx is an optional dependency (the ``exchanges`` extra: it pulls in faiss and requests); without it
 these sources raise ``exchange_unavailable`` and nothing else changes. Signal types map to Safeguard's
@@ -25,11 +33,12 @@ these sources raise ``exchange_unavailable`` and nothing else changes. Signal ty
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -38,21 +47,25 @@ import httpx
 
 from safeguard import strictjson
 from safeguard.banks.sources.base import Checkpoint, HashListSource, Row, RowError, make_row
-from safeguard.egress import EgressPolicy, checked_client, parse_url
+from safeguard.egress import EgressPolicy, checked_client, parse_url, require_https
 from safeguard.errors import ConfigError, InvalidInput, PayloadTooLarge, SafeguardError
 
 if TYPE_CHECKING:
     from safeguard.banks.service import BankService
 
 __all__ = [
+    "NCMEC_FINGERPRINTS",
     "SIGNAL_TYPES",
     "FileListSource",
+    "NCMECSource",
+    "OpinionNotSendable",
     "PullResult",
     "PytxSource",
     "StopNCIISource",
     "ThreatExchangeSource",
     "URLListSource",
     "available",
+    "ncmec_lookup",
     "pull",
 ]
 
@@ -89,6 +102,26 @@ def _require() -> None:
         )
 
 
+class OpinionNotSendable(InvalidInput):
+    """An opinion that can never be sent to the exchange its entry came from (it is dropped, with this)."""
+
+    code = "opinion_not_sendable"
+
+
+def _sent(what: str, call: Callable[[], Any]) -> Any:
+    """``call()``, with a failed request (or pytx's own exception for one) as ``source_failed``."""
+    import requests
+
+    try:
+        return call()
+    except SafeguardError:
+        raise
+    except requests.RequestException as exc:
+        raise SafeguardError(f"{what} failed: {exc}", code="source_failed", status=502) from exc
+    except Exception as exc:  # pytx raises bare Exceptions (NCMEC: no feedback reason to pick)
+        raise SafeguardError(f"{what} failed: {exc}", code="source_failed", status=502) from exc
+
+
 class PytxSource(HashListSource):
     """A pytx ``SignalExchangeAPI`` as a :class:`HashListSource`.
 
@@ -123,11 +156,25 @@ class PytxSource(HashListSource):
             return RowError(self._line, f"signal type {stype!r} is not one Safeguard matches", "unsupported_signal")
         if meta is None:
             return make_row(self._line, ours, value, delete=True, source=self.exchange)
-        opinions = [o.category.name.lower() for o in meta.get_as_opinions()] if hasattr(meta, "get_as_opinions") else []
+        got = list(meta.get_as_opinions()) if hasattr(meta, "get_as_opinions") else []
+        opinions = [o.category.name.lower() for o in got]
         provenance: dict[str, Any] = {"exchange": self.exchange}
         if opinions:
             provenance["opinions"] = sorted(set(opinions))
+        # ThreatExchange: the descriptors (others' submissions) an opinion sent back reacts to
+        descriptors = {getattr(o, "descriptor_id", None) for o in got if not o.is_mine} - {None, -1}
+        if descriptors:
+            provenance["descriptors"] = sorted(descriptors)
         return make_row(self._line, ours, value, source=self.exchange, provenance=provenance)
+
+    def send_opinion(self, signal_type: str, value: str, opinion: str, provenance: dict[str, Any]) -> None:
+        """Send a moderator's ``confirmed`` or ``disputed`` on an entry this exchange gave back to it.
+
+        Raises :class:`OpinionNotSendable` when it can never be sent (the exchange takes no opinions, the
+        entry lacks what the exchange needs to name it), and ``source_failed`` when the exchange failed
+        (tried again later). pytx 1.2's ``SignalExchangeAPI.report_opinion`` is implemented only by its
+        local file exchange, so each exchange here calls its client's own feedback request."""
+        raise OpinionNotSendable(f"{self.exchange} takes no opinions back")
 
     def fetch_iter(self, checkpoint: Checkpoint | None) -> Iterator[tuple[list[Row], Checkpoint]]:
         from threatexchange.signal_type.md5 import VideoMD5Signal
@@ -214,21 +261,48 @@ class StopNCIISource(PytxSource):
 
     name = "stopncii"
 
-    def __init__(self, base_url: str, settings: Any, *, fetch_key: str, subscription_key: str) -> None:
+    def __init__(
+        self, base_url: str, settings: Any, *, fetch_key: str, subscription_key: str, feedback_key: str = ""
+    ) -> None:
         _require()
-        from threatexchange.exchanges.clients.stopncii.api import StopNCIIAPI
+        from threatexchange.exchanges.clients.stopncii.api import StopNCIIEndpoint
         from threatexchange.exchanges.collab_config import CollaborationConfigBase
         from threatexchange.exchanges.impl.stop_ncii_api import StopNCIICheckpoint, StopNCIISignalExchangeAPI
 
+        from safeguard.banks.sources.pytx_clients import CheckedStopNCIIAPI
+
         target = parse_url(base_url, ("http", "https"), code="invalid_source")
-        # pytx's client connects with requests, outside Safeguard's pinned transport: the address is
-        # checked here and before every fetch (docs/quality.md#other-exchanges says what that leaves)
+        # checked now for a clear error at once; every connection is checked again when it is made
         self.policy = EgressPolicy.from_settings(settings)
         self.target = target
         self.policy.check_target(target)
-        client = StopNCIIAPI(subscription_key, fetch_key, base_url_override=base_url.rstrip("/"))
+        self.feedback_key = feedback_key
+        extra = {StopNCIIEndpoint.SubmitFeedback: feedback_key} if feedback_key else None
+        client = CheckedStopNCIIAPI(
+            self.policy, subscription_key, fetch_key, extra, base_url_override=base_url.rstrip("/")
+        )
         api = StopNCIISignalExchangeAPI(CollaborationConfigBase("stopncii", "stopncii", True), client)
         super().__init__(api, StopNCIICheckpoint, exchange="stopncii")
+
+    def send_opinion(self, signal_type: str, value: str, opinion: str, provenance: dict[str, Any]) -> None:
+        """``SubmitFeedback``: confirmed is ``Blocked``, disputed ``NotBlocked`` (needs the feedback key)."""
+        from threatexchange.exchanges.clients.stopncii import api as ncii
+
+        types = {"pdq": ncii.StopNCIISignalType.ImagePDQ, "md5": ncii.StopNCIISignalType.VideoMD5}
+        if signal_type not in types:
+            raise OpinionNotSendable(f"StopNCII takes no feedback on {signal_type} hashes")
+        if not self.feedback_key:
+            raise SafeguardError(
+                "sending opinions to StopNCII needs its SubmitFeedback key: FETCH_KEY,SUBSCRIPTION_KEY,FEEDBACK_KEY",
+                code="source_failed",
+                status=502,
+            )
+        value_ = (
+            ncii.StopNCIICSPFeedbackValue.Blocked
+            if opinion == "confirmed"
+            else ncii.StopNCIICSPFeedbackValue.NotBlocked
+        )
+        _sent("StopNCII SubmitFeedback", lambda: self.api.api.submit_feedback(types[signal_type], value, value_))
 
     def fetch_iter(self, checkpoint: Checkpoint | None) -> Iterator[tuple[list[Row], Checkpoint]]:
         from threatexchange.exchanges.clients.stopncii import api as ncii
@@ -238,7 +312,6 @@ class StopNCIISource(PytxSource):
             _type_mapping,
         )
 
-        self.policy.check_target(self.target)
         start = ncii.StopNCIIAPI.DEFAULT_START_TIME
         loaded = self._load(checkpoint)
         if loaded is not None:
@@ -271,12 +344,13 @@ class ThreatExchangeSource(PytxSource):
         self, privacy_group: int, settings: Any, *, api_token: str, base_url: str = THREATEXCHANGE_URL
     ) -> None:
         _require()
-        from threatexchange.exchanges.clients.fb_threatexchange.api import ThreatExchangeAPI
         from threatexchange.exchanges.impl.fb_threatexchange_api import (
             FBThreatExchangeCheckpoint,
             FBThreatExchangeCollabConfig,
             FBThreatExchangeSignalExchangeAPI,
         )
+
+        from safeguard.banks.sources.pytx_clients import CheckedThreatExchangeAPI
 
         app_id = api_token.partition("|")[0]
         if not app_id.isdigit():
@@ -284,16 +358,186 @@ class ThreatExchangeSource(PytxSource):
         self.target = parse_url(base_url, ("http", "https"), code="invalid_source")
         self.policy = EgressPolicy.from_settings(settings)
         self.policy.check_target(self.target)
-        client = ThreatExchangeAPI(api_token, endpoint_override=base_url.rstrip("/"))
+        client = CheckedThreatExchangeAPI(self.policy, api_token, endpoint_override=base_url.rstrip("/"))
         collab = FBThreatExchangeCollabConfig(name=f"threatexchange-{privacy_group}", privacy_group=privacy_group)
         api = FBThreatExchangeSignalExchangeAPI(client, collab)
         super().__init__(api, FBThreatExchangeCheckpoint, exchange="threatexchange")
 
+    def send_opinion(self, signal_type: str, value: str, opinion: str, provenance: dict[str, Any]) -> None:
+        """A reaction on each descriptor the entry came from: confirmed is ``HELPFUL``, disputed
+        ``NOT_HELPFUL`` (pytx's ``react_upvote``/``react_downvote_threat_descriptor``)."""
+        descriptors = provenance.get("descriptors") or []
+        if not descriptors:
+            raise OpinionNotSendable("the entry names no ThreatExchange descriptor to react to")
+        client = self.api.client
+        react = (
+            client.react_upvote_threat_descriptor if opinion == "confirmed" else client.react_downvote_threat_descriptor
+        )
+        for d in descriptors:
+            _, _, answer = _sent("ThreatExchange reaction", functools.partial(react, int(d)))
+            if not (isinstance(answer, dict) and answer.get("success") is True):
+                raise SafeguardError(
+                    f"ThreatExchange refused the reaction on descriptor {d}: {str(answer)[:200]}",
+                    code="source_failed",
+                    status=502,
+                )
+
     def fetch_iter(self, checkpoint: Checkpoint | None) -> Iterator[tuple[list[Row], Checkpoint]]:
-        self.policy.check_target(self.target)
         # pytx asserts on an empty page ("empty update?"), which is how the API answers when nothing is
         # new: that ends the fetch
         yield from _guarded(super().fetch_iter(checkpoint), "ThreatExchange", empty_ok=True)
+
+
+#: NCMEC fingerprints Safeguard matches, by (entry type, fingerprint tag); the others (sha1, pdna,
+#: netclean, videntifier, tmk_pdqf, ...) are not Safeguard signals and are left out without a row error
+NCMEC_FINGERPRINTS = {("image", "pdq"): "pdq", ("image", "md5"): "md5", ("video", "md5"): "md5"}
+
+#: finds the (signal type, value) of the bank entries an NCMEC entry ("MEMBER-ID") wrote: a deletion
+#: names only the entry
+EntryLookup = Callable[[list[str]], list[tuple[str, str]]]
+
+
+class NCMECSource(PytxSource):
+    """NCMEC's hash sharing API (``/v2/entries``, XML) through pytx's ``NCMECSignalExchangeAPI``.
+
+    pytx fetches in time windows it sizes itself and pages through each with ``paging/next``; its
+    checkpoint (the end of the last finished window, or a window and the paging URL to resume mid-way)
+    is stored as JSON. pytx's client accepts only NCMEC's fixed environment URLs: a subclass points it
+    at ``base_url`` (``pytx_clients.CheckedNCMECHashAPI``) and checks every connection against the
+    egress policy. Each NCMEC entry (an image or a video, by member) becomes one bank entry per
+    fingerprint Safeguard matches (:data:`NCMEC_FINGERPRINTS`), with NCMEC's classification as its
+    category and the entry, member and fingerprint type in ``provenance.ncmec`` (what an opinion sent
+    back names). A deleted entry names only its id, so its bank entries are found by that provenance
+    (``lookup``, which :func:`pull` provides) and deleted."""
+
+    name = "ncmec"
+
+    def __init__(
+        self,
+        base_url: str,
+        settings: Any,
+        *,
+        username: str,
+        password: str,
+        only_esp_ids: tuple[int, ...] = (),
+        lookup: EntryLookup | None = None,
+        dispute_reason: str | None = None,
+    ) -> None:
+        _require()
+        from threatexchange.exchanges.clients.ncmec.hash_api import NCMECEnvironment
+        from threatexchange.exchanges.impl.ncmec_api import NCMECCheckpoint, NCMECCollabConfig
+
+        from safeguard.banks.sources.pytx_clients import CheckedNCMECHashAPI, CheckedNCMECSignalExchangeAPI
+
+        if not (username and password):
+            raise InvalidInput("NCMEC credentials are USER:PASSWORD", code="invalid_source")
+        try:
+            base = require_https(base_url, "the NCMEC base URL")
+        except ConfigError as exc:
+            raise InvalidInput(exc.message, code="invalid_source") from None
+        self.target = parse_url(base, ("http", "https"), code="invalid_source")
+        self.policy = EgressPolicy.from_settings(settings)
+        self.policy.check_target(self.target)
+        self.client = CheckedNCMECHashAPI(self.policy, username, password, base_url=base)
+        collab = NCMECCollabConfig(name="ncmec", environment=NCMECEnvironment.Industry, only_esp_ids=set(only_esp_ids))
+        super().__init__(CheckedNCMECSignalExchangeAPI(collab, self.client), NCMECCheckpoint, exchange="ncmec")
+        self.only_esp_ids = set(only_esp_ids)
+        self.lookup = lookup
+        self.dispute_reason = dispute_reason
+
+    def _load(self, checkpoint: Checkpoint | None) -> Any:
+        from threatexchange.exchanges.impl.ncmec_api import _NCMECPagingInfo
+
+        loaded = super()._load(checkpoint)
+        if loaded is not None and isinstance(loaded.paging_info, dict):
+            try:
+                loaded.paging_info = _NCMECPagingInfo(**loaded.paging_info)
+            except TypeError as exc:
+                raise InvalidInput(f"not an ncmec checkpoint: {exc}", code="invalid_checkpoint") from exc
+        return loaded
+
+    def send_opinion(self, signal_type: str, value: str, opinion: str, provenance: dict[str, Any]) -> None:
+        """Feedback on the entry's fingerprint (``PUT /v2/entries/{member}/{id}/{type}/feedback``): confirmed
+        is an upvote, disputed a downvote with ``dispute_reason`` (NCMEC's reason GUID; without it, the
+        one reason NCMEC lists for the type, as pytx picks it, or an error naming the choices)."""
+        from threatexchange.exchanges.clients.ncmec.hash_api import FeedbackType, FingerprintType
+
+        ref = provenance.get("ncmec") or {}
+        try:
+            fp = FingerprintType(str(ref.get("fingerprint")))
+            member, entry_id = int(ref["member"]), str(ref["id"])
+        except (KeyError, TypeError, ValueError):
+            raise OpinionNotSendable("the entry names no NCMEC entry and fingerprint") from None
+        vote = FeedbackType.upvote if opinion == "confirmed" else FeedbackType.downvote
+        reason = self.dispute_reason if vote is FeedbackType.downvote else None
+        _sent("NCMEC feedback", lambda: self.client.submit_feedback(member, entry_id, fp, vote, reason))
+
+    def _entry_rows(self, key: str, e: Any) -> list[Row]:
+        rows: list[Row] = []
+        kind = e.entry_type.value
+        for tag, value in sorted(e.fingerprints.items()):
+            ours = NCMEC_FINGERPRINTS.get((kind, tag.lower()))
+            if ours is None:
+                continue
+            self._line += 1
+            prov = {
+                "exchange": "ncmec",
+                "opinions": ["positive_class"],
+                "ncmec": {"entry": key, "id": e.id, "member": e.member_id, "type": kind, "fingerprint": tag.upper()},
+            }
+            category = (e.classification or None) and str(e.classification)[:64]
+            got = make_row(self._line, ours, value, category=category, source="ncmec", provenance=prov)
+            if isinstance(got, RowError):
+                self.rejected.append(got)
+            else:
+                rows.append(got)
+        return rows
+
+    def fetch_iter(self, checkpoint: Checkpoint | None) -> Iterator[tuple[list[Row], Checkpoint]]:
+        from threatexchange.signal_type.md5 import VideoMD5Signal
+        from threatexchange.signal_type.pdq.signal import PdqSignal
+
+        deltas = self.api.fetch_iter([PdqSignal, VideoMD5Signal], self._load(checkpoint))
+        for delta in _guarded(deltas, "NCMEC", broad=True):
+            rows: list[Row] = []
+            gone: list[str] = []
+            for key, e in delta.updates.items():
+                if self.only_esp_ids and e.member_id not in self.only_esp_ids:
+                    continue
+                if e.deleted:
+                    gone.append(key)
+                else:
+                    rows.extend(self._entry_rows(key, e))
+            if gone and self.lookup is not None:
+                for stype, value in self.lookup(gone):
+                    self._line += 1
+                    rows.append(Row(self._line, stype, value, source="ncmec", delete=True))
+            cp = Checkpoint(json.dumps(dataclasses.asdict(delta.checkpoint), sort_keys=True))
+            yield rows, cp
+
+
+def ncmec_lookup(banks: BankService, bank: str) -> EntryLookup:
+    """The bank entries of NCMEC entries, by their ``provenance.ncmec.entry`` (for deletions)."""
+    from sqlalchemy import select
+
+    from safeguard.store.models import BankEntry
+
+    def find(keys: list[str]) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        with banks.db.read() as s:
+            bank_id = banks.get(s, bank).id
+            key_col = BankEntry.provenance["ncmec"]["entry"].as_string()
+            for a in range(0, len(keys), 500):
+                q = select(BankEntry.signal_type, BankEntry.value).where(
+                    BankEntry.bank_id == bank_id,
+                    BankEntry.source == "ncmec",
+                    BankEntry.enabled.is_(True),
+                    key_col.in_(keys[a : a + 500]),
+                )
+                out.extend((st, v) for st, v in s.execute(q).all())
+        return out
+
+    return find
 
 
 @dataclass
@@ -314,6 +558,8 @@ def pull(
     checkpoint = None
     if checkpoint_file is not None and checkpoint_file.exists():
         checkpoint = Checkpoint(checkpoint_file.read_text(encoding="utf-8").strip())
+    if isinstance(source, NCMECSource) and source.lookup is None:
+        source.lookup = ncmec_lookup(banks, bank)
     for rows, cp in source.fetch_iter(checkpoint):
         got = banks.import_rows(bank, rows, actor=actor, source=source.name)
         result.batches += 1
@@ -329,7 +575,7 @@ def pull(
     return result
 
 
-def _guarded(pages: Iterator[Any], what: str, *, empty_ok: bool = False) -> Iterator[Any]:
+def _guarded(pages: Iterator[Any], what: str, *, empty_ok: bool = False, broad: bool = False) -> Iterator[Any]:
     """``pages``, with a failed request or a page pytx cannot read as ``source_failed`` (502): the
     batch is not yielded, so its checkpoint is never handed out."""
     import dacite
@@ -345,5 +591,13 @@ def _guarded(pages: Iterator[Any], what: str, *, empty_ok: bool = False) -> Iter
                 return
             raise SafeguardError(f"{what} fetch failed: {exc}", code="source_failed", status=502) from exc
         except (requests.RequestException, ValueError, dacite.DaciteError) as exc:
+            raise SafeguardError(f"{what} fetch failed: {exc}", code="source_failed", status=502) from exc
+        except SafeguardError:
+            raise
+        except Exception as exc:
+            # pytx's NCMEC client raises a bare Exception for a page it cannot parse (and XML's
+            # ParseError for one that is not XML)
+            if not broad:
+                raise
             raise SafeguardError(f"{what} fetch failed: {exc}", code="source_failed", status=502) from exc
         yield page
