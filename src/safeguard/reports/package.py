@@ -38,6 +38,7 @@ from safeguard.errors import InvalidInput
 from safeguard.evidence.vault import EvidenceVault
 from safeguard.ledger import Signer, public_key_pem
 from safeguard.reports.gather import gather
+from safeguard.reports.service import record
 from safeguard.reports.submitter import exif_of
 from safeguard.store.models import Case, Report
 
@@ -201,6 +202,26 @@ def build(
         z.writestr("manifest.sig", signer.sign_bytes(manifest))
         z.writestr("signer.pem", public_key_pem(signer.public))
     return buf.getvalue()
+
+
+def record_made(s: Session, report_id: int, blob: bytes, *, actor: str, via: str, sealed: bool) -> None:
+    """The NCA referral made: a ``report.nca_packaged`` event, in the caller's write transaction, after the
+    package was written (a crash between the two leaves a package uncounted, never a count without one).
+    The transparency report counts these (docs/transparency.md); ``sha256`` names the file handed over."""
+    r = s.get(Report, report_id)
+    if r is None:
+        return
+    record(
+        s,
+        r,
+        "report.nca_packaged",
+        actor,
+        case_id=r.case_id,
+        sha256=hashlib.sha256(blob).hexdigest(),
+        bytes=len(blob),
+        sealed=sealed,
+        via=via,
+    )
 
 
 def load_recipient(data: bytes) -> X25519PublicKey:
