@@ -99,9 +99,9 @@ def _pct(p: float | None) -> str:
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-def test_auditor_sees_subscriptions_shares_and_quality_matching_the_api(tmp_path: Path) -> None:
+def test_auditor_sees_subscriptions_shares_and_quality_matching_the_api(tmp_path: Path, db_url: str) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
-    with live_console(tmp_path, surge_distinct=3, egress_allow="127.0.0.1") as (base, engine):
+    with live_console(tmp_path, db_url, surge_distinct=3, egress_allow="127.0.0.1") as (base, engine):
         partner_key = shared_bank(engine)
         quality_figures(engine)
         BankService(engine.db).create("from-self", actor="t")
