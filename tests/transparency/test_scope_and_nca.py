@@ -165,6 +165,9 @@ def test_a_report_scoped_to_a_territory_or_a_tenant(world: World, tmp_path: Path
     r = c.get(f"/v1/transparency/report?from={TODAY}&to={TODAY}&territory=DE&tenant=acme", headers=auth(auditor))
     assert r.status_code == 200, r.text
     assert r.json()["figures"]["content_scanned"]["decisions_total"] == 1
+    r = c.get(f"/v1/transparency/report?from={TODAY}&to={TODAY}&territory=DE&format=csv", headers=auth(auditor))
+    assert r.status_code == 200 and '-DE.csv"' in r.headers["content-disposition"]
+    assert "Member State / territory of the recipients,,,DE," in r.text
     for bad, code in (
         ("territory=XX", "invalid_territory"),
         ("territory=de", "invalid_territory"),

@@ -34,8 +34,9 @@ async def transparency_report(
     svc = request.app.state.services
     text = await run_in_threadpool(generate, svc.engine.db, svc.settings, period, fmt, scope)
     headers = {"Cache-Control": "no-store"}
+    suffix = "".join(f"-{x}" for x in (scope.territory, scope.tenant) if x)
     if fmt != "json":
         headers["Content-Disposition"] = (
-            f'attachment; filename="transparency-{period.start:%Y-%m-%d}-{period.end:%Y-%m-%d}.{fmt}"'
+            f'attachment; filename="transparency-{period.start:%Y-%m-%d}-{period.end:%Y-%m-%d}{suffix}.{fmt}"'
         )
     return Response(text, media_type=MEDIA_TYPES[fmt], headers=headers)

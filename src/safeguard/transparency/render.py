@@ -214,12 +214,12 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
             ("", "Reports", "Median", "90th percentile"),
             _stats_rows(v, "Case opened to report submitted", f"{f}/law_enforcement_reports/detection_to_submission"),
         ),
-        *_nca_html(v, f"{f}/law_enforcement_reports/nca_referrals"),
         _histogram_chart(
             v,
             "Reports by time from detection to submission",
             f"{f}/law_enforcement_reports/detection_to_submission_histogram",
         ),
+        *_nca_html(v, f"{f}/law_enforcement_reports/nca_referrals"),
         "<h2>Grooming interventions</h2>",
         _table("Interventions", ("", "Count"), _pairs(v, f"{f}/grooming_interventions")),
         "<h2>Live streams</h2>",
