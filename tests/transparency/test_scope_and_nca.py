@@ -94,6 +94,15 @@ def test_nca_referrals_are_counted_from_the_package_events(world: World, tmp_pat
     assert any(r.endswith(",1,/figures/law_enforcement_reports/nca_referrals/referred") for r in csv)
     # verify re-derives them and names a tampered one
     assert _verify(world, rep) == []
+    # a report made before scopes and NCA referrals (format /1 as first published) still verifies
+    older = json.loads(json.dumps(rep))
+    for k in ("territory", "tenant"):
+        del older["inputs"][k]
+    del older["scope"], older["figures"]["law_enforcement_reports"]["nca_referrals"]
+    older["suppressed"] = [p for p in older["suppressed"] if "/nca_referrals/" not in p]
+    assert _verify(world, older) == []
+    older["figures"]["verdicts"]["block"] += 1
+    assert len(_verify(world, older)) == 1
     rep["figures"]["law_enforcement_reports"]["nca_referrals"]["referred"] = 3
     assert _verify(world, rep) == [
         "/figures/law_enforcement_reports/nca_referrals/referred: the report says 3; the log gives 1"
