@@ -4,9 +4,12 @@ and verifying it, over ``--decisions`` recorded decisions.
 Hash-only decisions are recorded in a fresh SQLite database through ``Engine.scan_many_async`` (group
 commits); one in ``--block-every`` matches a bank (block, a case, evidence, a webhook); ``--decide`` of
 those cases are then claimed and decided by a moderator (alternately confirmed and not violating), so the
-report's case, list-quality and time-to-action figures have work to do. Each step is timed once.
+report's case, list-quality and time-to-action figures have work to do. One decision in ``--territory-every``
+is on a user in DE, so the scoped reports (``--territory DE``, ``--tenant default``) are timed too. Each
+step is timed once.
 
-    python bench/transparency_bench.py [--decisions 100000] [--block-every 50] [--decide 500] [--out FILE]
+    python bench/transparency_bench.py [--decisions 100000] [--block-every 50] [--decide 500]
+        [--territory-every 2] [--out FILE]
 """
 
 from __future__ import annotations
@@ -25,16 +28,22 @@ from safeguard.cases import CaseService
 from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Signal
 from safeguard.engine import Engine
-from safeguard.transparency import build, parse_period, render
+from safeguard.transparency import Scope, build, parse_period, render
 from safeguard.transparency.report import verify
 
 PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 MOD = Who("user:bench", "moderator", "bench", "user", 1)
 
 
-def content(value: str, i: int) -> Content:
+def content(value: str, i: int, territory: str | None = None) -> Content:
     # one user per match, so that each match opens its own case
-    return Content(kind=ContentKind.HASHES, signals=(Signal("pdq", value, 100),), content_id=f"c{i}", user_id=f"u{i}")
+    return Content(
+        kind=ContentKind.HASHES,
+        signals=(Signal("pdq", value, 100),),
+        content_id=f"c{i}",
+        user_id=f"u{i}",
+        territory=territory,
+    )
 
 
 def main() -> None:
@@ -42,13 +51,21 @@ def main() -> None:
     ap.add_argument("--decisions", type=int, default=100_000)
     ap.add_argument("--block-every", type=int, default=50)
     ap.add_argument("--decide", type=int, default=500)
+    ap.add_argument("--territory-every", type=int, default=2, help="one decision in N on a user in DE")
     ap.add_argument("--out", help="also write the JSON report here")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         e = Engine(Settings(data_dir=d, run_worker=False, index_refresh_seconds=0.0))
         BankService(e.db).create("csam", actor="bench", default_category="A1")
         BankService(e.db).add_entry("csam", signal_type="pdq", value=PDQ, actor="bench")
-        items = [content(PDQ if i % a.block_every == 0 else pysecrets.token_hex(32), i) for i in range(a.decisions)]
+        items = [
+            content(
+                PDQ if i % a.block_every == 0 else pysecrets.token_hex(32),
+                i,
+                "DE" if i % a.territory_every == 0 else None,
+            )
+            for i in range(a.decisions)
+        ]
 
         async def record() -> list[int]:
             cases: list[int] = []
@@ -79,6 +96,15 @@ def main() -> None:
         print(
             f"build: {n} events, {report['figures']['content_scanned']['decisions_total']} decisions in {built:.2f} s"
         )
+        for scope in (Scope(territory="DE"), Scope(tenant="default")):
+            t = time.perf_counter()
+            with e.db.read() as s:
+                scoped = build(s, period, 10, scope)
+            print(
+                f"build scoped to {scope.to_dict()}: {scoped['figures']['content_scanned']['decisions_total']} "
+                f"decisions, {scoped['figures']['cases']['decided_total']} cases decided in "
+                f"{time.perf_counter() - t:.2f} s"
+            )
         if a.out:
             with open(a.out, "w", encoding="utf-8") as fh:
                 fh.write(render(report, "json"))

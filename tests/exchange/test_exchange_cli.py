@@ -59,6 +59,9 @@ def test_share_and_follow_from_the_command_line(
     assert "a: 1 pages, 1 added or updated, 0 removed" in out
     (sub,) = [json.loads(line) for line in run("exchange", "list", "--json").splitlines() if line.startswith("{")]
     assert sub["entries_applied"] == 1 and sub["bank"] == "from-a" and sub["last_error"] is None
+    assert sub["entries_held"] == 1 and sub["cursor"]
+    table = run("exchange", "list")
+    assert "cursor" in table and "changes applied" in table and sub["cursor"] in table
     assert key not in json.dumps(sub)  # the partner key is stored sealed and never shown
     # a subscription pinned to another key: sync fails, says why, exits 1
     run("bank", "create", "from-a-2")

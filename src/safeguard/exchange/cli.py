@@ -58,21 +58,34 @@ def add(
 
 @app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False) -> None:
-    """Subscriptions, their cursors, last sync and last error."""
+    """Subscriptions: their cursors, the entries they hold, last sync and last error."""
     from safeguard.cli import console
+    from safeguard.exchange.overview import subscriptions
 
     svc = _service()
-    subs = svc.subscriptions()
+    subs = subscriptions(svc.db, svc.settings)
     if as_json:
         for d in subs:
             print(json.dumps(d))
         return
-    t = Table("name", "partner", "local bank", "entries", "last sync", "opinions pending", "last error")
+    t = Table(
+        "name",
+        "partner",
+        "local bank",
+        "cursor",
+        "entries",
+        "changes applied",
+        "last sync",
+        "opinions pending",
+        "last error",
+    )
     for d in subs:
         t.add_row(
             d["name"],
             f"{d['url']} {d['remote_bank']}",
             d["bank"],
+            d["cursor"] or "(start)",
+            str(d["entries_held"]),
             str(d["entries_applied"]),
             d["last_sync_at"] or "never",
             str(d["opinions_pending"]),

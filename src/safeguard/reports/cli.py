@@ -163,7 +163,10 @@ def _export_nca(svc: ReportService, report: int, out: Path, recipient: Path | No
         if r is None:
             raise NotFound(f"report {report} not found", code="report_not_found")
         blob = package.build(s, r, svc.settings, vault, Signer.from_settings(svc.settings), actor="cli")
-    out.write_bytes(package.seal(blob, key) if key else blob)
+    written = package.seal(blob, key) if key else blob
+    out.write_bytes(written)
+    with svc.db.write() as s:
+        package.record_made(s, report, written, actor="cli", via="export", sealed=key is not None)
     console.print(f"NCA package for report {report} written to {out}" + (" (encrypted)" if key else ""))
 
 

@@ -36,6 +36,7 @@ from safeguard.errors import InvalidInput
 from safeguard.evidence.vault import EvidenceVault
 from safeguard.ledger import Signer
 from safeguard.reports.gather import gather
+from safeguard.reports.service import record
 from safeguard.reports.submitter import exif_of
 from safeguard.store.models import Case, Report
 
@@ -191,6 +192,26 @@ def build(
     doc["regulations"] = coverage(doc)
     files["report.json"] = json.dumps(doc, indent=2, sort_keys=True).encode()
     return signer.signed_zip(files)
+
+
+def record_made(s: Session, report_id: int, blob: bytes, *, actor: str, via: str, sealed: bool) -> None:
+    """The NCA referral made: a ``report.nca_packaged`` event, in the caller's write transaction, after the
+    package was written (a crash between the two leaves a package uncounted, never a count without one).
+    The transparency report counts these (docs/transparency.md); ``sha256`` names the file handed over."""
+    r = s.get(Report, report_id)
+    if r is None:
+        return
+    record(
+        s,
+        r,
+        "report.nca_packaged",
+        actor,
+        case_id=r.case_id,
+        sha256=hashlib.sha256(blob).hexdigest(),
+        bytes=len(blob),
+        sealed=sealed,
+        via=via,
+    )
 
 
 def load_recipient(data: bytes) -> X25519PublicKey:

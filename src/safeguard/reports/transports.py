@@ -52,7 +52,7 @@ class NcaTransport:
         self.outbox = Path(settings.data_dir) / "nca-outbox"
 
     def send(self, report_id: int) -> RunResult:
-        from safeguard.reports.package import build
+        from safeguard.reports.package import build, record_made
 
         out = RunResult()
         self.outbox.mkdir(parents=True, exist_ok=True)
@@ -69,6 +69,8 @@ class NcaTransport:
                 actor="system:reports",
             )
         (self.outbox / f"report-{report_id}.zip").write_bytes(blob)
+        with self.db.write() as s:
+            record_made(s, report_id, blob, actor="system:reports", via="nca-outbox", sealed=False)
         out.finished.append(report_id)
         return out
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from safeguard.config import Settings
 from safeguard.store import Database
-from safeguard.transparency.period import FORMATS, Period, check_format, parse_period
+from safeguard.transparency.period import FORMATS, Period, Scope, check_format, parse_period, parse_scope
 from safeguard.transparency.render import to_csv, to_html, to_json
 from safeguard.transparency.report import FORMAT, Verification, build, load, verify
 
@@ -21,10 +21,12 @@ __all__ = [
     "FORMATS",
     "MEDIA_TYPES",
     "Period",
+    "Scope",
     "Verification",
     "build",
     "generate",
     "parse_period",
+    "parse_scope",
     "render",
     "verify_file",
 ]
@@ -41,11 +43,12 @@ def render(report: dict[str, Any], fmt: str) -> str:
     return to_json(report)
 
 
-def generate(db: Database, settings: Settings, period: Period, fmt: str) -> str:
-    """The report of ``period`` in ``fmt`` (``invalid_format`` if it is none of :data:`FORMATS`)."""
+def generate(db: Database, settings: Settings, period: Period, fmt: str, scope: Scope | None = None) -> str:
+    """The report of ``period`` (of ``scope``, default the whole instance) in ``fmt`` (``invalid_format`` if it
+    is none of :data:`FORMATS`)."""
     check_format(fmt)
     with db.read() as s:
-        report = build(s, period, settings.transparency_min_count)
+        report = build(s, period, settings.transparency_min_count, scope)
     return render(report, fmt)
 
 

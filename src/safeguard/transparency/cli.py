@@ -11,7 +11,7 @@ from safeguard.config import Settings
 from safeguard.errors import SafeguardError
 from safeguard.store import Database
 from safeguard.terminal import make_console
-from safeguard.transparency import generate, parse_period, verify_file
+from safeguard.transparency import generate, parse_period, parse_scope, verify_file
 from safeguard.transparency.period import check_format
 
 app = typer.Typer(help="Transparency reports computed from the event log (docs/transparency.md).", no_args_is_help=True)
@@ -32,14 +32,19 @@ def report(
     end: Annotated[str, typer.Option("--to", help="last day, inclusive (YYYY-MM-DD), or an exclusive ISO time")],
     fmt: Annotated[str, typer.Option("--format", help="html, json or csv")] = "json",
     out_file: Annotated[Path | None, typer.Option("--out", help="write here instead of standard output")] = None,
+    territory: Annotated[
+        str | None, typer.Option("--territory", help="only decisions on users in this territory (e.g. DE, or EU)")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="only decisions made for this tenant")] = None,
 ) -> None:
     """Compute a transparency report for a period from the event log."""
     try:
         period = parse_period(start, end)
+        scope = parse_scope(territory, tenant)
         check_format(fmt)
         db, settings = _db()
         try:
-            text = generate(db, settings, period, fmt)
+            text = generate(db, settings, period, fmt, scope)
         finally:
             db.dispose()
     except SafeguardError as exc:

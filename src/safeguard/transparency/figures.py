@@ -20,8 +20,16 @@ for the grooming retention period). Everything else is events:
 ``action.terminate_stream``    streams terminated, time to terminate
 ``report.drafted`` /           law-enforcement reports, detection → report time
 ``report.submitted``
+``report.nca_packaged``        NCA referrals (the signed package made), detection → referral time
 ``user_report.received``       user reports received; actioned when their case was confirmed by the end
 =============================  ===========================================================================
+
+A report may be scoped (:class:`~safeguard.transparency.period.Scope`) to the decisions on users in one
+territory (the ``territory`` of their ``decision.created`` event) and/or made for one tenant (the
+``decisions`` row's ``tenant``, which the event's ``row_digest`` binds): then every figure counts only those
+decisions, the actions on them, the cases that hold one of them, and those cases' reports and user reports.
+The figures from tables that carry no territory (or, for chat messages, no tenant) are ``None`` in a scoped
+report, and the report says why in ``not_available``.
 """
 
 from __future__ import annotations
@@ -40,8 +48,8 @@ from safeguard.cases.model import QUEUES
 from safeguard.detectors.grooming.store import GroomingMessageRow
 from safeguard.events import EVENTS
 from safeguard.store.db import connection_of
-from safeguard.store.models import Event, Report
-from safeguard.transparency.period import Period, iso
+from safeguard.store.models import DecisionRow, Event, Report
+from safeguard.transparency.period import Period, Scope, iso
 from safeguard.workers.streams_store import StreamRow
 
 __all__ = ["BUCKETS_MAX_DAYS", "CONTENT_KINDS", "HISTOGRAM_EDGES", "EventRange", "compute", "event_range"]
@@ -64,10 +72,15 @@ _IN_RANGE = (
     "case.decided",
     "report.drafted",
     "report.submitted",
+    "report.nca_packaged",
     "user_report.received",
 )
 #: event types also read before the range (human-scale: one per case, report or user report)
-_CONTEXT = ("action.case", "case.decided", "report.drafted", "user_report.received")
+#: event types whose subject is a decision (a scoped report keeps those of decisions in its scope)
+_ON_DECISION = frozenset(
+    {"decision.created", "action.case", "action.safety_message", "action.restrict_contact", "action.terminate_stream"}
+)
+_CONTEXT = ("action.case", "case.decided", "report.drafted", "report.nca_packaged", "user_report.received")
 _BATCH = 2000
 
 
@@ -142,7 +155,13 @@ class _Row:
 
 
 def _events(s: Session, types: tuple[str, ...], lo: int | None, hi: int) -> Iterator[_Row]:
-    """Events of ``types`` with ``lo <= seq <= hi`` (``lo`` None: from the start), in order, in pages."""
+    """Events of ``types`` with ``lo <= seq <= hi`` (``lo`` None: from the start), in order."""
+    for page in _pages(s, types, lo, hi):
+        yield from page
+
+
+def _pages(s: Session, types: tuple[str, ...], lo: int | None, hi: int) -> Iterator[list[_Row]]:
+    """The same events, a page at a time."""
     after = (lo - 1) if lo is not None else 0
     while True:
         c = EVENTS.c  # Core columns: no ORM work per row (most of a large report's time was there)
@@ -153,10 +172,10 @@ def _events(s: Session, types: tuple[str, ...], lo: int | None, hi: int) -> Iter
             .limit(_BATCH)
         )
         rows = connection_of(s).execute(q).all()
-        for r in rows:
-            yield _Row(
-                int(r.seq), r.created_at, str(r.type), r.subject_id, r.payload if isinstance(r.payload, dict) else {}
-            )
+        yield [
+            _Row(int(r.seq), r.created_at, str(r.type), r.subject_id, r.payload if isinstance(r.payload, dict) else {})
+            for r in rows
+        ]
         if len(rows) < _BATCH:
             return
         after = int(rows[-1].seq)
@@ -171,6 +190,7 @@ class _Context:
     case_decisions: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
     case_outcome: dict[int, str] = field(default_factory=dict)  # the latest final outcome
     report_case: dict[str, int] = field(default_factory=dict)
+    report_packaged: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # the first NCA package
 
     @classmethod
     def read(cls, s: Session, last: int) -> _Context:
@@ -196,7 +216,64 @@ class _Context:
                     c.case_outcome[int(ev.subject_id)] = str(p.get("outcome"))
             elif ev.type == "report.drafted" and ev.subject_id and p.get("case_id") is not None:
                 c.report_case[ev.subject_id] = int(p["case_id"])
+            elif ev.type == "report.nca_packaged" and ev.subject_id:
+                c.report_packaged.setdefault(ev.subject_id, (ev.seq, ev.created_at))
         return c
+
+
+class _Members:
+    """Which decisions are in the report's scope, looked up in batches and remembered: a decision's territory
+    from its ``decision.created`` event (up to the range's end), its tenant from its ``decisions`` row."""
+
+    def __init__(self, s: Session, scope: Scope, last: int) -> None:
+        self.s, self.scope, self.last = s, scope, last
+        self.known: dict[str, bool] = {}
+
+    def prime(self, ids: Iterable[str], territories: dict[str, Any] | None = None) -> None:
+        """Decide the decisions of ``ids`` not known yet; ``territories``: those read already (in the range)."""
+        if self.scope.whole:
+            return
+        want = [d for d in dict.fromkeys(ids) if d not in self.known]
+        seen = dict(territories or {})
+        c = EVENTS.c
+        for i in range(0, len(want), 500):
+            chunk = want[i : i + 500]
+            if self.scope.territory is not None and (missing := [d for d in chunk if d not in seen]):
+                q = select(c.subject_id, c.payload).where(
+                    c.type == "decision.created",
+                    c.subject_kind == "decision",
+                    c.subject_id.in_(missing),
+                    c.seq <= self.last,
+                )
+                for did, payload in connection_of(self.s).execute(q):
+                    seen[str(did)] = payload.get("territory") if isinstance(payload, dict) else None
+            tenants: dict[str, str] = {}
+            if self.scope.tenant is not None:
+                q2 = select(DecisionRow.id, DecisionRow.tenant).where(DecisionRow.id.in_(chunk))
+                tenants = {str(d): str(t) for d, t in self.s.execute(q2)}
+            for d in chunk:
+                ok = self.scope.territory is None or seen.get(d) == self.scope.territory
+                self.known[d] = ok and (self.scope.tenant is None or tenants.get(d) == self.scope.tenant)
+
+    def has(self, decision_id: str | None) -> bool:
+        if self.scope.whole:
+            return True
+        if not decision_id:
+            return False
+        if decision_id not in self.known:
+            self.prime([decision_id])
+        return self.known[decision_id]
+
+    def case(self, ctx: _Context, case_id: int | None) -> bool:
+        """A case is in scope when it holds a decision in scope (a case with none, opened by a user report with
+        nothing to scan, is in no territory's or tenant's report)."""
+        if self.scope.whole:
+            return True
+        if case_id is None:
+            return False
+        ds = ctx.case_decisions.get(case_id, [])
+        self.prime(ds)
+        return any(self.known.get(d, False) for d in ds)
 
 
 class _Buckets:
@@ -221,8 +298,9 @@ def _sorted(c: Counter[str]) -> dict[str, int]:
     return {k: c[k] for k in sorted(c)}
 
 
-def compute(s: Session, period: Period) -> tuple[EventRange, dict[str, Any]]:
-    """The event range of the period and every figure, as plain JSON-ready data."""
+def compute(s: Session, period: Period, scope: Scope | None = None) -> tuple[EventRange, dict[str, Any]]:
+    """The event range of the period and every figure (of the decisions in ``scope``), as JSON-ready data."""
+    scope = scope or Scope()
     rng = event_range(s, period)
     buckets = _Buckets(period)
     kinds: Counter[str] = Counter({k: 0 for k in CONTENT_KINDS})
@@ -239,53 +317,72 @@ def compute(s: Session, period: Period) -> tuple[EventRange, dict[str, Any]]:
     received = 0
     terminations: list[tuple[datetime, str]] = []
     submitted: dict[str, datetime] = {}
+    packages = 0  # NCA packages made in the range (a report packaged again counts again here)
     final_in_range: dict[int, tuple[datetime, str]] = {}  # case → (time, outcome) of its last final decision
     user_report_cases: list[int | None] = []
     series = {k: [0] * buckets.n for k in ("scanned", "matches", "blocked", "cases_decided")}
 
     ctx = _Context.read(s, rng.last_seq) if rng.last_seq is not None else _Context()
+    members = _Members(s, scope, rng.last_seq or 0)
     if rng.first_seq is not None and rng.last_seq is not None:
-        for ev in _events(s, _IN_RANGE, rng.first_seq, rng.last_seq):
-            p = ev.payload
-            b = buckets.index(ev.created_at)
-            if ev.type == "decision.created":
-                kinds[str(p.get("content_kind"))] += 1
-                verdicts[str(p.get("verdict"))] += 1
-                series["scanned"][b] += 1
-                if p.get("verdict") == "block":
-                    series["blocked"][b] += 1
-                for f in _matches(p.get("findings")):
-                    by_bank[str(f["bank"])] += 1
-                    by_signal[str(f.get("signal_type") or "unknown")] += 1
-                    by_category[str(f.get("category") or "uncategorised")] += 1
-                    series["matches"][b] += 1
-            elif ev.type == "action.case":
-                r = _result(p)
-                if r.get("created"):
-                    opened[str(r.get("queue", ""))] += 1
-                    if r.get("queue") == "grooming":
-                        grooming["cases_opened"] += 1
-            elif ev.type == "action.safety_message":
-                grooming["safety_messages"] += 1
-            elif ev.type == "action.restrict_contact":
-                grooming["contact_restrictions"] += 1
-            elif ev.type == "action.terminate_stream":
-                r = _result(p)
-                if r.get("stream_id") and "skipped" not in r:
-                    terminations.append((ev.created_at, str(r["stream_id"])))
-            elif ev.type == "case.decided" and p.get("stage") in FINAL_STAGES and ev.subject_id:
-                final_in_range[int(ev.subject_id)] = (ev.created_at, str(p.get("outcome")))
-                overrides += 1 if p.get("stage") == "override" else 0
-            elif ev.type == "report.drafted":
-                reports["drafted"] += 1
-            elif ev.type == "report.submitted" and ev.subject_id:
-                submitted.setdefault(ev.subject_id, ev.created_at)
-            elif ev.type == "user_report.received":
-                received += 1
-                user_reports[str(p.get("reason"))] += 1
-                user_report_cases.append(int(p["case_id"]) if p.get("case_id") is not None else None)
-                if p.get("case_created"):  # a report with nothing to scan opens its case itself
-                    opened["user_reports"] += 1
+        for page in _pages(s, _IN_RANGE, rng.first_seq, rng.last_seq):
+            if not scope.whole:  # one look-up per page for the decisions it names
+                members.prime(
+                    [str(e.subject_id) for e in page if e.subject_id and e.type in _ON_DECISION]
+                    + [str(e.payload["decision_id"]) for e in page if e.payload.get("decision_id")],
+                    {str(e.subject_id): e.payload.get("territory") for e in page if e.type == "decision.created"},
+                )
+            for ev in page:
+                p = ev.payload
+                b = buckets.index(ev.created_at)
+                if ev.type in _ON_DECISION and not members.has(ev.subject_id):
+                    continue
+                if ev.type == "decision.created":
+                    kinds[str(p.get("content_kind"))] += 1
+                    verdicts[str(p.get("verdict"))] += 1
+                    series["scanned"][b] += 1
+                    if p.get("verdict") == "block":
+                        series["blocked"][b] += 1
+                    for f in _matches(p.get("findings")):
+                        by_bank[str(f["bank"])] += 1
+                        by_signal[str(f.get("signal_type") or "unknown")] += 1
+                        by_category[str(f.get("category") or "uncategorised")] += 1
+                        series["matches"][b] += 1
+                elif ev.type == "action.case":
+                    r = _result(p)
+                    if r.get("created"):
+                        opened[str(r.get("queue", ""))] += 1
+                        if r.get("queue") == "grooming":
+                            grooming["cases_opened"] += 1
+                elif ev.type == "action.safety_message":
+                    grooming["safety_messages"] += 1
+                elif ev.type == "action.restrict_contact":
+                    grooming["contact_restrictions"] += 1
+                elif ev.type == "action.terminate_stream":
+                    r = _result(p)
+                    if r.get("stream_id") and "skipped" not in r:
+                        terminations.append((ev.created_at, str(r["stream_id"])))
+                elif ev.type == "case.decided" and p.get("stage") in FINAL_STAGES and ev.subject_id:
+                    if members.case(ctx, int(ev.subject_id)):
+                        final_in_range[int(ev.subject_id)] = (ev.created_at, str(p.get("outcome")))
+                        overrides += 1 if p.get("stage") == "override" else 0
+                elif ev.type == "report.drafted":
+                    if members.case(ctx, int(p["case_id"]) if p.get("case_id") is not None else None):
+                        reports["drafted"] += 1
+                elif ev.type == "report.submitted" and ev.subject_id:
+                    if members.case(ctx, ctx.report_case.get(ev.subject_id)):
+                        submitted.setdefault(ev.subject_id, ev.created_at)
+                elif ev.type == "report.nca_packaged" and ev.subject_id:
+                    packages += 1 if members.case(ctx, ctx.report_case.get(ev.subject_id)) else 0
+                elif ev.type == "user_report.received":
+                    case_id = int(p["case_id"]) if p.get("case_id") is not None else None
+                    if not (members.has(p.get("decision_id")) or members.case(ctx, case_id)):
+                        continue
+                    received += 1
+                    user_reports[str(p.get("reason"))] += 1
+                    user_report_cases.append(case_id)
+                    if p.get("case_created"):  # a report with nothing to scan opens its case itself
+                        opened["user_reports"] += 1
     opened.update({k: 0 for k in QUEUES if k not in opened})
     for t, outcome in final_in_range.values():  # each case once, at its last final decision
         decided[outcome] += 1
@@ -306,6 +403,15 @@ def compute(s: Session, period: Period) -> tuple[EventRange, dict[str, Any]]:
         report_case = ctx.report_case.get(rid)
         if report_case is not None and report_case in ctx.case_opened:
             to_report.append(_seconds(ctx.case_opened[report_case], t))
+    # NCA referrals: the reports whose first package was made in the range, timed from their case's opening
+    referred, to_referral = 0, []
+    for rid, (seq, t) in sorted(ctx.report_packaged.items()):
+        report_case = ctx.report_case.get(rid)
+        if rng.first_seq is None or seq < rng.first_seq or not members.case(ctx, report_case):
+            continue
+        referred += 1
+        if report_case is not None and report_case in ctx.case_opened:
+            to_referral.append(_seconds(ctx.case_opened[report_case], t))
     ids = sorted(int(r) for r in submitted)
     transports: dict[int, str] = {}
     for i in range(0, len(ids), 500):
@@ -313,13 +419,13 @@ def compute(s: Session, period: Period) -> tuple[EventRange, dict[str, Any]]:
         transports.update((int(rid), str(t)) for rid, t in s.execute(q))
     by_transport = Counter(str(transports.get(int(r), "unknown")) for r in submitted)
     actioned = sum(1 for cid in user_report_cases if cid is not None and ctx.case_outcome.get(cid) == "confirmed")
-    streams = _streams(s, period, terminations)
+    streams = _streams(s, period, terminations, scope)
     figures: dict[str, Any] = {
         "content_scanned": {
             "decisions_by_kind": _sorted(kinds),
             "decisions_total": sum(kinds.values()),
             "stream_frames_sampled": streams.pop("frames_sampled"),
-            "chat_messages_received": _chat_messages(s, period),
+            "chat_messages_received": _chat_messages(s, period) if scope.whole else None,
         },
         "verdicts": _sorted(verdicts),
         "matches": {
@@ -342,6 +448,12 @@ def compute(s: Session, period: Period) -> tuple[EventRange, dict[str, Any]]:
             "submitted_by_transport": _sorted(by_transport),
             "detection_to_submission": stats(to_report),
             "detection_to_submission_histogram": histogram(to_report),
+            "nca_referrals": {
+                "packages_made": packages,
+                "referred": referred,
+                "detection_to_referral": stats(to_referral),
+                "detection_to_referral_histogram": histogram(to_referral),
+            },
         },
         "grooming_interventions": grooming,
         "live_streams": streams,
@@ -391,13 +503,20 @@ def _list_quality(
     }
 
 
-def _streams(s: Session, period: Period, terminations: list[tuple[datetime, str]]) -> dict[str, Any]:
+def _streams(s: Session, period: Period, terminations: list[tuple[datetime, str]], scope: Scope) -> dict[str, Any]:
     """Streams registered in the period (the ``streams`` table) and those terminated (the log), with the time
-    from the stream's registration to the termination request."""
+    from the stream's registration to the termination request. A stream has a tenant but no territory: in a
+    report scoped to a territory, streams watched and frames sampled are ``None``."""
     in_period = (StreamRow.created_at >= period.start) & (StreamRow.created_at < period.end)
+    if scope.tenant is not None:
+        in_period = in_period & (StreamRow.tenant == scope.tenant)
+    watched: int | None
+    frames: int | None
     watched, frames = s.execute(
         select(func.count(), func.coalesce(func.sum(StreamRow.frames_sampled), 0)).where(in_period)
     ).one()
+    if scope.territory is not None:
+        watched = frames = None
     waits = []
     for t, stream_id in terminations:
         registered = s.execute(
@@ -408,8 +527,8 @@ def _streams(s: Session, period: Period, terminations: list[tuple[datetime, str]
         if registered is not None:
             waits.append(_seconds(registered, t))
     return {
-        "watched": int(watched),
-        "frames_sampled": int(frames),
+        "watched": None if watched is None else int(watched),
+        "frames_sampled": None if frames is None else int(frames),
         "terminated": len(terminations),
         "time_to_terminate": stats(waits),
     }

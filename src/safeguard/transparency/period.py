@@ -11,9 +11,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from safeguard.dsa.territory import parse_territory
 from safeguard.errors import InvalidInput
+from safeguard.keys import check_tenant
 
-__all__ = ["FORMATS", "Period", "check_format", "parse_period"]
+__all__ = ["FORMATS", "Period", "Scope", "check_format", "parse_period", "parse_scope"]
 
 FORMATS = ("html", "json", "csv")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -62,6 +64,37 @@ def parse_period(start: str | None, end: str | None) -> Period:
     if p.days > MAX_DAYS:
         raise InvalidInput(f"a report covers at most {MAX_DAYS} days", code="invalid_period")
     return p
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which decisions a report counts: those whose subject had ``territory`` (the ``territory`` of the scan
+    and message APIs, as the DSA statements use it) and that were made for ``tenant``; ``None`` is any."""
+
+    territory: str | None = None
+    tenant: str | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.territory is None and self.tenant is None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"territory": self.territory, "tenant": self.tenant}
+
+    def describe(self) -> str:
+        if self.whole:
+            return "the whole instance: every tenant, every territory"
+        parts = []
+        if self.territory is not None:
+            parts.append(f"decisions on users in territory {self.territory}")
+        if self.tenant is not None:
+            parts.append(f"decisions made for tenant {self.tenant}")
+        return " and ".join(parts) + ", and the cases, reports and actions that hold them"
+
+
+def parse_scope(territory: str | None, tenant: str | None) -> Scope:
+    """The scope from what a person typed: ``invalid_territory`` or ``invalid_tenant`` (422) on bad input."""
+    return Scope(territory=parse_territory(territory), tenant=check_tenant(tenant) if tenant is not None else None)
 
 
 def check_format(fmt: str) -> str:

@@ -132,7 +132,8 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
     bucket = "day" if v.raw("/figures/over_time/bucket_days") == 1 else "week"
     body = [
         f"<h1>{escape(title)}</h1>",
-        f'<p class="meta">Period: {escape(_period_text(inputs["from"], inputs["to"]))}. {small} '
+        f'<p class="meta">Period: {escape(_period_text(inputs["from"], inputs["to"]))}. '
+        f'<span class="scope">Scope: {escape(str(report.get("scope") or "the whole instance"))}.</span> {small} '
         "Every figure is computed from "
         f"the hash-chained event log, events {escape(str(rng['first_seq']))} to {escape(str(rng['last_seq']))} "
         f"(last hash <code>{escape(str(rng['last_hash']))}</code>); generated {escape(report['generated_at'])}.</p>",
@@ -218,6 +219,7 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
             "Reports by time from detection to submission",
             f"{f}/law_enforcement_reports/detection_to_submission_histogram",
         ),
+        *_nca_html(v, f"{f}/law_enforcement_reports/nca_referrals"),
         "<h2>Grooming interventions</h2>",
         _table("Interventions", ("", "Count"), _pairs(v, f"{f}/grooming_interventions")),
         "<h2>Live streams</h2>",
@@ -258,6 +260,26 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
     )
 
 
+def _nca_html(v: _View, path: str) -> list[str]:
+    """NCA referrals (absent from reports made before they were counted: those show nothing here)."""
+    try:
+        v.raw(path)
+    except KeyError:
+        return []
+    return [
+        _table(
+            "Referrals to the UK National Crime Agency (signed package made)",
+            ("", "Count"),
+            [("packages made", v.text(f"{path}/packages_made")), ("reports referred", v.text(f"{path}/referred"))],
+        ),
+        _table(
+            "Detection to NCA referral",
+            ("", "Reports", "Median", "90th percentile"),
+            _stats_rows(v, "Case opened to first package made", f"{path}/detection_to_referral"),
+        ),
+    ]
+
+
 def to_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2, sort_keys=False) + "\n"
 
@@ -287,6 +309,10 @@ def csv_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, str, str, 
     inputs = report["inputs"]
     yield (GENERAL, "Start of the reporting period", "", "", inputs["from"], "/inputs/from")
     yield (GENERAL, "End of the reporting period (exclusive)", "", "", inputs["to"], "/inputs/to")
+    if inputs.get("territory") is not None:
+        yield (GENERAL, "Member State / territory of the recipients", "", "", inputs["territory"], "/inputs/territory")
+    if inputs.get("tenant") is not None:
+        yield (EXTRA, "Tenant (service) reported on", "", "", inputs["tenant"], "/inputs/tenant")
     for kind in v.raw(f"{f}/content_scanned/decisions_by_kind"):
         yield row(
             AUTOMATED,
@@ -414,6 +440,18 @@ def csv_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, str, str, 
             "",
             f"{f}/law_enforcement_reports/detection_to_submission/{q}",
         )
+    nca = f"{f}/law_enforcement_reports/nca_referrals"
+    if "nca_referrals" in v.raw(f"{f}/law_enforcement_reports"):
+        yield row(EXTRA, "Referrals to the UK NCA: packages made", CSAM, "", f"{nca}/packages_made")
+        yield row(EXTRA, "Referrals to the UK NCA: reports referred", CSAM, "", f"{nca}/referred")
+        for q in ("median_seconds", "p90_seconds"):
+            yield row(
+                EXTRA,
+                f"Detection to NCA referral, {q.split('_')[0]} (seconds)",
+                CSAM,
+                "",
+                f"{nca}/detection_to_referral/{q}",
+            )
     yield row(EXTRA, "90th percentile time to take action (seconds)", MINORS, "", f"{f}/time_to_action/p90_seconds")
     yield row(EXTRA, "Live streams watched", CSAM, "", f"{f}/live_streams/watched")
     for q in ("median_seconds", "p90_seconds"):

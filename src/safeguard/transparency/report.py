@@ -23,19 +23,45 @@ from safeguard.errors import InvalidInput
 from safeguard.store.db import connection_of
 from safeguard.store.models import utcnow
 from safeguard.transparency.figures import SOURCES, compute
-from safeguard.transparency.period import Period, iso, parse_period
+from safeguard.transparency.period import Period, Scope, iso, parse_period, parse_scope
 
 __all__ = ["FORMAT", "NOT_AVAILABLE", "Verification", "build", "load", "pointer_key", "suppressed_paths", "verify"]
 
 FORMAT = "safeguard-transparency-report/1"
 #: figures the issue asks for that the records cannot give yet, stated in every report
 NOT_AVAILABLE = {
-    "nca_referrals": "NCA referral packages are written to a folder (transport nca) without an event: not counted",
     "chat_messages_before_retention": "chat messages are counted from grooming_messages, pruned after the grooming "
     "retention period: older periods count only what is left",
-    "territory": "decisions carry no territory yet: the report covers the whole service",
-    "tenant": "the report covers every tenant of the instance together",
+    "nca_referrals_handed_over": "an NCA referral is counted when its signed package is made (event "
+    "report.nca_packaged); handing the package to the NCA is a person's act Safeguard does not record",
 }
+#: what a scoped report cannot give, by the scope's part that takes it away
+NOT_IN_SCOPE = {
+    "territory": {
+        "stream_frames_and_streams_watched": "streams carry no territory: frames sampled and streams watched are "
+        "not given in a report scoped to a territory",
+    },
+    "any": {
+        "chat_messages_received": "grooming_messages carry neither territory nor tenant: chat messages received are "
+        "not given in a scoped report",
+        "user_report_cases_without_decision": "a case opened by a user report with nothing to scan holds no "
+        "decision, so it is in no territory's or tenant's report",
+    },
+}
+
+
+def not_available(scope: Scope) -> dict[str, str]:
+    out = dict(NOT_AVAILABLE)
+    if not scope.whole:
+        out.update(NOT_IN_SCOPE["any"])
+    if scope.territory is not None:
+        out.update(NOT_IN_SCOPE["territory"])
+    return out
+
+
+#: figures added after the first reports were published: a report made before them (it has no ``scope``)
+#: is verified without them, rather than failing on figures it could not have had
+ADDED_WITH_SCOPE = ("/figures/law_enforcement_reports/nca_referrals/",)
 
 
 def suppressed_paths(figures: dict[str, Any], min_count: int, prefix: str = "/figures") -> list[str]:
@@ -70,18 +96,20 @@ def pointer_key(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def build(s: Session, period: Period, min_count: int) -> dict[str, Any]:
-    """The report of ``period``: every figure computed now from the log."""
-    rng, figures = compute(s, period)
+def build(s: Session, period: Period, min_count: int, scope: Scope | None = None) -> dict[str, Any]:
+    """The report of ``period`` (of the decisions in ``scope``): every figure computed now from the log."""
+    scope = scope or Scope()
+    rng, figures = compute(s, period, scope)
     return {
         "format": FORMAT,
         "generated_at": iso(utcnow()),
-        "inputs": {**period.to_dict(), "min_count": min_count, "to_exclusive": True},
+        "inputs": {**period.to_dict(), **scope.to_dict(), "min_count": min_count, "to_exclusive": True},
+        "scope": scope.describe(),
         "event_range": rng.to_dict(),
         "figures": figures,
         "suppressed": suppressed_paths(figures, min_count),
         "sources": {"default": "the hash-chained event log, seq first_seq..last_seq", **SOURCES},
-        "not_available": NOT_AVAILABLE,
+        "not_available": not_available(scope),
     }
 
 
@@ -159,7 +187,19 @@ def verify(s: Session, report: dict[str, Any]) -> Verification:
         raise InvalidInput(f"inputs: {exc}", code="invalid_report") from exc
     if not inputs.get("to_exclusive"):
         raise InvalidInput("inputs.to_exclusive must be true", code="invalid_report")
-    fresh = build(s, period, min_count)
+    territory, tenant = inputs.get("territory"), inputs.get("tenant")
+    if not all(x is None or isinstance(x, str) for x in (territory, tenant)):
+        raise InvalidInput("inputs.territory and inputs.tenant must be strings or null", code="invalid_report")
+    try:
+        scope = parse_scope(territory, tenant)
+    except InvalidInput as exc:
+        raise InvalidInput(f"inputs: {exc}", code="invalid_report") from exc
+    fresh = build(s, period, min_count, scope)
+    older = "scope" not in report and scope.whole  # made before scopes and NCA referrals existed
+    if older:
+        fresh["scope"] = None
+        fresh["figures"]["law_enforcement_reports"].pop("nca_referrals", None)
+        fresh["suppressed"] = [p for p in fresh["suppressed"] if not p.startswith(ADDED_WITH_SCOPE)]
     v = Verification()
     _check_chain(s, report["event_range"], v)
     for key in ("event_range", "figures"):
@@ -173,6 +213,8 @@ def verify(s: Session, report: dict[str, Any]) -> Verification:
                 v.differences.append(f"{path}: missing from the report; the log gives {got[path]!r}")
             elif said[path] != got[path] or type(said[path]) is not type(got[path]):
                 v.differences.append(f"{path}: the report says {said[path]!r}; the log gives {got[path]!r}")
+    if report.get("scope") != fresh["scope"]:
+        v.differences.append(f"/scope: the report says {report.get('scope')!r}; its inputs give {fresh['scope']!r}")
     if sorted(report.get("suppressed") or []) != fresh["suppressed"]:
         v.differences.append(
             f"/suppressed: the report lists {report.get('suppressed')!r}; expected {fresh['suppressed']!r}"
