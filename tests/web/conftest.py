@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,9 +18,9 @@ from safeguard.engine import Engine
 from safeguard.evidence.keys import MasterKey
 from safeguard.media import Media
 from safeguard.signals.pdq import PDQSignal
+from tests.helpers.console import NEW_PASSWORD, code
 from tests.media_factory import image_bytes
 
-NEW_PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -60,10 +58,6 @@ def banked_case(engine: Engine, seed: int = 7, user: str = "u-1") -> tuple[int, 
 
 def person(engine: Engine, name: str, role: str) -> Credentials:
     return UserService(engine.db, engine.settings).create(name, role, actor="test")
-
-
-def code(creds: Credentials, step: int = 0) -> str:
-    return pyotp.TOTP(creds.totp_secret).at(time.time() + 30 * step)
 
 
 def csrf_of(html: str) -> str:
