@@ -6,8 +6,6 @@ the same transaction as the change. Sending is the submitter's (:mod:`safeguard.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -23,10 +21,9 @@ from safeguard.reports.drafts import draft_for_case
 from safeguard.reports.gather import gather, missing
 from safeguard.reports.model import READER_ROLES, REPORT_ROLES, STATES, check_move
 from safeguard.reports.ncmec.xml import report_xml, validate
-from safeguard.store import Database
+from safeguard.store import Database, pagination
 from safeguard.store.models import Case, Event, Report, utcnow
 
-MAX_PAGE = 200
 STEP_LIMIT = 500
 
 
@@ -88,22 +85,6 @@ class ReportView:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
 
 
-def _encode(report_id: int) -> str:
-    return base64.urlsafe_b64encode(f"r:{report_id}".encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        tag, _, num = raw.partition(":")
-        i = int(num)
-        if tag != "r" or not 0 <= i < 2**63:
-            raise ValueError(raw)
-        return i
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor is not one this API gave out", code="invalid_cursor") from exc
-
-
 def _need(who: Who, roles: frozenset[str]) -> None:
     if who.role not in roles:
         raise Forbidden(f"role {who.role!r} may not do this; needs one of {sorted(roles)}", code="wrong_role")
@@ -123,7 +104,7 @@ class ReportService:
         self, who: Who, *, state: str | None = None, cursor: str | None = None, limit: int = 50
     ) -> tuple[list[ReportView], str | None]:
         _need(who, READER_ROLES)
-        limit = max(1, min(limit, MAX_PAGE))
+        limit = pagination.clamp(limit)
         q = select(Report)
         if state:
             states = tuple(dict.fromkeys(x.strip() for x in state.split(",")))
@@ -131,12 +112,11 @@ class ReportService:
                 raise InvalidInput(f"state must be among {STATES}", code="invalid_state")
             q = q.where(Report.state.in_(states))
         if cursor:
-            q = q.where(Report.id > _decode(cursor))
+            q = q.where(Report.id > pagination.id_after(cursor, "r"))
         with self.db.read() as s:
             rows = list(s.execute(q.order_by(Report.id).limit(limit + 1)).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return [ReportView.of(r) for r in rows], (_encode(rows[-1].id) if more and rows else None)
+        page, nxt = pagination.cut(rows, limit, lambda r: ("r", r.id))
+        return [ReportView.of(r) for r in page], nxt
 
     def get(self, who: Who, report_id: int) -> ReportView:
         _need(who, READER_ROLES)
