@@ -46,14 +46,14 @@ def client(csettings: Settings, cengine: Engine) -> Iterator[TestClient]:
 def banked_case(engine: Engine, seed: int = 7, user: str = "u-1") -> tuple[int, int]:
     """A benign generated image in a CSAM-kind bank, then scanned: a case with a preserved item."""
     banks = BankService(engine.db)
-    if not any(b["name"] == "csam" for b in banks.list_banks()):
+    if not any(b.name == "csam" for b in banks.list_banks()):
         banks.create("csam", actor="t", default_category="A1")
     data = image_bytes(seed, "PNG")
     pdq = PDQSignal().compute(Media.from_bytes(data))[0]
     entry = banks.add_entry("csam", signal_type="pdq", value=pdq.value, actor="t")
     d = engine.scan(Content(kind=ContentKind.IMAGE, data=data, content_id=f"c-{seed}", user_id=user))
     assert d.case_id is not None
-    return d.case_id, entry["id"]
+    return d.case_id, entry.id
 
 
 def person(engine: Engine, name: str, role: str) -> Credentials:

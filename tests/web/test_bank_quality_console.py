@@ -26,7 +26,7 @@ def quarantined_entry(engine: Engine, uploads: int) -> int:
     """A csam bank whose one entry matched ``uploads`` distinct uploads, figures written."""
     banks = BankService(engine.db)
     banks.create("csam", actor="t", default_category="A1")
-    entry = int(banks.add_entry("csam", signal_type="pdq", value=PDQ, actor="t", source="partner-x")["id"])
+    entry = int(banks.add_entry("csam", signal_type="pdq", value=PDQ, actor="t", source="partner-x").id)
     for i in range(uploads):
         sha = hashlib.sha256(str(i).encode()).hexdigest()
         signals = (Signal("sha256", sha), Signal("pdq", PDQ, quality=100))

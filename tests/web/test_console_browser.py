@@ -62,7 +62,7 @@ def test_moderator_logs_in_claims_reveals_and_confirms(tmp_path: Path) -> None:
             finally:
                 browser.close()
         review = BankService(engine.db).describe("moderator-confirmed")
-        assert review["entry_count"] == 3
+        assert review.entry_count == 3
         with engine.db.read() as s:
             matched = s.get(BankEntry, entry_id)
             assert matched is not None and matched.opinion == "confirmed"

@@ -5,13 +5,16 @@ from __future__ import annotations
 import getpass
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from safeguard.config import Settings
 from safeguard.terminal import make_console
+
+if TYPE_CHECKING:
+    from safeguard.banks import BankService
 
 console = make_console()
 err = make_console(stderr=True)
@@ -60,7 +63,7 @@ def warn_if_new_database(s: Settings) -> None:
         )
 
 
-def banks() -> Any:
+def banks() -> BankService:
     from safeguard.banks import BankService
 
     return BankService(engine().db)
