@@ -44,6 +44,7 @@ from safeguard.reports.drafts import draft_for_case
 from safeguard.signals import get_signal_type
 from safeguard.store import Database, pagination
 from safeguard.store.models import Bank, BankEntry, Case, CaseDecision, CaseItem, DecisionRow, Event, UserReport, utcnow
+from safeguard.store.rowview import from_row
 
 MAX_NOTES = 4000
 TIMELINE_LIMIT = 1000
@@ -76,29 +77,7 @@ class CaseSummary:
 
     @classmethod
     def of(cls, c: Case) -> CaseSummary:
-        return cls(
-            id=c.id,
-            queue=c.queue,
-            status=c.status,
-            priority=c.priority,
-            subject_kind=c.subject_kind,
-            subject_id=c.subject_id,
-            verdict=c.verdict,
-            reason=c.reason,
-            opened_at=c.opened_at,
-            updated_at=c.updated_at,
-            due_at=c.due_at,
-            assignee=c.assignee,
-            claim_expires_at=c.claim_expires_at,
-            report_count=c.report_count,
-            escalated=c.escalated,
-            awaiting_second_review=c.pending_outcome is not None,
-            outcome=c.outcome,
-            category=c.category,
-            decided_by=c.decided_by,
-            decided_at=c.decided_at,
-            report_status=c.report_status,
-        )
+        return from_row(cls, c, awaiting_second_review=c.pending_outcome is not None)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

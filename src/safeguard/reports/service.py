@@ -6,7 +6,7 @@ the same transaction as the change. Sending is the submitter's (:mod:`safeguard.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from safeguard.reports.model import READER_ROLES, REPORT_ROLES, STATES, check_mo
 from safeguard.reports.ncmec.xml import report_xml, validate
 from safeguard.store import Database, pagination
 from safeguard.store.models import Case, Event, Report, utcnow
+from safeguard.store.rowview import from_row, iso_dict
 
 STEP_LIMIT = 500
 
@@ -55,34 +56,17 @@ class ReportView:
 
     @classmethod
     def of(cls, r: Report) -> ReportView:
-        return cls(
-            id=r.id,
-            case_id=r.case_id,
-            reported_user=r.reported_user,
-            state=r.state,
-            step=r.step,
-            category=r.category,
-            transport=r.transport,
+        return from_row(
+            cls,
+            r,
             decision_ids=list(r.decision_ids or []),
             item_ids=list(r.item_ids or []),
-            ncmec_report_id=r.ncmec_report_id,
             files=dict(r.files or {}),
             validation=list(r.validation or []),
-            error=r.error,
-            error_step=r.error_step,
-            confirmed_by=r.confirmed_by,
-            approved_by=r.approved_by,
-            matched_at=r.matched_at,
-            confirmed_at=r.confirmed_at,
-            approved_at=r.approved_at,
-            submitted_at=r.submitted_at,
-            finished_at=r.finished_at,
-            created_at=r.created_at,
-            updated_at=r.updated_at,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
+        return iso_dict(self)
 
 
 def _need(who: Who, roles: frozenset[str]) -> None:
