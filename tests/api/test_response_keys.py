@@ -15,50 +15,21 @@ from safeguard.workers.streams import StreamConfig, StreamMonitor
 from tests.helpers.api import auth
 from tests.videogen import make_video
 
+# fmt: off
 BANK = [
-    "id",
-    "name",
-    "description",
-    "kind",
-    "default_category",
-    "enabled",
-    "shareable",
-    "dihedral",
-    "thresholds",
-    "review_thresholds",
-    "version",
-    "created_at",
-    "updated_at",
+    "id", "name", "description", "kind", "default_category", "enabled", "shareable", "dihedral",
+    "thresholds", "review_thresholds", "version", "created_at", "updated_at",
 ]
 ENTRY = [
-    "id",
-    "bank_id",
-    "bank",
-    "signal_type",
-    "value",
-    "category",
-    "source",
-    "provenance",
-    "added_by",
-    "added_at",
-    "enabled",
-    "opinion",
+    "id", "bank_id", "bank", "signal_type", "value", "category",
+    "source", "provenance", "added_by", "added_at", "enabled", "opinion",
 ]
 #: a stream watched by this process (its live state)
 STREAM_LIVE = [
-    "id",
-    "stream_id",
-    "url",
-    "user_id",
-    "tenant",
-    "status",
-    "frames_sampled",
-    "last_frame_time",
-    "findings",
-    "decision_id",
-    "case_id",
-    "error",
+    "id", "stream_id", "url", "user_id", "tenant", "status",
+    "frames_sampled", "last_frame_time", "findings", "decision_id", "case_id", "error",
 ]
+# fmt: on
 #: a stream read from the database (no watcher here)
 STREAM_ROW = [*STREAM_LIVE, "created_at", "updated_at"]
 

@@ -174,14 +174,13 @@ class StreamWatcher:
     def snapshot(self) -> StreamInfo:
         with self._lock:
             s = replace(self.state, findings=list(self.state.findings))
-        return StreamInfo(
-            id=self.id,
-            stream_id=self.platform_stream_id,
-            url=self.url,
-            user_id=self.user_id,
-            tenant=self.tenant,
-            **vars(s),
-        )
+        me: dict[str, Any] = {
+            "id": self.id,
+            "stream_id": self.platform_stream_id,
+            "url": self.url,
+            "user_id": self.user_id,
+        }
+        return StreamInfo(**me, tenant=self.tenant, **vars(s))  # no times: those are the row's
 
     def _set(self, *, persist: bool = True, **changes: Any) -> None:
         with self._lock:
