@@ -279,7 +279,7 @@ def main() -> None:
         banks = BankService(db)
         if args.review_threshold is not None:
             banks.update("bench", actor="bench", review_thresholds={"pdq": args.review_threshold})
-        review = banks.describe("bench")["review_thresholds"]["pdq"]
+        review = banks.describe("bench").review_thresholds["pdq"]
         console.print(f"Safeguard's bank: match at distance <= 31, review up to {review}; the reference: <= 31")
         db.dispose()
         idx_path = Path(tmp) / "hma_index.pickle"

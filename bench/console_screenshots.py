@@ -20,7 +20,8 @@ if str(ROOT) not in sys.path:
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 from tests.detectors.grooming.helpers import GROOMING_LINES, msg  # noqa: E402
-from tests.web.conftest import NEW_PASSWORD, banked_case, code, person  # noqa: E402
+from tests.helpers.console import browser_log_in  # noqa: E402
+from tests.web.conftest import banked_case, person  # noqa: E402
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console  # noqa: E402
 
 from safeguard.detectors.grooming.service import GroomingService  # noqa: E402
@@ -35,16 +36,7 @@ def main() -> int:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1366, "height": 820})
-            page.goto(f"{base}/console/login")
-            page.get_by_label("Name").fill("mia")
-            page.get_by_label("Password").fill(mia.password)
-            page.get_by_label("Code from your authenticator app").fill(code(mia))
-            page.get_by_role("button", name="Log in").click()
-            page.get_by_label("Current password").fill(mia.password)
-            page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
-            page.get_by_label("New password again").fill(NEW_PASSWORD)
-            page.get_by_role("button", name="Change password").click()
-            page.wait_for_url("**/console/queue")
+            browser_log_in(page, base, mia)
             page.screenshot(path=str(out / "console-queue.png"), full_page=True)
             page.goto(f"{base}/console/cases/{cases[0]}")
             page.get_by_role("button", name="Claim").click()
@@ -58,16 +50,7 @@ def main() -> int:
                 grooming.post("chat-42", [msg(i, line, t0=t0)])
             lea = person(engine, "lea", "lead")
             page = browser.new_page(viewport={"width": 1366, "height": 820})
-            page.goto(f"{base}/console/login")
-            page.get_by_label("Name").fill("lea")
-            page.get_by_label("Password").fill(lea.password)
-            page.get_by_label("Code from your authenticator app").fill(code(lea))
-            page.get_by_role("button", name="Log in").click()
-            page.get_by_label("Current password").fill(lea.password)
-            page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
-            page.get_by_label("New password again").fill(NEW_PASSWORD)
-            page.get_by_role("button", name="Change password").click()
-            page.wait_for_url("**/console/queue")
+            browser_log_in(page, base, lea)
             page.get_by_role("link", name="#7").click()  # the grooming case: opened after the six image cases
             page.wait_for_url("**/console/cases/7")
             page.get_by_role("list", name="Messages around m6, oldest first").first.scroll_into_view_if_needed()

@@ -50,8 +50,7 @@ def main() -> None:
     banks.create("bench", actor="bench")
     n_entries = max(e for _, e in FLUSHES)
     ids = [
-        int(banks.add_entry("bench", signal_type="md5", value=f"{i:032x}", actor="bench")["id"])
-        for i in range(n_entries)
+        int(banks.add_entry("bench", signal_type="md5", value=f"{i:032x}", actor="bench").id) for i in range(n_entries)
     ]
     rec = engine.quality
     rec._thread = object()  # type: ignore[assignment]  # no background flushes while timing

@@ -105,14 +105,14 @@ def bench_capacity(counts: list[int], seconds: float) -> list[tuple[str, str, st
             b.add_entry("known", signal_type="pdq", value=pdq_hex(benign_image(99))[0], actor="bench")
             mon = StreamMonitor(eng, StreamConfig(allow_files=True, persist_seconds=5.0))
             c0, w0 = time.process_time(), time.monotonic()
-            ids = [mon.watch(str(clip), platform_stream_id=f"s{k}")["id"] for k in range(n)]
+            ids = [mon.watch(str(clip), platform_stream_id=f"s{k}").id for k in range(n)]
             time.sleep(seconds)
             cpu, wall = time.process_time() - c0, time.monotonic() - w0
             states = [mon.get(i) for i in ids]
             mon.shutdown()
             eng.close()
         due = int(wall)  # one frame per second of stream, from t=0
-        sampled = [s["frames_sampled"] for s in states]
+        sampled = [s.frames_sampled for s in states]
         kept = sum(1 for s in sampled if s >= 0.9 * due)
         util = cpu / wall
         rows.append(
@@ -153,7 +153,7 @@ def bench_capacity_hls(counts: list[int], seconds: float) -> list[tuple[str, str
                 eng = engine_in(Path(d))
                 mon = StreamMonitor(eng, StreamConfig(persist_seconds=5.0))
                 c0, w0 = time.process_time(), time.monotonic()
-                ids = [mon.watch(f"{base}/{k}/live.m3u8", platform_stream_id=f"h{k}")["id"] for k in range(n)]
+                ids = [mon.watch(f"{base}/{k}/live.m3u8", platform_stream_id=f"h{k}").id for k in range(n)]
                 time.sleep(seconds)
                 cpu, wall = time.process_time() - c0, time.monotonic() - w0
                 states = [mon.get(i) for i in ids]
@@ -163,7 +163,7 @@ def bench_capacity_hls(counts: list[int], seconds: float) -> list[tuple[str, str
             os.sched_setaffinity(0, set(cpus))
             parent.send("stop")
             proc.join(timeout=10)
-        sampled = [s["frames_sampled"] for s in states]
+        sampled = [s.frames_sampled for s in states]
         due = int(wall) - 2  # live HLS starts about a segment behind
         kept = sum(1 for s in sampled if s >= 0.9 * due)
         util = cpu / wall
@@ -218,7 +218,7 @@ def bench_delay(trials: int, size: tuple[int, int], fps: int, background: int = 
                 got = hook.wait_for("stream.terminate", timeout=30)
                 if got is not None:
                     delays.append(got["at"] - srv.published_at(int(at)))
-                mon.stop(st["id"])
+                mon.stop(st.id)
             mon.shutdown()
             eng.close()
     if not delays:

@@ -131,7 +131,7 @@ def test_disputed_entry_and_low_quality_go_to_review(engine: Engine, banks: Bank
     e = banks.add_entry("csam", signal_type="pdq", value=sig.value, actor="t")
     low_q = engine.scan(Content(kind=ContentKind.HASHES, signals=(Signal("pdq", sig.value, 30),)))
     assert low_q.verdict is Verdict.REVIEW and "quality 30" in low_q.findings[0].explanation
-    banks.add_opinion(e["id"], "disputed", actor="mod")
+    banks.add_opinion(e.id, "disputed", actor="mod")
     d = engine.scan(Content(kind=ContentKind.HASHES, signals=(Signal("pdq", sig.value, 100),)))
     assert d.verdict is Verdict.REVIEW and "disputed" in d.findings[0].explanation
 
@@ -141,7 +141,7 @@ def test_disabled_entry_stops_matching_at_once(engine: Engine, banks: BankServic
     sig = Signal("pdq", pdq_of(image_bytes(7)).value, 100)
     e = banks.add_entry("csam", signal_type="pdq", value=sig.value, actor="t")
     assert engine.scan(Content(kind=ContentKind.HASHES, signals=(sig,))).verdict is Verdict.BLOCK
-    banks.set_enabled(e["id"], False, actor="t")
+    banks.set_enabled(e.id, False, actor="t")
     engine.indexes.refresh_seconds = 3600  # even before the index catches up
     assert engine.scan(Content(kind=ContentKind.HASHES, signals=(sig,))).verdict is Verdict.ALLOW
 

@@ -130,7 +130,7 @@ def test_streams_are_their_tenants(tmp_path: Path, client: TestClient, engine: E
             mon.stop(sid, tenant="bolt")
         with pytest.raises(NotFound, match="not found"):
             mon.get(sid, tenant="bolt")
-        assert mon.get(sid, tenant="acme")["id"] == sid
+        assert mon.get(sid, tenant="acme").id == sid
     finally:
         mon.watchers[sid] = watcher
     r = client.delete(f"/v1/streams/{sid}", headers=auth(tkeys["a"]))

@@ -208,7 +208,7 @@ def verdict(engine: Engine, value: str) -> str:
 
 
 def enabled_values(banks: BankService, bank: str) -> set[str]:
-    return {e["value"] for e in banks.list_entries(bank, limit=1000) if e["enabled"]}
+    return {e.value for e in banks.list_entries(bank, limit=1000) if e.enabled}
 
 
 def test_stopncii_feed_syncs_pages_resumes_and_honours_withdrawals(
@@ -226,8 +226,8 @@ def test_stopncii_feed_syncs_pages_resumes_and_honours_withdrawals(
         assert enabled_values(banks, "ncii") == {pdq(1), pdq(2), pdq(3), md5(9)}
         assert [r.code for r in src.rejected] == ["unsupported_signal"]
         entry = banks.list_entries("ncii")[0]
-        assert entry["source"] == "stopncii" and entry["provenance"]["exchange"] == "stopncii"
-        assert "positive_class" in entry["provenance"]["opinions"]
+        assert entry.source == "stopncii" and entry.provenance["exchange"] == "stopncii"
+        assert "positive_class" in entry.provenance["opinions"]
         assert verdict(engine, pdq(2)) == "review"  # the default policy: other banks' matches go to review
         assert cp is not None and json.loads(cp.value)["update_time"] == 106
 
@@ -388,8 +388,8 @@ def test_threatexchange_privacy_group_syncs_by_cursor_and_tombstones(banks: Bank
         assert enabled_values(banks, "te") == {pdq(1), pdq(2), md5(3)}
         assert [r.code for r in src.rejected] == ["unsupported_signal"]
         entry = banks.list_entries("te")[0]
-        assert entry["source"] == "threatexchange" and entry["provenance"]["opinions"] == ["positive_class"]
-        assert entry["category"] == "A1"
+        assert entry.source == "threatexchange" and entry.provenance["opinions"] == ["positive_class"]
+        assert entry.category == "A1"
         assert cp is not None and json.loads(cp.value)["update_time"] == 103
 
         ex.requests.clear()

@@ -56,7 +56,7 @@ def qengine(qsettings: Settings) -> Iterator[Engine]:
 def banked(engine: Engine, name: str = "csam", kind: str = "csam", pdq: str = PDQ, source: str = "") -> int:
     banks = BankService(engine.db)
     banks.create(name, actor="t", kind=kind, default_category="A1")
-    return int(banks.add_entry(name, signal_type="pdq", value=pdq, actor="t", source=source)["id"])
+    return int(banks.add_entry(name, signal_type="pdq", value=pdq, actor="t", source=source).id)
 
 
 def test_sketch_counts_small_sets_exactly_and_large_ones_closely() -> None:
@@ -266,7 +266,7 @@ def test_a_failing_hook_rolls_the_opinion_back(engine: Engine) -> None:
             BankService(engine.db).add_opinion(entry, "disputed", actor="t")
     finally:
         quality.clear_opinion_hooks(broken)
-    assert BankService(engine.db).get_entry(entry)["opinion"] == "none"
+    assert BankService(engine.db).get_entry(entry).opinion == "none"
     assert quality.entry_quality(engine.db, "csam", entry)["disputes"] == 0
 
 

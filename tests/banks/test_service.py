@@ -16,7 +16,7 @@ from tests.helpers.hashes import random_hashes
 
 def test_create_and_validate(banks: BankService) -> None:
     b = banks.create("ncmec", actor="t", kind="csam", default_category="A1")
-    assert b["thresholds"] == {"pdq": 31} and b["review_thresholds"] == {"pdq": 40} and b["version"] == 1
+    assert b.thresholds == {"pdq": 31} and b.review_thresholds == {"pdq": 40} and b.version == 1
     with pytest.raises(Conflict):
         banks.create("ncmec", actor="t")
     with pytest.raises(InvalidInput):
@@ -36,7 +36,7 @@ def test_import_upsert_delete_and_export(banks: BankService) -> None:
     res = banks.import_rows("list", CSVHashList().parse(io.StringIO(csv + "pdq,zz,A1\n")), actor="t", batch_size=7)
     assert res.added_or_updated == 20 and res.rows_read == 21
     assert [(e.line, e.code) for e in res.errors] == [(22, "invalid_signal")]
-    assert banks.describe("list")["entry_count"] == 20
+    assert banks.describe("list").entry_count == 20
     exported = list(banks.export("list"))
     assert {e["value"] for e in exported} == set(hs)
     assert {e["category"] for e in exported} == {"A1", "B1"}  # default category fills the gaps
@@ -54,11 +54,11 @@ def test_import_upsert_delete_and_export(banks: BankService) -> None:
 def test_entry_disable_and_opinions(banks: BankService) -> None:
     banks.create("b", actor="t")
     e = banks.add_entry("b", signal_type="md5", value="D41D8CD98F00B204E9800998ECF8427E", actor="t")
-    assert e["value"] == "d41d8cd98f00b204e9800998ecf8427e"
-    assert banks.set_enabled(e["id"], False, actor="t", reason="false positive")["enabled"] is False
-    assert banks.add_opinion(e["id"], "disputed", actor="mod", note="looks benign")["opinion"] == "disputed"
+    assert e.value == "d41d8cd98f00b204e9800998ecf8427e"
+    assert banks.set_enabled(e.id, False, actor="t", reason="false positive").enabled is False
+    assert banks.add_opinion(e.id, "disputed", actor="mod", note="looks benign").opinion == "disputed"
     with pytest.raises(InvalidInput):
-        banks.add_opinion(e["id"], "maybe", actor="mod")
+        banks.add_opinion(e.id, "maybe", actor="mod")
     with pytest.raises(NotFound):
         banks.set_enabled(999_999, False, actor="t")
 
@@ -74,7 +74,7 @@ def test_index_follows_changes_across_engines(engine: Engine, banks: BankService
         e.indexes.refresh()
         assert len(e.indexes.get("pdq") or []) == 5
     entry = banks.list_entries("shared")[2]
-    banks.set_enabled(entry["id"], False, actor="t")
+    banks.set_enabled(entry.id, False, actor="t")
     banks.update("shared", actor="t", enabled=False)
     other.indexes.refresh()
     assert len(other.indexes.get("pdq") or []) == 0

@@ -177,7 +177,7 @@ def test_human_moderator_works_a_case_and_auditor_cannot(
     assert app_client.post(f"/v1/cases/{case_id}/claim", headers=csrf).json()["assignee"] == "user:mia"
     r = app_client.post(f"/v1/cases/{case_id}/decision", json={"outcome": "confirmed", "category": "A1"}, headers=csrf)
     assert r.status_code == 200 and r.json()["case"]["decided_by"] == "user:mia"
-    assert banks.describe("moderator-confirmed")["entry_count"] == 3
+    assert banks.describe("moderator-confirmed").entry_count == 3
 
 
 def _cli(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:

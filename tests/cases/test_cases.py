@@ -94,9 +94,9 @@ def test_confirmed_adds_hashes_to_review_bank_with_provenance_and_opinions(engin
     assert got.stage == "final" and got.case.status == "decided" and got.case.report_status == "ready"
     assert got.opinions == [entry_id]
     review = banks.describe("moderator-confirmed")
-    assert review["entry_count"] == len(got.bank_entries) == 3  # sha256, md5, pdq of the upload
+    assert review.entry_count == len(got.bank_entries) == 3  # sha256, md5, pdq of the upload
     with engine.db.read() as s:
-        rows = list(s.execute(select(BankEntry).where(BankEntry.bank_id == review["id"])).scalars())
+        rows = list(s.execute(select(BankEntry).where(BankEntry.bank_id == review.id)).scalars())
         assert {r.signal_type for r in rows} == {"sha256", "md5", "pdq"}
         assert all(r.provenance == {"case_id": case_id, "reviewer": MOD.actor, "queue": "csam"} for r in rows)
         assert all(r.category == "A1" and r.added_by == MOD.actor for r in rows)
@@ -119,7 +119,7 @@ def test_confirmed_adds_hashes_to_review_bank_with_provenance_and_opinions(engin
     assert over.stage == "override" and over.case.status == "closed"
     # overturned: the matched entry and the hashes the confirmation banked are disputed
     assert over.opinions == [entry_id, *got.bank_entries]
-    assert {banks.get_entry(i)["opinion"] for i in over.opinions} == {"disputed"}
+    assert {banks.get_entry(i).opinion for i in over.opinions} == {"disputed"}
     for who in (MOD, LEAD):
         with pytest.raises(Conflict) as e:
             cs.decide(who, case_id, outcome="confirmed", category="A1", override=who is LEAD)
@@ -134,7 +134,7 @@ def test_not_violating_disputes_matched_entries_and_closes(engine: Engine, banks
     cs.claim(MOD, case_id)
     got = cs.decide(MOD, case_id, outcome="not_violating")
     assert got.case.status == "closed" and got.opinions == [entry_id] and got.bank_entries == []
-    assert banks.get_entry(entry_id)["opinion"] == "disputed"
+    assert banks.get_entry(entry_id).opinion == "disputed"
 
 
 def test_second_opinion_needs_a_different_reviewer_and_disagreement_goes_to_a_lead(
@@ -145,7 +145,7 @@ def test_second_opinion_needs_a_different_reviewer_and_disagreement_goes_to_a_le
     cs.claim(MOD, case_id)
     first = cs.decide(MOD, case_id, outcome="confirmed", category="A2")
     assert first.stage == "first" and first.case.status == "open" and first.case.awaiting_second_review
-    assert first.bank_entries == [] and banks.get_entry(entry_id)["opinion"] == "none"
+    assert first.bank_entries == [] and banks.get_entry(entry_id).opinion == "none"
     with pytest.raises(Conflict) as e:
         cs.claim(MOD, case_id)
     assert e.value.code == "second_reviewer_required"

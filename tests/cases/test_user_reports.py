@@ -111,7 +111,7 @@ def test_reported_image_matching_a_bank_is_found_and_confirmation_banks_it(
     cs: CaseService = app_client.app.state.services.cases  # type: ignore[attr-defined]
     cs.claim(MOD, int(got["case_id"]))
     done = cs.decide(MOD, int(got["case_id"]), outcome="confirmed", category="A2")
-    assert done.opinions == [entry["id"]] and len(done.bank_entries) == 3
+    assert done.opinions == [entry.id] and len(done.bank_entries) == 3
     after = app_client.get(f"/v1/user-reports/{got['id']}?country=GB", headers=auth(keys["platform"])).json()
     assert after["status"] == "action_taken" and after["status_text"] == TEXT["de"]["action_taken"]
     assert "report_ncmec" not in [a["kind"] for a in after["advice"]]

@@ -27,7 +27,7 @@ from tests.media_factory import animation_bytes, encode, heif_bytes, make_image
 def bank_jpeg(banks: BankService, seed: int) -> int:
     banks.create("csam", actor="t", default_category="A1")
     [sig] = PDQSignal().compute(Media.from_bytes(encode(make_image(seed), "JPEG", quality=90)))
-    return int(banks.add_entry("csam", signal_type="pdq", value=sig.value, actor="t")["id"])
+    return int(banks.add_entry("csam", signal_type="pdq", value=sig.value, actor="t").id)
 
 
 def scan(engine: Engine, data: bytes) -> tuple[Verdict, list[dict[str, object]], list[str]]:

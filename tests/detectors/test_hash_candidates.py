@@ -37,7 +37,7 @@ def test_read_candidates_is_the_core_query_for_any_count_of_ids(db_url: str) -> 
         "a", [Row(line=i, signal_type="pdq", value=_value(i), category="x") for i in range(1, 301)], actor="t"
     )
     banks.import_rows("b", [Row(line=i, signal_type="pdq", value=_value(i)) for i in range(301, 341)], actor="t")
-    ids = sorted(e["id"] for b in ("a", "b") for e in banks.list_entries(b, limit=1000))
+    ids = sorted(e.id for b in ("a", "b") for e in banks.list_entries(b, limit=1000))
     assert len(ids) == 340
     banks.set_enabled(ids[7], False, actor="t")  # a disabled entry is not a candidate
     banks.update("b", actor="t", enabled=False)  # nor is any entry of a disabled bank

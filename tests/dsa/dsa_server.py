@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from safeguard.dsa.territory import EEA
+from tests.helpers.loopback_server import LoopbackServer
 
 TOKEN = "X|ybqkTestTokenForLoopbackOnly0000"
 PATH = "/api/v1/statements"
@@ -140,43 +139,24 @@ class Fault:
     after: int = 0  # let this many requests through first
 
 
-class FakeDsa:
+class FakeDsa(LoopbackServer):
+    content_type = "application/json"
+
     def __init__(self) -> None:
+        super().__init__()
         self.stored: dict[str, dict[str, Any]] = {}  # puid -> the statement, with its uuid
         self.calls = 0  # requests that reached the API (after the token check)
         self.posted: list[int] = []  # batch sizes of accepted requests
         self.faults: list[Fault] = []
-        self.lock = threading.Lock()
-        self.held = threading.Event()
-        self.release = threading.Event()
         self.slow_seconds = 3.0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.origin
 
-    def start(self) -> FakeDsa:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _fault(self) -> Fault | None:
-        with self.lock:
-            for f in self.faults:
-                if f.count > 0:
-                    if f.after > 0:
-                        f.after -= 1
-                        return None
-                    f.count -= 1
-                    return f
-        return None
+    def respond(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, bytes]:
+        status, out = self.handle(method, path, headers, body)
+        return status, json.dumps(out).encode()
 
     def handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
         if headers.get("Authorization", "") != f"Bearer {TOKEN}":
@@ -185,19 +165,17 @@ class FakeDsa:
             return 404, {"message": "Not Found"}
         with self.lock:
             self.calls += 1
-        fault = self._fault()
+        fault = self.take_fault(self.faults)
         if fault is not None and fault.kind == "500":
             return 500, {"message": "Server Error"}
         if fault is not None and fault.kind == "hold_before":  # the client waits; nothing is stored yet
-            self.held.set()
-            self.release.wait(60)
+            self.hold()
             return 503, {"message": "Service Unavailable"}
         status, out = self._store(body)
         if fault is not None and fault.kind == "slow":  # the work is done; the answer comes late
             time.sleep(self.slow_seconds)
         if fault is not None and fault.kind == "hold":
-            self.held.set()
-            self.release.wait(60)
+            self.hold()
         return status, out
 
     def _store(self, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -227,26 +205,3 @@ class FakeDsa:
                 out.append(saved)
             self.posted.append(len(sts))
         return 201, {"statements": out}
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                status, out = fake.handle("POST", self.path, self.headers, body)
-                data = json.dumps(out).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass
-
-        return H

@@ -217,7 +217,7 @@ def fuzz_target(data_dir: Path | None = None, **overrides: Any) -> Iterator[Fuzz
         banks = BankService(engine.db)
         banks.create("fuzz", actor="fuzz", default_category="A1")
         ids = [
-            banks.add_entry("fuzz", signal_type=t, value=v, actor="fuzz")["id"]
+            banks.add_entry("fuzz", signal_type=t, value=v, actor="fuzz").id
             for t, v in (
                 ("pdq", "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"),
                 ("md5", "d41d8cd98f00b204e9800998ecf8427e"),

@@ -32,7 +32,7 @@ def blocks(engine: Engine, banks: BankService, n: int, territory: str = "DE") ->
 
 def csam_pdq(banks: BankService, seed: int = 2) -> str:
     """A csam bank holding the PDQ of a generated (benign) image; returns the hash."""
-    if not any(b["name"] == "csam" for b in banks.list_banks()):
+    if not any(b.name == "csam" for b in banks.list_banks()):
         banks.create("csam", actor="t", default_category="A1")
     pdq = PDQSignal().compute(Media.from_bytes(image_bytes(seed)))[0].value
     banks.add_entry("csam", signal_type="pdq", value=pdq, actor="t")

@@ -69,7 +69,7 @@ def test_bad_rows_at_start_are_quarantined_once(settings: Settings) -> None:
     banks = BankService(first.db)
     bank = banks.create("b", actor="t")
     banks.add_entry("b", signal_type="pdq", value=GOOD, actor="t")
-    bad_ids = write_bad_rows(first.db, bank["id"])
+    bad_ids = write_bad_rows(first.db, bank.id)
     first.close()
 
     # two processes start on the same database (as `serve --workers 2` does): neither fails
@@ -100,9 +100,9 @@ def test_bad_row_added_while_running_is_quarantined_on_refresh(engine: Engine, b
     bank = banks.create("b", actor="t")
     banks.add_entry("b", signal_type="pdq", value=GOOD, actor="t")
     assert hash_scan(engine, GOOD) == "block"
-    [bad] = write_bad_rows(engine.db, bank["id"])[:1]
+    [bad] = write_bad_rows(engine.db, bank.id)[:1]
     with engine.db.write() as s:
-        s.add(EntryChange(bank_id=bank["id"], entry_id=bad, last_entry_id=bad, op="range"))
+        s.add(EntryChange(bank_id=bank.id, entry_id=bad, last_entry_id=bad, op="range"))
     assert hash_scan(engine, GOOD) == "block"  # the refresh that met the bad row did not fail the scan
     assert bad in engine.indexes.quarantined
     assert [int(ev.subject_id or 0) for ev in quarantine_events(engine.db)] == [bad]
@@ -125,8 +125,8 @@ def test_a_row_the_index_refuses_for_another_reason_is_quarantined(
     bad = banks.add_entry("b", signal_type="pdq", value=refused, actor="t")
     # both arrive in one refresh batch; the batch fails, row by row the good one is added
     assert hash_scan(engine, GOOD) == "block"
-    assert bad["id"] in engine.indexes.quarantined and good["id"] not in engine.indexes.quarantined
-    assert "refused" in engine.indexes.quarantined[bad["id"]].reason
+    assert bad.id in engine.indexes.quarantined and good.id not in engine.indexes.quarantined
+    assert "refused" in engine.indexes.quarantined[bad.id].reason
 
 
 def test_metric_and_api_after_quarantine(
@@ -134,7 +134,7 @@ def test_metric_and_api_after_quarantine(
 ) -> None:
     bank = banks.create("b", actor="t")
     banks.add_entry("b", signal_type="pdq", value=GOOD, actor="t")
-    write_bad_rows(engine.db, bank["id"])
+    write_bad_rows(engine.db, bank.id)
     fresh = Engine(settings)  # starts with the bad rows in the database
     try:
         with TestClient(create_app(settings, engine=fresh)) as c:
@@ -155,7 +155,7 @@ def test_serve_starts_and_scans_with_a_bad_row_in_the_database(tmp_path: Path, d
     banks = BankService(db)
     bank = banks.create("b", actor="t")
     banks.add_entry("b", signal_type="pdq", value=GOOD, actor="t")
-    write_bad_rows(db, bank["id"])
+    write_bad_rows(db, bank.id)
     key = KeyService(db).create("platform", "t", actor="t")["key"]
     port = free_port()
     env = {
@@ -199,6 +199,6 @@ def test_backfill_skips_rows_the_index_cannot_load(engine: Engine, banks: BankSe
 
     bank = banks.create("b", actor="t")
     good = banks.add_entry("b", signal_type="pdq", value=GOOD, actor="t")
-    write_bad_rows(engine.db, bank["id"])  # bypasses the engine: nothing quarantined them yet
+    write_bad_rows(engine.db, bank.id)  # bypasses the engine: nothing quarantined them yet
     entries = load_pdq_entries(engine.db, ["b"], 31)
-    assert entries.entry_ids.tolist() == [good["id"]] and entries.words.shape == (1, 4)
+    assert entries.entry_ids.tolist() == [good.id] and entries.words.shape == (1, 4)

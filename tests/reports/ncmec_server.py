@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 import time
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
 from lxml import etree
+
+from tests.helpers.loopback_server import LoopbackServer
 
 USER, PASSWORD = "esp-test", "s3cret-test-pass"
 
@@ -39,32 +39,20 @@ class Fault:
     after: int = 0  # let this many matching requests through first
 
 
-class FakeNcmec:
+class FakeNcmec(LoopbackServer):
+    content_type = "application/xml"
+
     def __init__(self) -> None:
+        super().__init__()
         self.reports: dict[int, NcmecReport] = {}
         self.next_id = 4564654
         self.faults: list[Fault] = []
         self.seen: dict[str, int] = {}
-        self.lock = threading.Lock()
-        self.held = threading.Event()  # set when a held request did its work and waits
-        self.release = threading.Event()
         self.slow_seconds = 2.0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/ispws"
-
-    def start(self) -> FakeNcmec:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.origin}/ispws"
 
     def finished(self) -> list[NcmecReport]:
         return [r for r in self.reports.values() if r.finished]
@@ -72,17 +60,10 @@ class FakeNcmec:
     def _fault(self, path: str) -> Fault | None:
         with self.lock:
             self.seen[path] = self.seen.get(path, 0) + 1
-            for f in self.faults:
-                if f.path == path and f.count > 0:
-                    if f.after > 0:
-                        f.after -= 1
-                        return None
-                    f.count -= 1
-                    return f
-        return None
+        return self.take_fault(self.faults, lambda f: f.path == path)
 
     # -- the API -----------------------------------------------------------------------------------
-    def handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, bytes]:
+    def respond(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, bytes]:
         auth = headers.get("Authorization", "")
         if auth != "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode():
             return 401, answer(2000, "Authentication required")
@@ -95,8 +76,7 @@ class FakeNcmec:
             return 200, answer(int(fault.kind[5:]), "Injected")
         status, out = self._do(method, path, headers, body)
         if fault is not None and fault.kind == "hold":
-            self.held.set()
-            self.release.wait(60)
+            self.hold()
         return status, out
 
     def _do(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, bytes]:
@@ -151,34 +131,6 @@ class FakeNcmec:
                 r.retracted = True
                 return 200, answer(0, "Success", report_id=r.id)
         return 404, answer(1210, "Resource not found")
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a: Any) -> None:
-                pass
-
-            def _any(self, method: str) -> None:
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                status, out = fake.handle(method, self.path, self.headers, body)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(out)))
-                    self.end_headers()
-                    self.wfile.write(out)
-                except OSError:
-                    pass
-
-            def do_GET(self) -> None:
-                self._any("GET")
-
-            def do_POST(self) -> None:
-                self._any("POST")
-
-        return H
 
 
 def answer(code: int, text: str, *, report_id: int | None = None, file_id: str = "", md5: str = "") -> bytes:

@@ -96,7 +96,7 @@ def world(tmp_path: Path, app_client: TestClient, keys: dict[str, str], engine: 
     make_video(clip, seconds=3, fps=10, insert=img, insert_at=(2.0, 3.0))  # type: ignore[arg-type]
     mon = StreamMonitor(engine, StreamConfig(allow_files=True, give_up_after=5))
     st = mon.watch(str(clip), platform_stream_id="live-1", user_id="u-3")
-    assert mon.wait(st["id"], timeout=30)["status"] == "terminated"
+    assert mon.wait(st.id, timeout=30).status == "terminated"
 
     # a user report: its case confirmed (actioned)
     r = app_client.post(

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,9 +18,9 @@ from safeguard.engine import Engine
 from safeguard.evidence.keys import MasterKey
 from safeguard.media import Media
 from safeguard.signals.pdq import PDQSignal
+from tests.helpers.console import NEW_PASSWORD, code
 from tests.media_factory import image_bytes
 
-NEW_PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -48,22 +46,18 @@ def client(csettings: Settings, cengine: Engine) -> Iterator[TestClient]:
 def banked_case(engine: Engine, seed: int = 7, user: str = "u-1") -> tuple[int, int]:
     """A benign generated image in a CSAM-kind bank, then scanned: a case with a preserved item."""
     banks = BankService(engine.db)
-    if not any(b["name"] == "csam" for b in banks.list_banks()):
+    if not any(b.name == "csam" for b in banks.list_banks()):
         banks.create("csam", actor="t", default_category="A1")
     data = image_bytes(seed, "PNG")
     pdq = PDQSignal().compute(Media.from_bytes(data))[0]
     entry = banks.add_entry("csam", signal_type="pdq", value=pdq.value, actor="t")
     d = engine.scan(Content(kind=ContentKind.IMAGE, data=data, content_id=f"c-{seed}", user_id=user))
     assert d.case_id is not None
-    return d.case_id, entry["id"]
+    return d.case_id, entry.id
 
 
 def person(engine: Engine, name: str, role: str) -> Credentials:
     return UserService(engine.db, engine.settings).create(name, role, actor="test")
-
-
-def code(creds: Credentials, step: int = 0) -> str:
-    return pyotp.TOTP(creds.totp_secret).at(time.time() + 30 * step)
 
 
 def csrf_of(html: str) -> str:

@@ -15,7 +15,8 @@ from safeguard.banks import BankService, quality
 from safeguard.config import Settings
 from safeguard.content import Content, ContentKind, Signal
 from safeguard.engine import Engine
-from tests.web.conftest import NEW_PASSWORD, code, console_login, csrf_of, person
+from tests.helpers.console import browser_log_in
+from tests.web.conftest import console_login, csrf_of, person
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console
 
 PDQ = hashlib.sha256(b"banked").hexdigest()
@@ -25,7 +26,7 @@ def quarantined_entry(engine: Engine, uploads: int) -> int:
     """A csam bank whose one entry matched ``uploads`` distinct uploads, figures written."""
     banks = BankService(engine.db)
     banks.create("csam", actor="t", default_category="A1")
-    entry = int(banks.add_entry("csam", signal_type="pdq", value=PDQ, actor="t", source="partner-x")["id"])
+    entry = int(banks.add_entry("csam", signal_type="pdq", value=PDQ, actor="t", source="partner-x").id)
     for i in range(uploads):
         sha = hashlib.sha256(str(i).encode()).hexdigest()
         signals = (Signal("sha256", sha), Signal("pdq", PDQ, quality=100))
@@ -82,17 +83,7 @@ def test_lead_sees_bank_quality_and_releases_in_the_browser(tmp_path: Path) -> N
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1366, "height": 900})
-                page.goto(f"{base}/console/login")
-                page.get_by_label("Name").fill("lea")
-                page.get_by_label("Password").fill(lea.password)
-                page.get_by_label("Code from your authenticator app").fill(code(lea))
-                page.get_by_role("button", name="Log in").click()
-                page.wait_for_url("**/console/password")
-                page.get_by_label("Current password").fill(lea.password)
-                page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
-                page.get_by_label("New password again").fill(NEW_PASSWORD)
-                page.get_by_role("button", name="Change password").click()
-                page.wait_for_url("**/console/queue")
+                browser_log_in(page, base, lea)
                 page.get_by_role("link", name="Banks").click()
                 page.wait_for_url("**/console/banks")
                 section = page.locator("#bank-csam")

@@ -6,7 +6,6 @@ labels; text only where the detector kept a snippet), and a lead assigns the cas
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -14,25 +13,12 @@ from sqlalchemy import select
 from safeguard.detectors.grooming.service import GroomingService
 from safeguard.store.models import Case, Event
 from tests.detectors.grooming.helpers import GROOMING_LINES, msg
-from tests.web.conftest import NEW_PASSWORD, code, person
+from tests.helpers.console import browser_log_in
+from tests.web.conftest import person
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def log_in(page: Any, base: str, name: str, password: str, totp: str) -> None:
-    page.goto(f"{base}/console/login")
-    page.get_by_label("Name").fill(name)
-    page.get_by_label("Password").fill(password)
-    page.get_by_label("Code from your authenticator app").fill(totp)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/console/password")
-    page.get_by_label("Current password").fill(password)
-    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
-    page.get_by_label("New password again").fill(NEW_PASSWORD)
-    page.get_by_role("button", name="Change password").click()
-    page.wait_for_url("**/console/queue")
 
 
 def test_a_lead_sees_the_conversation_around_the_evidence_and_assigns_the_case(tmp_path: Path) -> None:
@@ -50,7 +36,7 @@ def test_a_lead_sees_the_conversation_around_the_evidence_and_assigns_the_case(t
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1366, "height": 900})
-                log_in(page, base, "lea", lea.password, code(lea))
+                browser_log_in(page, base, lea)
                 page.goto(f"{base}/console/cases/{case_id}")
                 around = page.get_by_role("list", name="Messages around m6, oldest first").first
                 # three before, the evidence message, three after: m3 .. m9, oldest first

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from safeguard.banks import BankService
 from safeguard.store.models import BankEntry, Event
-from tests.web.conftest import NEW_PASSWORD, banked_case, code, person
+from tests.helpers.console import browser_log_in
+from tests.web.conftest import banked_case, person
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
@@ -30,16 +31,7 @@ def test_moderator_logs_in_claims_reveals_and_confirms(tmp_path: Path) -> None:
                 page = browser.new_page(viewport={"width": 1366, "height": 900})
                 page.goto(f"{base}/console/queue")
                 assert page.url.endswith("/console/login")
-                page.get_by_label("Name").fill("mia")
-                page.get_by_label("Password").fill(mia.password)
-                page.get_by_label("Code from your authenticator app").fill(code(mia))
-                page.get_by_role("button", name="Log in").click()
-                page.wait_for_url("**/console/password")
-                page.get_by_label("Current password").fill(mia.password)
-                page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
-                page.get_by_label("New password again").fill(NEW_PASSWORD)
-                page.get_by_role("button", name="Change password").click()
-                page.wait_for_url("**/console/queue")
+                browser_log_in(page, base, mia)
                 assert page.locator("a.case-link").first.inner_text() == f"#{case_id}"
                 page.keyboard.press("j")  # the first case gets the focus
                 assert page.evaluate("document.activeElement.textContent") == f"#{case_id}"
@@ -70,7 +62,7 @@ def test_moderator_logs_in_claims_reveals_and_confirms(tmp_path: Path) -> None:
             finally:
                 browser.close()
         review = BankService(engine.db).describe("moderator-confirmed")
-        assert review["entry_count"] == 3
+        assert review.entry_count == 3
         with engine.db.read() as s:
             matched = s.get(BankEntry, entry_id)
             assert matched is not None and matched.opinion == "confirmed"

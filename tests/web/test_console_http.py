@@ -162,7 +162,7 @@ def test_decision_through_the_console_banks_the_item(client: TestClient, cengine
     r = client.post(f"/console/cases/{case_id}/decision", data={"csrf": csrf, "outcome": "confirmed", "category": "A1"})
     assert r.status_code == 200 and "confirmed" in r.text and "case.decided" in r.text
     assert "confirmed by user:mia" in r.text  # the opinion on the matched entry
-    assert BankService(cengine.db).describe("moderator-confirmed")["entry_count"] == 3
+    assert BankService(cengine.db).describe("moderator-confirmed").entry_count == 3
     del entry_id
 
 

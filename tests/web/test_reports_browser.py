@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from safeguard.accounts import Who
 from safeguard.cases import CaseService
 from safeguard.reports import ReportService
-from tests.web.conftest import NEW_PASSWORD, banked_case, code, person
+from tests.helpers.console import browser_log_in
+from tests.web.conftest import banked_case, person
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
@@ -25,20 +25,6 @@ REPORTER = {
     "reporter_email": "safety@example.org",
     "reporter_phone": "+1 555 0100",
 }
-
-
-def log_in(page: Any, base: str, name: str, password: str, totp: str) -> None:
-    page.goto(f"{base}/console/login")
-    page.get_by_label("Name").fill(name)
-    page.get_by_label("Password").fill(password)
-    page.get_by_label("Code from your authenticator app").fill(totp)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/console/password")
-    page.get_by_label("Current password").fill(password)
-    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
-    page.get_by_label("New password again").fill(NEW_PASSWORD)
-    page.get_by_role("button", name="Change password").click()
-    page.wait_for_url("**/console/queue")
 
 
 def test_lead_approves_a_report_in_the_browser_and_the_confirming_lead_is_refused(tmp_path: Path) -> None:
@@ -56,7 +42,7 @@ def test_lead_approves_a_report_in_the_browser_and_the_confirming_lead_is_refuse
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1366, "height": 900})
-                log_in(page, base, "lea", lea.password, code(lea))
+                browser_log_in(page, base, lea)
                 page.get_by_role("link", name="Reports").click()
                 page.wait_for_url("**/console/reports")
                 page.locator("a.report-link", has_text=f"#{rid}").click()
@@ -73,7 +59,7 @@ def test_lead_approves_a_report_in_the_browser_and_the_confirming_lead_is_refuse
                 page.get_by_role("button", name="Log out").click()
 
                 other = browser.new_context(viewport={"width": 1366, "height": 1000}).new_page()
-                log_in(other, base, "leo", leo.password, code(leo))
+                browser_log_in(other, base, leo)
                 other.goto(f"{base}/console/reports/{rid}")
                 other.get_by_role("button", name="Approve for sending").click()
                 other.wait_for_url(f"**/console/reports/{rid}")

@@ -89,7 +89,7 @@ def internal() -> Iterator[Routes]:
 
 def _watch(engine: Engine, url: str, cfg: StreamConfig = FAST) -> dict[str, Any]:
     mon = StreamMonitor(engine, cfg)
-    return mon.wait(mon.watch(url, platform_stream_id="s")["id"], timeout=20)
+    return mon.wait(mon.watch(url, platform_stream_id="s").id, timeout=20).to_dict()
 
 
 @pytest.mark.parametrize(

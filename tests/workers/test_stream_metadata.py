@@ -25,8 +25,8 @@ def test_stream_with_non_utf8_metadata_is_watched(tmp_path: Path, engine: Engine
     )
     mon = StreamMonitor(engine, StreamConfig(allow_files=True, give_up_after=2))
     try:
-        state = mon.wait(mon.watch(str(path), platform_stream_id="tagged")["id"], timeout=20)
-        assert state["status"] == "terminated", state
+        state = mon.wait(mon.watch(str(path), platform_stream_id="tagged").id, timeout=20)
+        assert state.status == "terminated", state
     finally:
         mon.shutdown()
 
@@ -36,7 +36,7 @@ def test_stream_without_a_codec_fails_with_a_clear_state(tmp_path: Path, engine:
     path.write_bytes(make_video(seconds=1, fps=5).replace(b"avc1", b"zzzz"))
     mon = StreamMonitor(engine, StreamConfig(allow_files=True, give_up_after=0.5))
     try:
-        state = mon.wait(mon.watch(str(path), platform_stream_id="nocodec")["id"], timeout=15)
-        assert state["status"] == "failed" and "no decodable video" in state["error"], state
+        state = mon.wait(mon.watch(str(path), platform_stream_id="nocodec").id, timeout=15)
+        assert state.status == "failed" and "no decodable video" in state.error, state
     finally:
         mon.shutdown()

@@ -56,20 +56,20 @@ def test_live_hls_with_banked_image_is_terminated(tmp_path: Path, live_engine: E
     with LiveHLSServer(tmp_path / "hls", segs) as srv:
         st = mon.watch(srv.url, platform_stream_id="live-42", user_id="user-7")
         got = hook.wait_for("stream.terminate", timeout=30)
-        assert got is not None, mon.get(st["id"])
+        assert got is not None, mon.get(st.id)
         delay = got["at"] - srv.published_at(4)  # segment 4 holds the first matching frame (t=4.0s)
         print(f"\nterminate webhook {delay:.3f}s after the segment with the first matching frame was published")
-        state = mon.wait(st["id"], timeout=10)
+        state = mon.wait(st.id, timeout=10)
     body = got["body"]
     assert got["headers"]["Safeguard-Event"] == "stream.terminate"
     assert body["stream_id"] == "live-42" and body["user_id"] == "user-7"
-    assert body["safeguard_stream_id"] == st["id"]
+    assert body["safeguard_stream_id"] == st.id
     assert body["matches"][0]["time_range"] == [4.0, 4.0] and body["matches"][0]["bank"] == "known"
     assert hook.rejected == 0
-    assert state["status"] == "terminated" and state["frames_sampled"] >= 5
-    assert state["findings"][0]["time_range"] == [4.0, 4.0]
+    assert state.status == "terminated" and state.frames_sampled >= 5
+    assert state.findings[0]["time_range"] == [4.0, 4.0]
     with live_engine.db.read() as s:
-        row = s.get(StreamRow, st["id"])
+        row = s.get(StreamRow, st.id)
         assert row is not None and row.status == "terminated" and row.decision_id == body["decision_id"]
         case = s.execute(select(Case).where(Case.subject_kind == "stream", Case.subject_id == "live-42")).scalar_one()
         assert body["case_id"] == case.id
@@ -84,9 +84,9 @@ def test_benign_live_hls_runs_to_the_end(tmp_path: Path, live_engine: Engine, ho
     mon = StreamMonitor(live_engine, StreamConfig(give_up_after=10))
     with LiveHLSServer(tmp_path / "hls", segs) as srv:
         st = mon.watch(srv.url, platform_stream_id="live-1")
-        state = mon.wait(st["id"], timeout=30)
-    assert state["status"] == "ended", state
-    assert state["frames_sampled"] >= 3 and state["findings"] == []
+        state = mon.wait(st.id, timeout=30)
+    assert state.status == "ended", state
+    assert state.frames_sampled >= 3 and state.findings == []
     assert hook.received == []
 
 
@@ -97,8 +97,8 @@ def test_corrupt_segment_does_not_stop_the_watch(tmp_path: Path, live_engine: En
     mon = StreamMonitor(live_engine, StreamConfig(give_up_after=10))
     with LiveHLSServer(tmp_path / "hls", segs, broken={2}) as srv:
         st = mon.watch(srv.url, platform_stream_id="live-2")
-        state = mon.wait(st["id"], timeout=30)
-    assert state["status"] == "terminated", state
+        state = mon.wait(st.id, timeout=30)
+    assert state.status == "terminated", state
     assert hook.wait_for("stream.terminate", timeout=5) is not None
 
 
@@ -109,21 +109,21 @@ def test_local_file_is_watched_at_its_own_pace(tmp_path: Path, live_engine: Engi
     mon = StreamMonitor(live_engine, StreamConfig(allow_files=True, give_up_after=5))
     t0 = time.monotonic()
     st = mon.watch(str(path), platform_stream_id="file-1")
-    state = mon.wait(st["id"], timeout=20)
-    assert state["status"] == "terminated", state
+    state = mon.wait(st.id, timeout=20)
+    assert state.status == "terminated", state
     assert time.monotonic() - t0 >= 1.5  # paced at 1x, not read as fast as the disk allows
-    assert state["findings"][0]["time_range"] == [2.0, 2.0]
+    assert state.findings[0]["time_range"] == [2.0, 2.0]
     assert hook.wait_for("stream.terminate", timeout=5) is not None
 
 
 def test_unreachable_url_fails_with_a_clear_state(live_engine: Engine) -> None:
     mon = StreamMonitor(live_engine, StreamConfig(give_up_after=1.0, open_timeout=1.0, read_timeout=1.0))
     st = mon.watch("http://127.0.0.1:9/nothing.m3u8", platform_stream_id="gone")
-    state = mon.wait(st["id"], timeout=15)
-    assert state["status"] == "failed"
-    assert "gave up" in state["error"] and state["frames_sampled"] == 0
+    state = mon.wait(st.id, timeout=15)
+    assert state.status == "failed"
+    assert "gave up" in state.error and state.frames_sampled == 0
     with live_engine.db.read() as s:
-        row = s.get(StreamRow, st["id"])
+        row = s.get(StreamRow, st.id)
         assert row is not None and row.status == "failed" and "gave up" in row.error
 
 
@@ -131,8 +131,8 @@ def test_garbage_file_fails_without_crashing(tmp_path: Path, live_engine: Engine
     path = tmp_path / "junk.ts"
     path.write_bytes(b"not a video at all " * 500)
     mon = StreamMonitor(live_engine, StreamConfig(allow_files=True, give_up_after=0.5))
-    state = mon.wait(mon.watch(str(path), platform_stream_id="junk")["id"], timeout=15)
-    assert state["status"] == "failed" and state["error"]
+    state = mon.wait(mon.watch(str(path), platform_stream_id="junk").id, timeout=15)
+    assert state.status == "failed" and state.error
 
 
 def test_stop_ends_the_watch(tmp_path: Path, live_engine: Engine) -> None:
@@ -141,8 +141,8 @@ def test_stop_ends_the_watch(tmp_path: Path, live_engine: Engine) -> None:
     mon = StreamMonitor(live_engine, StreamConfig(allow_files=True))
     st = mon.watch(str(path), platform_stream_id="long")
     time.sleep(0.5)
-    assert mon.stop(st["id"])["status"] == "stopped"
-    assert mon.get(st["id"])["status"] == "stopped"
+    assert mon.stop(st.id).status == "stopped"
+    assert mon.get(st.id).status == "stopped"
 
 
 def test_urls_are_checked(live_engine: Engine) -> None:
@@ -178,12 +178,12 @@ def test_rtmp_stream_is_terminated(tmp_path: Path, live_engine: Engine, hook: We
     try:
         mon = StreamMonitor(live_engine, StreamConfig(give_up_after=10))
         st = mon.watch(url, platform_stream_id="rtmp-1")  # refused until ffmpeg listens: the monitor retries
-        state = mon.wait(st["id"], timeout=30)
+        state = mon.wait(st.id, timeout=30)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert state["status"] == "terminated", state
-    assert state["findings"][0]["time_range"] == [2.0, 2.0]
+    assert state.status == "terminated", state
+    assert state.findings[0]["time_range"] == [2.0, 2.0]
     assert hook.wait_for("stream.terminate", timeout=5) is not None
 
 
@@ -198,12 +198,12 @@ def test_low_confidence_match_raises_the_sampling_rate(
     path = tmp_path / "clip.mp4"
     make_video(path, seconds=4, fps=10, insert=img, insert_at=(1.0, 1.5))
     mon = StreamMonitor(live_engine, StreamConfig(allow_files=True, give_up_after=5))
-    state = mon.wait(mon.watch(str(path), platform_stream_id="sus")["id"], timeout=20)
-    assert state["status"] == "ended", state  # reviewed, not terminated
-    assert state["findings"] and state["findings"][0]["confidence"] == "low"
-    assert state["frames_sampled"] >= 8  # 1/s before the finding, every 0.25 s after it (4 s would give 4)
-    assert state["decision_id"] is not None
-    assert live_engine.get_decision(state["decision_id"])["verdict"] == "review"
+    state = mon.wait(mon.watch(str(path), platform_stream_id="sus").id, timeout=20)
+    assert state.status == "ended", state  # reviewed, not terminated
+    assert state.findings and state.findings[0]["confidence"] == "low"
+    assert state.frames_sampled >= 8  # 1/s before the finding, every 0.25 s after it (4 s would give 4)
+    assert state.decision_id is not None
+    assert live_engine.get_decision(state.decision_id)["verdict"] == "review"
     assert hook.wait_for("stream.terminate", timeout=0.5) is None
 
 
@@ -213,9 +213,9 @@ def test_stop_from_another_process_is_noticed(tmp_path: Path, live_engine: Engin
     mon = StreamMonitor(live_engine, StreamConfig(allow_files=True, persist_seconds=0.2))
     st = mon.watch(str(path), platform_stream_id="elsewhere")
     other = StreamMonitor(live_engine, StreamConfig(allow_files=True))  # holds no watcher for it
-    assert other.stop(st["id"])["status"] == "stopped"
-    state = mon.wait(st["id"], timeout=10)
-    assert state["status"] == "stopped"
+    assert other.stop(st.id).status == "stopped"
+    state = mon.wait(st.id, timeout=10)
+    assert state.status == "stopped"
 
 
 def test_orphaned_streams_are_adopted(tmp_path: Path, live_engine: Engine) -> None:
@@ -244,7 +244,7 @@ def test_orphaned_streams_are_adopted(tmp_path: Path, live_engine: Engine) -> No
     assert mon.adopt_orphans(stale_after=60) == ["str_orphan"]
     assert other.adopt_orphans(stale_after=60) == []  # claimed once only
     state = mon.wait("str_orphan", timeout=15)
-    assert state["status"] == "ended" and state["frames_sampled"] >= 8
+    assert state.status == "ended" and state.frames_sampled >= 8
 
 
 def test_server_that_never_answers_fails_in_time(live_engine: Engine) -> None:
@@ -254,8 +254,8 @@ def test_server_that_never_answers_fails_in_time(live_engine: Engine) -> None:
         url = f"http://127.0.0.1:{srv.getsockname()[1]}/stalled.m3u8"
         mon = StreamMonitor(live_engine, StreamConfig(give_up_after=1.0, open_timeout=0.5, read_timeout=0.5))
         t0 = time.monotonic()
-        state = mon.wait(mon.watch(url, platform_stream_id="stalled")["id"], timeout=20)
-    assert state["status"] == "failed" and "gave up" in state["error"]
+        state = mon.wait(mon.watch(url, platform_stream_id="stalled").id, timeout=20)
+    assert state.status == "failed" and "gave up" in state.error
     assert time.monotonic() - t0 < 15
 
 

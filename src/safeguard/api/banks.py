@@ -71,7 +71,7 @@ class OpinionIn(BaseModel):
 
 @router.get("/banks")
 def list_banks(svc: Services = Depends(services), _: Principal = Depends(require(*READERS))) -> dict[str, Any]:
-    return {"banks": svc.banks.list_banks()}
+    return {"banks": [b.to_dict() for b in svc.banks.list_banks()]}
 
 
 @router.post("/banks", status_code=201)
@@ -86,19 +86,19 @@ def create_bank(body: BankIn, svc: Services = Depends(services), who: Principal 
         review_thresholds=body.review_thresholds,
         dihedral=body.dihedral,
         shareable=body.shareable,
-    )
+    ).to_dict()
 
 
 @router.get("/banks/{bank}")
 def get_bank(bank: str, svc: Services = Depends(services), _: Principal = Depends(require(*READERS))) -> dict[str, Any]:
-    return svc.banks.describe(bank)
+    return svc.banks.describe(bank).to_dict()
 
 
 @router.patch("/banks/{bank}")
 def patch_bank(
     bank: str, body: BankPatch, svc: Services = Depends(services), who: Principal = Depends(require())
 ) -> dict[str, Any]:
-    return svc.banks.update(bank, actor=who.actor, **body.model_dump(exclude_none=True))
+    return svc.banks.update(bank, actor=who.actor, **body.model_dump(exclude_none=True)).to_dict()
 
 
 @router.get("/banks/{bank}/entries")
@@ -110,7 +110,10 @@ def list_entries(
     _: Principal = Depends(require(*READERS)),
 ) -> dict[str, Any]:
     entries = svc.banks.list_entries(bank, limit=limit, after_id=after_id)
-    return {"entries": entries, "next_after_id": entries[-1]["id"] if len(entries) == limit else None}
+    return {
+        "entries": [e.to_dict() for e in entries],
+        "next_after_id": entries[-1].id if len(entries) == limit else None,
+    }
 
 
 ENTRY_OPENAPI: dict[str, Any] = {
@@ -163,7 +166,7 @@ async def add_entries(
             category=body.category,
             source=body.source,
             provenance=body.provenance,
-        )
+        ).to_dict()
     )
 
 
@@ -221,7 +224,7 @@ def export_bank(
 def get_entry(
     entry_id: PathId, svc: Services = Depends(services), _: Principal = Depends(require(*READERS))
 ) -> dict[str, Any]:
-    return svc.banks.get_entry(entry_id)
+    return svc.banks.get_entry(entry_id).to_dict()
 
 
 @router.patch("/entries/{entry_id}")
@@ -231,11 +234,11 @@ def patch_entry(
     svc: Services = Depends(services),
     who: Principal = Depends(require("moderator")),
 ) -> dict[str, Any]:
-    return svc.banks.set_enabled(entry_id, body.enabled, actor=who.actor, reason=body.reason)
+    return svc.banks.set_enabled(entry_id, body.enabled, actor=who.actor, reason=body.reason).to_dict()
 
 
 @router.post("/entries/{entry_id}/opinions", status_code=201)
 def add_opinion(
     entry_id: PathId, body: OpinionIn, svc: Services = Depends(services), who: Principal = Depends(require("moderator"))
 ) -> dict[str, Any]:
-    return svc.banks.add_opinion(entry_id, body.opinion, actor=who.actor, note=body.note)
+    return svc.banks.add_opinion(entry_id, body.opinion, actor=who.actor, note=body.note).to_dict()

@@ -46,7 +46,7 @@ def create_stream(
 ) -> dict[str, Any]:
     return mon.watch(
         body.url, platform_stream_id=body.stream_id, user_id=body.user_id, tenant=who.tenant, key_id=who.key_id
-    )
+    ).to_dict()
 
 
 @router.get("/streams/{stream_id}", summary="A watched stream's state")
@@ -55,7 +55,7 @@ def get_stream(
     mon: StreamMonitor = Depends(monitor),
     who: Principal = Depends(require("platform", "moderator", "auditor")),
 ) -> dict[str, Any]:
-    return mon.get(stream_id, tenant=who.tenant_scope)
+    return mon.get(stream_id, tenant=who.tenant_scope).to_dict()
 
 
 @router.get("/streams", summary="Watched streams, newest first")
@@ -65,11 +65,12 @@ def list_streams(
     mon: StreamMonitor = Depends(monitor),
     who: Principal = Depends(require("platform", "moderator", "auditor")),
 ) -> dict[str, Any]:
-    return {"streams": mon.streams(active_only=active, limit=limit, tenant=who.tenant_scope)}
+    return {"streams": [s.to_dict() for s in mon.streams(active_only=active, limit=limit, tenant=who.tenant_scope)]}
 
 
 @router.delete("/streams/{stream_id}", summary="Stop watching a stream")
 async def delete_stream(
     stream_id: str, mon: StreamMonitor = Depends(monitor), who: Principal = Depends(require("platform"))
 ) -> dict[str, Any]:
-    return await run_in_threadpool(partial(mon.stop, stream_id, tenant=who.tenant_scope))
+    stopped = await run_in_threadpool(partial(mon.stop, stream_id, tenant=who.tenant_scope))
+    return stopped.to_dict()

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text, tuple_, update
@@ -25,6 +26,7 @@ from safeguard.errors import Conflict, InvalidInput, NotFound
 from safeguard.signals import get_signal_type
 from safeguard.store import Database
 from safeguard.store.models import Bank, BankEntry, EntryChange, EntryOpinion, utcnow
+from safeguard.store.rowview import from_row, iso_dict
 
 if TYPE_CHECKING:
     from safeguard.index.manager import Quarantined
@@ -64,42 +66,62 @@ class ImportResult:
         }
 
 
-def bank_to_dict(b: Bank, entry_count: int | None = None) -> dict[str, Any]:
-    d = {
-        "id": b.id,
-        "name": b.name,
-        "description": b.description,
-        "kind": b.kind,
-        "default_category": b.default_category,
-        "enabled": b.enabled,
-        "shareable": b.shareable,
-        "dihedral": b.dihedral,
-        "thresholds": b.thresholds,
-        "review_thresholds": b.review_thresholds,
-        "version": b.version,
-        "created_at": b.created_at.isoformat(),
-        "updated_at": b.updated_at.isoformat(),
-    }
-    if entry_count is not None:
-        d["entry_count"] = entry_count
-    return d
+@dataclass(frozen=True, slots=True)
+class BankInfo:
+    """A bank's settings, as the API and the CLI show them; ``entry_count`` where it was counted."""
+
+    id: int
+    name: str
+    description: str
+    kind: str
+    default_category: str | None
+    enabled: bool
+    shareable: bool
+    dihedral: bool
+    thresholds: dict[str, int]
+    review_thresholds: dict[str, int]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    entry_count: int | None = None
+
+    @classmethod
+    def of(cls, b: Bank, entry_count: int | None = None) -> BankInfo:
+        return from_row(
+            cls, b, thresholds=dict(b.thresholds), review_thresholds=dict(b.review_thresholds), entry_count=entry_count
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``entry_count`` only where it was counted)."""
+        d = iso_dict(self)
+        if self.entry_count is None:
+            del d["entry_count"]
+        return d
 
 
-def entry_to_dict(e: BankEntry, bank_name: str | None = None) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "bank_id": e.bank_id,
-        "bank": bank_name,
-        "signal_type": e.signal_type,
-        "value": e.value,
-        "category": e.category,
-        "source": e.source,
-        "provenance": e.provenance,
-        "added_by": e.added_by,
-        "added_at": e.added_at.isoformat(),
-        "enabled": e.enabled,
-        "opinion": e.opinion,
-    }
+@dataclass(frozen=True, slots=True)
+class EntryInfo:
+    """One bank entry, with its bank's name."""
+
+    id: int
+    bank_id: int
+    bank: str | None
+    signal_type: str
+    value: str
+    category: str | None
+    source: str
+    provenance: dict[str, Any]
+    added_by: str
+    added_at: datetime
+    enabled: bool
+    opinion: str
+
+    @classmethod
+    def of(cls, e: BankEntry, bank_name: str | None = None) -> EntryInfo:
+        return from_row(cls, e, bank=bank_name, provenance=dict(e.provenance or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return iso_dict(self)
 
 
 def _runs(ids: Sequence[int]) -> list[tuple[int, int]]:
@@ -150,7 +172,7 @@ class BankService:
         review_thresholds: dict[str, int] | None = None,
         dihedral: bool = False,
         shareable: bool = False,
-    ) -> dict[str, Any]:
+    ) -> BankInfo:
         if not NAME_RE.match(name):
             raise InvalidInput("bank name must be 1-100 letters, digits, '_', '.', '-'", code="invalid_bank_name")
         if kind not in BANK_KINDS:
@@ -177,8 +199,9 @@ class BankService:
             )
             s.add(b)
             s.flush()
-            events.append(s, "bank.created", actor=actor, subject=("bank", str(b.id)), payload=bank_to_dict(b))
-            return bank_to_dict(b, 0)
+            info = BankInfo.of(b, 0)
+            events.append(s, "bank.created", actor=actor, subject=("bank", str(b.id)), payload=BankInfo.of(b).to_dict())
+            return info
 
     @staticmethod
     def _check_thresholds(th: dict[str, int], rth: dict[str, int]) -> None:
@@ -198,7 +221,7 @@ class BankService:
             if k not in PERCENT_THRESHOLDS and rth.get(k, v) < v:
                 raise InvalidInput(f"review threshold for {k} must be >= its match threshold", code="invalid_threshold")
 
-    def update(self, bank: str | int, *, actor: str, **changes: Any) -> dict[str, Any]:
+    def update(self, bank: str | int, *, actor: str, **changes: Any) -> BankInfo:
         allowed = {
             "description",
             "default_category",
@@ -228,18 +251,18 @@ class BankService:
             b.updated_at = utcnow()
             s.add(EntryChange(bank_id=b.id, op="bank"))
             events.append(s, "bank.updated", actor=actor, subject=("bank", str(b.id)), payload={"changes": changes})
-            return bank_to_dict(b)
+            return BankInfo.of(b)
 
-    def list_banks(self) -> list[dict[str, Any]]:
+    def list_banks(self) -> list[BankInfo]:
         with self.db.read() as s:
             counts = dict(s.execute(select(BankEntry.bank_id, func.count()).group_by(BankEntry.bank_id)).all())
-            return [bank_to_dict(b, counts.get(b.id, 0)) for b in s.execute(select(Bank).order_by(Bank.id)).scalars()]
+            return [BankInfo.of(b, counts.get(b.id, 0)) for b in s.execute(select(Bank).order_by(Bank.id)).scalars()]
 
-    def describe(self, bank: str | int) -> dict[str, Any]:
+    def describe(self, bank: str | int) -> BankInfo:
         with self.db.read() as s:
             b = self.get(s, bank)
             n = s.execute(select(func.count()).select_from(BankEntry).where(BankEntry.bank_id == b.id)).scalar_one()
-            return bank_to_dict(b, n)
+            return BankInfo.of(b, n)
 
     # -- entries -------------------------------------------------------------------------------
     def import_rows(
@@ -474,7 +497,7 @@ class BankService:
         category: str | None = None,
         source: str = "",
         provenance: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> EntryInfo:
         st = get_signal_type(signal_type)
         for name, limit, v in (("category", 64, category), ("source", 200, source)):
             if v is not None and len(v) > limit:
@@ -498,17 +521,17 @@ class BankService:
                     BankEntry.value == row.value,
                 )
             ).scalar_one()
-            return entry_to_dict(e, b.name)
+            return EntryInfo.of(e, b.name)
 
-    def get_entry(self, entry_id: int) -> dict[str, Any]:
+    def get_entry(self, entry_id: int) -> EntryInfo:
         with self.db.read() as s:
             e = s.get(BankEntry, entry_id)
             if e is None:
                 raise NotFound(f"entry {entry_id} not found", code="entry_not_found")
             b = s.get(Bank, e.bank_id)
-            return entry_to_dict(e, b.name if b else None)
+            return EntryInfo.of(e, b.name if b else None)
 
-    def list_entries(self, bank: str | int, *, limit: int = 100, after_id: int = 0) -> list[dict[str, Any]]:
+    def list_entries(self, bank: str | int, *, limit: int = 100, after_id: int = 0) -> list[EntryInfo]:
         with self.db.read() as s:
             b = self.get(s, bank)
             rows = s.execute(
@@ -517,9 +540,9 @@ class BankService:
                 .order_by(BankEntry.id)
                 .limit(limit)
             ).scalars()
-            return [entry_to_dict(e, b.name) for e in rows]
+            return [EntryInfo.of(e, b.name) for e in rows]
 
-    def set_enabled(self, entry_id: int, enabled: bool, *, actor: str, reason: str = "") -> dict[str, Any]:
+    def set_enabled(self, entry_id: int, enabled: bool, *, actor: str, reason: str = "") -> EntryInfo:
         with self.db.write() as s:
             self._lock_changes(s)
             e = s.get(BankEntry, entry_id)
@@ -536,7 +559,7 @@ class BankService:
                 subject=("entry", str(e.id)),
                 payload={"bank": bank.name, "reason": reason},
             )
-            return entry_to_dict(e, bank.name)
+            return EntryInfo.of(e, bank.name)
 
     def quarantine_entries(self, items: Sequence[Quarantined], *, actor: str = "system") -> int:
         """Disable entries the index could not load, each with an ``index.entry_quarantined`` event.
@@ -570,11 +593,11 @@ class BankService:
                 done += 1
         return done
 
-    def add_opinion(self, entry_id: int, opinion: str, *, actor: str, note: str = "") -> dict[str, Any]:
+    def add_opinion(self, entry_id: int, opinion: str, *, actor: str, note: str = "") -> EntryInfo:
         with self.db.write() as s:
             return self.opinion_in(s, entry_id, opinion, actor=actor, note=note)
 
-    def opinion_in(self, s: Session, entry_id: int, opinion: str, *, actor: str, note: str = "") -> dict[str, Any]:
+    def opinion_in(self, s: Session, entry_id: int, opinion: str, *, actor: str, note: str = "") -> EntryInfo:
         """:meth:`add_opinion` inside the caller's write transaction (a moderator's case decision)."""
         if opinion not in OPINIONS:
             raise InvalidInput(f"opinion must be one of {OPINIONS}", code="invalid_opinion")
@@ -598,7 +621,7 @@ class BankService:
             subject=("entry", str(e.id)),
             payload={"bank": bank.name, "opinion": opinion, "note": note},
         )
-        return entry_to_dict(e, bank.name)
+        return EntryInfo.of(e, bank.name)
 
     def upsert_in(self, s: Session, bank_id: int, rows: list[Row], *, actor: str, source: str) -> list[int]:
         """Upsert ``rows`` into a bank inside the caller's write transaction, with their change-log

@@ -11,8 +11,6 @@ as none: anyone may claim the case, and listing open cases first puts expired cl
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -44,10 +42,10 @@ from safeguard.config import Settings
 from safeguard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from safeguard.reports.drafts import draft_for_case
 from safeguard.signals import get_signal_type
-from safeguard.store import Database
+from safeguard.store import Database, pagination
 from safeguard.store.models import Bank, BankEntry, Case, CaseDecision, CaseItem, DecisionRow, Event, UserReport, utcnow
+from safeguard.store.rowview import from_row
 
-MAX_PAGE = 200
 MAX_NOTES = 4000
 TIMELINE_LIMIT = 1000
 
@@ -79,29 +77,7 @@ class CaseSummary:
 
     @classmethod
     def of(cls, c: Case) -> CaseSummary:
-        return cls(
-            id=c.id,
-            queue=c.queue,
-            status=c.status,
-            priority=c.priority,
-            subject_kind=c.subject_kind,
-            subject_id=c.subject_id,
-            verdict=c.verdict,
-            reason=c.reason,
-            opened_at=c.opened_at,
-            updated_at=c.updated_at,
-            due_at=c.due_at,
-            assignee=c.assignee,
-            claim_expires_at=c.claim_expires_at,
-            report_count=c.report_count,
-            escalated=c.escalated,
-            awaiting_second_review=c.pending_outcome is not None,
-            outcome=c.outcome,
-            category=c.category,
-            decided_by=c.decided_by,
-            decided_at=c.decided_at,
-            report_status=c.report_status,
-        )
+        return from_row(cls, c, awaiting_second_review=c.pending_outcome is not None)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -231,18 +207,17 @@ def _iso(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def encode_cursor(priority: int, case_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{priority}:{case_id}".encode()).decode().rstrip("=")
+    return pagination.encode_cursor(priority, case_id)
 
 
 def decode_cursor(cursor: str) -> tuple[int, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        p, i = (int(x) for x in raw.split(":"))
-        if not (0 <= p <= 9 and 0 <= i < 2**63):
-            raise ValueError(raw)
+    def parse(fields: list[str]) -> tuple[int, int]:
+        p, i = (int(x) for x in fields)
+        if not (0 <= p <= 9 and 0 <= i < pagination.MAX_ID):
+            raise ValueError(fields)
         return p, i
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor is not one this API gave out", code="invalid_cursor") from exc
+
+    return pagination.decode_cursor(cursor, parse)
 
 
 def _need(who: Who, roles: frozenset[str]) -> None:
@@ -262,7 +237,7 @@ class CaseService:
     # -- reading ---------------------------------------------------------------------------------
     def list_cases(self, who: Who, filt: CaseFilter, *, cursor: str | None = None, limit: int = 50) -> CasePage:
         _need(who, READER_ROLES)
-        limit = max(1, min(limit, MAX_PAGE))
+        limit = pagination.clamp(limit)
         if not filt.statuses or "open" in filt.statuses:
             self.expire_claims()
         q = select(Case)
@@ -290,10 +265,8 @@ class CaseService:
                     rows += list(s.execute(more_q).scalars())
             else:
                 rows = list(s.execute(q.order_by(*order).limit(limit + 1)).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        nxt = encode_cursor(rows[-1].priority, rows[-1].id) if more and rows else None
-        return CasePage([CaseSummary.of(c) for c in rows], nxt)
+        page, nxt = pagination.cut(rows, limit, lambda c: (c.priority, c.id))
+        return CasePage([CaseSummary.of(c) for c in page], nxt)
 
     def get(self, who: Who, case_id: int) -> CaseDetail:
         """The case with its items, findings, review decisions, evidence and user reports; the view is an event."""

@@ -51,7 +51,7 @@ def bank_create(
         dihedral=dihedral,
         shareable=shareable,
     )
-    console.print(f"bank [bold]{b['name']}[/] created (id {b['id']}, kind {b['kind']}, thresholds {b['thresholds']})")
+    console.print(f"bank [bold]{b.name}[/] created (id {b.id}, kind {b.kind}, thresholds {b.thresholds})")
 
 
 @bank_app.command("list")
@@ -60,14 +60,14 @@ def bank_list() -> None:
     t = Table("id", "name", "kind", "entries", "enabled", "dihedral", "thresholds", "version")
     for b in banks().list_banks():
         t.add_row(
-            str(b["id"]),
-            b["name"],
-            b["kind"],
-            str(b["entry_count"]),
-            str(b["enabled"]),
-            str(b["dihedral"]),
-            json.dumps(b["thresholds"]),
-            str(b["version"]),
+            str(b.id),
+            b.name,
+            b.kind,
+            str(b.entry_count),
+            str(b.enabled),
+            str(b.dihedral),
+            json.dumps(b.thresholds),
+            str(b.version),
         )
     console.print(t)
 
@@ -75,7 +75,7 @@ def bank_list() -> None:
 @bank_app.command("show")
 def bank_show(bank: str) -> None:
     """Show one bank."""
-    emit_json(banks().describe(bank))
+    emit_json(banks().describe(bank).to_dict())
 
 
 @bank_app.command("set")
@@ -98,7 +98,7 @@ def bank_set(
         changes["thresholds"] = _parse_thresholds(threshold)
     if review_threshold:
         changes["review_thresholds"] = _parse_thresholds(review_threshold)
-    emit_json(banks().update(bank, actor=actor(), **{k: v for k, v in changes.items() if v is not None}))
+    emit_json(banks().update(bank, actor=actor(), **{k: v for k, v in changes.items() if v is not None}).to_dict())
 
 
 @bank_app.command("add")
@@ -228,13 +228,13 @@ def bank_entries(bank: str, limit: int = 50, after_id: int = 0) -> None:
     t = Table("id", "type", "value", "category", "source", "enabled", "opinion")
     for e in banks().list_entries(bank, limit=limit, after_id=after_id):
         t.add_row(
-            str(e["id"]),
-            e["signal_type"],
-            e["value"],
-            e["category"] or "",
-            e["source"],
-            str(e["enabled"]),
-            e["opinion"],
+            str(e.id),
+            e.signal_type,
+            e.value,
+            e.category or "",
+            e.source,
+            str(e.enabled),
+            e.opinion,
         )
     console.print(t)
 
@@ -243,14 +243,14 @@ def bank_entries(bank: str, limit: int = 50, after_id: int = 0) -> None:
 def bank_disable_entry(entry_id: int, reason: str = "") -> None:
     """Disable an entry (it stops matching at once, in every process)."""
     e = banks().set_enabled(entry_id, False, actor=actor(), reason=reason)
-    console.print(f"entry {e['id']} in bank {e['bank']} disabled")
+    console.print(f"entry {e.id} in bank {e.bank} disabled")
 
 
 @bank_app.command("enable-entry")
 def bank_enable_entry(entry_id: int, reason: str = "") -> None:
     """Re-enable a disabled entry."""
     e = banks().set_enabled(entry_id, True, actor=actor(), reason=reason)
-    console.print(f"entry {e['id']} in bank {e['bank']} enabled")
+    console.print(f"entry {e.id} in bank {e.bank} enabled")
 
 
 @bank_app.command("opinion")
@@ -259,7 +259,7 @@ def bank_opinion(
 ) -> None:
     """Record an opinion on an entry (a disputed entry's matches go to review, not block)."""
     e = banks().add_opinion(entry_id, opinion, actor=actor(), note=note)
-    console.print(f"entry {e['id']} in bank {e['bank']}: {e['opinion']}")
+    console.print(f"entry {e.id} in bank {e.bank}: {e.opinion}")
 
 
 #: the purpose a sealed credentials file for ``bank pull`` is sealed with (``safeguard secrets seal --purpose``)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from safeguard.config import Settings
 from safeguard.terminal import cli_actor, make_console
+
+if TYPE_CHECKING:
+    from safeguard.banks import BankService
 
 console = make_console()
 err = make_console(stderr=True)
@@ -55,7 +58,7 @@ def warn_if_new_database(s: Settings) -> None:
         )
 
 
-def banks() -> Any:
+def banks() -> BankService:
     from safeguard.banks import BankService
 
     return BankService(engine().db)

@@ -3,36 +3,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from safeguard.errors import InvalidInput
-from safeguard.store import Database
+from safeguard.store import Database, pagination
 from safeguard.store.models import Statement
 
 __all__ = ["STATES", "list_statements", "statement_dict"]
 
 STATES = ("pending", "sending", "submitted", "invalid")
-
-
-def _encode(statement_id: int) -> str:
-    return base64.urlsafe_b64encode(f"s:{statement_id}".encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        tag, _, num = raw.partition(":")
-        i = int(num)
-        if tag != "s" or not 0 <= i < 2**63:
-            raise ValueError(raw)
-        return i
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor is not one this API gave out", code="invalid_cursor") from exc
 
 
 def statement_dict(r: Statement) -> dict[str, Any]:
@@ -65,7 +47,7 @@ def list_statements(
     if since is not None:
         q = q.where(Statement.created_at >= (since if since.tzinfo else since.replace(tzinfo=UTC)))
     if cursor:
-        q = q.where(Statement.id > _decode(cursor))
+        q = q.where(Statement.id > pagination.id_after(cursor, "s"))
     if state:
         states = [x.strip() for x in state.split(",") if x.strip()]
         bad = [x for x in states if x not in STATES]
@@ -76,6 +58,5 @@ def list_statements(
         q = q.where(Statement.state.in_(states))
     with db.read() as s:
         rows = list(s.execute(q).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [statement_dict(r) for r in rows], (_encode(rows[-1].id) if more and rows else None)
+    page, nxt = pagination.cut(rows, limit, lambda r: ("s", r.id))
+    return [statement_dict(r) for r in page], nxt

@@ -6,9 +6,7 @@ the same transaction as the change. Sending is the submitter's (:mod:`safeguard.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,10 +21,10 @@ from safeguard.reports.drafts import draft_for_case
 from safeguard.reports.gather import gather, missing
 from safeguard.reports.model import READER_ROLES, REPORT_ROLES, STATES, check_move
 from safeguard.reports.ncmec.xml import report_xml, validate
-from safeguard.store import Database
+from safeguard.store import Database, pagination
 from safeguard.store.models import Case, Event, Report, utcnow
+from safeguard.store.rowview import from_row, iso_dict
 
-MAX_PAGE = 200
 STEP_LIMIT = 500
 
 
@@ -58,50 +56,17 @@ class ReportView:
 
     @classmethod
     def of(cls, r: Report) -> ReportView:
-        return cls(
-            id=r.id,
-            case_id=r.case_id,
-            reported_user=r.reported_user,
-            state=r.state,
-            step=r.step,
-            category=r.category,
-            transport=r.transport,
+        return from_row(
+            cls,
+            r,
             decision_ids=list(r.decision_ids or []),
             item_ids=list(r.item_ids or []),
-            ncmec_report_id=r.ncmec_report_id,
             files=dict(r.files or {}),
             validation=list(r.validation or []),
-            error=r.error,
-            error_step=r.error_step,
-            confirmed_by=r.confirmed_by,
-            approved_by=r.approved_by,
-            matched_at=r.matched_at,
-            confirmed_at=r.confirmed_at,
-            approved_at=r.approved_at,
-            submitted_at=r.submitted_at,
-            finished_at=r.finished_at,
-            created_at=r.created_at,
-            updated_at=r.updated_at,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
-
-
-def _encode(report_id: int) -> str:
-    return base64.urlsafe_b64encode(f"r:{report_id}".encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        tag, _, num = raw.partition(":")
-        i = int(num)
-        if tag != "r" or not 0 <= i < 2**63:
-            raise ValueError(raw)
-        return i
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor is not one this API gave out", code="invalid_cursor") from exc
+        return iso_dict(self)
 
 
 def _need(who: Who, roles: frozenset[str]) -> None:
@@ -123,7 +88,7 @@ class ReportService:
         self, who: Who, *, state: str | None = None, cursor: str | None = None, limit: int = 50
     ) -> tuple[list[ReportView], str | None]:
         _need(who, READER_ROLES)
-        limit = max(1, min(limit, MAX_PAGE))
+        limit = pagination.clamp(limit)
         q = select(Report)
         if state:
             states = tuple(dict.fromkeys(x.strip() for x in state.split(",")))
@@ -131,12 +96,11 @@ class ReportService:
                 raise InvalidInput(f"state must be among {STATES}", code="invalid_state")
             q = q.where(Report.state.in_(states))
         if cursor:
-            q = q.where(Report.id > _decode(cursor))
+            q = q.where(Report.id > pagination.id_after(cursor, "r"))
         with self.db.read() as s:
             rows = list(s.execute(q.order_by(Report.id).limit(limit + 1)).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return [ReportView.of(r) for r in rows], (_encode(rows[-1].id) if more and rows else None)
+        page, nxt = pagination.cut(rows, limit, lambda r: ("r", r.id))
+        return [ReportView.of(r) for r in page], nxt
 
     def get(self, who: Who, report_id: int) -> ReportView:
         _need(who, READER_ROLES)

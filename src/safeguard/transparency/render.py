@@ -96,27 +96,37 @@ def _pairs(v: _View, path: str, label: str = "") -> list[tuple[str, str]]:
     return [(label + k, v.text(f"{path}/{pointer_key(k)}")) for k in node]
 
 
+def _named(v: _View, base: str, *keys: str) -> list[tuple[str, str]]:
+    """Rows ``(key, figure)`` for the named figures under ``base``."""
+    return [(k, v.text(f"{base}/{k}")) for k in keys]
+
+
+def _stats_table(caption: str, counted: str, rows: Sequence[tuple[str, str, str, str]]) -> str:
+    return _table(caption, ("", counted, "Median", "90th percentile"), rows)
+
+
 def _stats_rows(v: _View, name: str, path: str) -> list[tuple[str, str, str, str]]:
-    n = v.text(f"{path}/n")
-    med, p90 = (f"{path}/median_seconds", f"{path}/p90_seconds")
-    med_t = v.text(med) if v.hidden(med) or v.raw(med) is None else _duration(v.raw(med))
-    p90_t = v.text(p90) if v.hidden(p90) or v.raw(p90) is None else _duration(v.raw(p90))
-    return [(name, n, med_t, p90_t)]
+    def seconds(p: str) -> str:
+        return v.text(p) if v.hidden(p) or v.raw(p) is None else _duration(v.raw(p))
+
+    return [(name, v.text(f"{path}/n"), seconds(f"{path}/median_seconds"), seconds(f"{path}/p90_seconds"))]
+
+
+def _chart(v: _View, title: str, path: str, labels: Sequence[str], colour: str, css_class: str) -> str:
+    """A bar chart of the list at ``path``, its suppressed bars drawn as such, in a captioned figure."""
+    values = v.raw(path)
+    hidden = [v.hidden(f"{path}/{i}") for i in range(len(values))]
+    chart = bar_chart(title, list(labels), values, hidden, v.min_count, colour)
+    return f'<figure class="{css_class}">{chart}<figcaption>{escape(title)}</figcaption></figure>'
 
 
 def _series_chart(v: _View, title: str, key: str, colour: str) -> str:
-    path = f"/figures/over_time/{key}"
-    values = v.raw(path)
-    hidden = [v.hidden(f"{path}/{i}") for i in range(len(values))]
-    chart = bar_chart(title, list(v.raw("/figures/over_time/buckets")), values, hidden, v.min_count, colour)
-    return f'<figure class="over-time">{chart}<figcaption>{escape(title)}</figcaption></figure>'
+    buckets = v.raw("/figures/over_time/buckets")
+    return _chart(v, title, f"/figures/over_time/{key}", buckets, colour, "over-time")
 
 
 def _histogram_chart(v: _View, title: str, path: str) -> str:
-    values = v.raw(path)
-    hidden = [v.hidden(f"{path}/{i}") for i in range(len(values))]
-    chart = bar_chart(title, list(HISTOGRAM_LABELS), values, hidden, v.min_count, "#73a857")
-    return f'<figure class="distribution">{chart}<figcaption>{escape(title)}</figcaption></figure>'
+    return _chart(v, title, path, HISTOGRAM_LABELS, "#73a857", "distribution")
 
 
 def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
@@ -184,9 +194,9 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
                 ("decisions by a lead's override", v.text(f"{f}/cases/decided_by_override")),
             ],
         ),
-        _table(
+        _stats_table(
             "Time to action",
-            ("", "Cases", "Median", "90th percentile"),
+            "Cases",
             [
                 *_stats_rows(v, "Case opened to final decision, all queues", f"{f}/time_to_action"),
                 *(
@@ -204,14 +214,13 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
             "Reports",
             ("", "Count"),
             [
-                ("drafted", v.text(f"{f}/law_enforcement_reports/drafted")),
-                ("submitted", v.text(f"{f}/law_enforcement_reports/submitted")),
+                *_named(v, f"{f}/law_enforcement_reports", "drafted", "submitted"),
                 *_pairs(v, f"{f}/law_enforcement_reports/submitted_by_transport", "submitted via "),
             ],
         ),
-        _table(
+        _stats_table(
             "Detection to submission",
-            ("", "Reports", "Median", "90th percentile"),
+            "Reports",
             _stats_rows(v, "Case opened to report submitted", f"{f}/law_enforcement_reports/detection_to_submission"),
         ),
         _histogram_chart(
@@ -223,14 +232,10 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
         "<h2>Grooming interventions</h2>",
         _table("Interventions", ("", "Count"), _pairs(v, f"{f}/grooming_interventions")),
         "<h2>Live streams</h2>",
-        _table(
-            "Live streams",
-            ("", "Count"),
-            [("watched", v.text(f"{f}/live_streams/watched")), ("terminated", v.text(f"{f}/live_streams/terminated"))],
-        ),
-        _table(
+        _table("Live streams", ("", "Count"), _named(v, f"{f}/live_streams", "watched", "terminated")),
+        _stats_table(
             "Time to terminate",
-            ("", "Streams", "Median", "90th percentile"),
+            "Streams",
             _stats_rows(v, "Registration to termination request", f"{f}/live_streams/time_to_terminate"),
         ),
         "<h2>User reports</h2>",
@@ -238,8 +243,7 @@ def to_html(report: dict[str, Any], title: str = "Transparency report") -> str:
             "User reports",
             ("", "Count"),
             [
-                ("received", v.text(f"{f}/user_reports/received")),
-                ("actioned", v.text(f"{f}/user_reports/actioned")),
+                *_named(v, f"{f}/user_reports", "received", "actioned"),
                 *_pairs(v, f"{f}/user_reports/by_reason", "reason: "),
             ],
         ),
@@ -296,15 +300,33 @@ GENERAL = "General information"
 EXTRA = "Not in the template (Safeguard)"
 
 
-def csv_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, str, str, str]]:
+Row = tuple[str, str, str, str, str, str]
+ASSESSED = "Items of content assessed by automated means"
+DETECTED = "Detections by automated means"
+RECEIVED = "Number of notices received"
+SUBMITTED = "Reports to law enforcement submitted"
+REMOVED = "Restrictions: removal or disabling of access"
+TO_DECISION = "case opened to final decision"
+
+
+def csv_rows(report: dict[str, Any]) -> Iterator[Row]:
     v = _View(report)
     f = "/figures"
 
-    def row(section: str, field: str, category: str, breakdown: str, path: str) -> tuple[str, str, str, str, str, str]:
+    def row(section: str, field: str, category: str, breakdown: str, path: str) -> Row:
         text = v.text(path)
         if not v.hidden(path) and path.endswith("_seconds") and isinstance(v.raw(path), float):
             text = f"{v.raw(path):.0f}"
         return (section, field, category, breakdown, text, path)
+
+    def each(section: str, field: str, category: str, label: str, path: str, leaf: str = "") -> Iterator[Row]:
+        """One row per key of the mapping at ``path``, broken down as ``label: key``."""
+        for key in v.raw(path):
+            yield row(section, field, category, f"{label}: {key}", f"{path}/{pointer_key(key)}{leaf}")
+
+    def quantiles(field: str, path: str) -> Iterator[Row]:
+        for q in ("median", "p90"):
+            yield row(EXTRA, f"{field}, {q} (seconds)", CSAM, "", f"{path}/{q}_seconds")
 
     inputs = report["inputs"]
     yield (GENERAL, "Start of the reporting period", "", "", inputs["from"], "/inputs/from")
@@ -313,83 +335,24 @@ def csv_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, str, str, 
         yield (GENERAL, "Member State / territory of the recipients", "", "", inputs["territory"], "/inputs/territory")
     if inputs.get("tenant") is not None:
         yield (EXTRA, "Tenant (service) reported on", "", "", inputs["tenant"], "/inputs/tenant")
-    for kind in v.raw(f"{f}/content_scanned/decisions_by_kind"):
-        yield row(
-            AUTOMATED,
-            "Items of content assessed by automated means",
-            MINORS,
-            f"content type: {kind}",
-            f"{f}/content_scanned/decisions_by_kind/{pointer_key(kind)}",
-        )
-    yield row(
+    yield from each(AUTOMATED, ASSESSED, MINORS, "content type", f"{f}/content_scanned/decisions_by_kind")
+    yield row(AUTOMATED, ASSESSED, MINORS, "live stream frames", f"{f}/content_scanned/stream_frames_sampled")
+    yield row(AUTOMATED, ASSESSED, GROOMING, "chat messages", f"{f}/content_scanned/chat_messages_received")
+    yield from each(AUTOMATED, DETECTED, CSAM, "source", f"{f}/matches/by_bank")
+    yield from each(AUTOMATED, DETECTED, CSAM, "technology", f"{f}/matches/by_signal_type")
+    yield from each(AUTOMATED, DETECTED, CSAM, "category", f"{f}/matches/by_category")
+    yield from each(
         AUTOMATED,
-        "Items of content assessed by automated means",
-        MINORS,
-        "live stream frames",
-        f"{f}/content_scanned/stream_frames_sampled",
+        "Indicator of accuracy: share of automated detections overturned by human review",
+        CSAM,
+        "source",
+        f"{f}/list_quality",
+        "/share_not_violating",
     )
-    yield row(
-        AUTOMATED,
-        "Items of content assessed by automated means",
-        GROOMING,
-        "chat messages",
-        f"{f}/content_scanned/chat_messages_received",
-    )
-    for bank in v.raw(f"{f}/matches/by_bank"):
-        yield row(
-            AUTOMATED,
-            "Detections by automated means",
-            CSAM,
-            f"source: {bank}",
-            f"{f}/matches/by_bank/{pointer_key(bank)}",
-        )
-    for sig in v.raw(f"{f}/matches/by_signal_type"):
-        yield row(
-            AUTOMATED,
-            "Detections by automated means",
-            CSAM,
-            f"technology: {sig}",
-            f"{f}/matches/by_signal_type/{pointer_key(sig)}",
-        )
-    for cat in v.raw(f"{f}/matches/by_category"):
-        yield row(
-            AUTOMATED,
-            "Detections by automated means",
-            CSAM,
-            f"category: {cat}",
-            f"{f}/matches/by_category/{pointer_key(cat)}",
-        )
-    for bank in v.raw(f"{f}/list_quality"):
-        yield row(
-            AUTOMATED,
-            "Indicator of accuracy: share of automated detections overturned by human review",
-            CSAM,
-            f"source: {bank}",
-            f"{f}/list_quality/{pointer_key(bank)}/share_not_violating",
-        )
-    yield row(
-        OWN,
-        "Restrictions: removal or disabling of access (automated decision)",
-        MINORS,
-        "verdict: block",
-        f"{f}/verdicts/block",
-    )
+    yield row(OWN, f"{REMOVED} (automated decision)", MINORS, "verdict: block", f"{f}/verdicts/block")
     yield row(OWN, "Items referred to human review", MINORS, "verdict: review", f"{f}/verdicts/review")
-    for outcome in v.raw(f"{f}/cases/decided_by_outcome"):
-        yield row(
-            OWN,
-            "Decisions after human review",
-            MINORS,
-            f"outcome: {outcome}",
-            f"{f}/cases/decided_by_outcome/{pointer_key(outcome)}",
-        )
-    yield row(
-        OWN,
-        "Median time to take action (seconds)",
-        MINORS,
-        "case opened to final decision",
-        f"{f}/time_to_action/median_seconds",
-    )
+    yield from each(OWN, "Decisions after human review", MINORS, "outcome", f"{f}/cases/decided_by_outcome")
+    yield row(OWN, "Median time to take action (seconds)", MINORS, TO_DECISION, f"{f}/time_to_action/median_seconds")
     yield row(
         OWN,
         "Restrictions of the provision of the service",
@@ -398,70 +361,29 @@ def csv_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, str, str, 
         f"{f}/grooming_interventions/contact_restrictions",
     )
     yield row(OWN, "Other measures", GROOMING, "safety message shown", f"{f}/grooming_interventions/safety_messages")
-    yield row(
-        OWN,
-        "Restrictions: removal or disabling of access",
-        CSAM,
-        "live stream terminated",
-        f"{f}/live_streams/terminated",
-    )
-    yield row(NOTICES, "Number of notices received", MINORS, "all reasons", f"{f}/user_reports/received")
-    for reason in v.raw(f"{f}/user_reports/by_reason"):
-        yield row(
-            NOTICES,
-            "Number of notices received",
-            MINORS,
-            f"reason: {reason}",
-            f"{f}/user_reports/by_reason/{pointer_key(reason)}",
-        )
+    yield row(OWN, REMOVED, CSAM, "live stream terminated", f"{f}/live_streams/terminated")
+    yield row(NOTICES, RECEIVED, MINORS, "all reasons", f"{f}/user_reports/received")
+    yield from each(NOTICES, RECEIVED, MINORS, "reason", f"{f}/user_reports/by_reason")
     yield row(NOTICES, "Number of notices acted upon", MINORS, "case confirmed", f"{f}/user_reports/actioned")
     yield row(
         NOTICES,
         "Median time to take action on notices (seconds)",
         MINORS,
-        "case opened to final decision, queue user_reports",
+        f"{TO_DECISION}, queue user_reports",
         f"{f}/time_to_action_by_queue/user_reports/median_seconds",
     )
     yield row(EXTRA, "Reports to law enforcement drafted", CSAM, "", f"{f}/law_enforcement_reports/drafted")
-    yield row(EXTRA, "Reports to law enforcement submitted", CSAM, "", f"{f}/law_enforcement_reports/submitted")
-    for t in v.raw(f"{f}/law_enforcement_reports/submitted_by_transport"):
-        yield row(
-            EXTRA,
-            "Reports to law enforcement submitted",
-            CSAM,
-            f"via: {t}",
-            f"{f}/law_enforcement_reports/submitted_by_transport/{pointer_key(t)}",
-        )
-    for q in ("median_seconds", "p90_seconds"):
-        yield row(
-            EXTRA,
-            f"Detection to report submission, {q.split('_')[0]} (seconds)",
-            CSAM,
-            "",
-            f"{f}/law_enforcement_reports/detection_to_submission/{q}",
-        )
+    yield row(EXTRA, SUBMITTED, CSAM, "", f"{f}/law_enforcement_reports/submitted")
+    yield from each(EXTRA, SUBMITTED, CSAM, "via", f"{f}/law_enforcement_reports/submitted_by_transport")
+    yield from quantiles("Detection to report submission", f"{f}/law_enforcement_reports/detection_to_submission")
     nca = f"{f}/law_enforcement_reports/nca_referrals"
     if "nca_referrals" in v.raw(f"{f}/law_enforcement_reports"):
         yield row(EXTRA, "Referrals to the UK NCA: packages made", CSAM, "", f"{nca}/packages_made")
         yield row(EXTRA, "Referrals to the UK NCA: reports referred", CSAM, "", f"{nca}/referred")
-        for q in ("median_seconds", "p90_seconds"):
-            yield row(
-                EXTRA,
-                f"Detection to NCA referral, {q.split('_')[0]} (seconds)",
-                CSAM,
-                "",
-                f"{nca}/detection_to_referral/{q}",
-            )
+        yield from quantiles("Detection to NCA referral", f"{nca}/detection_to_referral")
     yield row(EXTRA, "90th percentile time to take action (seconds)", MINORS, "", f"{f}/time_to_action/p90_seconds")
     yield row(EXTRA, "Live streams watched", CSAM, "", f"{f}/live_streams/watched")
-    for q in ("median_seconds", "p90_seconds"):
-        yield row(
-            EXTRA,
-            f"Live stream registration to termination, {q.split('_')[0]} (seconds)",
-            CSAM,
-            "",
-            f"{f}/live_streams/time_to_terminate/{q}",
-        )
+    yield from quantiles("Live stream registration to termination", f"{f}/live_streams/time_to_terminate")
     yield row(EXTRA, "Cases opened", MINORS, "", f"{f}/cases/opened_total")
     yield row(EXTRA, "Grooming cases opened", GROOMING, "", f"{f}/grooming_interventions/cases_opened")
 

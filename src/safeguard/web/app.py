@@ -659,7 +659,7 @@ LEADS = frozenset({"lead", "admin"})
 def _bank_quality(db: Any) -> list[dict[str, Any]]:
     from safeguard.banks import BankService, quality
 
-    return [quality.bank_quality(db, b["name"], top=5) for b in BankService(db).list_banks()]
+    return [quality.bank_quality(db, b.name, top=5) for b in BankService(db).list_banks()]
 
 
 def _entry_id(raw: str) -> int:

@@ -28,7 +28,7 @@ def _sharing(svc: Services) -> dict[str, Any]:
     return {
         "subscriptions": subscriptions(db, svc.settings),
         "shared": shared_banks(db),
-        "banks": [quality.bank_quality(db, b["name"], top=1) for b in BankService(db).list_banks()],
+        "banks": [quality.bank_quality(db, b.name, top=1) for b in BankService(db).list_banks()],
     }
 
 

@@ -59,7 +59,7 @@ from safeguard.media.video import DecodeMode, FrameHash, FrameSampler, Pacer
 from safeguard.metrics import REGISTRY
 from safeguard.store.models import DEFAULT_TENANT, OutboxMessage, utcnow
 from safeguard.workers.stream_source import HttpSource, SourceUnreachable, SourceUnsupported
-from safeguard.workers.streams_store import ACTIVE_STATES, StreamRow, stream_to_dict
+from safeguard.workers.streams_store import ACTIVE_STATES, StreamInfo, StreamRow
 
 log = logging.getLogger(__name__)
 
@@ -171,17 +171,16 @@ class StreamWatcher:
         self.terminated_at: float | None = None  # monotonic time of the terminate decision (benchmarks)
 
     # -- state ---------------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> StreamInfo:
         with self._lock:
             s = replace(self.state, findings=list(self.state.findings))
-        return {
+        me: dict[str, Any] = {
             "id": self.id,
             "stream_id": self.platform_stream_id,
             "url": self.url,
             "user_id": self.user_id,
-            "tenant": self.tenant,
-            **s.__dict__,
         }
+        return StreamInfo(**me, tenant=self.tenant, **vars(s))  # no times: those are the row's
 
     def _set(self, *, persist: bool = True, **changes: Any) -> None:
         with self._lock:
@@ -198,12 +197,12 @@ class StreamWatcher:
                 row = s.get(StreamRow, self.id)
                 if row is None:
                     return
-                if row.status == "stopped" and snap["status"] in ACTIVE_STATES:
+                if row.status == "stopped" and snap.status in ACTIVE_STATES:
                     self.stop_event.set()  # DELETE arrived at another process: stop here too
                     return
                 for k in ("status", "frames_sampled", "last_frame_time", "findings", "decision_id", "case_id"):
-                    setattr(row, k, snap[k])
-                row.error = snap["error"][:4000]
+                    setattr(row, k, getattr(snap, k))
+                row.error = snap.error[:4000]
                 row.updated_at = utcnow()
         except Exception:  # the database being briefly unavailable must not end the watch
             log.exception("stream %s: could not persist state", self.id)
@@ -486,7 +485,7 @@ class StreamMonitor:
         config: StreamConfig | None = None,
         tenant: str = DEFAULT_TENANT,
         key_id: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> StreamInfo:
         """Start watching; ``key_id`` (the API key registering it) counts toward its limit."""
         url = self.check_url(url)
         if not platform_stream_id:
@@ -540,7 +539,7 @@ class StreamMonitor:
                     details={"limit": "per_key", "max": st.streams_max_per_key},
                 )
 
-    def _start(self, w: StreamWatcher) -> dict[str, Any]:
+    def _start(self, w: StreamWatcher) -> StreamInfo:
         with self._lock:
             self.watchers[w.id] = w
             WATCHING.set(len(self.watchers))
@@ -581,7 +580,7 @@ class StreamMonitor:
             adopted.append(row.id)
         return adopted
 
-    def stop(self, stream_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+    def stop(self, stream_id: str, *, tenant: str | None = None) -> StreamInfo:
         """Stop watching; with ``tenant``, only that tenant's stream (another's is ``NotFound``)."""
         with self._lock:
             w = self.watchers.get(stream_id)
@@ -589,7 +588,7 @@ class StreamMonitor:
             raise _not_found(stream_id)
         if w is None:
             state = self.get(stream_id, tenant=tenant)  # NotFound if unknown, or another tenant's
-            if state["status"] in ACTIVE_STATES:  # watched by another process, or by one that died
+            if state.status in ACTIVE_STATES:  # watched by another process, or by one that died
                 with self.engine.db.write() as s:
                     row = s.get(StreamRow, stream_id)
                     assert row is not None
@@ -601,7 +600,7 @@ class StreamMonitor:
         w.thread.join(timeout=self.config.read_timeout + 2)
         return w.snapshot()
 
-    def get(self, stream_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+    def get(self, stream_id: str, *, tenant: str | None = None) -> StreamInfo:
         """A stream's state; with ``tenant``, only that tenant's (another's is ``NotFound``, as if unknown)."""
         with self._lock:
             w = self.watchers.get(stream_id)
@@ -613,21 +612,19 @@ class StreamMonitor:
             row = s.get(StreamRow, stream_id)
             if row is None or (tenant is not None and row.tenant != tenant):
                 raise _not_found(stream_id)
-            return stream_to_dict(row)
+            return StreamInfo.of(row)
 
-    def streams(
-        self, *, active_only: bool = False, limit: int = 100, tenant: str | None = None
-    ) -> list[dict[str, Any]]:
+    def streams(self, *, active_only: bool = False, limit: int = 100, tenant: str | None = None) -> list[StreamInfo]:
         with self.engine.db.read() as s:
             q = select(StreamRow).order_by(StreamRow.created_at.desc()).limit(limit)
             if tenant is not None:
                 q = q.where(StreamRow.tenant == tenant)
             if active_only:
                 q = q.where(StreamRow.status.in_(ACTIVE_STATES))
-            rows = [stream_to_dict(r) for r in s.execute(q).scalars()]
-        return [self.get(r["id"]) if r["id"] in self.watchers else r for r in rows]
+            rows = [StreamInfo.of(r) for r in s.execute(q).scalars()]
+        return [self.get(r.id) if r.id in self.watchers else r for r in rows]
 
-    def wait(self, stream_id: str, timeout: float | None = None) -> dict[str, Any]:
+    def wait(self, stream_id: str, timeout: float | None = None) -> StreamInfo:
         with self._lock:
             w = self.watchers.get(stream_id)
         if w is not None:

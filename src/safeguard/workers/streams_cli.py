@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
@@ -16,25 +16,28 @@ from rich.text import Text
 
 from safeguard.terminal import make_console
 
+if TYPE_CHECKING:
+    from safeguard.workers.streams_store import StreamInfo
+
 app = typer.Typer(help="Live streams: watch one, see watched ones.", no_args_is_help=True)
 console = make_console(stderr=True)
 
 EXIT = {"terminated": 3, "ended": 0, "stopped": 0, "failed": 1}
 
 
-def _line(state: dict[str, object], started: float) -> Text:
+def _line(state: StreamInfo, started: float) -> Text:
     colour = {"terminated": "bold red", "failed": "red", "watching": "green", "reconnecting": "yellow"}.get(
-        str(state["status"]), "white"
+        state.status, "white"
     )
     t = Text()
-    t.append(f"{state['status']:<12}", style=colour)
-    lf = state.get("last_frame_time")
+    t.append(f"{state.status:<12}", style=colour)
+    lf = state.last_frame_time
     t.append(
-        f" frames {state['frames_sampled']:>5}  stream time {lf if lf is not None else '-':>7}s"
-        f"  findings {len(state['findings'] or [])}  watched {time.monotonic() - started:6.1f}s"  # type: ignore[arg-type]
+        f" frames {state.frames_sampled:>5}  stream time {lf if lf is not None else '-':>7}s"
+        f"  findings {len(state.findings or [])}  watched {time.monotonic() - started:6.1f}s"
     )
-    if state.get("error"):
-        t.append(f"  {str(state['error'])[:80]}", style="dim")
+    if state.error:
+        t.append(f"  {state.error[:80]}", style="dim")
     return t
 
 
@@ -69,22 +72,22 @@ def watch(
     state = st
     try:
         with Live(_line(state, started), console=console, refresh_per_second=4, transient=False) as live:
-            while state["status"] in ("starting", "watching", "reconnecting"):
+            while state.status in ("starting", "watching", "reconnecting"):
                 time.sleep(0.25)
-                state = mon.get(st["id"])
+                state = mon.get(st.id)
                 live.update(_line(state, started))
     except KeyboardInterrupt:
-        state = mon.stop(st["id"])
+        state = mon.stop(st.id)
         console.print("stopped")
         raise typer.Exit(130) from None
     finally:
         mon.shutdown()
     if as_json:
-        print(json.dumps(state, default=str))
-    elif state["status"] == "terminated":
-        for f in state["findings"]:
+        print(json.dumps(state.to_dict(), default=str))
+    elif state.status == "terminated":
+        for f in state.findings:
             console.print(f"  match at {f.get('time_range')}: {f.get('explanation')}")
-    raise typer.Exit(EXIT.get(str(state["status"]), 1))
+    raise typer.Exit(EXIT.get(state.status, 1))
 
 
 @app.command("list")
@@ -96,4 +99,4 @@ def list_streams(active: Annotated[bool, typer.Option(help="only streams being w
 
     mon = StreamMonitor(Engine(Settings.from_env(), load_indexes=False))
     for s in mon.streams(active_only=active):
-        print(json.dumps(s, default=str))
+        print(json.dumps(s.to_dict(), default=str))
