@@ -42,7 +42,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
 
 
 def enabled(banks: BankService, bank: str) -> dict[str, dict[str, object]]:
-    return {e["value"]: e for e in banks.list_entries(bank, limit=1000) if e["enabled"]}
+    return {e.value: e for e in banks.list_entries(bank, limit=1000) if e.enabled}
 
 
 def source(url: str, settings: Settings, **kw: object) -> NCMECSource:
@@ -68,15 +68,15 @@ def test_first_pull_incremental_pull_and_deletion(
         assert res.batches >= 3  # the window with e1-e3 is paged (2 entries a page) by paging/next
         assert any("start" in q for q in nc.requests)
         e1 = got[pdq(1)]
-        assert e1["source"] == "ncmec" and e1["category"] == "A1"
-        assert e1["provenance"]["ncmec"] == {
+        assert e1.source == "ncmec" and e1.category == "A1"
+        assert e1.provenance["ncmec"] == {
             "entry": "7-e1",
             "id": "e1",
             "member": 7,
             "type": "image",
             "fingerprint": "PDQ",
         }
-        assert got[md5(9)]["provenance"]["ncmec"]["type"] == "video"
+        assert got[md5(9)].provenance["ncmec"]["type"] == "video"
         first = json.loads(cp.read_text())
         assert first == {"get_entries_max_ts": T0 + 1000 - 5, "paging_info": None}  # a finished fetch
 
@@ -209,7 +209,7 @@ def test_opinions_go_back_to_ncmec_as_feedback_on_the_fingerprint(
         nc.entry("v1", T0 + 200, kind="video", member=9, md5=md5(9))
         src = source(nc.url, settings)
         pull(banks, "ncmec", src, None, actor="test")
-        ids = {e["value"]: e["id"] for e in banks.list_entries("ncmec")}
+        ids = {e.value: e.id for e in banks.list_entries("ncmec")}
         banks.add_opinion(ids[pdq(1)], "confirmed", actor="mod:a")
         banks.add_opinion(ids[md5(9)], "disputed", actor="mod:a")
         nc.fail_feedback = True

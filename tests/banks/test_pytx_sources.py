@@ -445,7 +445,7 @@ def test_opinions_go_back_to_stopncii_from_an_outbox_with_retries(
             ex.record(pdq(i), at=100 + i)
         src = StopNCIISource(ex.url + "/v1", settings, fetch_key=FETCH_KEY, subscription_key=SUB_KEY)
         sync(banks, "ncii", src, None)
-        ids = {e["value"]: e["id"] for e in banks.list_entries("ncii")}
+        ids = {e.value: e.id for e in banks.list_entries("ncii")}
         banks.add_opinion(ids[pdq(1)], "confirmed", actor="mod:a", note="seen it: stays local")
         banks.add_opinion(ids[pdq(2)], "disputed", actor="mod:a")
         banks.add_opinion(ids[pdq(3)], "none", actor="mod:a")  # not an opinion that travels
@@ -506,10 +506,10 @@ def test_opinions_go_back_to_threatexchange_as_reactions(
         args += ["--te-url", ex.url + "/v26.0"]
         runner = CliRunner()
         assert runner.invoke(app, args).exit_code == 0
-        ids = {e["value"]: e for e in banks.list_entries("te")}
-        assert ids[pdq(1)]["provenance"]["descriptors"] == [10]
-        banks.add_opinion(ids[pdq(1)]["id"], "disputed", actor="mod:a")
-        banks.add_opinion(ids[pdq(2)]["id"], "confirmed", actor="mod:a")
+        ids = {e.value: e for e in banks.list_entries("te")}
+        assert ids[pdq(1)].provenance["descriptors"] == [10]
+        banks.add_opinion(ids[pdq(1)].id, "disputed", actor="mod:a")
+        banks.add_opinion(ids[pdq(2)].id, "confirmed", actor="mod:a")
         got = runner.invoke(app, args)  # the next pull sends them first
         assert got.exit_code == 0 and "2 opinions sent to threatexchange" in got.output, got.output
         assert ex.reactions == [("10", "NOT_HELPFUL"), ("20", "HELPFUL")]
@@ -526,10 +526,10 @@ def test_an_opinion_the_exchange_cannot_take_is_dropped_with_the_reason(
     listed = Row(2, "pdq", pdq(2), source="threatexchange")  # a list file that names ThreatExchange
     # fetched from ThreatExchange, but with no descriptor of anyone else's to react to
     banks.import_rows("te", [fetched, listed], actor="t", source="threatexchange")
-    by_value = {e["value"]: e for e in banks.list_entries("te")}
+    by_value = {e.value: e for e in banks.list_entries("te")}
     entry = by_value[pdq(1)]
-    banks.add_opinion(entry["id"], "confirmed", actor="mod:a")
-    banks.add_opinion(by_value[pdq(2)]["id"], "confirmed", actor="mod:a")  # not queued: not from the exchange
+    banks.add_opinion(entry.id, "confirmed", actor="mod:a")
+    banks.add_opinion(by_value[pdq(2)].id, "confirmed", actor="mod:a")  # not queued: not from the exchange
     with exchange_server() as ex:
         src = ThreatExchangeSource(1234, settings, api_token=TE_TOKEN, base_url=ex.url + "/v26.0")
         got = send_opinions(engine.db, "te", src, actor="test")
@@ -538,5 +538,5 @@ def test_an_opinion_the_exchange_cannot_take_is_dropped_with_the_reason(
         ("pytx:threatexchange", "confirmed", "dropped", 1, "the entry names no ThreatExchange descriptor to react to")
     ]
     assert opinion_events(engine)[0]["dropped"] == [
-        {"entry": entry["id"], "reason": "the entry names no ThreatExchange descriptor to react to"}
+        {"entry": entry.id, "reason": "the entry names no ThreatExchange descriptor to react to"}
     ]

@@ -49,7 +49,7 @@ def quality_figures(engine: Engine) -> None:
     banks.create("csam", actor="t", default_category="A1")
     banks.add_entry("csam", signal_type="pdq", value=SURGE, actor="t", source="partner-x")
     ids = [
-        int(banks.add_entry("csam", signal_type="md5", value=c * 32, actor="t", source="partner-x")["id"])
+        int(banks.add_entry("csam", signal_type="md5", value=c * 32, actor="t", source="partner-x").id)
         for c in ("a", "b", "c")
     ]
     for i in range(3):
