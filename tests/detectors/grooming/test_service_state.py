@@ -1,7 +1,8 @@
 """The service's state transaction: cache, versioned writes, the careful path, and atomic decisions.
 
-Two GroomingService objects on one database stand in for two processes: each has its own cache, so
-whatever one writes makes the other's cached copy stale, which is what the version check must catch.
+Two engines on one database stand in for two processes: each has its own grooming detector and so its
+own cache, so whatever one writes makes the other's cached copy stale, which is what the version check
+must catch.
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ def gengine(settings: Settings) -> Iterator[Engine]:
     e.close()
 
 
+@pytest.fixture
+def other(gengine: Engine) -> Iterator[Engine]:
+    """A second "process" on the same database: its own detector, cache, connections and recorder."""
+    e = Engine(gengine.settings, db=gengine.db, migrate=False)
+    yield e
+    e.recorder.close()
+    e.quality.close()  # not e.close(): the database is gengine's
+
+
 def _conv(e: Engine, cid: str) -> GroomingConversationRow:
     with e.db.read() as s:
         row = s.get(GroomingConversationRow, cid)
@@ -59,8 +69,9 @@ def test_second_message_is_served_from_the_cache_and_matches_an_uncached_service
     uncached.engine.recorder.close()
 
 
-def test_two_processes_alternating_on_one_conversation_lose_nothing(gengine: Engine) -> None:
-    p1, p2 = GroomingService(gengine), GroomingService(gengine)
+def test_two_processes_alternating_on_one_conversation_lose_nothing(gengine: Engine, other: Engine) -> None:
+    p1, p2 = GroomingService(gengine), GroomingService(other)
+    assert p1.cache is not p2.cache
     for i, t in enumerate(GROOMING_LINES):
         (p1 if i % 2 == 0 else p2).post("shared", [msg(i, t)])
     row = _conv(gengine, "shared")
@@ -74,8 +85,8 @@ def test_two_processes_alternating_on_one_conversation_lose_nothing(gengine: Eng
     assert p1.cache.hits + p2.cache.hits >= 1
 
 
-def test_stale_cache_after_the_row_was_purged_and_created_again(gengine: Engine) -> None:
-    p1, p2 = GroomingService(gengine), GroomingService(gengine)
+def test_stale_cache_after_the_row_was_purged_and_created_again(gengine: Engine, other: Engine) -> None:
+    p1, p2 = GroomingService(gengine), GroomingService(other)
     p1.post("cp", [msg(1, "how old are you?")])
     with gengine.db.write() as s:  # another process purged it ...
         s.execute(delete(GroomingConversationRow))
