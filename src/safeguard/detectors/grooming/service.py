@@ -127,9 +127,7 @@ class GroomingService:
             ctx = ScanContext(content=content, signals=[], extra=dict(first.extra, **{CAREFUL: careful}))
             try:
                 result = self._transact(
-                    functools.partial(
-                        self._scan, ctx=ctx, findings=found, actor=actor, record_all=self.record_all
-                    )
+                    functools.partial(self._scan, ctx=ctx, findings=found, actor=actor, record_all=self.record_all)
                 )
                 break
             except (Retry, IntegrityError) as exc:
