@@ -49,7 +49,7 @@ from safeguard.detectors.grooming.scorer import Message, Scorer
 from safeguard.detectors.grooming.state import ConversationState
 from safeguard.detectors.grooming.store import GroomingConversationRow
 from safeguard.engine import Engine, ScanResult
-from safeguard.errors import ConfigError, InvalidInput, NotFound, PayloadTooLarge
+from safeguard.errors import InvalidInput, NotFound, PayloadTooLarge
 
 
 class GroomingService:
@@ -69,10 +69,8 @@ class GroomingService:
         self.group_commit = group_commit
         found = [d for d in engine.detectors if isinstance(d, GroomingDetector)]
         if not found:
-            raise ConfigError(
-                "the grooming detector is not registered (entry point safeguard.detectors: grooming)",
-                code="detector_missing",
-            )
+            # an installation without the package's entry points (pip install -e . again)
+            raise RuntimeError("the grooming detector is not registered (entry point safeguard.detectors: grooming)")
         self.detector = found[0]
         if scorer is not None:
             self.detector.scorer = scorer
