@@ -193,7 +193,9 @@ class Engine:
             ):
                 raise InvalidInput("send the media bytes or at least one signal", code="nothing_to_scan")
             t1 = time.perf_counter()
-            findings = self.findings([ScanContext(content=content, signals=signals, media=media)])[0]
+            ctx = ScanContext(content=content, signals=signals, media=media)
+            findings = self.findings([ctx])[0]
+            self._refuse_stateful(ctx)
             t2 = time.perf_counter()
         self.last_timings = ScanTimings((t1 - t0) * 1000, (t2 - t1) * 1000)
         return self.decision_work(content, findings, signals=signals, actor=actor, decision_id=decision_id)
@@ -230,6 +232,8 @@ class Engine:
                 raise InvalidInput(f"item {i}: send at least one signal", code="nothing_to_scan", details={"item": i})
             ctxs.append(ScanContext(content=content, signals=signals))
         findings = self.findings(ctxs)
+        for ctx in ctxs:
+            self._refuse_stateful(ctx)
         return [
             self.decision_work(ctx.content, found, signals=ctx.signals, actor=actor)
             for ctx, found in zip(ctxs, findings, strict=True)
@@ -242,6 +246,14 @@ class Engine:
             await asyncio.to_thread(self.indexes.maybe_refresh)
         works = await asyncio.to_thread(self.prepare_many, contents, actor=actor)
         return list(await asyncio.gather(*(self.recorder.submit_async(w) for w in works)))
+
+    def _refuse_stateful(self, ctx: ScanContext) -> None:
+        """A stateful detector's findings need its state (:meth:`scan_in`): never a silent allow without it."""
+        if ctx.content.messages and any(d.stateful and d.applies(ctx) for d in self.detectors):
+            raise InvalidInput(
+                "this content is scanned with its detectors' state (Engine.scan_in), not Engine.scan",
+                code="invalid_request",
+            )
 
     def findings(self, ctxs: list[ScanContext]) -> list[list[Finding]]:
         """Every applicable detector's findings for each context, in detector order: the one place the
