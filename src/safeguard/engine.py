@@ -282,8 +282,9 @@ class Engine:
         it); and the decision, its actions and events are recorded in the same transaction.
 
         A decision is recorded when a rule fires and a detector brought news (``ctx.news``), or always
-        with ``record_all``, never for a replay (``ctx.replay``): ordinary chat gets its answer without a decision row and an event each, and
-        repeated evidence does not repeat a case item, webhook or safety message."""
+        with ``record_all``; never for a replay (``ctx.replay``). So ordinary chat gets its answer without
+        a decision row and an event each, and repeated evidence does not repeat a case item, webhook or
+        safety message."""
         if ctx.decision_id is None:
             ctx.decision_id = Decision.new_id()
         found = list(findings)
