@@ -2,6 +2,11 @@
 
 - A detector's ``detect_many`` gives, item for item, what ``detect`` gives for each (the batch API and
   the stream monitor rely on it).
+- A stateful detector (grooming) gives, item for item, the same findings from ``detect_in`` whether its
+  contents went through ``detect_many`` together and ``detect_in`` in one transaction, or through
+  ``detect`` and ``detect_in`` one at a time, each in its own; its state is only what the session
+  holds: rolled back, the transaction leaves no row behind and the same contents, run again, give the
+  same findings (its state did not advance).
 - A ``rerunnable`` action's ``run`` writes only through the decision's session: rolled back with a
   savepoint it leaves nothing, and run again it writes the same rows and answers the same (the recorder
   reruns a group's actions one decision at a time when a shared savepoint fails).
@@ -24,7 +29,7 @@ from safeguard import registry
 from safeguard.actions.base import ActionContext, ActionHandler
 from safeguard.banks import BankService
 from safeguard.config import Settings
-from safeguard.content import Action, Content, ContentKind, Finding, Signal, Verdict
+from safeguard.content import Action, ChatMessage, Content, ContentKind, Decision, Finding, Signal, Verdict
 from safeguard.detectors.base import Detector, ScanContext
 from safeguard.engine import Engine
 from safeguard.media import Media
@@ -58,7 +63,27 @@ def _contexts(engine: Engine, banks: BankService) -> list[ScanContext]:
         ctxs.append(ScanContext(Content(kind=kind, data=data), compute_signals(media), media))
     for signals in ([pdq], [Signal("pdq", "0" * 64)], [Signal("sha256", "ab" * 32)]):
         ctxs.append(ScanContext(Content(kind=ContentKind.HASHES, signals=tuple(signals)), list(signals)))
+    ctxs.extend(ScanContext(c, []) for c in _conversations())
     return ctxs
+
+
+#: non-explicit chat: an adult's grooming tactics to a child (two conversations, one sender), and teens
+LINES = {
+    "k1": ["hey, you play minecraft?", "how old are you?", "this is our little secret ok", "add me on snapchat"],
+    "k2": ["you're so mature for your age", "are your parents home right now?", "we should meet in person"],
+    "k3": ["that level was hard", "gg", "i have homework"],
+}
+
+
+def _conversations() -> list[Content]:
+    out = []
+    for cid, lines in LINES.items():
+        sender, band, to = ("adult1", "adult", ("kid1", "child")) if cid != "k3" else ("teen1", "teen", ("t2", "teen"))
+        messages = tuple(
+            ChatMessage(f"{cid}-m{i}", sender, text, 1_000.0 + 10 * i, band, 3, (to,)) for i, text in enumerate(lines)
+        )
+        out.append(Content(kind=ContentKind.MESSAGE, conversation_id=cid, messages=messages))
+    return out
 
 
 @pytest.mark.parametrize("name", DETECTORS)
@@ -69,6 +94,32 @@ def test_detect_many_equals_detect_item_by_item(name: str, engine: Engine, banks
     assert det.detect_many(ctxs) == [det.detect(c) for c in ctxs]
     if name == "hash_match":  # the contract was tested on a real match, not on empty lists only
         assert any(det.detect(c) for c in ctxs)
+    if det.stateful:
+        _stateful_contract(det, engine, [c.content for c in ctxs])
+
+
+def _stateful_contract(det: Detector, engine: Engine, contents: list[Content]) -> None:
+    def fresh(c: Content) -> ScanContext:
+        return ScanContext(c, [], decision_id=Decision.new_id())
+
+    with engine.db.write() as s:  # together, then rolled back
+        before = _row_counts(engine, s)
+        point = s.begin_nested()
+        ctxs = [fresh(c) for c in contents]
+        det.detect_many(ctxs)
+        together = [det.detect_in(s, ctx) for ctx in ctxs]
+        s.flush()
+        assert _row_counts(engine, s) != before, f"{det.name} keeps no state in the database"
+        point.rollback()
+        assert _row_counts(engine, s) == before, f"{det.name} wrote outside the decision's session"
+    alone = []
+    for c in contents:  # one at a time, each committed: the same findings, so the rollback undid everything
+        ctx = fresh(c)
+        det.detect(ctx)
+        with engine.db.write() as s:
+            alone.append(det.detect_in(s, ctx))
+    assert together == alone
+    assert any(alone), f"no test content gave {det.name} a finding"
 
 
 def _row_counts(engine: Engine, s: Any) -> dict[str, int]:

@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "Action",
+    "ChatMessage",
     "Content",
     "ContentKind",
     "Decision",
@@ -77,6 +78,26 @@ class Signal:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message of a conversation, as a ``message`` content carries it (in the order sent).
+
+    The platform's message id is its idempotency key; age bands are ``child``, ``teen``, ``adult`` or
+    ``unknown``; ``recipients`` are (id, age band) pairs. ``territory`` and ``user_info`` are the
+    sender's (where they are, their account details), kept with a decision about them."""
+
+    message_id: str
+    sender_id: str
+    text: str
+    sent_at: float  # epoch seconds
+    sender_band: str = "unknown"
+    account_age_days: int | None = None
+    recipients: tuple[tuple[str, str], ...] = ()
+    prior_contact: bool = False
+    territory: str | None = None
+    user_info: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Content:
     """What a platform asks about, with its own ids and context.
 
@@ -99,6 +120,8 @@ class Content:
     # where the user is (ISO 3166-1 alpha-2 or "EU"; safeguard.dsa.territory): in the EU/EEA, a restrictive
     # decision gets a DSA statement of reasons in its transaction (safeguard.dsa.statements)
     territory: str | None = None
+    # kind ``message``: the conversation's new messages, in order (one or a batch; ``conversation_id`` names it)
+    messages: tuple[ChatMessage, ...] = ()
 
     def subject(self) -> tuple[str, str]:
         """The (kind, id) a case about this content is opened on."""

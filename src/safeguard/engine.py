@@ -1,9 +1,13 @@
 """The one pipeline: content → signals → detectors → findings → policy → decision → actions → events.
 
 Every entry point (HTTP API, CLI, workers, stream monitors) calls :meth:`Engine.scan` (content in,
-decision out) or, when a detector already ran elsewhere, :meth:`Engine.decide` (findings in). Signal
-types, detectors and actions come from the plug-in registries; nothing here names a particular one,
-so adding one never edits this file.
+decision out) or, when a detector already ran elsewhere, :meth:`Engine.decide` (findings in).
+:meth:`Engine.findings` is the one place detectors run. Content that a *stateful* detector applies to
+(chat messages: the conversation's and the senders' state) goes through :meth:`Engine.findings`
+outside any transaction, then :meth:`Engine.scan_in` inside the caller's write transaction, where the
+stateful detectors read and write their state, the policy decides and the decision is recorded: the
+state advances with the decision or not at all. Signal types, detectors and actions come from the
+plug-in registries; nothing here names a particular one, so adding one never edits this file.
 
 The decision, its actions' database writes (case, outbox rows) and their events commit in one
 transaction: a process killed mid-scan leaves all of it or none of it.
@@ -28,7 +32,7 @@ from safeguard.banks import negative
 from safeguard.banks.quality import QualityRecorder
 from safeguard.banks.service import BankService
 from safeguard.config import Settings
-from safeguard.content import Content, ContentKind, Decision, Finding, Signal
+from safeguard.content import Content, ContentKind, Decision, Finding, Signal, Verdict
 from safeguard.detectors.base import Detector, ScanContext
 from safeguard.dsa.statements import statement_for
 from safeguard.errors import InvalidInput, SafeguardError
@@ -50,6 +54,17 @@ log = logging.getLogger(__name__)
 # Hash-only scans with at most this many signals may be matched on the API's event loop (each index
 # lookup takes well under a millisecond); see Engine.scan_async.
 INLINE_SIGNALS = 8
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What :meth:`Engine.scan_in` answers: the findings, the policy's verdict and reasons, and the
+    decision if one was recorded (``None`` when nothing fired, or nothing new did)."""
+
+    findings: list[Finding]
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    decision: Decision | None
 
 
 @dataclass
@@ -178,7 +193,9 @@ class Engine:
             ):
                 raise InvalidInput("send the media bytes or at least one signal", code="nothing_to_scan")
             t1 = time.perf_counter()
-            findings = self.findings([ScanContext(content=content, signals=signals, media=media)])[0]
+            ctx = ScanContext(content=content, signals=signals, media=media)
+            findings = self.findings([ctx])[0]
+            self._refuse_stateful(ctx)
             t2 = time.perf_counter()
         self.last_timings = ScanTimings((t1 - t0) * 1000, (t2 - t1) * 1000)
         return self.decision_work(content, findings, signals=signals, actor=actor, decision_id=decision_id)
@@ -215,6 +232,8 @@ class Engine:
                 raise InvalidInput(f"item {i}: send at least one signal", code="nothing_to_scan", details={"item": i})
             ctxs.append(ScanContext(content=content, signals=signals))
         findings = self.findings(ctxs)
+        for ctx in ctxs:
+            self._refuse_stateful(ctx)
         return [
             self.decision_work(ctx.content, found, signals=ctx.signals, actor=actor)
             for ctx, found in zip(ctxs, findings, strict=True)
@@ -228,6 +247,14 @@ class Engine:
         works = await asyncio.to_thread(self.prepare_many, contents, actor=actor)
         return list(await asyncio.gather(*(self.recorder.submit_async(w) for w in works)))
 
+    def _refuse_stateful(self, ctx: ScanContext) -> None:
+        """A stateful detector's findings need its state (:meth:`scan_in`): never a silent allow without it."""
+        if ctx.content.messages and any(d.stateful and d.applies(ctx) for d in self.detectors):
+            raise InvalidInput(
+                "this content is scanned with its detectors' state (Engine.scan_in), not Engine.scan",
+                code="invalid_request",
+            )
+
     def findings(self, ctxs: list[ScanContext]) -> list[list[Finding]]:
         """Every applicable detector's findings for each context, in detector order: the one place the
         registry's detectors are run (scans, batches, user reports and each live-stream frame)."""
@@ -238,6 +265,39 @@ class Engine:
                 for i, found in zip(chosen, det.detect_many([ctxs[i] for i in chosen]), strict=True):
                     out[i].extend(found)
         return [negative.suppress(found) for found in out]
+
+    def scan_in(
+        self,
+        session: Session,
+        ctx: ScanContext,
+        findings: list[Finding],
+        *,
+        actor: str = "system",
+        record_all: bool = False,
+    ) -> ScanResult:
+        """The rest of a scan inside the caller's write transaction, for content a stateful detector
+        applies to (:attr:`Detector.stateful`): ``findings`` are what :meth:`findings` gave for ``ctx``
+        outside the transaction. Each applicable stateful detector's ``detect_in`` reads and writes its
+        state through ``session``; the policy decides about ``ctx.content`` (as the detectors narrowed
+        it); and the decision, its actions and events are recorded in the same transaction.
+
+        A decision is recorded when a rule fires and a detector brought news (``ctx.news``), or always
+        with ``record_all``; never for a replay (``ctx.replay``). So ordinary chat gets its answer without
+        a decision row and an event each, and repeated evidence does not repeat a case item, webhook or
+        safety message."""
+        if ctx.decision_id is None:
+            ctx.decision_id = Decision.new_id()
+        found = list(findings)
+        for det in self.detectors:
+            if det.stateful and det.applies(ctx):
+                found.extend(det.detect_in(session, ctx))
+        found = negative.suppress(found)
+        outcome = evaluate(self.policy, negative.active(found), ctx.content.kind)
+        if ctx.replay or not (record_all or (outcome.reasons and ctx.news)):
+            return ScanResult(found, outcome.verdict, tuple(outcome.reasons), None)
+        with session.no_autoflush:  # one flush at the end instead of one before each action's queries
+            decision = self.decide_in(session, ctx.content, found, actor=actor, decision_id=ctx.decision_id)
+        return ScanResult(found, decision.verdict, decision.reasons, decision)
 
     def decide(
         self,
@@ -262,9 +322,10 @@ class Engine:
         actor: str = "system",
         decision_id: str | None = None,
     ) -> Decision:
-        """:meth:`decide` inside the caller's write transaction, for a detector whose own rows (grooming
-        state) must commit together with the decision: one transaction instead of two, and no window in
-        which one is durable without the other. ``decision_id`` must be new (no pending row to complete)."""
+        """:meth:`decide` inside the caller's write transaction, for a caller whose own rows (a stateful
+        detector's, through :meth:`scan_in`; a user report) must commit together with the decision: one
+        transaction instead of two, and no window in which one is durable without the other.
+        ``decision_id`` must be new (no pending row to complete)."""
         decision = self._new_decision(content, findings, None, decision_id)
         return self._record(session, content, decision, findings, actor)
 

@@ -20,8 +20,9 @@ from starlette.concurrency import run_in_threadpool
 
 from safeguard.api.deps import Services, require, services
 from safeguard.api.jsonbody import inline_schema, json_body
+from safeguard.detectors.grooming.detector import MAX_BATCH
 from safeguard.detectors.grooming.scorer import Message
-from safeguard.detectors.grooming.service import MAX_BATCH, GroomingService
+from safeguard.detectors.grooming.service import GroomingService
 from safeguard.dsa.territory import parse_territory
 from safeguard.errors import InvalidInput
 from safeguard.keys import Principal

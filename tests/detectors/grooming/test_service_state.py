@@ -1,7 +1,8 @@
 """The service's state transaction: cache, versioned writes, the careful path, and atomic decisions.
 
-Two GroomingService objects on one database stand in for two processes: each has its own cache, so
-whatever one writes makes the other's cached copy stale, which is what the version check must catch.
+Two engines on one database stand in for two processes: each has its own grooming detector and so its
+own cache, so whatever one writes makes the other's cached copy stale, which is what the version check
+must catch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from safeguard.detectors.grooming.service import GroomingService
 from safeguard.detectors.grooming.state import ConversationState, UserState
 from safeguard.detectors.grooming.store import GroomingConversationRow, GroomingMessageRow, GroomingUserRow
 from safeguard.engine import Engine
-from safeguard.errors import Conflict
+from safeguard.errors import Conflict, InvalidInput
 from safeguard.store.models import DecisionRow, Event
 from tests.detectors.grooming.helpers import GROOMING_LINES, msg
 
@@ -30,6 +31,15 @@ def gengine(settings: Settings) -> Iterator[Engine]:
     e = Engine(settings)
     yield e
     e.close()
+
+
+@pytest.fixture
+def other(gengine: Engine) -> Iterator[Engine]:
+    """A second "process" on the same database: its own detector, cache, connections and recorder."""
+    e = Engine(gengine.settings, db=gengine.db, migrate=False)
+    yield e
+    e.recorder.close()
+    e.quality.close()  # not e.close(): the database is gengine's
 
 
 def _conv(e: Engine, cid: str) -> GroomingConversationRow:
@@ -59,8 +69,9 @@ def test_second_message_is_served_from_the_cache_and_matches_an_uncached_service
     uncached.engine.recorder.close()
 
 
-def test_two_processes_alternating_on_one_conversation_lose_nothing(gengine: Engine) -> None:
-    p1, p2 = GroomingService(gengine), GroomingService(gengine)
+def test_two_processes_alternating_on_one_conversation_lose_nothing(gengine: Engine, other: Engine) -> None:
+    p1, p2 = GroomingService(gengine), GroomingService(other)
+    assert p1.cache is not p2.cache
     for i, t in enumerate(GROOMING_LINES):
         (p1 if i % 2 == 0 else p2).post("shared", [msg(i, t)])
     row = _conv(gengine, "shared")
@@ -74,8 +85,8 @@ def test_two_processes_alternating_on_one_conversation_lose_nothing(gengine: Eng
     assert p1.cache.hits + p2.cache.hits >= 1
 
 
-def test_stale_cache_after_the_row_was_purged_and_created_again(gengine: Engine) -> None:
-    p1, p2 = GroomingService(gengine), GroomingService(gengine)
+def test_stale_cache_after_the_row_was_purged_and_created_again(gengine: Engine, other: Engine) -> None:
+    p1, p2 = GroomingService(gengine), GroomingService(other)
     p1.post("cp", [msg(1, "how old are you?")])
     with gengine.db.write() as s:  # another process purged it ...
         s.execute(delete(GroomingConversationRow))
@@ -195,3 +206,58 @@ def test_two_processes_writing_one_sender_at_once_lose_no_update(gengine: Engine
     assert len(state["minors"]) == 16
     assert all(_conv(gengine, f"par-{k}").messages == 3 for k in range(16))
     other.close()
+
+
+def _chat_content(cid: str, lines: list[str], *, sender: str = "adult1") -> Any:
+    from safeguard.content import ChatMessage, Content, ContentKind
+
+    messages = tuple(
+        ChatMessage(f"{cid}-{i}", sender, t, 1_000.0 + i, "adult", 3, (("kid1", "child"),), territory="FR")
+        for i, t in enumerate(lines)
+    )
+    return Content(kind=ContentKind.MESSAGE, conversation_id=cid, messages=messages, context={"locale": "en"})
+
+
+def test_a_conversation_goes_through_the_engines_one_path(gengine: Engine) -> None:
+    """No service: Engine.findings (the registered detectors, grooming among them) outside, then
+    Engine.scan_in in the caller's transaction. A rolled-back transaction leaves the state as it was."""
+    from safeguard.detectors.base import ScanContext
+
+    content = _chat_content("e1", GROOMING_LINES)
+    with pytest.raises(InvalidInput):  # Engine.scan has no transaction for the state: never a silent allow
+        gengine.scan(content)
+    ctx = ScanContext(content, [])
+    assert gengine.findings([ctx])[0] == []  # the grooming detector analysed; findings need the state
+    with pytest.raises(RuntimeError), gengine.db.write() as s:
+        gengine.scan_in(s, ctx, [])
+        raise RuntimeError("the process dies before the commit")
+    assert _count(gengine, GroomingConversationRow) == 0 and _count(gengine, GroomingUserRow) == 0
+    assert _count(gengine, DecisionRow) == 0
+    ctx = ScanContext(content, [])
+    gengine.findings([ctx])
+    with gengine.db.write() as s:
+        result = gengine.scan_in(s, ctx, [])
+    assert result.decision is not None and result.decision.verdict.value == "review"
+    assert {f.detector for f in result.findings} == {"grooming"}
+    # the decision is about the riskiest sender and the last message, with that sender's territory
+    assert (result.decision.user_id, result.decision.content_id) == ("adult1", f"e1-{len(GROOMING_LINES) - 1}")
+    assert ctx.content.territory == "FR" and ctx.content.context["minors"] == ["kid1"]
+    assert _conv(gengine, "e1").messages == len(GROOMING_LINES)
+    with gengine.db.read() as s:
+        assert s.get(DecisionRow, result.decision.id) is not None
+
+
+def test_state_rows_stay_under_4_kb_through_the_engine(gengine: Engine) -> None:
+    """A long group chat (more senders than are kept) and one sender in many conversations."""
+    svc = GroomingService(gengine)
+    for i in range(120):
+        line = GROOMING_LINES[i % len(GROOMING_LINES)] + f" ({i})" * 20
+        svc.post("long", [msg(i, line, sender=f"s{i % 9}")])
+    for k in range(40):
+        svc.post(f"many-{k}", [msg(0, "how old are you?", sender="busy", to=((f"kid{k}", "child"),))])
+    with gengine.db.read() as s:
+        convs = s.execute(select(GroomingConversationRow.state)).scalars().all()
+        users = s.execute(select(GroomingUserRow.state)).scalars().all()
+    assert len(users) == 10
+    assert max(len(x.encode()) for x in convs) <= 4096
+    assert max(len(x.encode()) for x in users) <= 4096

@@ -3,7 +3,9 @@
 Layers, from pure to IO:
 ``indicators`` (patterns per stage) → ``encoder`` (exemplar similarity) → ``features`` / ``state``
 (O(1) per message) → ``model`` (calibrated logistic regression, JSON) → ``scorer`` (the pure core)
-→ ``service`` (database state, findings, the engine's policy and actions) → ``api``/``cli``.
+→ ``detector`` (the registered, stateful :class:`~.detector.GroomingDetector`: database state and
+findings, inside the engine's decision transaction) → ``service`` (the conversations API's thin layer
+over :meth:`Engine.scan_in`) → ``api``/``cli``.
 ``corpus`` and ``training`` build the shipped model; ``loaders`` and ``metrics`` evaluate it.
 """
 
