@@ -44,7 +44,10 @@ FEATURES_V1: tuple[str, ...] = (
 )
 TRAJECTORY: tuple[str, ...] = ("stage_order", "stages_to_minor", "adult_to_adult", "quoting", "stages_direct")
 LINE: tuple[str, ...] = ("line_max", "line_sum", "line_to_minor")
-FEATURES: tuple[str, ...] = (*FEATURES_V1, *TRAJECTORY, *LINE)
+# model v4: the line head's evidence and the stages shown to a minor, discounted by the sender's
+# quoting (a lesson, a report or a warning carries the same stages and lines as grooming, but about it)
+DIRECT: tuple[str, ...] = ("line_direct", "line_sum_direct", "line_to_minor_direct", "stages_to_minor_direct")
+FEATURES: tuple[str, ...] = (*FEATURES_V1, *TRAJECTORY, *LINE, *DIRECT)
 EARLY = ("rapport", "probing", "secrecy", "gifts")
 LATE = ("isolation", "photos", "pressure", "meeting")
 
@@ -100,6 +103,13 @@ def features(st: SenderState, minors_contacted: int) -> np.ndarray:
         min(1.0, st.gs / 3.0),
         st.g if grown_to_minor else 0.0,
     ]
+    direct = 1.0 - quoting
+    x += [
+        st.g * direct,
+        min(1.0, st.gs / 3.0) * direct,
+        st.g * direct if grown_to_minor else 0.0,
+        seen / len(STAGES) * direct if grown_to_minor else 0.0,
+    ]
     return np.asarray(x, dtype=np.float64)
 
 
@@ -108,6 +118,7 @@ def features(st: SenderState, minors_contacted: int) -> np.ndarray:
 SEXTORTION_THREAT = 0.5  # the threat head's probability (models that have one)
 SEXTORTION_THREAT_WITH_INDICATOR = 0.25  # ... when a threat-to-share indicator corroborates it
 SEXTORTION_PRESSURE = 0.6  # else: the stage heads' pressure evidence
+SEMANTIC_PRESSURE = 0.7  # the stage heads' pressure probability that is evidence (``pressure.semantic``)
 SEXTORTION_QUOTING = 0.5  # above this the sender is talking *about* threats (reporting, teaching)
 _PRESSURE = STAGES.index("pressure")
 _PHOTOS = STAGES.index("photos")
@@ -125,6 +136,9 @@ def sextortion_signal(st: SenderState, threat_indicator: bool) -> bool:
     if st.band == "child" or not st.to_minor or quoting(st) >= SEXTORTION_QUOTING:
         return False
     if st.t > 0.0:
-        return st.t >= SEXTORTION_THREAT or (threat_indicator and st.t >= SEXTORTION_THREAT_WITH_INDICATOR)
+        # a clear threat; or a weaker one corroborated by a threat-to-share indicator, or (model v4's
+        # rule) by the stage heads' pressure evidence after the sender asked for a photo or a call
+        corroborated = threat_indicator or (st.sim[_PRESSURE] >= SEMANTIC_PRESSURE and stage_seen(st, _PHOTOS))
+        return st.t >= SEXTORTION_THREAT or (corroborated and st.t >= SEXTORTION_THREAT_WITH_INDICATOR)
     pressure = st.sim[_PRESSURE] >= SEXTORTION_PRESSURE or (st.hits[_PRESSURE] > 0 and st.sim[_PRESSURE] >= 0.4)
     return pressure and (threat_indicator or stage_seen(st, _PHOTOS))
