@@ -32,7 +32,7 @@ DATA = Path(ev.__file__).parent / "data"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path", nargs="?", default=str(ROOT / "datasets" / "grooming-heldout" / "wf.jsonl"))
-    ap.add_argument("--models", nargs="+", default=["model.json", "model-v2.json", "model-v1.json"])
+    ap.add_argument("--models", nargs="+", default=["model.json", "model-v3.json", "model-v2.json", "model-v1.json"])
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = ap.parse_args()

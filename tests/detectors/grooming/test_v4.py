@@ -10,7 +10,7 @@ import numpy as np
 from safeguard.detectors.grooming import training
 from safeguard.detectors.grooming.encoder import USEEncoder
 from safeguard.detectors.grooming.evaluation import Trace, choose_from_traces, threshold_measures
-from safeguard.detectors.grooming.features import DIRECT, FEATURES, features, sextortion_signal
+from safeguard.detectors.grooming.features import DIRECT, FEATURES, answering_report, features, sextortion_signal
 from safeguard.detectors.grooming.indicators import STAGES
 from safeguard.detectors.grooming.model import fit_logistic
 from safeguard.detectors.grooming.state import SenderState
@@ -72,14 +72,21 @@ def test_sextortion_a_weaker_threat_corroborated_by_pressure_after_a_photo_reque
     sim[STAGES.index("pressure")] = 0.8
     both = list(sim)
     both[STAGES.index("photos")] = 0.7
-    st = SenderState(band="unknown", to_minor=True, n=8, t=0.3, sim=both)
+    st = SenderState(band="unknown", to_minor=True, n=8, t=0.3, sim=both, risk=0.4)
     assert sextortion_signal(st, threat_indicator=False)
     assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.3, sim=sim), False)
     assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.2, sim=both), False)
     assert not sextortion_signal(SenderState(band="child", to_minor=True, n=8, t=0.3, sim=both), False)
     assert not sextortion_signal(SenderState(band="adult", to_minor=False, n=8, t=0.3, sim=both), False)
-    reporting = SenderState(band="adult", to_minor=True, n=8, t=0.3, sim=both, q=0.9, qw=1.0)
+    reporting = SenderState(band="adult", to_minor=True, n=8, t=0.3, sim=both, q=0.9, qw=1.0, risk=0.4)
     assert not sextortion_signal(reporting, False)
+    # an adult answering a child who reports a threat restates it: not evidence against the adult
+    adult = SenderState(band="adult", to_minor=True, n=4, t=0.9, sim=both)
+    child = SenderState(band="child", n=4, q=0.6, qw=1.0)
+    assert answering_report({"adult": adult, "child": child}, "adult")
+    assert not answering_report({"adult": adult, "child": SenderState(band="child", n=4)}, "adult")
+    assert not sextortion_signal(adult, True, answering_report({"adult": adult, "child": child}, "adult"))
+    assert sextortion_signal(adult, True)
 
 
 def test_a_warm_start_reaches_the_same_head() -> None:

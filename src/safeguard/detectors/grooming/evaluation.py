@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from safeguard.detectors.grooming.features import sextortion_signal
+from safeguard.detectors.grooming.features import answering_report, sextortion_signal
 from safeguard.detectors.grooming.indicators import STAGES
 from safeguard.detectors.grooming.loaders import LoadedConversation
 from safeguard.detectors.grooming.scorer import Analysis, Scorer
@@ -69,7 +69,9 @@ def _sextortion_now(state: ConversationState, sender_id: str) -> bool:
     if st is None:
         return False
     inds = [i for e in state.evidence if e.get("sender_id") == sender_id for i in e["indicators"]]
-    return any(i.startswith("pressure.") for i in inds) and sextortion_signal(st, "pressure.threat_to_share" in inds)
+    return any(i.startswith("pressure.") for i in inds) and sextortion_signal(
+        st, "pressure.threat_to_share" in inds, answering_report(state.senders, sender_id)
+    )
 
 
 def run(scorer: Scorer, conv: LoadedConversation, threshold: float) -> ConvResult:
@@ -178,7 +180,15 @@ def choose_threshold(
     An alert is what the service raises (risk at the threshold, or the sextortion rule). When no
     threshold meets both, the one that misses them least (relative shortfalls summed) is taken, best
     F0.5 among equals; ``feasible`` in the returned report says which case it was."""
-    traces = [trace(scorer, c) for c in convs]
+    return choose_from_traces(
+        [trace(scorer, c) for c in convs], min_in_time=min_in_time, max_false_alerts=max_false_alerts
+    )
+
+
+def choose_from_traces(
+    traces: Sequence[Trace], *, min_in_time: float = IN_TIME_TARGET, max_false_alerts: float = FALSE_ALERT_TARGET
+) -> tuple[float, dict[str, Any]]:
+    """:func:`choose_threshold` on conversations already replayed."""
     best: tuple[tuple[float, float, float], dict[str, float]] | None = None
     n_feasible = 0
     for thr in THRESHOLDS:

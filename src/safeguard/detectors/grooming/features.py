@@ -128,12 +128,22 @@ def quoting(st: SenderState) -> float:
     return st.q / st.qw if st.qw > 0 else 0.0
 
 
-def sextortion_signal(st: SenderState, threat_indicator: bool) -> bool:
-    """Sextortion evidence for one sender, from a sender who is not a child, writing to a minor, and not
-    quoting or reporting someone else: with a threat head (learned from the groomers' pressure lines),
+def answering_report(senders: dict[str, SenderState], sender_id: str) -> bool:
+    """Whether another participant of the conversation reads as reporting or quoting (quote mean >= 0.5)."""
+    return any(k != sender_id and quoting(o) >= SEXTORTION_QUOTING for k, o in senders.items())
+
+
+def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report: bool = False) -> bool:
+    """Sextortion evidence for one sender, from a sender who is not a child, writing to a minor, not
+    quoting or reporting someone else nor (model v4's rule) answering someone who is (``answering_report``,
+    see :func:`answering_report`): with a threat head (learned from the groomers' pressure lines),
     its probability >= 0.5 on some message, or >= 0.25 with a threat-to-share indicator; without one, pressure shown by the stage heads (>= 0.6)
     with a threat-to-share indicator or a photo/call request behind it."""
     if st.band == "child" or not st.to_minor or quoting(st) >= SEXTORTION_QUOTING:
+        return False
+    if answering_report:
+        # an adult answering a child's report restates the threat to the child ("he said he'd share
+        # your photos unless..."): threat evidence, but about someone else's threat
         return False
     if st.t > 0.0:
         # a clear threat; or a weaker one corroborated by a threat-to-share indicator, or (model v4's

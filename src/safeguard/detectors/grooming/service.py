@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 from safeguard.actions.safety_message import render_safety_message
 from safeguard.content import Content, ContentKind, Decision, Finding
 from safeguard.detectors.grooming.cache import CachedRow, StateCache
-from safeguard.detectors.grooming.features import MINOR_BANDS, sextortion_signal, stage_scores
+from safeguard.detectors.grooming.features import MINOR_BANDS, answering_report, sextortion_signal, stage_scores
 from safeguard.detectors.grooming.indicators import STAGE_DESCRIPTIONS
 from safeguard.detectors.grooming.scorer import AGE_BANDS, Analysis, Message, Scorer, Step, default_scorer
 from safeguard.detectors.grooming.state import ConversationState, SenderState, UserState
@@ -521,7 +521,7 @@ class GroomingService:
         ]
         threats = tuple(e for e in evidence if any(i.startswith("pressure.") for i in e["indicators"]))
         threat_ind = any(i == "pressure.threat_to_share" for e in threats for i in e["indicators"])
-        if threats and sextortion_signal(st, threat_ind):
+        if threats and sextortion_signal(st, threat_ind, answering_report(conv.senders, focus_id)):
             out.append(
                 Finding(
                     detector="grooming",

@@ -378,11 +378,14 @@ class Recipe:
 
 
 # The recipes of models v2 (USE stage classifier, v1 features) and v3 (the model shipped before this
-# round), measured side by side; the shipped recipe (v4: v3's heads and features, the threshold chosen
-# under the timeliness and false-alert targets); the ablations ``safeguard grooming eval --variants`` adds.
+# round), measured side by side; the shipped recipe (v4: v3's heads, the line evidence discounted by
+# quoting, positives from the second stage line, the threshold chosen under the timeliness and
+# false-alert targets); the ablations ``safeguard grooming eval --variants`` adds.
 V2_RECIPE = Recipe()
 PREVIOUS_RECIPE = Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True)
-SHIPPED_RECIPE = Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True, constrained=True)
+SHIPPED_RECIPE = Recipe(
+    trajectory=True, line_head=True, crossfit=True, balanced=True, constrained=True, direct=True, positive_after=2
+)
 VARIANTS = (  # the development runs recorded in docs/grooming.md and bench/results
     V2_RECIPE,
     Recipe(trajectory=True),  # + trajectory and quoting features
@@ -392,7 +395,8 @@ VARIANTS = (  # the development runs recorded in docs/grooming.md and bench/resu
     Recipe(combine="knn"),  # exemplar affinity alone
     Recipe(trajectory=True, line_head=True),  # + line head, without cross-fitting
     Recipe(trajectory=True, line_head=True, crossfit=True),  # v3 without balanced stage heads
-    Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True, positive_after=2),  # v3, earlier positives
+    Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True, direct=True),  # v4's features alone
+    Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True, direct=True, positive_after=2),  # + positives
 )
 
 
