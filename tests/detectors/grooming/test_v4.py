@@ -76,6 +76,9 @@ def test_sextortion_a_weaker_threat_corroborated_by_pressure_after_a_photo_reque
     assert sextortion_signal(st, threat_indicator=False)
     assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.3, sim=sim), False)
     assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.2, sim=both), False)
+    # a threat-to-share indicator and pressure after a photo request: evidence whatever the head says
+    assert sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.05, sim=both), True)
+    assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.05, sim=sim), True)
     assert not sextortion_signal(SenderState(band="child", to_minor=True, n=8, t=0.3, sim=both), False)
     assert not sextortion_signal(SenderState(band="adult", to_minor=False, n=8, t=0.3, sim=both), False)
     reporting = SenderState(band="adult", to_minor=True, n=8, t=0.3, sim=both, q=0.9, qw=1.0, risk=0.4)

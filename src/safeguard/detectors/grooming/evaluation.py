@@ -141,7 +141,9 @@ def trace(scorer: Scorer, conv: LoadedConversation) -> Trace:
 
 IN_TIME_TARGET = 0.70  # issue 18: alerts before the first explicit request in >= 70% of grooming conversations
 FALSE_ALERT_TARGET = 10.0  # ... and <= 10 false alerts per 1,000 benign conversations
-THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.20, 0.995, 0.01))
+# thresholds tried: up to 0.98 (at 0.99 the calibrated risk is thin: a clear escalation between parties
+# of unknown age reached 0.984, and the development folds lost recall and timeliness there for nothing)
+THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.20, 0.985, 0.01))
 
 
 def threshold_measures(traces: Sequence[Trace], threshold: float) -> dict[str, float]:

@@ -137,8 +137,10 @@ def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report:
     """Sextortion evidence for one sender, from a sender who is not a child, writing to a minor, not
     quoting or reporting someone else nor (model v4's rule) answering someone who is (``answering_report``,
     see :func:`answering_report`): with a threat head (learned from the groomers' pressure lines),
-    its probability >= 0.5 on some message, or >= 0.25 with a threat-to-share indicator; without one, pressure shown by the stage heads (>= 0.6)
-    with a threat-to-share indicator or a photo/call request behind it."""
+    its probability >= 0.5 on some message, or >= 0.25 with a threat-to-share indicator or with the stage
+    heads' pressure (>= 0.7) after a photo/call request, or those two together whatever the head says;
+    without a threat head, pressure shown by the stage heads (>= 0.6) with a threat-to-share indicator
+    or a photo/call request behind it."""
     if st.band == "child" or not st.to_minor or quoting(st) >= SEXTORTION_QUOTING:
         return False
     if answering_report:
@@ -147,8 +149,14 @@ def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report:
         return False
     if st.t > 0.0:
         # a clear threat; or a weaker one corroborated by a threat-to-share indicator, or (model v4's
-        # rule) by the stage heads' pressure evidence after the sender asked for a photo or a call
-        corroborated = threat_indicator or (st.sim[_PRESSURE] >= SEMANTIC_PRESSURE and stage_seen(st, _PHOTOS))
-        return st.t >= SEXTORTION_THREAT or (corroborated and st.t >= SEXTORTION_THREAT_WITH_INDICATOR)
+        # rule) by the stage heads' pressure evidence after the sender asked for a photo or a call; both
+        # corroborations together are evidence enough whatever the threat head says
+        pressure_after_photos = st.sim[_PRESSURE] >= SEMANTIC_PRESSURE and stage_seen(st, _PHOTOS)
+        corroborated = threat_indicator or pressure_after_photos
+        return (
+            st.t >= SEXTORTION_THREAT
+            or (corroborated and st.t >= SEXTORTION_THREAT_WITH_INDICATOR)
+            or (threat_indicator and pressure_after_photos)
+        )
     pressure = st.sim[_PRESSURE] >= SEXTORTION_PRESSURE or (st.hits[_PRESSURE] > 0 and st.sim[_PRESSURE] >= 0.4)
     return pressure and (threat_indicator or stage_seen(st, _PHOTOS))
