@@ -48,10 +48,36 @@ def table(name: str, res: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def summary(report: dict[str, Any]) -> str:
+    """One pooled row per system, side by side."""
+    out = [
+        "| system | precision | recall | F0.5 | ROC-AUC | in time | false alerts / 1,000 benign "
+        "| stage agreement | recall en / es / fr / de | sextortion rule: sextortion, benign | thresholds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, res in report["systems"].items():
+        f = res["pooled"]
+        rl = f["recall_by_language"]
+        langs = " / ".join(
+            f"{rl[lang]['recall']:.2f}" if lang in rl and rl[lang]["recall"] is not None else DASH for lang in LANGS
+        )
+        sx = f["sextortion_rule"]
+        thr = [fold["threshold"] for fold in res["folds"].values()]
+        out.append(
+            f"| {name} | "
+            + " | ".join(_cell(f, c) for c in COLS)
+            + f" | {langs} | {sx['fired_on_sextortion']}/{sx['sextortion_conversations']}, "
+            f"{sx['fired_on_benign']}/{sx['benign']} | {min(thr):.2f}{DASH}{max(thr):.2f} |"
+        )
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("run", type=Path, help="the JSON of an eval run (--leave-one-author-out --json)")
     report = json.loads(ap.parse_args().run.read_text(encoding="utf-8"))
+    print(summary(report))
+    print()
     for name, res in report["systems"].items():
         print(table(name, res))
         print()

@@ -80,8 +80,10 @@ def test_vtpan_datapack(tmp_path: Path) -> None:
     p.write_text(json.dumps(pack))
     convs = loaders.load_vtpan(p)
     assert [(c.id, c.label) for c in convs] == [("a", 1), ("b", 0)]
-    report = training.evaluate_conversations(default_scorer(), convs)
-    assert report["conversations"] == 2 and report["positives"] == 1
+    # an explicit threshold: this checks the loader and the evaluation, not the shipped threshold (with
+    # nobody's age known, model v4 puts this six-message chat at 0.88, under its own 0.96; docs/grooming.md)
+    report = training.evaluate_conversations(default_scorer(), convs, threshold=0.5)
+    assert report["conversations"] == 2 and report["positives"] == 1 and report["threshold"] == 0.5
     assert report["tp"] == 1 and report["fp"] == 0
     assert report["latency_median_messages"] is not None and report["latency_median_messages"] <= 6
 

@@ -39,6 +39,12 @@ def _scorer(model: Path | None, exemplars: Path | None) -> Any:
     return Scorer.load(model, exemplars)
 
 
+CACHE_HELP = (
+    "authors: keep USE embeddings and fitted stage heads in this directory (JSON and .npy) and reuse them "
+    "on the next run of the same corpus and recipe (the heads are the slow part)"
+)
+
+
 def _risk_style(r: float, thr: float) -> str:
     return "bold red" if r >= thr else "yellow" if r >= thr / 2 else "green"
 
@@ -121,6 +127,7 @@ def train(
         help="authors: take the held-out estimate stored in the model from this `eval --leave-one-author-out "
         "--json` report of the same corpus instead of running leave-one-author-out again",
     ),
+    cache: Path | None = typer.Option(None, file_okay=False, help=CACHE_HELP),
 ) -> None:
     """Build the model and exemplars: from the synthetic corpus (reproducible) or an outside corpus."""
     from safeguard.detectors.grooming import loaders
@@ -154,6 +161,7 @@ def train(
             from safeguard.detectors.grooming.training import build_from_authors
 
             heldout = json.loads(heldout_report.read_text(encoding="utf-8")) if heldout_report else None
+            _use_cache(cache)
             report = build_from_authors(
                 loaders.load_authors(path), out, templates=templates, seed=seed, heldout_report=heldout
             )
@@ -187,6 +195,7 @@ def evaluate(
         True, help="leave-one-author-out: also train and test the USE stage-classifier model per fold"
     ),
     templates: int = typer.Option(400, help="leave-one-author-out: template conversations added to training"),
+    cache: Path | None = typer.Option(None, file_okay=False, help=CACHE_HELP),
     variants: bool = typer.Option(
         False,
         "--variants",
@@ -205,6 +214,7 @@ def evaluate(
         from safeguard.detectors.grooming.scorer import DATA_DIR
 
         # the packaged model was trained on every author, so the fixed model compared by default is v1
+        _use_cache(cache)
         _eval_loao(
             _scorer(model or DATA_DIR / "model-v1.json", exemplars),
             path,
@@ -252,6 +262,19 @@ def evaluate(
         _print_report(f"{fmt.value}{' ' + str(path) if path else ''}", report)
 
 
+def _use_cache(cache: Path | None) -> None:
+    if cache is None:
+        return
+    import atexit
+
+    from safeguard.detectors.grooming import training
+    from safeguard.detectors.grooming.encoder import USEEncoder
+
+    training.HEADS_CACHE_DIR = cache
+    USEEncoder.load_memo(cache)
+    atexit.register(USEEncoder.save_memo, cache)
+
+
 def _eval_loao(
     sc: Any, path: Path, bootstrap: int, as_json: bool, retrain: bool, templates: int, variants: bool = False
 ) -> None:
@@ -271,7 +294,7 @@ def _eval_loao(
                 if rec == SHIPPED_RECIPE:
                     name += " (shipped recipe)"
                 elif rec == PREVIOUS_RECIPE:
-                    name += " (previous shipped recipe)"
+                    name += " (previous shipped recipe, v3)"
                 systems[name] = evaluation.use_retrained(templates=templates, recipe=rec)
         report = evaluation.leave_one_author_out(convs, systems, bootstrap=bootstrap)
     except SafeguardError as exc:

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from safeguard.content import ChatMessage, Content, ContentKind, Finding
 from safeguard.detectors.base import Detector, ScanContext
 from safeguard.detectors.grooming.cache import CachedRow, StateCache
-from safeguard.detectors.grooming.features import MINOR_BANDS, sextortion_signal
+from safeguard.detectors.grooming.features import MINOR_BANDS, answering_report, sextortion_signal
 from safeguard.detectors.grooming.indicators import STAGE_DESCRIPTIONS
 from safeguard.detectors.grooming.scorer import AGE_BANDS, Analysis, Message, Scorer, Step, default_scorer
 from safeguard.detectors.grooming.state import ConversationState, SenderState, UserState
@@ -379,7 +379,7 @@ class GroomingDetector(Detector):
         ]
         threats = tuple(e for e in evidence if any(i.startswith("pressure.") for i in e["indicators"]))
         threat_ind = any(i == "pressure.threat_to_share" for e in threats for i in e["indicators"])
-        if threats and sextortion_signal(st, threat_ind):
+        if threats and sextortion_signal(st, threat_ind, answering_report(conv.senders, focus_id)):
             out.append(
                 Finding(
                     detector="grooming",

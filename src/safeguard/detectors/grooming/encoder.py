@@ -18,9 +18,11 @@ message and the exemplars of each stage becomes one feature per stage.
 from __future__ import annotations
 
 import itertools
+import json
 import zlib
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -103,6 +105,25 @@ class USEEncoder:
     def _raw(self, texts: list[str]) -> np.ndarray:
         v = np.asarray(self._use.encode(texts), dtype=np.float32)
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+
+    @classmethod
+    def load_memo(cls, directory: Path) -> None:
+        """Embeddings saved by :meth:`save_memo` (``texts.json`` and ``embeddings.npy``, no pickle)."""
+        cls.memo = cls.memo if cls.memo is not None else {}
+        texts, emb = directory / "texts.json", directory / "embeddings.npy"
+        if texts.exists() and emb.exists():
+            keys = json.loads(texts.read_text(encoding="utf-8"))
+            vecs = np.load(emb, allow_pickle=False)
+            cls.memo.update(zip(keys, vecs, strict=True))
+
+    @classmethod
+    def save_memo(cls, directory: Path) -> None:
+        if not cls.memo:
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        keys = list(cls.memo)
+        np.save(directory / "embeddings.npy", np.stack([cls.memo[k] for k in keys]), allow_pickle=False)
+        (directory / "texts.json").write_text(json.dumps(keys, ensure_ascii=False), encoding="utf-8")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from safeguard.detectors.grooming.features import sextortion_signal
+from safeguard.detectors.grooming.features import answering_report, sextortion_signal
 from safeguard.detectors.grooming.indicators import STAGES
 from safeguard.detectors.grooming.loaders import LoadedConversation
 from safeguard.detectors.grooming.scorer import Analysis, Scorer
@@ -69,7 +69,9 @@ def _sextortion_now(state: ConversationState, sender_id: str) -> bool:
     if st is None:
         return False
     inds = [i for e in state.evidence if e.get("sender_id") == sender_id for i in e["indicators"]]
-    return any(i.startswith("pressure.") for i in inds) and sextortion_signal(st, "pressure.threat_to_share" in inds)
+    return any(i.startswith("pressure.") for i in inds) and sextortion_signal(
+        st, "pressure.threat_to_share" in inds, answering_report(state.senders, sender_id)
+    )
 
 
 def run(scorer: Scorer, conv: LoadedConversation, threshold: float) -> ConvResult:
@@ -106,6 +108,110 @@ def run(scorer: Scorer, conv: LoadedConversation, threshold: float) -> ConvResul
         conv.kind or "",
         sext,
     )
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One replayed conversation, enough to place its alert for any threshold without replaying it."""
+
+    label: int
+    explicit_at: int | None
+    risks: tuple[float, ...]  # conversation risk after each message
+    sextortion_at: int | None  # 1-based message index where the sextortion rule first held
+
+    def alert(self, threshold: float) -> int | None:
+        at = next((i + 1 for i, r in enumerate(self.risks) if r >= threshold), None)
+        if self.sextortion_at is not None and (at is None or self.sextortion_at < at):
+            return self.sextortion_at
+        return at
+
+
+def trace(scorer: Scorer, conv: LoadedConversation) -> Trace:
+    state = ConversationState()
+    users: dict[str, UserState] = {}
+    risks: list[float] = []
+    sext = None
+    for i, (m, a) in enumerate(zip(conv.messages, scorer.analyse([m.text for m in conv.messages]), strict=True)):
+        user = users.setdefault(m.sender_id, UserState())
+        risks.append(scorer.apply(state, user, conv.id, m.to_message(), a, snippet=False).conversation_risk)
+        if sext is None and _sextortion_now(state, m.sender_id):
+            sext = i + 1
+    return Trace(int(bool(conv.label)), conv.explicit_at, tuple(risks), sext)
+
+
+IN_TIME_TARGET = 0.70  # issue 18: alerts before the first explicit request in >= 70% of grooming conversations
+FALSE_ALERT_TARGET = 10.0  # ... and <= 10 false alerts per 1,000 benign conversations
+# thresholds tried: up to 0.98 (at 0.99 the calibrated risk is thin: a clear escalation between parties
+# of unknown age reached 0.984, and the development folds lost recall and timeliness there for nothing)
+THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.20, 0.985, 0.01))
+
+
+def threshold_measures(traces: Sequence[Trace], threshold: float) -> dict[str, float]:
+    tp = fp = fn = in_time = 0
+    for t in traces:
+        at = t.alert(threshold)
+        if t.label:
+            tp += at is not None
+            fn += at is None
+            in_time += at is not None and (t.explicit_at is None or at <= t.explicit_at)
+        else:
+            fp += at is not None
+    npos, nneg = tp + fn, sum(1 for t in traces if not t.label)
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / npos if npos else 0.0
+    return {
+        "threshold": threshold,
+        "f0.5": 1.25 * p * r / (0.25 * p + r) if p + r else 0.0,
+        "precision": p,
+        "recall": r,
+        "in_time": in_time / npos if npos else 0.0,
+        "false_alerts_per_1000_benign": 1000.0 * fp / nneg if nneg else 0.0,
+    }
+
+
+def choose_threshold(
+    scorer: Scorer,
+    convs: Sequence[LoadedConversation],
+    *,
+    min_in_time: float = IN_TIME_TARGET,
+    max_false_alerts: float = FALSE_ALERT_TARGET,
+) -> tuple[float, dict[str, Any]]:
+    """The alert threshold with the best F0.5 on ``convs`` (a validation split) among those that keep
+    alerts in time >= ``min_in_time`` and false alerts <= ``max_false_alerts`` per 1,000 benign.
+
+    An alert is what the service raises (risk at the threshold, or the sextortion rule). When no
+    threshold meets both, the one that misses them least (relative shortfalls summed) is taken, best
+    F0.5 among equals; ``feasible`` in the returned report says which case it was."""
+    return choose_from_traces(
+        [trace(scorer, c) for c in convs], min_in_time=min_in_time, max_false_alerts=max_false_alerts
+    )
+
+
+def choose_from_traces(
+    traces: Sequence[Trace], *, min_in_time: float = IN_TIME_TARGET, max_false_alerts: float = FALSE_ALERT_TARGET
+) -> tuple[float, dict[str, Any]]:
+    """:func:`choose_threshold` on conversations already replayed."""
+    best: tuple[tuple[float, float, float], dict[str, float]] | None = None
+    n_feasible = 0
+    for thr in THRESHOLDS:
+        m = threshold_measures(traces, thr)
+        short = max(0.0, min_in_time - m["in_time"]) / min_in_time + max(
+            0.0, m["false_alerts_per_1000_benign"] - max_false_alerts
+        ) / max(max_false_alerts, 1.0)
+        n_feasible += short == 0.0
+        key = (-short, m["f0.5"], thr)
+        if best is None or key > best[0]:
+            best = (key, m)
+    assert best is not None
+    chosen = best[1]
+    report = {
+        "rule": f"best F0.5 with in time >= {min_in_time:.2f} and <= {max_false_alerts:g} false alerts per 1,000 benign",
+        "feasible": n_feasible > 0,
+        "feasible_thresholds": n_feasible,
+        "validation_conversations": len(traces),
+        **{k: round(v, 4) for k, v in chosen.items()},
+    }
+    return float(chosen["threshold"]), report
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -209,6 +315,8 @@ def leave_one_author_out(
             rs = [run(scorer, c, thr) for c in test]
             pooled += rs
             folds[a] = {"threshold": thr, **with_ci(rs, n=bootstrap)}
+            if "threshold_choice" in scorer.model.meta:
+                folds[a]["threshold_choice"] = scorer.model.meta["threshold_choice"]
         report["systems"][name] = {"folds": folds, "pooled": with_ci(pooled, n=bootstrap)}
     return report
 

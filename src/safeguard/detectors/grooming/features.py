@@ -44,7 +44,10 @@ FEATURES_V1: tuple[str, ...] = (
 )
 TRAJECTORY: tuple[str, ...] = ("stage_order", "stages_to_minor", "adult_to_adult", "quoting", "stages_direct")
 LINE: tuple[str, ...] = ("line_max", "line_sum", "line_to_minor")
-FEATURES: tuple[str, ...] = (*FEATURES_V1, *TRAJECTORY, *LINE)
+# model v4: the line head's evidence and the stages shown to a minor, discounted by the sender's
+# quoting (a lesson, a report or a warning carries the same stages and lines as grooming, but about it)
+DIRECT: tuple[str, ...] = ("line_direct", "line_sum_direct", "line_to_minor_direct", "stages_to_minor_direct")
+FEATURES: tuple[str, ...] = (*FEATURES_V1, *TRAJECTORY, *LINE, *DIRECT)
 EARLY = ("rapport", "probing", "secrecy", "gifts")
 LATE = ("isolation", "photos", "pressure", "meeting")
 
@@ -100,6 +103,13 @@ def features(st: SenderState, minors_contacted: int) -> np.ndarray:
         min(1.0, st.gs / 3.0),
         st.g if grown_to_minor else 0.0,
     ]
+    direct = 1.0 - quoting
+    x += [
+        st.g * direct,
+        min(1.0, st.gs / 3.0) * direct,
+        st.g * direct if grown_to_minor else 0.0,
+        seen / len(STAGES) * direct if grown_to_minor else 0.0,
+    ]
     return np.asarray(x, dtype=np.float64)
 
 
@@ -108,6 +118,7 @@ def features(st: SenderState, minors_contacted: int) -> np.ndarray:
 SEXTORTION_THREAT = 0.5  # the threat head's probability (models that have one)
 SEXTORTION_THREAT_WITH_INDICATOR = 0.25  # ... when a threat-to-share indicator corroborates it
 SEXTORTION_PRESSURE = 0.6  # else: the stage heads' pressure evidence
+SEMANTIC_PRESSURE = 0.7  # the stage heads' pressure probability that is evidence (``pressure.semantic``)
 SEXTORTION_QUOTING = 0.5  # above this the sender is talking *about* threats (reporting, teaching)
 _PRESSURE = STAGES.index("pressure")
 _PHOTOS = STAGES.index("photos")
@@ -117,14 +128,35 @@ def quoting(st: SenderState) -> float:
     return st.q / st.qw if st.qw > 0 else 0.0
 
 
-def sextortion_signal(st: SenderState, threat_indicator: bool) -> bool:
-    """Sextortion evidence for one sender, from a sender who is not a child, writing to a minor, and not
-    quoting or reporting someone else: with a threat head (learned from the groomers' pressure lines),
-    its probability >= 0.5 on some message, or >= 0.25 with a threat-to-share indicator; without one, pressure shown by the stage heads (>= 0.6)
-    with a threat-to-share indicator or a photo/call request behind it."""
+def answering_report(senders: dict[str, SenderState], sender_id: str) -> bool:
+    """Whether another participant of the conversation reads as reporting or quoting (quote mean >= 0.5)."""
+    return any(k != sender_id and quoting(o) >= SEXTORTION_QUOTING for k, o in senders.items())
+
+
+def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report: bool = False) -> bool:
+    """Sextortion evidence for one sender, from a sender who is not a child, writing to a minor, not
+    quoting or reporting someone else nor (model v4's rule) answering someone who is (``answering_report``,
+    see :func:`answering_report`): with a threat head (learned from the groomers' pressure lines),
+    its probability >= 0.5 on some message, or >= 0.25 with a threat-to-share indicator or with the stage
+    heads' pressure (>= 0.7) after a photo/call request, or those two together whatever the head says;
+    without a threat head, pressure shown by the stage heads (>= 0.6) with a threat-to-share indicator
+    or a photo/call request behind it."""
     if st.band == "child" or not st.to_minor or quoting(st) >= SEXTORTION_QUOTING:
         return False
+    if answering_report:
+        # an adult answering a child's report restates the threat to the child ("he said he'd share
+        # your photos unless..."): threat evidence, but about someone else's threat
+        return False
     if st.t > 0.0:
-        return st.t >= SEXTORTION_THREAT or (threat_indicator and st.t >= SEXTORTION_THREAT_WITH_INDICATOR)
+        # a clear threat; or a weaker one corroborated by a threat-to-share indicator, or (model v4's
+        # rule) by the stage heads' pressure evidence after the sender asked for a photo or a call; both
+        # corroborations together are evidence enough whatever the threat head says
+        pressure_after_photos = st.sim[_PRESSURE] >= SEMANTIC_PRESSURE and stage_seen(st, _PHOTOS)
+        corroborated = threat_indicator or pressure_after_photos
+        return (
+            st.t >= SEXTORTION_THREAT
+            or (corroborated and st.t >= SEXTORTION_THREAT_WITH_INDICATOR)
+            or (threat_indicator and pressure_after_photos)
+        )
     pressure = st.sim[_PRESSURE] >= SEXTORTION_PRESSURE or (st.hits[_PRESSURE] > 0 and st.sim[_PRESSURE] >= 0.4)
     return pressure and (threat_indicator or stage_seen(st, _PHOTOS))

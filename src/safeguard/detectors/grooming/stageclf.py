@@ -45,7 +45,12 @@ class StageClassifier:
 
 
 def fit_stage_classifier(
-    emb: np.ndarray, tags: Sequence[str | None], *, l2: float = 1.0, balanced: bool = False
+    emb: np.ndarray,
+    tags: Sequence[str | None],
+    *,
+    l2: float = 1.0,
+    balanced: bool = False,
+    init: StageClassifier | None = None,
 ) -> StageClassifier:
     """One L2-regularised logistic regression per stage (its tag against every other message).
 
@@ -61,7 +66,8 @@ def fit_stage_classifier(
             if balanced:
                 pos = y.sum()
                 sw = np.where(y > 0, 0.5 * len(y) / pos, 0.5 * len(y) / (len(y) - pos))
-            w[i], b[i] = fit_logistic(x, y, l2=l2, iters=25, sample_weight=sw)
+            start = (init.weights[i], float(init.bias[i])) if init is not None else None
+            w[i], b[i] = fit_logistic(x, y, l2=l2, iters=25, sample_weight=sw, init=start)
         else:
             b[i] = -10.0
     return StageClassifier(w, b)
@@ -109,9 +115,12 @@ class BinaryHead:
 QuoteHead = BinaryHead
 
 
-def fit_binary_head(emb: np.ndarray, positive: Sequence[bool], *, l2: float = 1.0) -> BinaryHead:
+def fit_binary_head(
+    emb: np.ndarray, positive: Sequence[bool], *, l2: float = 1.0, init: BinaryHead | None = None
+) -> BinaryHead:
     y = np.asarray(positive, dtype=np.float64)
-    w, b = fit_logistic(emb.astype(np.float64), y, l2=l2, iters=25)
+    start = (init.weights, init.bias) if init is not None else None
+    w, b = fit_logistic(emb.astype(np.float64), y, l2=l2, iters=25, init=start)
     return BinaryHead(w, b)
 
 

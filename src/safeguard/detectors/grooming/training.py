@@ -8,6 +8,7 @@ split, then report on the held-out test split. Same seed, same files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 from collections.abc import Iterable
@@ -19,7 +20,7 @@ import numpy as np
 
 from safeguard.detectors.grooming import corpus
 from safeguard.detectors.grooming.encoder import HashedNgramEncoder
-from safeguard.detectors.grooming.features import FEATURES, FEATURES_V1, LINE, TRAJECTORY, features
+from safeguard.detectors.grooming.features import DIRECT, FEATURES, FEATURES_V1, LINE, TRAJECTORY, features
 from safeguard.detectors.grooming.loaders import LoadedConversation, _fill_recipients, _message_from_api
 from safeguard.detectors.grooming.metrics import confusion, default_p, f_latency, set_scores
 from safeguard.detectors.grooming.model import GroomingModel, fit_monotone
@@ -38,6 +39,10 @@ MONOTONE = (
     "line_max",
     "line_sum",
     "line_to_minor",
+    "line_direct",
+    "line_sum_direct",
+    "line_to_minor_direct",
+    "stages_to_minor_direct",
 )
 
 
@@ -300,13 +305,16 @@ def train_on(
     return report
 
 
-def _author_rows(scorer: Scorer, convs: Iterable[LoadedConversation]) -> tuple[np.ndarray, np.ndarray]:
+def _author_rows(
+    scorer: Scorer, convs: Iterable[LoadedConversation], positive_after: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """Conversation-model rows from author-tagged conversations: the groomer's rows are positive once
-    they have shown (up to) three tagged stage lines; everyone else's rows, and benign ones, negative."""
+    they have shown (up to) ``positive_after`` tagged stage lines; everyone else's rows, and benign
+    ones, negative."""
     xs, ys = [], []
     for c in convs:
         rep = replay(scorer, c)
-        needed = min(3, sum(1 for m in c.messages if m.stage and m.sender_id == c.focus))
+        needed = min(positive_after, sum(1 for m in c.messages if m.stage and m.sender_id == c.focus))
         shown = 0
         for (sender, _n, x), m in zip(rep.rows, c.messages, strict=True):
             if c.label and sender == c.focus:
@@ -337,6 +345,9 @@ class Recipe:
     k: int = 12
     line_head: bool = False
     balanced: bool = False
+    constrained: bool = False  # threshold: best F0.5 subject to the timeliness and false-alert targets
+    positive_after: int = 3  # a groomer's rows are positive once they have shown this many stage lines
+    direct: bool = False  # line-head features discounted by quoting (``DIRECT``) instead of ``LINE``
 
     def label(self) -> str:
         parts = [
@@ -355,24 +366,73 @@ class Recipe:
             parts.append("line + threat heads")
         if self.crossfit:
             parts.append("cross-fitted")
+        if self.direct:
+            parts.append("line evidence discounted by quoting")
+        if self.positive_after != 3:
+            parts.append(f"positive after {self.positive_after} stage lines")
+        if self.constrained:
+            parts.append("threshold under the in-time and false-alert targets")
         if not self.indicators:
             parts.append("no regex")
         return ", ".join(parts)
 
 
-# The recipe of the model shipped before this round (USE stage classifier, v1 features), measured side
-# by side; the shipped recipe; the ablations ``safeguard grooming eval --variants`` adds.
-PREVIOUS_RECIPE = Recipe()
-SHIPPED_RECIPE = Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True)
-VARIANTS = (  # the development runs recorded in docs/grooming.md
+# The recipes of models v2 (USE stage classifier, v1 features) and v3 (the model shipped before this
+# round), measured side by side; the shipped recipe (v4: v3's heads, the line evidence discounted by
+# quoting, positives from the second stage line, the threshold chosen under the timeliness and
+# false-alert targets); the ablations ``safeguard grooming eval --variants`` adds.
+V2_RECIPE = Recipe()
+PREVIOUS_RECIPE = Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True)
+SHIPPED_RECIPE = Recipe(
+    trajectory=True, line_head=True, crossfit=True, balanced=True, constrained=True, direct=True, positive_after=2
+)
+VARIANTS = (  # the development runs recorded in docs/grooming.md and bench/results
+    V2_RECIPE,
     Recipe(trajectory=True),  # + trajectory and quoting features
     Recipe(crossfit=True),  # + cross-fitting alone
     Recipe(trajectory=True, crossfit=True),
     Recipe(combine="mean"),  # classifier + exemplar affinity
     Recipe(combine="knn"),  # exemplar affinity alone
     Recipe(trajectory=True, line_head=True),  # + line head, without cross-fitting
-    Recipe(trajectory=True, line_head=True, crossfit=True),  # the shipped recipe without balanced stage heads
+    Recipe(trajectory=True, line_head=True, crossfit=True),  # v3 without balanced stage heads
+    Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True, direct=True),  # v4's features alone
+    Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True, direct=True, positive_after=2),  # + positives
 )
+
+
+# heads fitted in this process, by (training conversation ids, templates?, recipe); None: no memo
+HEADS_MEMO: dict[Any, dict[str, Any]] | None = None
+# and, when set (``eval --cache DIR``), across runs: one JSON file per key, written once, read back
+HEADS_CACHE_DIR: Path | None = None
+
+
+def _cache_file(key: Any) -> Path | None:
+    if HEADS_CACHE_DIR is None:
+        return None
+    return HEADS_CACHE_DIR / f"heads-{hashlib.sha256(repr(key).encode()).hexdigest()[:32]}.json"
+
+
+def cached_heads(key: Any) -> dict[str, Any] | None:
+    if HEADS_MEMO is not None and key in HEADS_MEMO:
+        return HEADS_MEMO[key]
+    f = _cache_file(key)
+    if f is not None and f.exists():
+        spec: dict[str, Any] = json.loads(f.read_text(encoding="utf-8"))
+        if HEADS_MEMO is not None:
+            HEADS_MEMO[key] = spec
+        return spec
+    return None
+
+
+def store_heads(key: Any, spec: dict[str, Any]) -> None:
+    if HEADS_MEMO is not None:
+        HEADS_MEMO[key] = spec
+    f = _cache_file(key)
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp")
+        tmp.write_text(json.dumps(spec), encoding="utf-8")
+        tmp.replace(f)
 
 
 def _heads(
@@ -382,22 +442,35 @@ def _heads(
     quoting: list[bool],
     lines: list[bool],
     recipe: Recipe,
+    init: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The encoder spec: stage classifier on every row, affinity and quote head on the author rows."""
-    from safeguard.detectors.grooming.stageclf import fit_affinity, fit_binary_head, fit_stage_classifier
+    """The encoder spec: stage classifier on every row, affinity and quote head on the author rows.
+
+    ``init``: heads fitted on most of the same rows, as starting points (same optimum, fewer steps)."""
+    from safeguard.detectors.grooming.stageclf import (
+        BinaryHead,
+        StageClassifier,
+        fit_affinity,
+        fit_binary_head,
+        fit_stage_classifier,
+    )
+
+    def start(name: str) -> BinaryHead | None:
+        return BinaryHead.from_dict(init[name]) if init and name in init else None
 
     spec: dict[str, Any] = {"name": "use-multilingual", "dim": 512}
-    spec["stage_classifier"] = fit_stage_classifier(emb, tags, l2=1.0, balanced=recipe.balanced).to_dict()
+    clf0 = StageClassifier.from_dict(init["stage_classifier"]) if init and "stage_classifier" in init else None
+    spec["stage_classifier"] = fit_stage_classifier(emb, tags, l2=1.0, balanced=recipe.balanced, init=clf0).to_dict()
     if recipe.combine != "clf" and n_author:
         spec["affinity"] = fit_affinity(emb[:n_author], tags[:n_author], k=recipe.k).to_dict()
         spec["combine"] = recipe.combine
     if recipe.trajectory and n_author and 0 < sum(quoting) < n_author:
-        spec["quote_head"] = fit_binary_head(emb[:n_author], quoting).to_dict()
+        spec["quote_head"] = fit_binary_head(emb[:n_author], quoting, init=start("quote_head")).to_dict()
     if recipe.line_head and 0 < sum(lines) < len(lines):
-        spec["line_head"] = fit_binary_head(emb[: len(lines)], lines).to_dict()
+        spec["line_head"] = fit_binary_head(emb[: len(lines)], lines, init=start("line_head")).to_dict()
         threats = [ln and t == "pressure" for ln, t in zip(lines, tags, strict=False)]
         if sum(threats) > 0:
-            spec["threat_head"] = fit_binary_head(emb[: len(lines)], threats).to_dict()
+            spec["threat_head"] = fit_binary_head(emb[: len(lines)], threats, init=start("threat_head")).to_dict()
     return spec
 
 
@@ -417,8 +490,11 @@ def fit_use_model(
     from safeguard.detectors.grooming.stageclf import is_quoting_kind
 
     recipe = recipe or Recipe(indicators=indicators)
+    global HEADS_MEMO
     if USEEncoder.memo is None:
         USEEncoder.memo = {}
+    if HEADS_MEMO is None:
+        HEADS_MEMO = {}
     tmpl = [c for c in corpus.generate(templates, seed) if c.split == "train"] if templates else []
     enc = USEEncoder()
 
@@ -438,8 +514,25 @@ def fit_use_model(
             ]
         return enc.encode(texts), tags, n_author, quoting, lines
 
-    spec = _heads(*data(train, True), recipe)
-    feats = FEATURES_V1 + (TRAJECTORY if recipe.trajectory else ()) + (LINE if recipe.line_head else ())
+    # what the heads depend on (recipes that differ only in the conversation model share them)
+    head_recipe = (recipe.combine, recipe.k, recipe.trajectory, recipe.line_head, recipe.balanced)
+
+    def heads(convs: list[LoadedConversation], with_templates: bool, init: dict[str, Any] | None) -> dict[str, Any]:
+        # leave-one-author-out fits the same heads again (fold A's cross-fit part without author B is
+        # fold B's without A; the recipes compared share heads): memoised within the process
+        key = (tuple(sorted(c.id for c in convs)), with_templates, templates, seed, head_recipe)
+        spec = cached_heads(key)
+        if spec is not None:
+            return spec
+        if init is None and HEADS_MEMO is not None:  # the last heads of this kind: a close start
+            init = next((v for k, v in reversed(HEADS_MEMO.items()) if k[1:] == key[1:]), None)
+        spec = _heads(*data(convs, with_templates), recipe, init)
+        store_heads(key, spec)
+        return spec
+
+    spec = heads(train, True, None)
+    line_feats = (DIRECT if recipe.direct else LINE) if recipe.line_head else ()
+    feats = FEATURES_V1 + (TRAJECTORY if recipe.trajectory else ()) + line_feats
     model = GroomingModel(weights=np.zeros(len(feats)), bias=0.0, features=feats, encoder=spec)
     scorer = Scorer(model, {})
     cols = [FEATURES.index(f) for f in feats]
@@ -449,19 +542,19 @@ def fit_use_model(
         # each author's rows get stage evidence from heads trained without that author (templates kept)
         for g in groups:
             rest = [c for c in train if (c.author or "") != g]
-            fold_spec = _heads(*data(rest, True), recipe)
+            fold_spec = heads(rest, True, spec)
             fold = Scorer(GroomingModel(np.zeros(len(feats)), 0.0, features=feats, encoder=fold_spec), {})
-            xg, yg = _author_rows(fold, [c for c in train if (c.author or "") == g])
+            xg, yg = _author_rows(fold, [c for c in train if (c.author or "") == g], recipe.positive_after)
             parts_x.append(xg)
             parts_y.append(yg)
         if tmpl:  # template rows: heads from the authors only
-            fold_spec = _heads(*data(train, False), recipe)
+            fold_spec = heads(train, False, spec)
             fold = Scorer(GroomingModel(np.zeros(len(feats)), 0.0, features=feats, encoder=fold_spec), {})
             xt, yt = _training_rows(fold, tmpl)
             parts_x.append(xt)
             parts_y.append(yt)
     else:
-        xa, ya = _author_rows(scorer, train)
+        xa, ya = _author_rows(scorer, train, recipe.positive_after)
         parts_x.append(xa)
         parts_y.append(ya)
         if tmpl:
@@ -478,9 +571,17 @@ def fit_use_model(
     if not recipe.indicators:
         vx[:, [i for i, f in enumerate(FEATURES) if f.startswith("hit_")]] = 0.0
     model.calibrate(vx, vy)
-    model.threshold = best_threshold(scorer, val)
+    choice: dict[str, Any] | None = None
+    if recipe.constrained:
+        from safeguard.detectors.grooming.evaluation import choose_threshold
+
+        model.threshold, choice = choose_threshold(scorer, val)
+        model.meta["threshold_choice"] = choice
+    else:
+        model.threshold = best_threshold(scorer, val)
     info = {
         "recipe": recipe.label(),
+        **({"threshold_choice": choice} if choice else {}),
         "train_conversations": len(train),
         "validation_conversations": len(val),
         "template_conversations": len(tmpl),
