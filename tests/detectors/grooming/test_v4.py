@@ -74,6 +74,10 @@ def test_sextortion_a_weaker_threat_corroborated_by_pressure_after_a_photo_reque
     both[STAGES.index("photos")] = 0.7
     st = SenderState(band="unknown", to_minor=True, n=8, t=0.3, sim=both, risk=0.4)
     assert sextortion_signal(st, threat_indicator=False)
+    # ... not on low risk: a weak threat plus a directive after a photo request is also homework help
+    low = SenderState(band="unknown", to_minor=True, n=8, t=0.3, sim=both, risk=0.05)
+    assert not sextortion_signal(low, threat_indicator=False)
+    assert sextortion_signal(low, threat_indicator=True)  # a threat-to-share pattern is evidence at any risk
     assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.3, sim=sim), False)
     assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.2, sim=both), False)
     # a threat-to-share indicator and pressure after a photo request: evidence whatever the head says

@@ -120,6 +120,9 @@ SEXTORTION_THREAT_WITH_INDICATOR = 0.25  # ... when a threat-to-share indicator 
 SEXTORTION_PRESSURE = 0.6  # else: the stage heads' pressure evidence
 SEMANTIC_PRESSURE = 0.7  # the stage heads' pressure probability that is evidence (``pressure.semantic``)
 SEXTORTION_QUOTING = 0.5  # above this the sender is talking *about* threats (reporting, teaching)
+#: the sender's risk the stage heads' corroboration (pressure after a photo request) needs: on its own,
+#: a weak threat plus a directive after a photo request is also a tutor checking homework
+SEXTORTION_WEAK_RISK = 0.2
 _PRESSURE = STAGES.index("pressure")
 _PHOTOS = STAGES.index("photos")
 
@@ -138,7 +141,8 @@ def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report:
     quoting or reporting someone else nor (model v4's rule) answering someone who is (``answering_report``,
     see :func:`answering_report`): with a threat head (learned from the groomers' pressure lines),
     its probability >= 0.5 on some message, or >= 0.25 with a threat-to-share indicator or with the stage
-    heads' pressure (>= 0.7) after a photo/call request, or those two together whatever the head says;
+    heads' pressure (>= 0.7) after a photo/call request from a sender whose risk is at least
+    :data:`SEXTORTION_WEAK_RISK`, or those two together whatever the head says;
     without a threat head, pressure shown by the stage heads (>= 0.6) with a threat-to-share indicator
     or a photo/call request behind it."""
     if st.band == "child" or not st.to_minor or quoting(st) >= SEXTORTION_QUOTING:
@@ -149,10 +153,11 @@ def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report:
         return False
     if st.t > 0.0:
         # a clear threat; or a weaker one corroborated by a threat-to-share indicator, or (model v4's
-        # rule) by the stage heads' pressure evidence after the sender asked for a photo or a call; both
+        # rule) by the stage heads' pressure evidence after the sender asked for a photo or a call, from a
+        # sender the model already finds somewhat risky (not on low risk alone, as issue 18 asks); both
         # corroborations together are evidence enough whatever the threat head says
         pressure_after_photos = st.sim[_PRESSURE] >= SEMANTIC_PRESSURE and stage_seen(st, _PHOTOS)
-        corroborated = threat_indicator or pressure_after_photos
+        corroborated = threat_indicator or (pressure_after_photos and st.risk >= SEXTORTION_WEAK_RISK)
         return (
             st.t >= SEXTORTION_THREAT
             or (corroborated and st.t >= SEXTORTION_THREAT_WITH_INDICATOR)
