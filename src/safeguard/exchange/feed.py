@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select, text
 
 from safeguard.errors import Forbidden, InvalidInput
-from safeguard.exchange.wire import VERSION, entry_line, summary
+from safeguard.exchange.wire import VERSION, EntryLines, summary
 from safeguard.keys import Principal
 from safeguard.ledger import Signer, public_key_pem
 from safeguard.store import Database
@@ -151,6 +151,7 @@ class Feed:
         h.update(first)
         yield first
         count = 0
+        lines = EntryLines(_iso)  # the entry lines, as wire.entry_line writes them
         change, entry = req.change, req.entry
         more = False
         after = change - 1  # change ids are read from here on (the cursor's own change again: it may be partly served)
@@ -167,14 +168,7 @@ class Feed:
                         rows = s.connection().execute(_ENTRIES, params).all()
                     if not rows:
                         break
-                    chunk = b"".join(
-                        [
-                            entry_line(
-                                "upsert" if en else "remove", st, v, cat, src or "", pv or "{}", op or "none", _iso(at)
-                            )
-                            for (_i, st, v, cat, src, pv, op, at, en) in rows
-                        ]
-                    )
+                    chunk = lines.chunk(rows)
                     h.update(chunk)
                     yield chunk
                     count += len(rows)
