@@ -317,7 +317,7 @@ class BankService:
             now = utcnow()
             cat = bank.default_category
             # one tuple of the columns that vary per row; the rest (bank, actor, time, enabled, opinion)
-            # are the same for the whole batch and are bound once (no per-row dict, no per-row processing)
+            # are the same for the whole batch and go through their bind processors once (no per-row dict)
             items = [(st, v, r.category or cat, r.source or source, r.provenance) for (st, v), r in upserts.items()]
             if self.db.is_sqlite:
                 ids.extend(self._sqlite_upsert(s, bank_id, actor, now, items))
@@ -375,7 +375,7 @@ class BankService:
             result.deleted += len(got)
         self._record_changes(s, bank, ids)
 
-    #: the columns bound once per statement, then those given per row (``_write_rows``' tuples)
+    #: the columns shared by a batch (processed once), then those given per row (``_write_rows``' tuples)
     _CONST_COLS = ("bank_id", "added_by", "added_at", "enabled", "opinion")
     _ROW_COLS = ("signal_type", "value", "category", "source", "provenance")
     #: rows per SQLite statement: 10 parameters each, under SQLite's 32,766
