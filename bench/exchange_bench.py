@@ -16,7 +16,7 @@ its own. The table states Safeguard's figures against the targets of issue 19.
 The publisher runs as ``safeguard serve`` (its own process); the bank is filled beforehand with
 ``BankService.import_rows`` (not timed). SQLite by default; ``--db-url-a/--db-url-b`` for PostgreSQL.
 
-    python bench/exchange_bench.py [--entries 1000000] [--page-size 10000] [--latency-runs 5]
+    python bench/exchange_bench.py [--entries 1000000] [--page-size 50000] [--latency-runs 5]
 """
 
 from __future__ import annotations
@@ -102,7 +102,9 @@ def settings_for(data_dir: Path, db_url: str, **changes: object) -> object:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=1_000_000)
-    ap.add_argument("--page-size", type=int, default=10_000, help="the subscriber's page size")
+    ap.add_argument(
+        "--page-size", type=int, default=0, help="the subscriber's page size (default: SAFEGUARD_EXCHANGE_PAGE_SIZE's)"
+    )
     ap.add_argument("--latency-runs", type=int, default=5)
     ap.add_argument("--db-url-a", default="", help="the publisher's database (default: SQLite in a temp dir)")
     ap.add_argument("--db-url-b", default="", help="the subscriber's database")
@@ -119,6 +121,7 @@ def main() -> None:
     from safeguard.keys import KeyService
 
     console.print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}")
+    args.page_size = args.page_size or Settings().exchange_page_size
     rows_out: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory() as td:
         a_dir, b_dir = Path(td) / "a", Path(td) / "b"

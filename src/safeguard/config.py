@@ -403,7 +403,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "exchange_page_size",
         int,
-        10000,
+        50000,
         "Entries per page of a partner feed, asked for by a subscriber and the most a publisher serves (1-50000).",
     ),
     Setting(
@@ -536,7 +536,9 @@ class Settings:
     reports_submit_interval_seconds: float = 0.0
     transparency_min_count: int = 10
     exchange_poll_seconds: float = 60.0
-    exchange_page_size: int = 10000
+    exchange_page_size: int = (
+        50000  # catching up, 50k-row pages cost ~27% less than 10k (bench/results/2026-12-06-exchange-bench.txt)
+    )
     surge_distinct: int = 50
     surge_window_seconds: float = 600.0
     quality_flush_seconds: float = 1.0

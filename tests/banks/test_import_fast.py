@@ -25,8 +25,8 @@ def test_bulk_upsert_semantics(db_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     copied: list[int] = []
     real_copy = BankService._pg_copy_upsert
 
-    def spy(self: BankService, s: Any, values: list[dict[str, Any]]) -> list[int] | None:
-        got = real_copy(self, s, values)
+    def spy(self: BankService, *args: Any) -> list[int] | None:
+        got = real_copy(self, *args)
         copied.append(-1 if got is None else len(got))
         return got
 
@@ -94,3 +94,53 @@ def test_import_and_its_audit_event_commit_together(db_url: str, monkeypatch: py
         ]
     assert [p["added_or_updated"] for p in payloads] == [1, 250, 0]
     db.dispose()
+
+
+def test_bulk_and_single_row_paths_store_the_same(db_url: str) -> None:
+    """A batch (SQLite's multi-row SQL, PostgreSQL's COPY) and the same rows one at a time (PostgreSQL's
+    generic statement) store the same entries: category default, source, provenance (nested, non-ASCII,
+    empty), actor, enabled, opinion; and the same change-log coverage."""
+    db = Database(db_url)
+    db.migrate()
+    svc = BankService(db)
+    provs: list[dict[str, Any]] = [
+        {},
+        {"exchange": {"partner": "p", "source": "s", "opinion": "none", "added_at": "2026-12-06T00:00:00+00:00"}},
+        {"list": 'é \u2028 "x"', "n": [1, 2.5, None, True]},
+    ]
+    rows = [
+        Row(line=k + 1, signal_type="md5", value=f"{k:032x}", category=None if k % 2 else "B", provenance=provs[k % 3])
+        for k in range(300)
+    ]
+    svc.create("bulk", actor="t", kind="other", default_category="A1")
+    svc.create("one", actor="t", kind="other", default_category="A1")
+    svc.import_rows("bulk", rows, actor="t", source="s", batch_size=300)
+    for r in rows[:80]:  # one transaction per row: PostgreSQL's generic statement
+        svc.import_rows("one", [r], actor="t", source="s")
+    with db.read() as s:
+        got: dict[str, dict[str, tuple[Any, ...]]] = {}
+        for bank in ("bulk", "one"):
+            b = BankService.get(s, bank)
+            es = s.execute(select(BankEntry).where(BankEntry.bank_id == b.id)).scalars().all()
+            got[bank] = {
+                e.value: (
+                    e.category,
+                    e.source,
+                    e.provenance,
+                    e.added_by,
+                    e.enabled,
+                    e.opinion,
+                    e.added_at.tzinfo is not None,
+                )
+                for e in es
+            }
+            covered = {
+                i
+                for c in s.execute(select(EntryChange).where(EntryChange.bank_id == b.id)).scalars()
+                for i in range(c.entry_id, c.last_entry_id + 1)
+            }
+            assert covered == {e.id for e in es}
+    assert len(got["bulk"]) == 300
+    assert got["one"] == {v: got["bulk"][v] for v in got["one"]}
+    assert got["bulk"][f"{1:032x}"] == ("A1", "s", provs[1], "t", True, "none", True)
+    assert got["bulk"][f"{2:032x}"] == ("B", "s", provs[2], "t", True, "none", True)

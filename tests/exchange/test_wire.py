@@ -158,3 +158,40 @@ def test_a_feed_that_says_more_without_moving_is_not_followed_forever() -> None:
     with pytest.raises(ExchangeError) as exc:
         next(it)
     assert exc.value.code == "exchange_page_malformed" and asked == [""]
+
+
+def test_entry_lines_match_entry_line_byte_for_byte() -> None:
+    """The feed's lean line writer gives exactly :func:`entry_line`'s bytes (the signed digest covers
+    them), over repeated and distinct runs, odd strings, removals and a memo that is emptied midway."""
+    from datetime import UTC, datetime
+
+    from safeguard.exchange.feed import _iso
+    from safeguard.exchange.wire import EntryLines
+
+    times: list[object] = ["2026-12-06 18:25:18.500000", datetime(2026, 12, 6, 1, 2, 3, tzinfo=UTC), "not a time"]
+    cats = [None, "A1", 'quo"te', "é-ü"]
+    srcs = ["", None, "exchange:a", "line\nbreak"]
+    rows = [
+        (
+            k,
+            "md5" if k % 5 else "pdq",
+            md5(k) if k % 7 else 'odd "value" \u2028 é',
+            cats[k % len(cats)],
+            srcs[k % len(srcs)],
+            ['{"list": "x"}', "", None, '{"exchange": {"partner": "p"}}'][k % 4],
+            ["none", None, "confirmed"][k % 3],
+            times[k % len(times)],
+            [1, 0, True, False][k % 4],
+        )
+        for k in range(3000)
+    ]
+    want = b"".join(
+        entry_line("upsert" if en else "remove", st, v, cat, src or "", pv or "{}", op or "none", _iso(at))
+        for (_i, st, v, cat, src, pv, op, at, en) in rows
+    )
+    lines = EntryLines(_iso)
+    lines.MEMO = 16  # forgets its runs several times over the page
+    got = b"".join(lines.chunk(rows[a : a + 500]) for a in range(0, len(rows), 500))
+    assert got == want
+    for line in got.splitlines():
+        json.loads(line)  # each line is JSON on its own

@@ -8,6 +8,7 @@ writing transaction so that change ids become visible in order and no follower s
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -336,28 +337,35 @@ class BankService:
         ids: list[int] = []
         if upserts:
             now = utcnow()
-            values = [
-                {
-                    "bank_id": bank_id,
-                    "signal_type": r.signal_type,
-                    "value": r.value,
-                    "category": r.category or bank.default_category,
-                    "source": r.source or source,
-                    "provenance": r.provenance,
-                    "added_by": actor,
-                    "added_at": now,
-                    "enabled": True,
-                    "opinion": "none",
-                }
-                for r in upserts.values()
-            ]
+            cat = bank.default_category
+            # one tuple of the columns that vary per row; the rest (bank, actor, time, enabled, opinion)
+            # are the same for the whole batch and go through their bind processors once (no per-row dict)
+            items = [(st, v, r.category or cat, r.source or source, r.provenance) for (st, v), r in upserts.items()]
             if self.db.is_sqlite:
-                ids.extend(self._sqlite_upsert(s, values))
-            elif len(values) >= self.COPY_FROM and (copied := self._pg_copy_upsert(s, values)) is not None:
+                ids.extend(self._sqlite_upsert(s, bank_id, actor, now, items))
+            elif (
+                len(items) >= self.COPY_FROM
+                and (copied := self._pg_copy_upsert(s, bank_id, actor, now, items)) is not None
+            ):
                 ids.extend(copied)
             else:
                 # executemany with one compiled statement (SQLAlchemy's "insertmanyvalues" batches
                 # it into multi-row INSERT ... RETURNING)
+                values = [
+                    {
+                        "bank_id": bank_id,
+                        "signal_type": st,
+                        "value": v,
+                        "category": c,
+                        "source": src,
+                        "provenance": prov,
+                        "added_by": actor,
+                        "added_at": now,
+                        "enabled": True,
+                        "opinion": "none",
+                    }
+                    for st, v, c, src, prov in items
+                ]
                 ins = self._insert(s)
                 stmt = ins.on_conflict_do_update(
                     index_elements=["bank_id", "signal_type", "value"],
@@ -369,7 +377,7 @@ class BankService:
                     },
                 ).returning(BankEntry.id)
                 ids.extend(s.execute(stmt, values).scalars().all())
-            result.added_or_updated += len(values)
+            result.added_or_updated += len(items)
         for r in deletes:
             got = (
                 s.execute(
@@ -389,61 +397,45 @@ class BankService:
             result.deleted += len(got)
         self._record_changes(s, bank, ids)
 
-    _UPSERT_COLS = (
-        "bank_id",
-        "signal_type",
-        "value",
-        "category",
-        "source",
-        "provenance",
-        "added_by",
-        "added_at",
-        "enabled",
-        "opinion",
-    )
+    #: the columns shared by a batch (processed once), then those given per row (``_write_rows``' tuples)
+    _CONST_COLS = ("bank_id", "added_by", "added_at", "enabled", "opinion")
+    _ROW_COLS = ("signal_type", "value", "category", "source", "provenance")
+    #: rows per SQLite statement: 10 parameters each, under SQLite's 32,766
+    _SQLITE_CHUNK = 3000
 
-    def _sqlite_upsert(self, s: Session, values: list[dict[str, Any]]) -> list[int]:
+    def _sqlite_upsert(self, s: Session, bank_id: int, actor: str, now: datetime, items: list[_Item]) -> list[int]:
         """The same upsert as the generic path, as plain multi-row SQL on the driver.
 
-        SQLAlchemy's per-row parameter handling cost ~10x the database's own work on bulk imports;
-        here each column's bind processor (JSON, UTC datetime, boolean) runs once per value and
-        the statement text is built once per chunk size. SQLite takes at most 32,766 parameters per
-        statement, hence chunks of 3,000 rows.
+        SQLAlchemy's per-row parameter handling cost ~10x the database's own work on bulk imports.
+        Here the columns shared by the batch (bank, actor, time, enabled, opinion) go through their
+        bind processors once per batch, and each row adds its own five values, the provenance as JSON
+        text (:func:`_json_text`); the statement text is built once per chunk size. SQLite takes at
+        most 32,766 parameters per statement, hence chunks of 3,000 rows. (Numbered parameters, the
+        shared ones bound once as ``?1``..``?5``, were slower: SQLite's parser looks each ``?NNN`` up
+        in a list, quadratic in the statement's length.)
         """
         table = BankEntry.__table__
         dialect = s.get_bind().dialect
-        procs = [table.c[c].type._cached_bind_processor(dialect) for c in self._UPSERT_COLS]
-        cols = ", ".join(self._UPSERT_COLS)
-        one = "(" + ", ".join("?" * len(self._UPSERT_COLS)) + ")"
+        shared: list[Any] = [bank_id, actor, now, True, "none"]
+        for k, c in enumerate(self._CONST_COLS):
+            proc = table.c[c].type._cached_bind_processor(dialect)
+            if proc is not None:
+                shared[k] = proc(shared[k])
+        consts = tuple(shared)
         conn = s.connection()
         ids: list[int] = []
         # rows in index order: the unique and lookup indexes are keyed by (…, signal_type, value), so
         # sorted inserts walk their B-trees forward instead of touching a random leaf page per row
         # (with random hashes and SQLite's small page cache that was ~80% of a 1M-row import)
-        values = sorted(values, key=lambda v: (v["signal_type"], v["value"]))
-        chunk = 3000
-        for a in range(0, len(values), chunk):
-            part = values[a : a + chunk]
+        items = sorted(items, key=_index_order)
+        chunk = self._SQLITE_CHUNK
+        for a in range(0, len(items), chunk):
+            part = items[a : a + chunk]
             params: list[Any] = []
-            memo: dict[tuple[int, Any], Any] = {}  # most columns repeat (bank, actor, time, {}): process once
-            for v in part:
-                for k, (c, p) in enumerate(zip(self._UPSERT_COLS, procs, strict=True)):
-                    x = v[c]
-                    if p is None:
-                        params.append(x)
-                        continue
-                    key = (k, x if not isinstance(x, dict) else (None if x else "{}"))
-                    if key[1] is None:
-                        params.append(p(x))
-                    else:
-                        got = memo.get(key)
-                        if got is None:
-                            got = memo[key] = p(x)
-                        params.append(got)
-            sql = (
-                f"INSERT INTO {BankEntry.__tablename__} ({cols}) VALUES {', '.join([one] * len(part))} " + _UPSERT_TAIL
-            )
-            ids.extend(int(i) for (i,) in conn.exec_driver_sql(sql, tuple(params)).all())
+            for st, v, cat, src, prov in part:
+                params += consts
+                params += (st, v, cat, src, _json_text(prov))
+            ids.extend(int(i) for (i,) in conn.exec_driver_sql(_sqlite_upsert_sql(len(part)), tuple(params)).all())
         return ids
 
     _STAGING = "sg_entry_import"
@@ -451,9 +443,12 @@ class BankService:
     #: the API) take the single statement, one round trip instead of four
     COPY_FROM = 64
 
-    def _pg_copy_upsert(self, s: Session, values: list[dict[str, Any]]) -> list[int] | None:
-        """The upsert on PostgreSQL through psycopg's COPY: the batch goes into a session-local staging
-        table, then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... RETURNING id`` moves it.
+    def _pg_copy_upsert(
+        self, s: Session, bank_id: int, actor: str, now: datetime, items: list[_Item]
+    ) -> list[int] | None:
+        """The upsert on PostgreSQL through psycopg's COPY: the batch's own columns go into a
+        session-local staging table, then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE ...
+        RETURNING id`` moves them, with the columns shared by the batch as parameters.
 
         SQLAlchemy's executemany spent ~80% of a 1M-row import in the client (111 s in all, against
         the 60 s target). Same semantics as the other paths: the caller has already kept the last
@@ -463,8 +458,8 @@ class BankService:
         raw = s.connection().connection.driver_connection
         if raw is None or type(raw).__module__.split(".")[0] != "psycopg":
             return None
-        cols = ", ".join(self._UPSERT_COLS)
-        provenance = self._UPSERT_COLS.index("provenance")
+        row_cols = ", ".join(self._ROW_COLS)
+        cols = ", ".join(self._CONST_COLS + self._ROW_COLS)
         with raw.cursor() as cur:
             # a temporary table lives as long as the connection; ON COMMIT DELETE ROWS empties it per batch
             cur.execute(
@@ -473,15 +468,15 @@ class BankService:
                 "added_by varchar(200), added_at timestamptz, enabled boolean, opinion varchar(16)) "
                 "ON COMMIT DELETE ROWS"
             )
-            with cur.copy(f"COPY {self._STAGING} ({cols}) FROM STDIN") as copy:
-                for v in values:
-                    row = [v[c] for c in self._UPSERT_COLS]
-                    row[provenance] = json.dumps(row[provenance]) if row[provenance] else "{}"
-                    copy.write_row(row)
+            with cur.copy(f"COPY {self._STAGING} ({row_cols}) FROM STDIN") as copy:
+                write = copy.write_row
+                for st, v, cat, src, prov in items:
+                    write((st, v, cat, src, _json_text(prov)))
             # in index order, as on SQLite: the unique index's B-tree is walked forward
             cur.execute(
-                f"INSERT INTO {BankEntry.__tablename__} ({cols}) SELECT {cols} FROM {self._STAGING} "
-                "ORDER BY signal_type, value " + _UPSERT_TAIL
+                f"INSERT INTO {BankEntry.__tablename__} ({cols}) SELECT %s, %s, %s, true, 'none', {row_cols} "
+                f"FROM {self._STAGING} ORDER BY signal_type, value " + _UPSERT_TAIL,
+                (bank_id, actor, now),
             )
             ids = [int(i) for (i,) in cur.fetchall()]
             cur.execute(f"TRUNCATE {self._STAGING}")  # a second batch in the same transaction starts empty
@@ -654,3 +649,44 @@ class BankService:
                     "enabled": e.enabled,
                     "provenance": e.provenance,
                 }
+
+
+#: one row of an upsert batch: signal type, value, category, source, provenance
+_Item = tuple[str, str, str | None, str, dict[str, Any]]
+
+
+def _index_order(item: _Item) -> tuple[str, str]:
+    return item[0], item[1]
+
+
+try:  # the C encoder json.dumps builds per call, built once (json.dumps(x) gives the same text)
+    from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - an interpreter without the C accelerator
+    _c_make_encoder = None
+
+
+def _json_default(obj: object) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+if _c_make_encoder is not None:
+    _encode_c = _c_make_encoder(
+        None, _json_default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+
+    def _json_text(obj: dict[str, Any]) -> str:
+        """A provenance as stored JSON text (what SQLAlchemy's JSON type writes: ``json.dumps``)."""
+        return "".join(_encode_c(obj, 0)) if obj else "{}"
+
+else:  # pragma: no cover
+
+    def _json_text(obj: dict[str, Any]) -> str:
+        return json.dumps(obj) if obj else "{}"
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_upsert_sql(n: int) -> str:
+    """The multi-row upsert of ``n`` rows, the shared columns first in each."""
+    cols = ", ".join(BankService._CONST_COLS + BankService._ROW_COLS)
+    one = "(" + ", ".join("?" * (len(BankService._CONST_COLS) + len(BankService._ROW_COLS))) + ")"
+    return f"INSERT INTO {BankEntry.__tablename__} ({cols}) VALUES {', '.join([one] * n)} " + _UPSERT_TAIL

@@ -23,12 +23,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from safeguard.errors import Forbidden, InvalidInput
-from safeguard.exchange.wire import VERSION, entry_line, summary
+from safeguard.exchange.wire import VERSION, EntryLines, summary
 from safeguard.keys import Principal
 from safeguard.ledger import Signer, public_key_pem
 from safeguard.store import Database
@@ -39,16 +41,31 @@ __all__ = ["MAX_PAGE", "Feed", "FeedRequest"]
 #: the most entries one page may hold, whatever the request asks
 MAX_PAGE = 50_000
 #: entries read per query while a page streams (each query is its own short read transaction)
-CHUNK = 2_000
+CHUNK = 5_000
 
 _CHANGES = text(
     "SELECT id, entry_id, last_entry_id FROM entry_changes "
     "WHERE bank_id = :bank AND id > :after AND op = 'range' ORDER BY id LIMIT :n"
 )
-_ENTRIES = text(
+_ENTRIES = (
     "SELECT id, signal_type, value, category, source, CAST(provenance AS TEXT), opinion, added_at, enabled "
-    "FROM bank_entries WHERE bank_id = :bank AND id > :lo AND id <= :hi ORDER BY id LIMIT :n"
+    "FROM bank_entries WHERE bank_id = {p} AND id > {p} AND id <= {p} ORDER BY id LIMIT {p}"
 )
+
+
+def _fetch(s: Session, params: tuple[int, int, int, int]) -> list[tuple[Any, ...]]:
+    """A run of entries ``(bank, after id, up to id, how many)`` on the driver's own cursor: plain tuples,
+    none of SQLAlchemy's per-row result handling (a fifth of the feed's time). The raw values are those
+    ``text()`` gave: no column types apply to either."""
+    conn = s.connection()
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cur = dbapi.cursor()
+    try:
+        cur.execute(_ENTRIES.format(p="?" if conn.dialect.paramstyle == "qmark" else "%s"), params)
+        return list(cur.fetchall())
+    finally:
+        cur.close()
 
 
 @dataclass(frozen=True)
@@ -151,6 +168,7 @@ class Feed:
         h.update(first)
         yield first
         count = 0
+        lines = EntryLines(_iso)  # the entry lines, as wire.entry_line writes them
         change, entry = req.change, req.entry
         more = False
         after = change - 1  # change ids are read from here on (the cursor's own change again: it may be partly served)
@@ -163,18 +181,10 @@ class Feed:
                 while start < hi and not more:
                     want = min(CHUNK, req.limit - count)
                     with self.db.read() as s:
-                        params = {"bank": req.bank_id, "lo": start, "hi": hi, "n": want}
-                        rows = s.connection().execute(_ENTRIES, params).all()
+                        rows = _fetch(s, (req.bank_id, start, hi, want))
                     if not rows:
                         break
-                    chunk = b"".join(
-                        [
-                            entry_line(
-                                "upsert" if en else "remove", st, v, cat, src or "", pv or "{}", op or "none", _iso(at)
-                            )
-                            for (_i, st, v, cat, src, pv, op, at, en) in rows
-                        ]
-                    )
+                    chunk = lines.chunk(rows)
                     h.update(chunk)
                     yield chunk
                     count += len(rows)

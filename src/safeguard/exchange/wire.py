@@ -29,7 +29,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ from safeguard.signals import get_signal_type
 __all__ = [
     "MAX_LINE",
     "VERSION",
+    "EntryLines",
     "ExchangeError",
     "Page",
     "PageReader",
@@ -72,6 +73,8 @@ def summary(digest_hex: str, count: int, next_cursor: str, more: bool) -> bytes:
 
 
 _dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+#: a str as a JSON string, as ``_dumps`` writes it (the C function it calls for a str)
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def entry_line(
@@ -90,6 +93,58 @@ def entry_line(
         f'"category":{_dumps(category)},"source":{_dumps(source)},"provenance":{provenance_json or "{}"},'
         f'"opinion":{_dumps(opinion)},"added_at":{_dumps(added_at)}}}\n'
     ).encode()
+
+
+class EntryLines:
+    """:func:`entry_line` for a stream of rows, byte for byte, at a fraction of its cost.
+
+    A feed page repeats most of each line: the op and signal type, the category and source, the
+    opinion and the time (entries banked together share one). Those three runs of text are encoded
+    once and kept (a few thousand at most, then forgotten); per entry only the value is escaped, and
+    the provenance is embedded as stored. A chunk of lines is built as one string, encoded once.
+    """
+
+    #: the most runs kept before the memo is emptied (bounded memory whatever the page holds)
+    MEMO = 4096
+
+    def __init__(self, iso: Callable[[Any], str]) -> None:
+        self.iso = iso
+        self._heads: dict[tuple[bool, str], str] = {}
+        self._mids: dict[tuple[str | None, str], str] = {}
+        self._tails: dict[tuple[str, Any], str] = {}
+
+    def chunk(self, rows: Iterable[Sequence[Any]]) -> bytes:
+        """The lines of rows ``(id, signal_type, value, category, source, provenance_json, opinion,
+        added_at, enabled)`` as bytes; ``added_at`` goes through ``iso`` (once per distinct value)."""
+        heads, mids, tails = self._heads, self._mids, self._tails
+        if len(heads) + len(mids) + len(tails) > self.MEMO:
+            heads.clear()
+            mids.clear()
+            tails.clear()
+        q = _quote
+        out: list[str] = []
+        add = out.append
+        for _id, st, value, cat, src, prov, op, at, en in rows:
+            en = bool(en)
+            head = heads.get((en, st))
+            if head is None:
+                head = heads[(en, st)] = (
+                    f'{{"type":"entry","op":"{"upsert" if en else "remove"}","signal_type":{_dumps(st)},"value":'
+                )
+            src = src or ""
+            mid = mids.get((cat, src))
+            if mid is None:
+                mid = mids[(cat, src)] = f',"category":{_dumps(cat)},"source":{_dumps(src)},"provenance":'
+            op = op or "none"
+            tail = tails.get((op, at))
+            if tail is None:
+                tail = tails[(op, at)] = f',"opinion":{_dumps(op)},"added_at":{_dumps(self.iso(at))}}}\n'
+            add(head)
+            add(q(value) if type(value) is str else _dumps(value))
+            add(mid)
+            add(prov or "{}")
+            add(tail)
+        return "".join(out).encode()
 
 
 @dataclass
