@@ -26,7 +26,8 @@ from safeguard.exchange.follower import ExchangeService
 from safeguard.exchange.overview import shared_banks, subscriptions
 from safeguard.exchange.shares import share
 from safeguard.keys import KeyService
-from tests.web.conftest import NEW_PASSWORD, code, console_login, person
+from tests.helpers.console import browser_log_in
+from tests.web.conftest import console_login, person
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console
 
 SURGE = hashlib.sha256(b"surging").hexdigest()
@@ -120,17 +121,7 @@ def test_auditor_sees_subscriptions_shares_and_quality_matching_the_api(tmp_path
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1366, "height": 900})
-                page.goto(f"{base}/console/login")
-                page.get_by_label("Name").fill("ann")
-                page.get_by_label("Password").fill(ann.password)
-                page.get_by_label("Code from your authenticator app").fill(code(ann))
-                page.get_by_role("button", name="Log in").click()
-                page.wait_for_url("**/console/password")
-                page.get_by_label("Current password").fill(ann.password)
-                page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
-                page.get_by_label("New password again").fill(NEW_PASSWORD)
-                page.get_by_role("button", name="Change password").click()
-                page.wait_for_url("**/console/queue")
+                browser_log_in(page, base, ann)
                 page.get_by_role("link", name="Sharing").click()
                 page.wait_for_url("**/console/sharing")
                 sync_api.expect(page.get_by_role("heading", name="Partners' banks we follow")).to_be_visible()
