@@ -18,11 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import sync_playwright  # noqa: E402
 from tests.detectors.grooming.helpers import GROOMING_LINES, msg  # noqa: E402
 from tests.helpers.console import browser_log_in  # noqa: E402
 from tests.web.conftest import banked_case, person  # noqa: E402
-from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console  # noqa: E402
+from tests.web.live import chromium, live_console  # noqa: E402
 
 from safeguard.detectors.grooming.service import GroomingService  # noqa: E402
 
@@ -33,8 +32,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, live_console(Path(tmp)) as (base, engine):
         cases = [banked_case(engine, seed=s, user=f"user-{s}")[0] for s in range(7, 13)]
         mia = person(engine, "mia", "moderator")
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with chromium() as browser:
             page = browser.new_page(viewport={"width": 1366, "height": 820})
             browser_log_in(page, base, mia)
             page.screenshot(path=str(out / "console-queue.png"), full_page=True)
@@ -55,7 +53,6 @@ def main() -> int:
             page.wait_for_url("**/console/cases/7")
             page.get_by_role("list", name="Messages around m6, oldest first").first.scroll_into_view_if_needed()
             page.screenshot(path=str(out / "console-conversation.png"))
-            browser.close()
     print(f"wrote {out / 'console-queue.png'}, {out / 'console-case.png'} and {out / 'console-conversation.png'}")
     return 0
 

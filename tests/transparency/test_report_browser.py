@@ -12,9 +12,9 @@ import pytest
 
 from safeguard.transparency import build, parse_period, render
 from tests.transparency.conftest import World
-from tests.web.live import CHROMIUM, CHROMIUM_ARGS
+from tests.web.live import chromium, needs_chromium
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -27,31 +27,27 @@ def test_html_report_renders_offline_with_tables_and_charts(world: World, tmp_pa
     page_file.write_text(render(report, "html"), encoding="utf-8")
     url = page_file.as_uri()
     requests: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(url)
-            page.wait_for_load_state("networkidle")
-            assert page.title() == "Transparency report"
-            tables = page.locator("table")
-            assert tables.count() >= 12
-            for i in range(tables.count()):
-                assert tables.nth(i).is_visible()
-            charts = page.locator("svg.chart")
-            assert charts.count() == 6  # two distributions, four series over time
-            for i in range(charts.count()):
-                box = charts.nth(i).bounding_box()
-                assert box is not None and box["width"] > 300 and box["height"] > 100
-            assert page.locator("svg.chart rect.bar").count() == 2 * 6 + 4 * 7  # six histogram bins, seven days
-            verdicts = page.locator("table", has=page.locator("caption", has_text="Verdicts"))
-            assert "fewer than 10" in verdicts.inner_text()
-            hatched = page.locator('svg.chart rect.bar[fill="url(#hatch)"]')
-            assert hatched.count() >= 4  # today's small counts drawn as an upper bound
-            shots = os.environ.get("SAFEGUARD_SCREENSHOT_DIR")
-            target = Path(shots) if shots else tmp_path
-            page.screenshot(path=str(target / "transparency-report.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        assert page.title() == "Transparency report"
+        tables = page.locator("table")
+        assert tables.count() >= 12
+        for i in range(tables.count()):
+            assert tables.nth(i).is_visible()
+        charts = page.locator("svg.chart")
+        assert charts.count() == 6  # two distributions, four series over time
+        for i in range(charts.count()):
+            box = charts.nth(i).bounding_box()
+            assert box is not None and box["width"] > 300 and box["height"] > 100
+        assert page.locator("svg.chart rect.bar").count() == 2 * 6 + 4 * 7  # six histogram bins, seven days
+        verdicts = page.locator("table", has=page.locator("caption", has_text="Verdicts"))
+        assert "fewer than 10" in verdicts.inner_text()
+        hatched = page.locator('svg.chart rect.bar[fill="url(#hatch)"]')
+        assert hatched.count() >= 4  # today's small counts drawn as an upper bound
+        shots = os.environ.get("SAFEGUARD_SCREENSHOT_DIR")
+        target = Path(shots) if shots else tmp_path
+        page.screenshot(path=str(target / "transparency-report.png"), full_page=True)
     assert requests == [url], requests  # nothing but the page itself: no network, no other file

@@ -17,7 +17,7 @@ from safeguard.content import Content, ContentKind, Signal
 from safeguard.engine import Engine
 from tests.helpers.console import browser_log_in
 from tests.web.conftest import console_login, csrf_of, person
-from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console
+from tests.web.live import chromium, live_console, needs_chromium
 
 PDQ = hashlib.sha256(b"banked").hexdigest()
 
@@ -72,29 +72,25 @@ def test_banks_page_roles_and_release_over_http(surge_client: tuple[TestClient, 
     assert r.status_code == 422
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+@needs_chromium
 def test_lead_sees_bank_quality_and_releases_in_the_browser(tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     with live_console(tmp_path, surge_distinct=3) as (base, engine):
         entry = quarantined_entry(engine, 3)
         assert verdict(engine) == "review"
         lea = person(engine, "lea", "lead")
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1366, "height": 900})
-                browser_log_in(page, base, lea)
-                page.get_by_role("link", name="Banks").click()
-                page.wait_for_url("**/console/banks")
-                section = page.locator("#bank-csam")
-                sync_api.expect(section.get_by_role("heading", name="Quarantined after a surge")).to_be_visible()
-                assert "3 distinct uploads matched" in section.locator("table.quarantined").inner_text()
-                assert "partner-x" in section.locator("table").first.inner_text()
-                page.get_by_label("Note").fill("one viral image, checked")
-                page.get_by_role("button", name=f"Release #{entry}").click()
-                page.wait_for_url("**/console/banks")
-                sync_api.expect(page.get_by_role("heading", name="Quarantined after a surge")).to_have_count(0)
-                sync_api.expect(page.get_by_role("heading", name="Entries matched most")).to_be_visible()
-            finally:
-                browser.close()
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            browser_log_in(page, base, lea)
+            page.get_by_role("link", name="Banks").click()
+            page.wait_for_url("**/console/banks")
+            section = page.locator("#bank-csam")
+            sync_api.expect(section.get_by_role("heading", name="Quarantined after a surge")).to_be_visible()
+            assert "3 distinct uploads matched" in section.locator("table.quarantined").inner_text()
+            assert "partner-x" in section.locator("table").first.inner_text()
+            page.get_by_label("Note").fill("one viral image, checked")
+            page.get_by_role("button", name=f"Release #{entry}").click()
+            page.wait_for_url("**/console/banks")
+            sync_api.expect(page.get_by_role("heading", name="Quarantined after a surge")).to_have_count(0)
+            sync_api.expect(page.get_by_role("heading", name="Entries matched most")).to_be_visible()
         assert verdict(engine) == "block"

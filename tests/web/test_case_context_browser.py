@@ -15,9 +15,9 @@ from safeguard.store.models import Case, Event
 from tests.detectors.grooming.helpers import GROOMING_LINES, msg
 from tests.helpers.console import browser_log_in
 from tests.web.conftest import person
-from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console
+from tests.web.live import chromium, live_console, needs_chromium
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -32,37 +32,33 @@ def test_a_lead_sees_the_conversation_around_the_evidence_and_assigns_the_case(t
             case_id = s.execute(select(Case.id).where(Case.subject_id == "chat-42")).scalar_one()
         person(engine, "mia", "moderator")
         lea = person(engine, "lea", "lead")
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1366, "height": 900})
-                browser_log_in(page, base, lea)
-                page.goto(f"{base}/console/cases/{case_id}")
-                around = page.get_by_role("list", name="Messages around m6, oldest first").first
-                # three before, the evidence message, three after: m3 .. m9, oldest first
-                texts = around.locator("li").all_inner_texts()
-                assert len(texts) == 7 and all(f"m{i}" in texts[i - 3] for i in range(3, 10)), texts
-                hit = around.locator("li[aria-current=true]")
-                assert "this is our little secret ok" in hit.inner_text() and "secrecy" in hit.inner_text()
-                assert "1970-01-01 00:17:40" in hit.inner_text()  # sent_at 1060 s, shown as UTC time
-                # the ordinary lines: no stage, and their text was never kept
-                assert "no indicator" in texts[1] and "(text not kept)" in texts[1] and "gg" not in texts[1]
-                assert all("adult1" in t for t in texts)
-                # a lead assigns the case from the page: ``a`` focuses the list
-                page.locator("body").click()
-                page.keyboard.press("a")
-                assert page.evaluate("document.activeElement.id") == "assignee"
-                page.get_by_label("Assign to").select_option("user:mia")
-                page.get_by_role("button", name="Assign").click()
-                page.wait_for_url(f"**/console/cases/{case_id}")
-                assert "user:mia" in page.locator(".facts").inner_text()
-                # and back to the queue
-                page.get_by_label("Assign to").select_option("")
-                page.get_by_role("button", name="Assign").click()
-                page.wait_for_url(f"**/console/cases/{case_id}")
-                assert "nobody" in page.locator(".facts").inner_text()
-            finally:
-                browser.close()
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            browser_log_in(page, base, lea)
+            page.goto(f"{base}/console/cases/{case_id}")
+            around = page.get_by_role("list", name="Messages around m6, oldest first").first
+            # three before, the evidence message, three after: m3 .. m9, oldest first
+            texts = around.locator("li").all_inner_texts()
+            assert len(texts) == 7 and all(f"m{i}" in texts[i - 3] for i in range(3, 10)), texts
+            hit = around.locator("li[aria-current=true]")
+            assert "this is our little secret ok" in hit.inner_text() and "secrecy" in hit.inner_text()
+            assert "1970-01-01 00:17:40" in hit.inner_text()  # sent_at 1060 s, shown as UTC time
+            # the ordinary lines: no stage, and their text was never kept
+            assert "no indicator" in texts[1] and "(text not kept)" in texts[1] and "gg" not in texts[1]
+            assert all("adult1" in t for t in texts)
+            # a lead assigns the case from the page: ``a`` focuses the list
+            page.locator("body").click()
+            page.keyboard.press("a")
+            assert page.evaluate("document.activeElement.id") == "assignee"
+            page.get_by_label("Assign to").select_option("user:mia")
+            page.get_by_role("button", name="Assign").click()
+            page.wait_for_url(f"**/console/cases/{case_id}")
+            assert "user:mia" in page.locator(".facts").inner_text()
+            # and back to the queue
+            page.get_by_label("Assign to").select_option("")
+            page.get_by_role("button", name="Assign").click()
+            page.wait_for_url(f"**/console/cases/{case_id}")
+            assert "nobody" in page.locator(".facts").inner_text()
         with engine.db.read() as s:
             assigned = list(s.execute(select(Event).where(Event.type == "case.assigned").order_by(Event.seq)).scalars())
         assert [(e.actor, e.payload) for e in assigned] == [

@@ -28,7 +28,7 @@ from safeguard.exchange.shares import share
 from safeguard.keys import KeyService
 from tests.helpers.console import browser_log_in
 from tests.web.conftest import console_login, person
-from tests.web.live import CHROMIUM, CHROMIUM_ARGS, live_console
+from tests.web.live import chromium, live_console, needs_chromium
 
 SURGE = hashlib.sha256(b"surging").hexdigest()
 
@@ -99,7 +99,7 @@ def _pct(p: float | None) -> str:
     return "\u2013" if p is None else f"{p * 100:.1f}%"
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+@needs_chromium
 def test_auditor_sees_subscriptions_shares_and_quality_matching_the_api(tmp_path: Path, db_url: str) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     with live_console(tmp_path, db_url, surge_distinct=3, egress_allow="127.0.0.1") as (base, engine):
@@ -117,49 +117,45 @@ def test_auditor_sees_subscriptions_shares_and_quality_matching_the_api(tmp_path
             api_quality = {b: api.get(f"/v1/banks/{b}/quality").json() for b in ("csam", "shared", "from-self")}
         assert api_quality["csam"]["quarantined"] and api_quality["csam"]["precision"] == 0.6667
         ann = person(engine, "ann", "auditor")
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1366, "height": 900})
-                browser_log_in(page, base, ann)
-                page.get_by_role("link", name="Sharing").click()
-                page.wait_for_url("**/console/sharing")
-                sync_api.expect(page.get_by_role("heading", name="Partners' banks we follow")).to_be_visible()
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            browser_log_in(page, base, ann)
+            page.get_by_role("link", name="Sharing").click()
+            page.wait_for_url("**/console/sharing")
+            sync_api.expect(page.get_by_role("heading", name="Partners' banks we follow")).to_be_visible()
 
-                # the subscription: as the exchange service has it
-                cells = _cells(page.locator('#subscriptions tr[data-subscription="self"]'))
-                assert cells[0] == "self" and cells[2] == "from-self"
-                assert cells[1] == f"{base} bank shared"
-                assert cells[3] == sub["last_sync_at"] and cells[4] == sub["cursor"]
-                assert cells[5] == str(api_quality["from-self"]["entries"]) == "2"  # entries held
-                assert cells[6] == str(sub["entries_applied"]) and cells[7] == ""
-                # the shared bank and its partner
-                shared = _cells(page.locator('#shared tr[data-bank="shared"]'))
-                assert shared[1] == "yes" and shared[2].startswith("partner-b ")
+            # the subscription: as the exchange service has it
+            cells = _cells(page.locator('#subscriptions tr[data-subscription="self"]'))
+            assert cells[0] == "self" and cells[2] == "from-self"
+            assert cells[1] == f"{base} bank shared"
+            assert cells[3] == sub["last_sync_at"] and cells[4] == sub["cursor"]
+            assert cells[5] == str(api_quality["from-self"]["entries"]) == "2"  # entries held
+            assert cells[6] == str(sub["entries_applied"]) and cells[7] == ""
+            # the shared bank and its partner
+            shared = _cells(page.locator('#shared tr[data-bank="shared"]'))
+            assert shared[1] == "yes" and shared[2].startswith("partner-b ")
 
-                # each bank's quality: the API's figures, per source
-                for bank, q in api_quality.items():
-                    section = page.locator(f"#quality-{bank}")
-                    head = section.locator("h3").inner_text()
-                    assert f"{q['entries']} entries" in head and f"precision {_pct(q['precision'])}" in head
-                    assert f"{len(q['quarantined'])} quarantined" in head
-                    for src in q["by_source"]:
-                        row = _cells(section.locator(f'table.by-source tr[data-source="{src["source"]}"]'))
-                        want = [
-                            src["source"] or "(own)",
-                            str(src["matched_entries"]),
-                            str(src["matches"]),
-                            str(src["confirmations"]),
-                            str(src["disputes"]),
-                            _pct(src["precision"]),
-                        ]
-                        assert row == want, (bank, row, want)
-                quarantined = page.locator("#quality-csam table.quarantined")
-                sync_api.expect(quarantined).to_be_visible()
-                [entry] = api_quality["csam"]["quarantined"]
-                assert f"#{entry['id']}" in quarantined.inner_text() and "partner-x" in quarantined.inner_text()
-                shots = Path(os.environ.get("SAFEGUARD_SCREENSHOT_DIR") or tmp_path)
-                page.screenshot(path=str(shots / "console-sharing.png"), full_page=True)
-            finally:
-                browser.close()
+            # each bank's quality: the API's figures, per source
+            for bank, q in api_quality.items():
+                section = page.locator(f"#quality-{bank}")
+                head = section.locator("h3").inner_text()
+                assert f"{q['entries']} entries" in head and f"precision {_pct(q['precision'])}" in head
+                assert f"{len(q['quarantined'])} quarantined" in head
+                for src in q["by_source"]:
+                    row = _cells(section.locator(f'table.by-source tr[data-source="{src["source"]}"]'))
+                    want = [
+                        src["source"] or "(own)",
+                        str(src["matched_entries"]),
+                        str(src["matches"]),
+                        str(src["confirmations"]),
+                        str(src["disputes"]),
+                        _pct(src["precision"]),
+                    ]
+                    assert row == want, (bank, row, want)
+            quarantined = page.locator("#quality-csam table.quarantined")
+            sync_api.expect(quarantined).to_be_visible()
+            [entry] = api_quality["csam"]["quarantined"]
+            assert f"#{entry['id']}" in quarantined.inner_text() and "partner-x" in quarantined.inner_text()
+            shots = Path(os.environ.get("SAFEGUARD_SCREENSHOT_DIR") or tmp_path)
+            page.screenshot(path=str(shots / "console-sharing.png"), full_page=True)
         assert subscriptions(engine.db, engine.settings)[0]["entries_held"] == 2
