@@ -4,10 +4,9 @@ resolves to when the connection is made is the one checked and the one connected
 from __future__ import annotations
 
 import ssl
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import requests
 from safeguard import egress
 from safeguard.egress import EgressPolicy, EgressRefused, IPAddress
 from safeguard.egress_requests import checked_session
+from tests.helpers.net import serving
 
 LOOPBACK = egress.parse_host("127.0.0.1")
 
@@ -41,13 +41,8 @@ def server() -> Iterator[tuple[int, list[str]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
+    with serving(Handler) as srv:
         yield srv.server_address[1], hosts
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def answers(monkeypatch: pytest.MonkeyPatch, table: dict[str, list[list[IPAddress]]]) -> list[str]:
@@ -151,19 +146,13 @@ def test_tls_verifies_the_host_name_while_connecting_to_the_pinned_address(
         def log_message(self, *args: object) -> None:
             pass
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    port = srv.server_address[1]
-    try:
+    with serving(Handler, wrap=lambda sock: ctx.wrap_socket(sock, server_side=True)) as srv:
+        port = srv.server_address[1]
         answers(monkeypatch, {"feeds.test": [[LOOPBACK]], "other.test": [[LOOPBACK]]})
         with checked_session(EgressPolicy.parse("127.0.0.1")) as s:
             assert s.get(f"https://feeds.test:{port}/ok", verify=str(cert)).text == "ok"
             # the same address under a name the certificate does not carry: the TLS check still fails
             with pytest.raises(requests.exceptions.SSLError):
                 s.get(f"https://other.test:{port}/ok", verify=str(cert))
-    finally:
-        srv.shutdown()
-        srv.server_close()

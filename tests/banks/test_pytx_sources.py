@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -27,6 +26,7 @@ from safeguard.errors import InvalidInput, PayloadTooLarge, SafeguardError
 pytest.importorskip("threatexchange", reason="the exchanges extra (python-threatexchange) is not installed")
 
 from safeguard.banks.sources.pytx import FileListSource, StopNCIISource, ThreatExchangeSource, URLListSource
+from tests.helpers.net import serving
 
 FETCH_KEY, SUB_KEY, FEEDBACK_KEY = "fetch-key", "subscription-key", "feedback-key"
 TE_TOKEN = "4321|app-secret"
@@ -185,14 +185,9 @@ def exchange_server() -> Iterator[Exchange]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state = Exchange(url=f"http://127.0.0.1:{server.server_address[1]}")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(Handler) as server:
+        state = Exchange(url=f"http://127.0.0.1:{server.server_address[1]}")
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def sync(banks: BankService, bank: str, source: HashListSource, checkpoint: Checkpoint | None) -> Checkpoint | None:

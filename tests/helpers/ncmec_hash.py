@@ -13,16 +13,17 @@ takes a ``feedbackSubmission`` (``affirmative``, or ``negative`` with ``reasonId
 from __future__ import annotations
 
 import base64
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 from xml.sax.saxutils import escape
+
+from tests.helpers.net import serving
 
 USER, PASSWORD = "esp-user", "esp-password"
 NS = "https://hashsharing.ncmec.org/hashsharing/v2"
@@ -149,11 +150,6 @@ def ncmec_server() -> Iterator[NCMEC]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state = NCMEC(url=f"http://127.0.0.1:{server.server_address[1]}")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(Handler) as server:
+        state = NCMEC(url=f"http://127.0.0.1:{server.server_address[1]}")
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
