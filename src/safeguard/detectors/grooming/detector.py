@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, delete, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from safeguard.content import ChatMessage, Content, ContentKind, Finding
+from safeguard.content import Content, ContentKind, Finding
 from safeguard.detectors.base import Detector, ScanContext
 from safeguard.detectors.grooming.cache import CachedRow, StateCache
 from safeguard.detectors.grooming.features import MINOR_BANDS, answering_report, sextortion_signal
@@ -133,20 +133,6 @@ def user_key(user_id: str) -> str:
     return "u:" + user_id
 
 
-def as_message(m: ChatMessage) -> Message:
-    """The scorer's view of a chat message."""
-    return Message(
-        m.message_id,
-        m.sender_id,
-        m.text,
-        m.sent_at,
-        m.sender_band,
-        m.account_age_days,
-        m.recipients,
-        m.prior_contact,
-    )
-
-
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -190,7 +176,7 @@ class GroomingDetector(Detector):
     def detect_many(self, ctxs: list[ScanContext]) -> list[list[Finding]]:
         """Check every content's messages, then analyse all their texts at once (one matrix product);
         the analyses wait in ``ctx.extra`` for :meth:`detect_in`. No findings before the state is read."""
-        batches = [[as_message(m) for m in ctx.content.messages] for ctx in ctxs]
+        batches = [list(ctx.content.messages) for ctx in ctxs]
         for msgs in batches:
             self._check(msgs)
         analyses = self.scorer.analyse([m.text for msgs in batches for m in msgs])

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from safeguard.content import ChatMessage
 from safeguard.detectors.grooming.encoder import HashedNgramEncoder, StageSimilarity, USEEncoder
 from safeguard.detectors.grooming.features import (
     MINOR_BANDS,
@@ -50,16 +51,9 @@ class Analysis:
     threat: float = 0.0  # probability that the message is a groomer's pressure or threat (sextortion)
 
 
-@dataclass(frozen=True)
-class Message:
-    message_id: str
-    sender_id: str
-    text: str
-    sent_at: float
-    sender_band: str = "unknown"
-    account_age_days: int | None = None
-    recipients: tuple[tuple[str, str], ...] = ()  # (id, age band)
-    prior_contact: bool = False
+#: the scorer reads a chat message as a ``message`` content carries it (its territory and account details
+#: are the service's, unused here)
+Message = ChatMessage
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from safeguard.actions.safety_message import render_safety_message
-from safeguard.content import ChatMessage, Content, ContentKind, Finding
+from safeguard.content import Content, ContentKind, Finding
 from safeguard.detectors.base import ScanContext
 from safeguard.detectors.grooming.cache import StateCache
 from safeguard.detectors.grooming.detector import (
@@ -113,7 +114,10 @@ class GroomingService:
         content = Content(
             kind=ContentKind.MESSAGE,
             conversation_id=conversation_id,
-            messages=tuple(_chat(m, territories.get(m.sender_id), accounts.get(m.sender_id)) for m in messages),
+            messages=tuple(
+                replace(m, territory=territories.get(m.sender_id), user_info=accounts.get(m.sender_id))
+                for m in messages
+            ),
             context={"locale": locale},
             tenant=tenant,
         )
@@ -239,21 +243,6 @@ class GroomingService:
                 "messages": row.messages,
                 "state": json.loads(row.state),
             }
-
-
-def _chat(m: Message, territory: str | None, user_info: dict[str, Any] | None) -> ChatMessage:
-    return ChatMessage(
-        message_id=m.message_id,
-        sender_id=m.sender_id,
-        text=m.text,
-        sent_at=m.sent_at,
-        sender_band=m.sender_band,
-        account_age_days=m.account_age_days,
-        recipients=m.recipients,
-        prior_contact=m.prior_contact,
-        territory=territory,
-        user_info=user_info,
-    )
 
 
 __all__ = ["GroomingService", "message_digest"]
