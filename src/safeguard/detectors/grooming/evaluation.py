@@ -13,7 +13,7 @@ confidence intervals over conversations (1,000 resamples, fixed seed).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -306,11 +306,7 @@ def leave_one_author_out(
     for name, build in systems.items():
         folds: dict[str, Any] = {}
         pooled: list[ConvResult] = []
-        for a in authors:
-            test = [c for c in convs if c.author == a]
-            rest = [c for c in convs if c.author != a]
-            train = [c for c in rest if not is_validation(c)]
-            val = [c for c in rest if is_validation(c)]
+        for a, test, train, val in _author_folds(convs, authors):
             scorer, thr = build(train, val)
             rs = [run(scorer, c, thr) for c in test]
             pooled += rs
@@ -319,6 +315,35 @@ def leave_one_author_out(
                 folds[a]["threshold_choice"] = scorer.model.meta["threshold_choice"]
         report["systems"][name] = {"folds": folds, "pooled": with_ci(pooled, n=bootstrap)}
     return report
+
+
+def _author_folds(
+    convs: Sequence[LoadedConversation], authors: Sequence[str]
+) -> Iterator[tuple[str, list[LoadedConversation], list[LoadedConversation], list[LoadedConversation]]]:
+    """Per author: (author, its conversations, the other authors' training and validation splits)."""
+    for a in authors:
+        rest = [c for c in convs if c.author != a]
+        yield (
+            a,
+            [c for c in convs if c.author == a],
+            [c for c in rest if not is_validation(c)],
+            [c for c in rest if is_validation(c)],
+        )
+
+
+def author_traces(convs: Sequence[LoadedConversation], build: System) -> tuple[list[Trace], list[ConvResult]]:
+    """Every author's conversations replayed by a model built without that author (the leave-one-author-out
+    folds): the traces, to place alerts at any threshold, and the results at each fold's own threshold.
+
+    The shipped model's threshold is chosen on these traces (:func:`choose_from_traces`): out-of-author
+    replays of every training conversation, four times the validation split and author-disjoint."""
+    traces: list[Trace] = []
+    results: list[ConvResult] = []
+    for _a, test, train, val in _author_folds(convs, sorted({c.author or "" for c in convs})):
+        scorer, thr = build(train, val)
+        traces += [trace(scorer, c) for c in test]
+        results += [run(scorer, c, thr) for c in test]
+    return traces, results
 
 
 def shipped(scorer: Scorer) -> System:

@@ -116,13 +116,25 @@ def features(st: SenderState, minors_contacted: int) -> np.ndarray:
 # Sextortion: the rule fires on pressure/threat evidence, never on the risk alone (issue 18: it had
 # fired at risks 0.24 and 0.03 on benign conversations where a child reported a threat).
 SEXTORTION_THREAT = 0.5  # the threat head's probability (models that have one)
-SEXTORTION_THREAT_WITH_INDICATOR = 0.25  # ... when a threat-to-share indicator corroborates it
+#: ... a threat this clear is evidence whatever the sender's risk; below it (model v5's rule) a threat
+#: also needs a sender risk of at least SEXTORTION_WEAK_RISK (an older sibling's "give it back or I tell
+#: mum" scored 0.52-0.55 at risk 0.0-0.11)
+SEXTORTION_THREAT_CLEAR = 0.7
+#: ... when a threat-to-share indicator or the stage heads corroborate it (v4: 0.25; v5: 0.35, since
+#: parents', tutors' and siblings' directives scored 0.27-0.32 with a corroboration)
+SEXTORTION_THREAT_WITH_INDICATOR = 0.35
 SEXTORTION_PRESSURE = 0.6  # else: the stage heads' pressure evidence
 SEMANTIC_PRESSURE = 0.7  # the stage heads' pressure probability that is evidence (``pressure.semantic``)
 SEXTORTION_QUOTING = 0.5  # above this the sender is talking *about* threats (reporting, teaching)
-#: the sender's risk the stage heads' corroboration (pressure after a photo request) needs: on its own,
-#: a weak threat plus a directive after a photo request is also a tutor checking homework
+#: the sender's risk any threat short of SEXTORTION_THREAT_CLEAR needs (v4: only the stage heads'
+#: corroboration needed it): on its own, a weak threat plus a directive after a photo request is also a
+#: tutor checking homework, and a middling one a sibling's teasing
 SEXTORTION_WEAK_RISK = 0.2
+#: a threat-to-share indicator (explicit wording) with a threat-head score this low is still evidence from
+#: a sender whose risk is at least SEXTORTION_INDICATOR_RISK (the head scored a groomer's "i'll share the
+#: pics with everyone unless you answer" 0.23)
+SEXTORTION_INDICATOR_THREAT = 0.2
+SEXTORTION_INDICATOR_RISK = 0.5
 _PRESSURE = STAGES.index("pressure")
 _PHOTOS = STAGES.index("photos")
 
@@ -140,9 +152,11 @@ def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report:
     """Sextortion evidence for one sender, from a sender who is not a child, writing to a minor, not
     quoting or reporting someone else nor (model v4's rule) answering someone who is (``answering_report``,
     see :func:`answering_report`): with a threat head (learned from the groomers' pressure lines),
-    its probability >= 0.5 on some message, or >= 0.25 with a threat-to-share indicator or with the stage
-    heads' pressure (>= 0.7) after a photo/call request from a sender whose risk is at least
-    :data:`SEXTORTION_WEAK_RISK`, or those two together whatever the head says;
+    its probability >= 0.7 on some message; or, from a sender whose risk is at least
+    :data:`SEXTORTION_WEAK_RISK`, >= 0.5, or >= 0.35 with a threat-to-share indicator or with the stage
+    heads' pressure (>= 0.7) after a photo/call request, or >= 0.2 with a threat-to-share indicator from
+    a sender whose risk is at least 0.5 (model v5's rule: v4 also fired at any risk from 0.5, from 0.25
+    when corroborated, and on both corroborations whatever the head said);
     without a threat head, pressure shown by the stage heads (>= 0.6) with a threat-to-share indicator
     or a photo/call request behind it."""
     if st.band == "child" or not st.to_minor or quoting(st) >= SEXTORTION_QUOTING:
@@ -152,16 +166,19 @@ def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report:
         # your photos unless..."): threat evidence, but about someone else's threat
         return False
     if st.t > 0.0:
-        # a clear threat; or a weaker one corroborated by a threat-to-share indicator, or (model v4's
-        # rule) by the stage heads' pressure evidence after the sender asked for a photo or a call, from a
-        # sender the model already finds somewhat risky (not on low risk alone, as issue 18 asks); both
-        # corroborations together are evidence enough whatever the threat head says
+        # a clear threat; or, from a sender the model already finds somewhat risky (not on low risk
+        # alone, as issue 18 asks), a threat, or a weaker one corroborated by a threat-to-share indicator
+        # or by the stage heads' pressure evidence after the sender asked for a photo or a call
+        if st.t >= SEXTORTION_THREAT_CLEAR:
+            return True
+        if st.risk < SEXTORTION_WEAK_RISK:
+            return False
         pressure_after_photos = st.sim[_PRESSURE] >= SEMANTIC_PRESSURE and stage_seen(st, _PHOTOS)
-        corroborated = threat_indicator or (pressure_after_photos and st.risk >= SEXTORTION_WEAK_RISK)
+        corroborated = threat_indicator or pressure_after_photos
         return (
             st.t >= SEXTORTION_THREAT
             or (corroborated and st.t >= SEXTORTION_THREAT_WITH_INDICATOR)
-            or (threat_indicator and pressure_after_photos)
+            or (threat_indicator and st.t >= SEXTORTION_INDICATOR_THREAT and st.risk >= SEXTORTION_INDICATOR_RISK)
         )
     pressure = st.sim[_PRESSURE] >= SEXTORTION_PRESSURE or (st.hits[_PRESSURE] > 0 and st.sim[_PRESSURE] >= 0.4)
     return pressure and (threat_indicator or stage_seen(st, _PHOTOS))

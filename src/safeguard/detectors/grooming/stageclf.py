@@ -116,11 +116,21 @@ QuoteHead = BinaryHead
 
 
 def fit_binary_head(
-    emb: np.ndarray, positive: Sequence[bool], *, l2: float = 1.0, init: BinaryHead | None = None
+    emb: np.ndarray,
+    positive: Sequence[bool],
+    *,
+    l2: float = 1.0,
+    init: BinaryHead | None = None,
+    balanced: bool = False,
 ) -> BinaryHead:
+    """``balanced``: positives and negatives weigh half each (a probability that separates, not the base rate)."""
     y = np.asarray(positive, dtype=np.float64)
     start = (init.weights, init.bias) if init is not None else None
-    w, b = fit_logistic(emb.astype(np.float64), y, l2=l2, iters=25, init=start)
+    sw = None
+    if balanced and 0 < y.sum() < len(y):
+        pos = y.sum()
+        sw = np.where(y > 0, 0.5 * len(y) / pos, 0.5 * len(y) / (len(y) - pos))
+    w, b = fit_logistic(emb.astype(np.float64), y, l2=l2, iters=25, sample_weight=sw, init=start)
     return BinaryHead(w, b)
 
 

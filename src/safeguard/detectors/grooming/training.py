@@ -8,6 +8,7 @@ split, then report on the held-out test split. Same seed, same files.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import statistics
@@ -348,6 +349,10 @@ class Recipe:
     constrained: bool = False  # threshold: best F0.5 subject to the timeliness and false-alert targets
     positive_after: int = 3  # a groomer's rows are positive once they have shown this many stage lines
     direct: bool = False  # line-head features discounted by quoting (``DIRECT``) instead of ``LINE``
+    # the threat head's positives: every groomer's pressure line ("pressure", models v3-v4), or only the
+    # blackmailer's pressure lines in sextortion conversations ("sextortion"), or every groomer's pressure
+    # line with positives and negatives weighted half each ("balanced")
+    threats: str = "pressure"
 
     def label(self) -> str:
         parts = [
@@ -370,6 +375,8 @@ class Recipe:
             parts.append("line evidence discounted by quoting")
         if self.positive_after != 3:
             parts.append(f"positive after {self.positive_after} stage lines")
+        if self.threats != "pressure":
+            parts.append(f"threat head from {self.threats} lines")
         if self.constrained:
             parts.append("threshold under the in-time and false-alert targets")
         if not self.indicators:
@@ -397,6 +404,10 @@ VARIANTS = (  # the development runs recorded in docs/grooming.md and bench/resu
     Recipe(trajectory=True, line_head=True, crossfit=True),  # v3 without balanced stage heads
     Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True, direct=True),  # v4's features alone
     Recipe(trajectory=True, line_head=True, crossfit=True, balanced=True, direct=True, positive_after=2),  # + positives
+    # model v5's development runs: other threat heads, each measured with the rule's thresholds rescaled
+    # (docs/grooming.md); with v5's rule as it is, they only show how the head moves the rule
+    dataclasses.replace(SHIPPED_RECIPE, threats="sextortion"),
+    dataclasses.replace(SHIPPED_RECIPE, threats="sextortion-balanced"),
 )
 
 
@@ -443,6 +454,7 @@ def _heads(
     lines: list[bool],
     recipe: Recipe,
     init: dict[str, Any] | None = None,
+    sextortion: list[bool] | None = None,
 ) -> dict[str, Any]:
     """The encoder spec: stage classifier on every row, affinity and quote head on the author rows.
 
@@ -468,9 +480,17 @@ def _heads(
         spec["quote_head"] = fit_binary_head(emb[:n_author], quoting, init=start("quote_head")).to_dict()
     if recipe.line_head and 0 < sum(lines) < len(lines):
         spec["line_head"] = fit_binary_head(emb[: len(lines)], lines, init=start("line_head")).to_dict()
-        threats = [ln and t == "pressure" for ln, t in zip(lines, tags, strict=False)]
+        if recipe.threats.startswith("sextortion") and sextortion is not None:
+            # the blackmailer's pressure lines of the authors' sextortion conversations (templates have no kind)
+            threats = [ln and t == "pressure" and sx for ln, t, sx in zip(lines, tags, sextortion, strict=False)]
+            rows = n_author
+        else:
+            threats = [ln and t == "pressure" for ln, t in zip(lines, tags, strict=False)]
+            rows = len(lines)
         if sum(threats) > 0:
-            spec["threat_head"] = fit_binary_head(emb[: len(lines)], threats, init=start("threat_head")).to_dict()
+            spec["threat_head"] = fit_binary_head(
+                emb[:rows], threats[:rows], init=start("threat_head"), balanced=recipe.threats.endswith("balanced")
+            ).to_dict()
     return spec
 
 
@@ -500,11 +520,12 @@ def fit_use_model(
 
     def data(
         convs: list[LoadedConversation], with_templates: bool
-    ) -> tuple[np.ndarray, list[str | None], int, list[bool], list[bool]]:
+    ) -> tuple[np.ndarray, list[str | None], int, list[bool], list[bool], list[bool]]:
         texts = [m.text for c in convs for m in c.messages]
         tags = [m.stage for c in convs for m in c.messages]
         quoting = [is_quoting_kind(c.kind) for c in convs for _m in c.messages]
         lines = [bool(c.label and m.stage and m.sender_id == c.focus) for c in convs for m in c.messages]
+        sextortion = [(c.kind or "") == "sextortion" for c in convs for _m in c.messages]
         n_author = len(texts)
         if with_templates:
             texts += [m["text"] for c in tmpl for m in c.messages]
@@ -512,10 +533,12 @@ def fit_use_model(
             lines += [
                 bool(c.label and m.get("stage") and m["sender"]["id"] == c.focus) for c in tmpl for m in c.messages
             ]
-        return enc.encode(texts), tags, n_author, quoting, lines
+        return enc.encode(texts), tags, n_author, quoting, lines, sextortion
 
     # what the heads depend on (recipes that differ only in the conversation model share them)
-    head_recipe = (recipe.combine, recipe.k, recipe.trajectory, recipe.line_head, recipe.balanced)
+    head_recipe: tuple[Any, ...] = (recipe.combine, recipe.k, recipe.trajectory, recipe.line_head, recipe.balanced)
+    if recipe.threats != "pressure":
+        head_recipe += (recipe.threats,)
 
     def heads(convs: list[LoadedConversation], with_templates: bool, init: dict[str, Any] | None) -> dict[str, Any]:
         # leave-one-author-out fits the same heads again (fold A's cross-fit part without author B is
@@ -526,7 +549,8 @@ def fit_use_model(
             return spec
         if init is None and HEADS_MEMO is not None:  # the last heads of this kind: a close start
             init = next((v for k, v in reversed(HEADS_MEMO.items()) if k[1:] == key[1:]), None)
-        spec = _heads(*data(convs, with_templates), recipe, init)
+        emb, tags, n_author, quoting, lines, sextortion = data(convs, with_templates)
+        spec = _heads(emb, tags, n_author, quoting, lines, recipe, init, sextortion)
         store_heads(key, spec)
         return spec
 
@@ -597,22 +621,41 @@ def build_from_authors(
     seed: int = 20261123,
     heldout_report: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The USE model from every author (validation split: threshold and calibration) + templates.
+    """The USE model from every author (validation split: calibration) + templates; the alert threshold
+    chosen on out-of-author replays of every author (:func:`evaluation.author_traces`, model v5; v4 chose
+    it on the validation split alone, 186 conversations of which 123 benign, where one false alert is 8
+    per 1,000).
 
     Writes ``model.json`` (the stage classifier inside it) and the packaged ``exemplars.json``."""
-    from safeguard.detectors.grooming.evaluation import is_validation, leave_one_author_out, use_retrained
+    from safeguard.detectors.grooming.evaluation import (
+        author_traces,
+        choose_from_traces,
+        is_validation,
+        use_retrained,
+        with_ci,
+    )
     from safeguard.detectors.grooming.scorer import DEFAULT_EXEMPLARS
 
     train = [c for c in convs if not is_validation(c)]
     val = [c for c in convs if is_validation(c)]
     scorer, info = fit_use_model(train, val, templates=templates, seed=seed, recipe=SHIPPED_RECIPE)
-    # the held-out estimate of this recipe: leave one author out (the shipped model saw every author),
-    # run here or taken from an eval report (`eval --leave-one-author-out --json`) of the same corpus
+    # every author's conversations replayed by the recipe trained without that author (the shipped model
+    # saw every author): the threshold is chosen on them, under the same targets as on a validation split
+    traces, results = author_traces(convs, use_retrained(templates=templates, recipe=SHIPPED_RECIPE))
+    threshold, choice = choose_from_traces(traces)
+    choice = {
+        **{k: v for k, v in choice.items() if k != "validation_conversations"},
+        "conversations": len(traces),
+        "basis": "every author's conversations replayed by the recipe trained without that author",
+        "validation_split": info.get("threshold_choice"),
+    }
+    scorer.model.threshold = threshold
+    info["threshold"] = threshold
+    info["threshold_choice"] = choice
+    # the held-out estimate of this recipe: leave one author out, each fold at its own validation threshold,
+    # from the same replays or taken from an eval report (`eval --leave-one-author-out --json`)
     if heldout_report is None:
-        loao = leave_one_author_out(
-            convs, {"new": use_retrained(templates=templates, recipe=SHIPPED_RECIPE)}, bootstrap=200
-        )
-        pooled = loao["systems"]["new"]["pooled"]
+        pooled = with_ci(results, n=200)
     else:
         names = [k for k in heldout_report.get("systems", {}) if "(shipped recipe)" in k]
         if not names:
