@@ -105,6 +105,22 @@ def test_a_warm_start_reaches_the_same_head() -> None:
     w_warm, b_warm = fit_logistic(x[20:], y[20:], l2=1.0, iters=50, init=(w_cold, b_cold))
     w_ref, b_ref = fit_logistic(x[20:], y[20:], l2=1.0, iters=50)
     assert np.abs(w_warm - w_ref).max() < 1e-4 and abs(b_warm - b_ref) < 1e-4
+    # a start far from the optimum (another fold's head can be): damped steps still reach it
+    far = (-8.0 * w_cold, -8.0 * b_cold)
+    w_far, b_far = fit_logistic(x[20:], y[20:], l2=1.0, iters=25, init=far)
+    assert np.abs(w_far - w_ref).max() < 1e-4 and abs(b_far - b_ref) < 1e-4
+
+
+def test_damped_newton_from_a_far_start_on_a_wide_problem() -> None:
+    # the 512-dimensional heads: a start fitted on other rows and scaled away still ends at the optimum
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(400, 96)).astype(np.float32)
+    y = (x[:, :3].sum(axis=1) + 0.5 * rng.normal(size=400) > 1.5).astype(np.float64)
+    w_ref, b_ref = fit_logistic(x, y, l2=1.0, iters=50)
+    other = rng.normal(size=(400, 96)).astype(np.float32)
+    w_o, b_o = fit_logistic(other, (other[:, 5] > 0).astype(np.float64), l2=1.0, iters=50)
+    w, b = fit_logistic(x, y, l2=1.0, iters=25, init=(6.0 * w_o, 6.0 * b_o))
+    assert np.abs(w - w_ref).max() < 1e-3 and abs(b - b_ref) < 1e-3
 
 
 def test_heads_and_embeddings_cache_round_trip_without_pickle(tmp_path: Path, monkeypatch: object) -> None:

@@ -37,9 +37,12 @@ def fit_logistic(
 
     ``init``: a starting point (the problem is strictly convex, so the optimum does not depend on it;
     a close one, such as the same head fitted on most of the same rows, saves most of the steps).
-    Wide problems (the 512-dimensional embedding heads) form the Hessian in float32 and stop once no
-    weight moves by 1e-6 (they are stored to 5 decimals); the gradient stays float64, so the fixed
-    point is the same."""
+    Each step is damped (halved until the penalised loss decreases): a full Newton step from a start
+    fitted on other rows can overshoot and, without damping, 25 steps ended far from the optimum (a
+    leave-one-author-out fold's stage heads warm-started from another fold's: stage agreement 0.28
+    against 0.77 fitted from zero). Wide problems (the 512-dimensional embedding heads) form the
+    Hessian in float32 and stop once no weight moves by 1e-6 (they are stored to 5 decimals); the
+    gradient stays float64, so the fixed point is the same."""
     n, d = x.shape
     xb = np.hstack([x, np.ones((n, 1))])
     wide = d > 64
@@ -49,14 +52,28 @@ def fit_logistic(
     reg = np.full(d + 1, l2)
     reg[-1] = 0.0  # no penalty on the bias
     sw = np.ones(n) if sample_weight is None else sample_weight
+
+    def loss(z: np.ndarray, w: np.ndarray) -> float:
+        return float(np.sum(sw * (np.logaddexp(0.0, z) - y * z)) + 0.5 * np.sum(reg * w * w))
+
+    z = xb @ w
+    current = loss(z, w)
     for _ in range(iters):
-        p = _sigmoid(xb @ w)
+        p = _sigmoid(z)
         grad = xb.T @ (sw * (p - y)) + reg * w
         s = (sw * p * (1 - p)).astype(xh.dtype)
         h = (xh * s[:, None]).T @ xh
         step = np.linalg.solve(h.astype(np.float64) + np.diag(reg) + 1e-9 * np.eye(d + 1), grad)
-        w -= step
-        if np.abs(step).max() < tol:
+        t = 1.0
+        for _half in range(30):
+            w_new = w - t * step
+            z_new = xb @ w_new
+            new = loss(z_new, w_new)
+            if new <= current + 1e-12 * abs(current):
+                break
+            t *= 0.5
+        w, z, current = w_new, z_new, new
+        if np.abs(t * step).max() < tol:
             break
     return w[:-1], float(w[-1])
 
