@@ -4,9 +4,10 @@ policy, a watched stream (a local file) terminated, a user report whose case is 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,19 @@ from tests.media_factory import image_bytes
 from tests.reports.ncmec_server import FakeNcmec
 from tests.videogen import benign_image, make_video
 
-TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
+#: the day the records are made on; a report over it covers them. Taken when the world is made, not at
+#: import: a run that crosses midnight UTC (CI does) made its records after the collection-time date.
+MIDNIGHT_GUARD_SECONDS = 300
+
+
+def _a_day_to_work_in() -> str:
+    """Today's UTC date, first waiting out midnight if it is less than five minutes away (a test makes its
+    records after the world: they must fall on the same day)."""
+    now = datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if (midnight - now).total_seconds() < MIDNIGHT_GUARD_SECONDS:
+        time.sleep((midnight - now).total_seconds() + 1)
+    return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 @dataclass
@@ -38,6 +51,7 @@ class World:
     keys: dict[str, str]
     started: datetime
     finished: datetime
+    today: str  # the records' UTC date (a one-day report period covers them)
 
 
 def _scan_file(client: TestClient, key: str, data: bytes, user: str, cid: str) -> dict[str, Any]:
@@ -53,6 +67,7 @@ def _scan_file(client: TestClient, key: str, data: bytes, user: str, cid: str) -
 
 @pytest.fixture
 def world(tmp_path: Path, app_client: TestClient, keys: dict[str, str], engine: Engine) -> Iterator[World]:
+    today = _a_day_to_work_in()
     started = datetime.now(UTC)
     banks = BankService(engine.db)
     banks.create("csam", actor="t", default_category="A1")
@@ -108,4 +123,4 @@ def world(tmp_path: Path, app_client: TestClient, keys: dict[str, str], engine: 
     ur_case = r.json()["case_id"]
     cs.claim(MOD, ur_case)
     cs.decide(MOD, ur_case, outcome="confirmed", category="grooming")
-    yield World(engine, app_client, keys, started, datetime.now(UTC))
+    yield World(engine, app_client, keys, started, datetime.now(UTC), today)

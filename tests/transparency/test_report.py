@@ -24,12 +24,12 @@ from safeguard.transparency import build, parse_period, render
 from safeguard.transparency.report import verify
 from tests.helpers.api import auth
 from tests.helpers.cases import LEAD
-from tests.transparency.conftest import TODAY, World
+from tests.transparency.conftest import World
 
 
 def _report(world: World, **kw: Any) -> dict[str, Any]:
     with world.engine.db.read() as s:
-        return build(s, parse_period(TODAY, TODAY), kw.get("min_count", 10))
+        return build(s, parse_period(world.today, world.today), kw.get("min_count", 10))
 
 
 def test_figures_are_exact(world: World) -> None:
@@ -77,7 +77,7 @@ def test_figures_are_exact(world: World) -> None:
     assert by_queue == {"csam": 2, "grooming": 0, "streams": 0, "user_reports": 1}
     assert f["time_to_action_by_queue"]["grooming"]["median_seconds"] is None
     over = f["over_time"]
-    assert over["bucket_days"] == 1 and over["buckets"] == [TODAY]
+    assert over["bucket_days"] == 1 and over["buckets"] == [world.today]
     assert over["scanned"] == [scanned["decisions_total"]] and over["cases_decided"] == [3]
     # the range: every event of today, first to last
     with world.engine.db.read() as s:
@@ -177,7 +177,7 @@ def test_html_and_csv_show_small_counts_as_fewer_than_n(world: World) -> None:
 
 def test_api_is_for_auditors_and_admins(world: World) -> None:
     c, keys = world.client, world.keys
-    q = f"/v1/transparency/report?from={TODAY}&to={TODAY}"
+    q = f"/v1/transparency/report?from={world.today}&to={world.today}"
     for role in ("auditor", "admin"):
         r = c.get(q, headers=auth(keys[role]))
         assert r.status_code == 200, r.text
@@ -191,10 +191,10 @@ def test_api_is_for_auditors_and_admins(world: World) -> None:
     csv = c.get(q + "&format=csv", headers=auth(keys["auditor"]))
     assert csv.status_code == 200 and csv.text.startswith("template_section,")
     for bad, code in (
-        (f"?from={TODAY}&to=2020-01-01", "invalid_period"),
-        (f"?from=yesterday&to={TODAY}", "invalid_date"),
-        (f"?from={TODAY}&to={TODAY}&format=pdf", "invalid_format"),
-        (f"?from={TODAY}", "invalid_request"),
+        (f"?from={world.today}&to=2020-01-01", "invalid_period"),
+        (f"?from=yesterday&to={world.today}", "invalid_date"),
+        (f"?from={world.today}&to={world.today}&format=pdf", "invalid_format"),
+        (f"?from={world.today}", "invalid_request"),
     ):
         r = c.get("/v1/transparency/report" + bad, headers=auth(keys["auditor"]))
         assert r.status_code == 422 and r.json()["error"]["code"] == code, (bad, r.text)
@@ -215,7 +215,7 @@ def _cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_report_and_verify_as_a_subprocess(world: World, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    got = _cli(world, "report", "--from", TODAY, "--to", TODAY, "--format", "json", "--out", str(out))
+    got = _cli(world, "report", "--from", world.today, "--to", world.today, "--format", "json", "--out", str(out))
     assert got.returncode == 0, got.stderr
     rep = json.loads(out.read_text())
     assert rep["figures"]["cases"]["decided_total"] == 3
@@ -226,12 +226,12 @@ def test_cli_report_and_verify_as_a_subprocess(world: World, tmp_path: Path) -> 
     bad = _cli(world, "verify", str(out))
     assert bad.returncode == 1
     assert "/figures/law_enforcement_reports/submitted: the report says 7; the log gives 1" in bad.stderr
-    html = _cli(world, "report", "--from", TODAY, "--to", TODAY, "--format", "html")
+    html = _cli(world, "report", "--from", world.today, "--to", world.today, "--format", "html")
     assert html.returncode == 0 and html.stdout.startswith("<!DOCTYPE html>")
     for args, code in (
-        (("report", "--from", TODAY, "--to", "2020-01-01"), "invalid_period"),
-        (("report", "--from", "2026-13-01", "--to", TODAY), "invalid_date"),
-        (("report", "--from", TODAY, "--to", TODAY, "--format", "pdf"), "invalid_format"),
+        (("report", "--from", world.today, "--to", "2020-01-01"), "invalid_period"),
+        (("report", "--from", "2026-13-01", "--to", world.today), "invalid_date"),
+        (("report", "--from", world.today, "--to", world.today, "--format", "pdf"), "invalid_format"),
         (("verify", str(tmp_path / "missing.json")), "invalid_report"),
     ):
         got = _cli(world, *args)
@@ -275,3 +275,25 @@ def test_a_lead_overturning_a_confirmation_counts_the_case_once_with_its_last_ou
     assert f["over_time"]["cases_decided"] == [3]
     assert f["list_quality"]["csam"] == {"reviewed": 1, "not_violating": 1, "share_not_violating": 1.0}
     assert f["time_to_action"]["n"] == 3
+
+
+def test_the_world_waits_out_midnight_so_its_records_share_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.transparency import conftest
+
+    clock = [datetime(2026, 12, 6, 23, 58, 30, tzinfo=UTC)]
+    slept: list[float] = []
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+            return clock[0]
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        clock[0] += timedelta(seconds=s)
+
+    monkeypatch.setattr(conftest, "datetime", Clock)
+    monkeypatch.setattr(conftest.time, "sleep", sleep)
+    assert conftest._a_day_to_work_in() == "2026-12-07" and slept == [91.0]
+    clock[0] = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    assert conftest._a_day_to_work_in() == "2026-12-07" and slept == [91.0]  # midday: no wait

@@ -21,12 +21,12 @@ from tests.helpers.api import auth
 from tests.helpers.cases import MOD
 from tests.helpers.reports import LEAD2, REPORTER, env_of
 from tests.media_factory import image_bytes
-from tests.transparency.conftest import TODAY, World
+from tests.transparency.conftest import World
 
 
 def _report(world: World, scope: Scope | None = None, min_count: int = 10) -> dict[str, Any]:
     with world.engine.db.read() as s:
-        return build(s, parse_period(TODAY, TODAY), min_count, scope)
+        return build(s, parse_period(world.today, world.today), min_count, scope)
 
 
 def _verify(world: World, rep: dict[str, Any]) -> list[str]:
@@ -171,10 +171,14 @@ def test_a_report_scoped_to_a_territory_or_a_tenant(world: World, tmp_path: Path
 
     # the API and the CLI
     c, auditor = world.client, world.keys["auditor"]
-    r = c.get(f"/v1/transparency/report?from={TODAY}&to={TODAY}&territory=DE&tenant=acme", headers=auth(auditor))
+    r = c.get(
+        f"/v1/transparency/report?from={world.today}&to={world.today}&territory=DE&tenant=acme", headers=auth(auditor)
+    )
     assert r.status_code == 200, r.text
     assert r.json()["figures"]["content_scanned"]["decisions_total"] == 1
-    r = c.get(f"/v1/transparency/report?from={TODAY}&to={TODAY}&territory=DE&format=csv", headers=auth(auditor))
+    r = c.get(
+        f"/v1/transparency/report?from={world.today}&to={world.today}&territory=DE&format=csv", headers=auth(auditor)
+    )
     assert r.status_code == 200 and '-DE.csv"' in r.headers["content-disposition"]
     assert "Member State / territory of the recipients,,,DE," in r.text
     for bad, code in (
@@ -182,13 +186,25 @@ def test_a_report_scoped_to_a_territory_or_a_tenant(world: World, tmp_path: Path
         ("territory=de", "invalid_territory"),
         ("tenant=A%20B", "invalid_tenant"),
     ):
-        r = c.get(f"/v1/transparency/report?from={TODAY}&to={TODAY}&{bad}", headers=auth(auditor))
+        r = c.get(f"/v1/transparency/report?from={world.today}&to={world.today}&{bad}", headers=auth(auditor))
         assert r.status_code == 422 and r.json()["error"]["code"] == code, (bad, r.text)
     out = tmp_path / "de.json"
-    got = _cli(world, "transparency", "report", "--from", TODAY, "--to", TODAY, "--territory", "DE", "--out", str(out))
+    got = _cli(
+        world,
+        "transparency",
+        "report",
+        "--from",
+        world.today,
+        "--to",
+        world.today,
+        "--territory",
+        "DE",
+        "--out",
+        str(out),
+    )
     assert got.returncode == 0, got.stderr
     assert json.loads(out.read_text())["inputs"]["territory"] == "DE"
     ok = _cli(world, "transparency", "verify", str(out))
     assert ok.returncode == 0 and ok.stdout.startswith("ok: "), ok.stdout + ok.stderr
-    bad = _cli(world, "transparency", "report", "--from", TODAY, "--to", TODAY, "--tenant", "Not A Tenant")
+    bad = _cli(world, "transparency", "report", "--from", world.today, "--to", world.today, "--tenant", "Not A Tenant")
     assert bad.returncode == 2 and "invalid_tenant" in bad.stderr
