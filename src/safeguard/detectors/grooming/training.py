@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -349,10 +349,10 @@ class Recipe:
     constrained: bool = False  # threshold: best F0.5 subject to the timeliness and false-alert targets
     positive_after: int = 3  # a groomer's rows are positive once they have shown this many stage lines
     direct: bool = False  # line-head features discounted by quoting (``DIRECT``) instead of ``LINE``
-    # the threat head's positives: every groomer's pressure line ("pressure", models v3-v4), or only the
-    # blackmailer's pressure lines in sextortion conversations ("sextortion"), or every groomer's pressure
-    # line with positives and negatives weighted half each ("balanced")
-    threats: str = "pressure"
+    # the threat head's positives: every groomer's pressure line ("pressure", models v3-v5), or only the
+    # blackmailer's pressure lines in sextortion conversations ("sextortion"); "-balanced" weighs positives
+    # and negatives half each ("balanced": every groomer's lines so weighted)
+    threats: Literal["pressure", "sextortion", "balanced", "sextortion-balanced"] = "pressure"
 
     def label(self) -> str:
         parts = [
