@@ -23,6 +23,18 @@ def _cell(d: dict[str, Any], col: str) -> str:
     return f"{v:.2f} [{lo:.2f}{DASH}{hi:.2f}]"
 
 
+def _langs(d: dict[str, Any]) -> str:
+    rl = d["recall_by_language"]
+    return " / ".join(
+        f"{rl[lang]['recall']:.2f}" if lang in rl and rl[lang]["recall"] is not None else DASH for lang in LANGS
+    )
+
+
+def _sextortion(d: dict[str, Any]) -> str:
+    sx = d["sextortion_rule"]
+    return f"{sx['fired_on_sextortion']}/{sx['sextortion_conversations']}, {sx['fired_on_benign']}/{sx['benign']}"
+
+
 def table(name: str, res: dict[str, Any]) -> str:
     out = [
         f"**{name}**",
@@ -34,16 +46,10 @@ def table(name: str, res: dict[str, Any]) -> str:
     rows = [(a, f, f"{f['threshold']:.2f}") for a, f in res["folds"].items()]
     rows.append(("**pooled**", res["pooled"], DASH))
     for a, f, thr in rows:
-        rl = f["recall_by_language"]
-        langs = " / ".join(
-            f"{rl[lang]['recall']:.2f}" if lang in rl and rl[lang]["recall"] is not None else DASH for lang in LANGS
-        )
-        sx = f["sextortion_rule"]
         out.append(
             f"| {a} | {f['conversations']} ({f['grooming']}) | {thr} | "
             + " | ".join(_cell(f, c) for c in COLS)
-            + f" | {langs} | {sx['fired_on_sextortion']}/{sx['sextortion_conversations']}, "
-            f"{sx['fired_on_benign']}/{sx['benign']} |"
+            + f" | {_langs(f)} | {_sextortion(f)} |"
         )
     return "\n".join(out)
 
@@ -57,17 +63,11 @@ def summary(report: dict[str, Any]) -> str:
     ]
     for name, res in report["systems"].items():
         f = res["pooled"]
-        rl = f["recall_by_language"]
-        langs = " / ".join(
-            f"{rl[lang]['recall']:.2f}" if lang in rl and rl[lang]["recall"] is not None else DASH for lang in LANGS
-        )
-        sx = f["sextortion_rule"]
         thr = [fold["threshold"] for fold in res["folds"].values()]
         out.append(
             f"| {name} | "
             + " | ".join(_cell(f, c) for c in COLS)
-            + f" | {langs} | {sx['fired_on_sextortion']}/{sx['sextortion_conversations']}, "
-            f"{sx['fired_on_benign']}/{sx['benign']} | {min(thr):.2f}{DASH}{max(thr):.2f} |"
+            + f" | {_langs(f)} | {_sextortion(f)} | {min(thr):.2f}{DASH}{max(thr):.2f} |"
         )
     return "\n".join(out)
 
