@@ -4,6 +4,8 @@ policy, a watched stream (a local file) terminated, a user report whose case is 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from safeguard.signals.pdq import PDQSignal, pdq_hex
 from safeguard.workers.streams import StreamConfig, StreamMonitor
 from tests.helpers.api import auth
 from tests.helpers.cases import LEAD, MOD
-from tests.helpers.reports import LEAD2, ncmec_settings, submitter
+from tests.helpers.reports import LEAD2, env_of, ncmec_settings, submitter
 from tests.media_factory import image_bytes
 from tests.reports.ncmec_server import FakeNcmec
 from tests.videogen import benign_image, make_video
@@ -42,6 +44,19 @@ def _a_day_to_work_in() -> str:
     if (midnight - now).total_seconds() < MIDNIGHT_GUARD_SECONDS:
         time.sleep((midnight - now).total_seconds() + 1)
     return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def cli(world: World, *args: str, **settings: Any) -> subprocess.CompletedProcess[str]:
+    """``python -m safeguard.cli ARGS`` as a subprocess on the world's database and data directory, with
+    ``settings`` overriding the world's."""
+    return subprocess.run(
+        [sys.executable, "-m", "safeguard.cli", *args],
+        env=env_of(world.engine.settings.with_(**settings)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @dataclass

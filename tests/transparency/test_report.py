@@ -6,9 +6,6 @@ one; the CLI runs as a subprocess; bad input gets clear errors."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ from safeguard.transparency import build, parse_period, render
 from safeguard.transparency.report import verify
 from tests.helpers.api import auth
 from tests.helpers.cases import LEAD
-from tests.transparency.conftest import World
+from tests.transparency.conftest import World, cli
 
 
 def _report(world: World, **kw: Any) -> dict[str, Any]:
@@ -200,33 +197,21 @@ def test_api_is_for_auditors_and_admins(world: World) -> None:
         assert r.status_code == 422 and r.json()["error"]["code"] == code, (bad, r.text)
 
 
-def _cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    s = world.engine.settings
-    env = dict(os.environ, SAFEGUARD_DATA_DIR=s.data_dir, SAFEGUARD_DATABASE_URL=s.resolved_database_url)
-    return subprocess.run(
-        [sys.executable, "-m", "safeguard.cli", "transparency", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_cli_report_and_verify_as_a_subprocess(world: World, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    got = _cli(world, "report", "--from", world.today, "--to", world.today, "--format", "json", "--out", str(out))
+    day = ("--from", world.today, "--to", world.today)
+    got = cli(world, "transparency", "report", *day, "--format", "json", "--out", str(out))
     assert got.returncode == 0, got.stderr
     rep = json.loads(out.read_text())
     assert rep["figures"]["cases"]["decided_total"] == 3
-    ok = _cli(world, "verify", str(out))
+    ok = cli(world, "transparency", "verify", str(out))
     assert ok.returncode == 0 and ok.stdout.startswith("ok: "), ok.stdout + ok.stderr
     rep["figures"]["law_enforcement_reports"]["submitted"] = 7
     out.write_text(json.dumps(rep))
-    bad = _cli(world, "verify", str(out))
+    bad = cli(world, "transparency", "verify", str(out))
     assert bad.returncode == 1
     assert "/figures/law_enforcement_reports/submitted: the report says 7; the log gives 1" in bad.stderr
-    html = _cli(world, "report", "--from", world.today, "--to", world.today, "--format", "html")
+    html = cli(world, "transparency", "report", *day, "--format", "html")
     assert html.returncode == 0 and html.stdout.startswith("<!DOCTYPE html>")
     for args, code in (
         (("report", "--from", world.today, "--to", "2020-01-01"), "invalid_period"),
@@ -234,7 +219,7 @@ def test_cli_report_and_verify_as_a_subprocess(world: World, tmp_path: Path) -> 
         (("report", "--from", world.today, "--to", world.today, "--format", "pdf"), "invalid_format"),
         (("verify", str(tmp_path / "missing.json")), "invalid_report"),
     ):
-        got = _cli(world, *args)
+        got = cli(world, "transparency", *args)
         assert got.returncode == 2 and code in got.stderr, (args, got.stderr)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,9 @@ from safeguard.transparency import Scope, build, parse_period, render
 from safeguard.transparency.report import verify
 from tests.helpers.api import auth
 from tests.helpers.cases import MOD
-from tests.helpers.reports import LEAD2, REPORTER, env_of
+from tests.helpers.reports import LEAD2, REPORTER
 from tests.media_factory import image_bytes
-from tests.transparency.conftest import World
+from tests.transparency.conftest import World, cli
 
 
 def _report(world: World, scope: Scope | None = None, min_count: int = 10) -> dict[str, Any]:
@@ -44,15 +43,7 @@ def _scan(world: World, key: str, seed: int, user: str, territory: str | None) -
 
 
 def _cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    env = env_of(world.engine.settings.with_(**REPORTER))
-    return subprocess.run(
-        [sys.executable, "-m", "safeguard.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return cli(world, *args, **REPORTER)
 
 
 def test_nca_referrals_are_counted_from_the_package_events(world: World, tmp_path: Path) -> None:
