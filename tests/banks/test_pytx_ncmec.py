@@ -14,6 +14,7 @@ from safeguard.banks import BankService
 from safeguard.config import Settings
 from safeguard.engine import Engine
 from safeguard.errors import InvalidInput, SafeguardError
+from tests.helpers.cli import point_cli_at
 from tests.helpers.ncmec_hash import PASSWORD, REASONS, USER, iso, ncmec_server
 
 pytest.importorskip("threatexchange", reason="the exchanges extra (python-threatexchange) is not installed")
@@ -158,9 +159,7 @@ def test_bank_pull_ncmec_from_the_command_line(
     from safeguard.cli import app
 
     banks.create("ncmec", actor="t", kind="csam")
-    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("SAFEGUARD_DATA_DIR", settings.data_dir)
-    monkeypatch.setenv("SAFEGUARD_EGRESS_ALLOW", "127.0.0.1")
+    point_cli_at(monkeypatch, settings)
     creds = tmp_path / "ncmec.credentials"
     creds.write_text(f"{USER}:{PASSWORD}\n")
     cp = tmp_path / "ncmec.checkpoint"

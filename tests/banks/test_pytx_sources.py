@@ -26,6 +26,7 @@ from safeguard.errors import InvalidInput, PayloadTooLarge, SafeguardError
 pytest.importorskip("threatexchange", reason="the exchanges extra (python-threatexchange) is not installed")
 
 from safeguard.banks.sources.pytx import FileListSource, StopNCIISource, ThreatExchangeSource, URLListSource
+from tests.helpers.cli import point_cli_at
 from tests.helpers.net import serving
 
 FETCH_KEY, SUB_KEY, FEEDBACK_KEY = "fetch-key", "subscription-key", "feedback-key"
@@ -337,9 +338,7 @@ def test_bank_pull_cli_resumes_from_its_checkpoint_file(
     from safeguard.cli import app
 
     banks.create("ncii", actor="t", kind="ncii")
-    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("SAFEGUARD_DATA_DIR", settings.data_dir)
-    monkeypatch.setenv("SAFEGUARD_EGRESS_ALLOW", "127.0.0.1")
+    point_cli_at(monkeypatch, settings)
     keys = tmp_path / "stopncii.keys"
     keys.write_text(f"{FETCH_KEY},{SUB_KEY}\n")
     cp = tmp_path / "stopncii.checkpoint"
@@ -489,9 +488,7 @@ def test_opinions_go_back_to_threatexchange_as_reactions(
     from safeguard.cli import app
 
     banks.create("te", actor="t", kind="csam")
-    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("SAFEGUARD_DATA_DIR", settings.data_dir)
-    monkeypatch.setenv("SAFEGUARD_EGRESS_ALLOW", "127.0.0.1")
+    point_cli_at(monkeypatch, settings)
     token = tmp_path / "te.token"
     token.write_text(TE_TOKEN + "\n")
     with exchange_server() as ex:
