@@ -9,7 +9,13 @@ import numpy as np
 
 from safeguard.detectors.grooming.features import FEATURES, features
 from safeguard.detectors.grooming.scorer import Scorer, default_scorer
-from safeguard.detectors.grooming.state import MAX_EVIDENCE, SNIPPET_CHARS, ConversationState, UserState
+from safeguard.detectors.grooming.state import (
+    EVIDENCE_BYTES,
+    MAX_EVIDENCE,
+    SNIPPET_CHARS,
+    ConversationState,
+    UserState,
+)
 from tests.detectors.grooming.helpers import BENIGN_LINES, GROOMING_LINES, msg
 
 
@@ -86,6 +92,18 @@ def test_only_evidence_messages_keep_text_and_state_stays_small() -> None:
     assert len(user.to_json().encode()) <= 4096
     again = ConversationState.from_json(blob)
     assert again.to_json() == blob
+
+
+def test_evidence_is_bounded_in_bytes_not_only_in_items() -> None:
+    # a hundred characters of emoji are 400 bytes: twelve such snippets alone would pass 4 KB
+    state = ConversationState()
+    for i in range(40):
+        state.add_evidence(
+            {"message_id": f"m{i}", "sender_id": "a", "indicators": ["secrecy.keep_secret"], "snippet": "🙂" * 300}
+        )
+    assert 1 <= len(state.evidence) < MAX_EVIDENCE and state.evidence[-1]["message_id"] == "m39"
+    assert len(json.dumps(state.evidence, ensure_ascii=False).encode()) <= EVIDENCE_BYTES
+    assert len(state.to_json().encode()) <= 4096
 
 
 def test_group_chats_keep_a_bounded_number_of_senders() -> None:

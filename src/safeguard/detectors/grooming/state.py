@@ -18,6 +18,10 @@ from safeguard.detectors.grooming.indicators import STAGES
 MAX_SENDERS = 6
 MAX_EVIDENCE = 12
 SNIPPET_CHARS = 100
+#: the evidence list's JSON size (UTF-8 bytes): with six senders' counters (about 1.5 KB) the state stays
+#: under 4 KB whatever the snippets hold (a hundred characters can be 400 bytes; a long group chat of
+#: stage-heavy lines reached 4,101 bytes under model v6 with twelve items)
+EVIDENCE_BYTES = 2300
 MAX_USER_CONVERSATIONS = 32
 MAX_USER_MINORS = 64
 NS = len(STAGES)
@@ -26,6 +30,10 @@ NS = len(STAGES)
 def short_hash(value: str) -> str:
     """A short stable digest used where only identity matters (recipients seen by a sender)."""
     return hashlib.blake2b(value.encode(), digest_size=6).hexdigest()
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 @dataclass
@@ -68,13 +76,17 @@ class ConversationState:
         item = dict(item, snippet=str(item.get("snippet", ""))[:SNIPPET_CHARS])
         self.evidence.append(item)
         if len(self.evidence) > MAX_EVIDENCE:
-            # drop the oldest item that is not pressure/sextortion evidence
-            for i, e in enumerate(self.evidence):
-                if not any(ind.startswith("pressure.") for ind in e.get("indicators", [])):
-                    del self.evidence[i]
-                    break
-            else:
-                del self.evidence[0]
+            self._drop_one()
+        while len(self.evidence) > 1 and _json_bytes(self.evidence) > EVIDENCE_BYTES:
+            self._drop_one()
+
+    def _drop_one(self) -> None:
+        """Drop the oldest item that is not pressure/sextortion evidence (else the oldest)."""
+        for i, e in enumerate(self.evidence):
+            if not any(ind.startswith("pressure.") for ind in e.get("indicators", [])):
+                del self.evidence[i]
+                return
+        del self.evidence[0]
 
     def to_json(self) -> str:
         # Written out rather than dataclasses.asdict, which deep-copies every list: this runs for every
