@@ -135,8 +135,8 @@ def main() -> None:
     )
     ap.add_argument(
         "--previous-model",
-        default=str(Path(DATA_DIR) / "model-v4.json"),
-        help="also time the model shipped before this one (v4) ('' to skip)",
+        default=str(Path(DATA_DIR) / "model-v5.json"),
+        help="also time the model shipped before this one (v5) ('' to skip)",
     )
     ap.add_argument("--database-url", default="", help="e.g. a PostgreSQL URL (default: a temporary SQLite file)")
     args = ap.parse_args()
@@ -162,7 +162,7 @@ def main() -> None:
     rows += _pure_scorer(sc, msgs, args.single, "")
     if args.previous_model and Path(args.previous_model).exists():
         prev = Scorer.load(args.previous_model)
-        rows += _pure_scorer(prev, msgs, args.single, "previous model (v4): ")
+        rows += _pure_scorer(prev, msgs, args.single, "previous model (v5): ")
     if args.old_model:
         # the previous packaged model (hashed n-grams + exemplar similarity), side by side
         old = Scorer.load(args.old_model)

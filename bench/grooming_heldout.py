@@ -29,7 +29,7 @@ from safeguard.detectors.grooming.scorer import Scorer
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(ev.__file__).parent / "data"
-MODELS = ["model.json", "model-v4.json", "model-v3.json", "model-v2.json", "model-v1.json"]
+MODELS = ["model.json", "model-v5.json", "model-v4.json", "model-v3.json", "model-v2.json", "model-v1.json"]
 
 
 def main() -> None:

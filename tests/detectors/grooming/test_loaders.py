@@ -45,11 +45,12 @@ def test_pan2012_conversations_and_author_eval(tmp_path: Path) -> None:
     assert convs[0].messages[0].recipients == [("v1", "unknown")]
     assert convs[1].messages[2].text == ""
     assert loaders.load_predator_ids(ids) == {"p1"}
-    # PAN 2012 has no age bands; the packaged model's threshold (0.97 for v5) was chosen on author data
-    # where they are known, and p1's blatant run between parties of unknown age reaches 0.95 under v5
-    # (0.98 under v4): the author evaluation is tested at an explicit threshold (`eval --threshold`)
-    report = training.evaluate_authors(default_scorer(), loaders.load_pan2012(xml), {"p1"}, threshold=0.9)
-    assert report["authors"] == 4 and report["predators"] == 1 and report["threshold"] == 0.9
+    # PAN 2012 has no age bands; the packaged model's threshold (0.97 for v5 and v6) was chosen on author
+    # data where they are known, and p1's blatant run between parties of unknown age reaches 0.82 under v6
+    # (0.95 under v5, 0.98 under v4): the author evaluation is tested at an explicit threshold (`eval
+    # --threshold`)
+    report = training.evaluate_authors(default_scorer(), loaders.load_pan2012(xml), {"p1"}, threshold=0.8)
+    assert report["authors"] == 4 and report["predators"] == 1 and report["threshold"] == 0.8
     assert report["tp"] == 1 and report["fp"] == 0  # p1 flagged on stage evidence alone, nobody else
 
 
@@ -84,9 +85,10 @@ def test_vtpan_datapack(tmp_path: Path) -> None:
     convs = loaders.load_vtpan(p)
     assert [(c.id, c.label) for c in convs] == [("a", 1), ("b", 0)]
     # an explicit threshold: this checks the loader and the evaluation, not the shipped threshold (with
-    # nobody's age known, model v4 puts this six-message chat at 0.88, under its own 0.96; docs/grooming.md)
-    report = training.evaluate_conversations(default_scorer(), convs, threshold=0.5)
-    assert report["conversations"] == 2 and report["positives"] == 1 and report["threshold"] == 0.5
+    # nobody's age known, model v4 puts this six-message chat at 0.88, v5 at 0.73 and v6 at 0.38, under
+    # their own 0.96-0.97; with an adult writing to a child, v6 at 0.98; docs/grooming.md)
+    report = training.evaluate_conversations(default_scorer(), convs, threshold=0.3)
+    assert report["conversations"] == 2 and report["positives"] == 1 and report["threshold"] == 0.3
     assert report["tp"] == 1 and report["fp"] == 0
     assert report["latency_median_messages"] is not None and report["latency_median_messages"] <= 6
 

@@ -101,8 +101,11 @@ def test_state_with_the_new_slots_round_trips_and_stays_small() -> None:
 
 
 def test_sextortion_needs_threat_evidence_not_just_a_minor_recipient() -> None:
-    # with a threat head (t > 0): a clear threat (>= 0.7) whatever the risk
-    assert sextortion_signal(_sender(t=0.8, risk=0.05), threat_indicator=False)
+    # with a threat head (t > 0): a certain threat (>= 0.85) at any risk, a clear one (>= 0.7) from a
+    # sender with some risk (v6: >= 0.2)
+    assert sextortion_signal(_sender(t=0.9, risk=0.0), threat_indicator=False)
+    assert sextortion_signal(_sender(t=0.8, risk=0.2), threat_indicator=False)
+    assert not sextortion_signal(_sender(t=0.8, risk=0.05), threat_indicator=False)
     # below it, only from a sender with some risk (>= 0.2): a sibling's "give it back or I tell mum" is not
     assert not sextortion_signal(_sender(t=0.55, risk=0.05), threat_indicator=False)
     assert sextortion_signal(_sender(t=0.55, risk=0.3), threat_indicator=False)
@@ -191,6 +194,8 @@ def test_binary_heads_and_weighted_logistic_regression() -> None:
 def test_quoting_kinds_are_the_benign_talk_about_grooming() -> None:
     assert is_quoting_kind("benign-report") and is_quoting_kind("benign-safety-lesson")
     assert is_quoting_kind("benign-moderation") and is_quoting_kind("benign-safety-discussion")
+    assert is_quoting_kind("benign-sibling-advice") and is_quoting_kind("benign-adults-discussing")
+    assert is_quoting_kind("benign-peer-warning") and not is_quoting_kind("benign-sibling")
     assert not is_quoting_kind("grooming") and not is_quoting_kind("benign-surprise") and not is_quoting_kind(None)
 
 
@@ -205,7 +210,8 @@ def _conv(cid: str, author: str, label: int, kind: str, lines: list[tuple[str, s
     )
 
 
-# a cold-open blackmail line the packaged head scores >= 0.7 (0.77 under v5): the rule fires at any risk
+# a cold-open blackmail line the packaged head scores >= 0.85 (0.77 under v5, 0.92 under v6): the rule
+# fires at any risk
 THREAT = "you have 1 hour. 100 euros or the video goes to your whole friend list"
 
 

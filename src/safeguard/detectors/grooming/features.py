@@ -120,6 +120,12 @@ SEXTORTION_THREAT = 0.5  # the threat head's probability (models that have one)
 #: also needs a sender risk of at least SEXTORTION_WEAK_RISK (an older sibling's "give it back or I tell
 #: mum" scored 0.52-0.55 at risk 0.0-0.11)
 SEXTORTION_THREAT_CLEAR = 0.7
+#: ... from a sender whose risk is at least this (model v6: v5 let a clear threat fire at any risk, and a
+#: teenage sibling's "hurry up, it's 2 minutes" over a maths sheet scored 0.73 at risk 0.04) ...
+SEXTORTION_CLEAR_RISK = 0.2
+#: ... unless the threat is this certain (a cold-open "100 euros in an hour or the video goes to all your
+#: friends" scores 0.92-0.95 under v6; no benign conversation of the authors reached 0.8)
+SEXTORTION_THREAT_CERTAIN = 0.85
 #: ... when a threat-to-share indicator or the stage heads corroborate it (v4: 0.25; v5: 0.35, since
 #: parents', tutors' and siblings' directives scored 0.27-0.32 with a corroboration)
 SEXTORTION_THREAT_WITH_INDICATOR = 0.35
@@ -152,7 +158,9 @@ def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report:
     """Sextortion evidence for one sender, from a sender who is not a child, writing to a minor, not
     quoting or reporting someone else nor (model v4's rule) answering someone who is (``answering_report``,
     see :func:`answering_report`): with a threat head (learned from the groomers' pressure lines),
-    its probability >= 0.7 on some message; or, from a sender whose risk is at least
+    its probability >= 0.85 on some message, or >= 0.7 from a sender whose risk is at least
+    :data:`SEXTORTION_CLEAR_RISK` (model v6's rule; v5 took 0.7 at any risk); or, from a sender
+    whose risk is at least
     :data:`SEXTORTION_WEAK_RISK`, >= 0.5, or >= 0.35 with a threat-to-share indicator or with the stage
     heads' pressure (>= 0.7) after a photo/call request, or >= 0.2 with a threat-to-share indicator from
     a sender whose risk is at least 0.5 (model v5's rule: v4 also fired at any risk from 0.5, from 0.25
@@ -166,10 +174,10 @@ def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report:
         # your photos unless..."): threat evidence, but about someone else's threat
         return False
     if st.t > 0.0:
-        # a clear threat; or, from a sender the model already finds somewhat risky (not on low risk
-        # alone, as issue 18 asks), a threat, or a weaker one corroborated by a threat-to-share indicator
+        # a certain threat; or, from a sender the model already finds somewhat risky (not on low risk
+        # alone, as issue 18 asks), a clear threat, a threat, or a weaker one corroborated by a threat-to-share indicator
         # or by the stage heads' pressure evidence after the sender asked for a photo or a call
-        if st.t >= SEXTORTION_THREAT_CLEAR:
+        if st.t >= SEXTORTION_THREAT_CERTAIN or (st.t >= SEXTORTION_THREAT_CLEAR and st.risk >= SEXTORTION_CLEAR_RISK):
             return True
         if st.risk < SEXTORTION_WEAK_RISK:
             return False

@@ -74,8 +74,10 @@ def fit_stage_classifier(
 
 
 # Conversation kinds (the authors' ``kind``) whose every message is talk *about* grooming rather than
-# grooming: a child or parent reporting a contact, adults discussing warning signs, safety lessons.
-QUOTING_KINDS = ("report", "safety", "lesson", "moderation", "discussion")
+# grooming: a child or parent reporting a contact, adults discussing warning signs, safety lessons, a
+# parent's or sibling's advice or warning to a child (model v6 adds "advice", "warning" and "discuss":
+# the authors name these kinds freely, e.g. ``benign-sibling-advice``, ``benign-adults-discussing``)
+QUOTING_KINDS = ("report", "safety", "lesson", "moderation", "discuss", "advice", "warning")
 
 
 def is_quoting_kind(kind: str | None) -> bool:

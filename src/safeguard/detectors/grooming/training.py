@@ -507,7 +507,7 @@ def fit_use_model(
     corpus (training split only); calibration and threshold on ``val`` (never the test author).
     ``indicators=False`` drops the regex indicator features (weights fixed at zero)."""
     from safeguard.detectors.grooming.encoder import USEEncoder
-    from safeguard.detectors.grooming.stageclf import is_quoting_kind
+    from safeguard.detectors.grooming.stageclf import QUOTING_KINDS, is_quoting_kind
 
     recipe = recipe or Recipe(indicators=indicators)
     global HEADS_MEMO
@@ -535,8 +535,10 @@ def fit_use_model(
             ]
         return enc.encode(texts), tags, n_author, quoting, lines, sextortion
 
-    # what the heads depend on (recipes that differ only in the conversation model share them)
+    # what the heads depend on (recipes that differ only in the conversation model share them), and
+    # which conversation kinds are the quote head's positives
     head_recipe: tuple[Any, ...] = (recipe.combine, recipe.k, recipe.trajectory, recipe.line_head, recipe.balanced)
+    head_recipe += (QUOTING_KINDS,)
     if recipe.threats != "pressure":
         head_recipe += (recipe.threats,)
 
