@@ -160,8 +160,7 @@ def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report:
     see :func:`answering_report`): with a threat head (learned from the groomers' pressure lines),
     its probability >= 0.85 on some message, or >= 0.7 from a sender whose risk is at least
     :data:`SEXTORTION_CLEAR_RISK` (model v6's rule; v5 took 0.7 at any risk); or, from a sender
-    whose risk is at least
-    :data:`SEXTORTION_WEAK_RISK`, >= 0.5, or >= 0.35 with a threat-to-share indicator or with the stage
+    whose risk is at least :data:`SEXTORTION_WEAK_RISK`, >= 0.5, or >= 0.35 with a threat-to-share indicator or with the stage
     heads' pressure (>= 0.7) after a photo/call request, or >= 0.2 with a threat-to-share indicator from
     a sender whose risk is at least 0.5 (model v5's rule: v4 also fired at any risk from 0.5, from 0.25
     when corroborated, and on both corroborations whatever the head said);
@@ -175,8 +174,9 @@ def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report:
         return False
     if st.t > 0.0:
         # a certain threat; or, from a sender the model already finds somewhat risky (not on low risk
-        # alone, as issue 18 asks), a clear threat, a threat, or a weaker one corroborated by a threat-to-share indicator
-        # or by the stage heads' pressure evidence after the sender asked for a photo or a call
+        # alone, as issue 18 asks), a clear threat, a threat, or a weaker one corroborated by a
+        # threat-to-share indicator or by the stage heads' pressure evidence after the sender asked for
+        # a photo or a call
         if st.t >= SEXTORTION_THREAT_CERTAIN or (st.t >= SEXTORTION_THREAT_CLEAR and st.risk >= SEXTORTION_CLEAR_RISK):
             return True
         if st.risk < SEXTORTION_WEAK_RISK:
