@@ -159,11 +159,11 @@ def sextortion_signal(st: SenderState, threat_indicator: bool, answering_report:
     quoting or reporting someone else nor (model v4's rule) answering someone who is (``answering_report``,
     see :func:`answering_report`): with a threat head (learned from the groomers' pressure lines),
     its probability >= 0.85 on some message, or >= 0.7 from a sender whose risk is at least
-    :data:`SEXTORTION_CLEAR_RISK` (model v6's rule; v5 took 0.7 at any risk); or, from a sender
-    whose risk is at least :data:`SEXTORTION_WEAK_RISK`, >= 0.5, or >= 0.35 with a threat-to-share indicator or with the stage
-    heads' pressure (>= 0.7) after a photo/call request, or >= 0.2 with a threat-to-share indicator from
-    a sender whose risk is at least 0.5 (model v5's rule: v4 also fired at any risk from 0.5, from 0.25
-    when corroborated, and on both corroborations whatever the head said);
+    :data:`SEXTORTION_CLEAR_RISK` (model v6's rule; v5 took 0.7 at any risk); or, from a sender whose
+    risk is at least :data:`SEXTORTION_WEAK_RISK`, >= 0.5, or >= 0.35 with a threat-to-share indicator
+    or with the stage heads' pressure (>= 0.7) after a photo/call request, or >= 0.2 with a
+    threat-to-share indicator from a sender whose risk is at least 0.5 (model v5's rule: v4 also fired
+    at any risk from 0.5, from 0.25 when corroborated, and on both corroborations whatever the head said);
     without a threat head, pressure shown by the stage heads (>= 0.6) with a threat-to-share indicator
     or a photo/call request behind it."""
     if st.band == "child" or not st.to_minor or quoting(st) >= SEXTORTION_QUOTING:

@@ -44,6 +44,12 @@ class StageClassifier:
         return cls(np.asarray(d["weights"], dtype=np.float64), np.asarray(d["bias"], dtype=np.float64))
 
 
+def _balanced_weights(y: np.ndarray) -> np.ndarray:
+    """Sample weights under which the positives and the negatives of ``y`` (both present) weigh half each."""
+    pos = y.sum()
+    return np.where(y > 0, 0.5 * len(y) / pos, 0.5 * len(y) / (len(y) - pos))
+
+
 def fit_stage_classifier(
     emb: np.ndarray,
     tags: Sequence[str | None],
@@ -62,10 +68,7 @@ def fit_stage_classifier(
     for i, s in enumerate(STAGES):
         y = np.asarray([t == s for t in tags], dtype=np.float64)
         if 0 < y.sum() < len(y):
-            sw = None
-            if balanced:
-                pos = y.sum()
-                sw = np.where(y > 0, 0.5 * len(y) / pos, 0.5 * len(y) / (len(y) - pos))
+            sw = _balanced_weights(y) if balanced else None
             start = (init.weights[i], float(init.bias[i])) if init is not None else None
             w[i], b[i] = fit_logistic(x, y, l2=l2, iters=25, sample_weight=sw, init=start)
         else:
@@ -128,10 +131,7 @@ def fit_binary_head(
     """``balanced``: positives and negatives weigh half each (a probability that separates, not the base rate)."""
     y = np.asarray(positive, dtype=np.float64)
     start = (init.weights, init.bias) if init is not None else None
-    sw = None
-    if balanced and 0 < y.sum() < len(y):
-        pos = y.sum()
-        sw = np.where(y > 0, 0.5 * len(y) / pos, 0.5 * len(y) / (len(y) - pos))
+    sw = _balanced_weights(y) if balanced and 0 < y.sum() < len(y) else None
     w, b = fit_logistic(emb.astype(np.float64), y, l2=l2, iters=25, sample_weight=sw, init=start)
     return BinaryHead(w, b)
 
